@@ -1,0 +1,239 @@
+"""CMU motion capture (8-action subset) in H36M-17 order, seen through virtual cameras.
+
+File: ``cmu_mocap_h36m17.npz`` in ``../shared/data`` (developer / CI data; its README gives the
+provenance, joint mapping and licence). Keys: one ``float32 (T, 17, 3)`` array per sequence named
+``<split>/<action>_<n>`` (world metres, **z up**, floor near z = 0, 120 fps), and per-sequence
+``sequence_names``, ``split`` (``train`` / ``test``, the release's split, kept here), ``action``,
+``n_frames``; skeleton and metadata keys.
+
+:func:`load_cmu_mocap` reads and validates the file; :func:`cmu_pose_pairs` turns a split into
+2D-3D pairs by projecting every kept frame through ``num_cameras`` virtual cameras sampled like a
+Human3.6M rig (:mod:`jpose.data.virtual_cameras`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import jax
+import numpy as np
+
+from jpose import skeleton
+from jpose.data.common import (
+    LOGGER,
+    DataFormatError,
+    PoseDataset,
+    check_array,
+    check_finite,
+    load_npz,
+    normalize_2d,
+)
+from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
+
+__all__ = ["CMUMocap", "load_cmu_mocap", "cmu_pose_pairs", "CMU_SPLITS"]
+
+CMU_SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CMUMocap:
+    """World-frame CMU sequences.
+
+    Attributes:
+      sequences: ``{name: float32 (T, 17, 3)}`` metres, z up, H36M-17 joints.
+      split: ``{name: "train" | "test"}``.
+      action: ``{name: action}``.
+      fps: frames per second of the stored sequences (120).
+      path: file read.
+    """
+
+    sequences: dict[str, np.ndarray]
+    split: dict[str, str]
+    action: dict[str, str]
+    fps: float
+    path: str
+
+    def names(self, split: str | None = None) -> list[str]:
+        """Sequence names (file order), optionally of one split."""
+        if split is not None and split not in CMU_SPLITS:
+            raise ValueError(f"unknown CMU split {split!r}; expected one of {CMU_SPLITS}")
+        return [n for n in self.sequences if split is None or self.split[n] == split]
+
+    def num_frames(self, split: str | None = None) -> int:
+        """Total frames (at the stored frame rate) of a split."""
+        return int(sum(len(self.sequences[n]) for n in self.names(split)))
+
+    def frames(self, split: str | None = None, *, subsample: int = 1):
+        """All frames of a split: ``(poses [N, 17, 3], labels)``; labels ``sequence``,
+        ``action``, ``frame`` (index at the stored frame rate)."""
+        if subsample < 1:
+            raise ValueError(f"subsample must be >= 1, got {subsample}")
+        poses, seq, act, frame = [], [], [], []
+        for n in self.names(split):
+            idx = np.arange(0, len(self.sequences[n]), subsample)
+            poses.append(self.sequences[n][idx])
+            seq.append(np.full(len(idx), n))
+            act.append(np.full(len(idx), self.action[n]))
+            frame.append(idx.astype(np.int32))
+        if not poses:
+            raise ValueError(f"{self.path}: no sequences in split {split!r}")
+        labels = {
+            "sequence": np.concatenate(seq),
+            "action": np.concatenate(act),
+            "frame": np.concatenate(frame),
+        }
+        return np.concatenate(poses), labels
+
+
+def load_cmu_mocap(path: str | os.PathLike) -> CMUMocap:
+    """Read and validate ``cmu_mocap_h36m17.npz``.
+
+    Args:
+      path: the file.
+
+    Returns:
+      :class:`CMUMocap`; sizes are logged.
+
+    Raises:
+      FileNotFoundError, DataFormatError (missing sequence, joint order, shape, NaN).
+    """
+    path = os.fspath(path)
+    with load_npz(path, what="CMU mocap in H36M-17 order (cmu_mocap_h36m17.npz)") as npz:
+        for k in ("sequence_names", "split", "action", "joint_names"):
+            if k not in npz.files:
+                raise DataFormatError(f"{path}: missing key {k!r}; keys present: {npz.files}")
+        names = [str(n) for n in npz["joint_names"]]
+        if names != list(skeleton.H36M17.joint_names):
+            raise DataFormatError(
+                f"{path}: key 'joint_names': expected H36M-17 order "
+                f"{list(skeleton.H36M17.joint_names)}, got {names}"
+            )
+        seq_names = [str(s) for s in npz["sequence_names"]]
+        splits = [str(s) for s in npz["split"]]
+        actions = [str(s) for s in npz["action"]]
+        sequences = {}
+        for n in seq_names:
+            if n not in npz.files:
+                raise DataFormatError(f"{path}: key {n!r} listed in sequence_names but absent")
+            a = check_array(npz[n], source=path, key=n, shape=(None, 17, 3))
+            sequences[n] = check_finite(a, source=path, key=n)
+        fps = float(npz["fps"]) if "fps" in npz.files else 120.0
+    for s in splits:
+        if s not in CMU_SPLITS:
+            raise DataFormatError(f"{path}: key 'split': expected train/test, got {s!r}")
+    mocap = CMUMocap(
+        sequences=sequences,
+        split=dict(zip(seq_names, splits)),
+        action=dict(zip(seq_names, actions)),
+        fps=fps,
+        path=path,
+    )
+    LOGGER.info(
+        "cmu: %s: %d sequences; train %d frames (%d sequences), test %d frames (%d sequences)",
+        path,
+        len(seq_names),
+        mocap.num_frames("train"),
+        len(mocap.names("train")),
+        mocap.num_frames("test"),
+        len(mocap.names("test")),
+    )
+    return mocap
+
+
+def cmu_pose_pairs(
+    mocap: CMUMocap,
+    *,
+    split: str = "train",
+    subsample: int = 4,
+    num_cameras: int = 4,
+    camera_config: VirtualCameraConfig | None = None,
+    cameras_per: str = "frame",
+    seed: int = 0,
+    normalization: str = "vp",
+) -> PoseDataset:
+    """2D-3D pairs from CMU poses seen by virtual cameras.
+
+    Args:
+      mocap: from :func:`load_cmu_mocap`.
+      split: ``"train"`` or ``"test"`` (the release's split).
+      subsample: keep every ``subsample``-th frame (4: 120 -> 30 fps).
+      num_cameras: views per kept frame.
+      camera_config: camera sampling ranges (default :class:`VirtualCameraConfig`).
+      cameras_per: ``"frame"`` (fresh cameras for every frame, aimed at its pelvis) or
+        ``"sequence"`` (fixed cameras per sequence, aimed at the mean pelvis, like a static rig).
+      seed: seed of the camera sampler (same seed -> same cameras).
+      normalization: convention of ``pose2d_norm`` (``"vp"`` or ``"image"``).
+
+    Returns:
+      :class:`PoseDataset` ``"cmu/<split>"`` of ``N = frames x num_cameras`` examples
+      (frame-major, views adjacent), labels ``sequence``, ``action``, ``frame``, ``camera``
+      (view index 0..num_cameras-1).
+    """
+    if cameras_per not in ("frame", "sequence"):
+        raise ValueError(f"cameras_per must be 'frame' or 'sequence', got {cameras_per!r}")
+    camera_config = VirtualCameraConfig() if camera_config is None else camera_config
+    world, labels = mocap.frames(split, subsample=subsample)
+    rng = np.random.default_rng(seed)
+    n = len(world)
+    root = skeleton.H36M17.root
+    if cameras_per == "frame":
+        targets = np.repeat(world[:, root], num_cameras, axis=0)
+    else:
+        seq = labels["sequence"]
+        mean_root = {s: world[seq == s, root].mean(0) for s in np.unique(seq)}
+        per_seq = {s: np.repeat(mean_root[s][None], num_cameras, 0) for s in mean_root}
+        targets = None
+    if targets is not None:
+        cams = sample_cameras(rng, targets, config=camera_config)
+    else:
+        seq_cams = {s: sample_cameras(rng, t, config=camera_config) for s, t in per_seq.items()}
+        cams = _expand_sequence_cameras(seq_cams, labels["sequence"], num_cameras)
+    world_rep = np.repeat(world, num_cameras, axis=0)
+    p3, uv = project_world(world_rep, cams)
+    if np.any(p3[..., 2] <= 0.1):
+        raise DataFormatError(f"cmu/{split}: virtual cameras closer than 0.1 m to a joint")
+    size = np.asarray(cams.image_size, np.float32)
+    outside = (uv < 0).any(-1) | (uv[..., 0] > size[:, None, 0]) | (uv[..., 1] > size[:, None, 1])
+    LOGGER.info(
+        "cmu/%s: %d frames x %d cameras = %d examples; %d joints (%.2f%%) project outside "
+        "the image (kept)",
+        split,
+        n,
+        num_cameras,
+        n * num_cameras,
+        int(outside.sum()),
+        100.0 * outside.mean(),
+    )
+    return PoseDataset(
+        name=f"cmu/{split}",
+        confidence=np.ones(uv.shape[:-1], np.float32),
+        pose2d_px=uv,
+        pose2d_norm=normalize_2d(uv, mode=normalization, image_size=size),
+        pose3d_cam=p3,
+        focal_px=np.asarray(cams.focal, np.float32),
+        center_px=np.asarray(cams.center, np.float32),
+        image_size_px=size,
+        rotation=np.asarray(cams.rotation, np.float32),
+        translation=np.asarray(cams.translation, np.float32),
+        labels={
+            **{k: np.repeat(v, num_cameras, axis=0) for k, v in labels.items()},
+            "camera": np.tile(np.arange(num_cameras, dtype=np.int32), n),
+        },
+        normalization=normalization,
+    )
+
+
+def _expand_sequence_cameras(seq_cams: dict, sequence: np.ndarray, num_cameras: int):
+    """Per-example cameras (frame-major, views adjacent) from per-sequence camera sets."""
+    first = next(iter(seq_cams.values()))
+    out = jax.tree.map(
+        lambda a: np.zeros((len(sequence) * num_cameras,) + a.shape[1:], np.float32), first
+    )
+    leaves_out, treedef = jax.tree.flatten(out)
+    for s, cams in seq_cams.items():
+        rows = np.nonzero(np.repeat(sequence == s, num_cameras))[0]
+        reps = len(rows) // num_cameras
+        for lo, leaf in zip(leaves_out, jax.tree.leaves(cams)):
+            lo[rows] = np.tile(np.asarray(leaf), (reps,) + (1,) * (leaf.ndim - 1))
+    return jax.tree.unflatten(treedef, leaves_out)

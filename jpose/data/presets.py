@@ -1,0 +1,97 @@
+"""Named data presets for the experiments: ``synthetic``, ``cmu``, ``cmu+coco``.
+
+* ``synthetic`` -- the in-process demonstration set (:mod:`jpose.data.synthetic`); the default on a
+  fresh machine (no files, no licences).
+* ``cmu`` -- real CMU mocap 3D (``cmu_mocap_h36m17.npz``) through virtual Human3.6M-like cameras;
+  the release's train / test split. 2D-only split: none.
+* ``cmu+coco`` -- ``cmu`` plus COCO train2017 2D keypoints (``wild2d_coco_train_norm.npz``,
+  persons with all 17 H36M joints) as the 2D-only split, and COCO val2017
+  (``wild2d_coco.npz``) as ``val_2d``. Normalisation is CameraPose's ``"image"`` (-1, 1) by
+  image width and height for every split (the COCO train file has no image sizes, so VideoPose3D
+  normalisation is impossible there).
+
+The CMU and COCO files are developer / CI data in ``../shared/data`` (not part of the package);
+:func:`shared_data_dir` finds them (``$JPOSE_SHARED_DATA`` or ``<repo>/../shared/data``).
+
+Every preset returns ``{split name: PoseDataset}`` with at least ``train_3d`` and ``test``;
+``train_2d`` (2D only, ``pose3d_cam is None``) where the preset has one. 2D arrays are
+``[N, 17, 2]`` (pixels and normalised), 3D ``[N, 17, 3]`` metres, camera frame.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from jpose.data import cmu, synthetic, wild2d
+from jpose.data.common import LOGGER, PoseDataset
+
+__all__ = ["PRESETS", "shared_data_dir", "load_preset"]
+
+PRESETS = ("synthetic", "cmu", "cmu+coco")
+
+
+def shared_data_dir() -> pathlib.Path | None:
+    """The shared data folder, or ``None`` if absent.
+
+    Returns:
+      ``$JPOSE_SHARED_DATA`` if set, else ``<repository>/../shared/data`` when it exists.
+    """
+    env = os.environ.get("JPOSE_SHARED_DATA")
+    if env:
+        return pathlib.Path(env)
+    path = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+def load_preset(
+    name: str,
+    *,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    cmu_subsample: int = 4,
+    cmu_num_cameras: int = 4,
+    synthetic_config: synthetic.SyntheticConfig | None = None,
+) -> dict[str, PoseDataset]:
+    """Load a named preset.
+
+    Args:
+      name: one of :data:`PRESETS`.
+      seed: seed of the synthetic set / virtual cameras.
+      data_dir: folder with the shared files (default :func:`shared_data_dir`).
+      cmu_subsample: CMU frame subsampling (4: 120 -> 30 fps).
+      cmu_num_cameras: virtual cameras per CMU frame.
+      synthetic_config: sizes of the synthetic set.
+
+    Returns:
+      ``{split: PoseDataset}``.
+
+    Raises:
+      ValueError: unknown preset. FileNotFoundError: shared files needed but absent.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown data preset {name!r}; expected one of {PRESETS}")
+    if name == "synthetic":
+        return synthetic.make_synthetic(seed=seed, config=synthetic_config)
+    folder = pathlib.Path(data_dir) if data_dir is not None else shared_data_dir()
+    if folder is None:
+        raise FileNotFoundError(
+            f"data preset {name!r} needs ../shared/data (cmu_mocap_h36m17.npz, wild2d_*.npz); "
+            "set JPOSE_SHARED_DATA or pass data_dir, or use the 'synthetic' preset"
+        )
+    norm = "image" if name == "cmu+coco" else "vp"
+    mocap = cmu.load_cmu_mocap(folder / "cmu_mocap_h36m17.npz")
+    common = {"subsample": cmu_subsample, "num_cameras": cmu_num_cameras, "normalization": norm}
+    out = {
+        "train_3d": cmu.cmu_pose_pairs(mocap, split="train", seed=seed, **common),
+        "test": cmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **common),
+    }
+    if name == "cmu+coco":
+        out["train_2d"] = wild2d.load_wild2d_npz(
+            folder / "wild2d_coco_train_norm.npz", normalization="image", min_h36m_joints=17
+        )
+        out["val_2d"] = wild2d.load_wild2d_npz(
+            folder / "wild2d_coco.npz", normalization="image", min_h36m_joints=17
+        )
+    LOGGER.info("preset %s: %s", name, {k: len(v) for k, v in out.items()})
+    return out

@@ -1,0 +1,607 @@
+"""Rotations, safe norms, root centring, scale normalisations and Procrustes alignment.
+
+Conventions (shared by every function in this module):
+
+* Poses are ``[..., J, 3]`` arrays in metres (J joints, any number of leading batch axes).
+* Rotation matrices are ``[..., 3, 3]`` and act on column vectors; a pose is rotated with
+  ``pose @ R.swapaxes(-1, -2)`` (see :func:`rotate_points`).
+* Axis-angle vectors are ``[..., 3]`` (direction = axis, norm = angle in radians, right-hand rule).
+* Quaternions are ``[..., 4]`` scalar-first ``(w, x, y, z)``, like VideoPose3D (scipy uses xyzw).
+* Camera frame (OpenCV): x right, y down, z forward. The Human3.6M world frame is z-up.
+
+Lie-group note (decision): the SO(3) exponential / logarithm and the quaternion <-> matrix maps use
+``jaxlie`` (1.5.0). It accepts arbitrary leading batch axes, broadcasts, and its ``exp``/``log``
+use Taylor branches with NaN-safe ``where`` shims, so values and gradients are finite at zero angle
+(checked in ``tests/test_geometry.py``). Quaternion algebra that must broadcast between a
+``[..., 4]`` quaternion and ``[..., 3]`` points (product, inverse of a non-unit quaternion,
+rotation) is written out here in a few lines of ``jnp``.
+
+Procrustes note: the rotation of the orthogonal Procrustes problem comes from a batched SVD of the
+3x3 cross-covariance. Its derivative is given by a custom JVP (the derivative of the polar factor,
+``dR = U Omega V'^T`` with ``Omega_ij = (X_ij - X_ji) / (s'_i + s'_j)``) whose denominators are
+zeroed where they vanish (all joints coincident, rank-1 inputs, or the reflection fix with two equal
+singular values), so values and gradients stay finite on degenerate inputs; there the rotation is
+not unique and the gradient is the minimum-norm one that ignores the undetermined directions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import jaxlie
+
+__all__ = [
+    "safe_norm",
+    "safe_normalize",
+    "root_centre",
+    "rotate_points",
+    "axis_angle_to_matrix",
+    "matrix_to_axis_angle",
+    "quaternion_to_matrix",
+    "matrix_to_quaternion",
+    "quaternion_multiply",
+    "quaternion_inverse",
+    "quaternion_rotate",
+    "axis_angle_to_quaternion",
+    "quaternion_to_axis_angle",
+    "elementary_rotation",
+    "random_rotation",
+    "procrustes_transform",
+    "procrustes_align",
+    "optimal_scale",
+    "normalize_head_root",
+    "rescale_to_reference_length",
+]
+
+# Squared spread (m^2) below which a point set counts as all-coincident in Procrustes.
+_PROCRUSTES_EPS = 1e-12
+# Relative threshold on s'_i + s'_j below which the Procrustes rotation derivative is zeroed.
+_PROCRUSTES_REL_TOL = 1e-6
+
+
+def _check_last(x: jax.Array, size: int, name: str, *, min_ndim: int = 1) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.ndim < min_ndim or x.shape[-1] != size:
+        expected = "[..., " + ("J, " if min_ndim > 1 else "") + f"{size}]"
+        raise ValueError(f"{name} must have shape {expected}, got {x.shape}")
+    return x
+
+
+def _check_matrix(m: jax.Array, name: str) -> jax.Array:
+    m = jnp.asarray(m)
+    if m.ndim < 2 or m.shape[-2:] != (3, 3):
+        raise ValueError(f"{name} must have shape [..., 3, 3], got {m.shape}")
+    return m
+
+
+def _safe_div(num: jax.Array, den: jax.Array, *, eps: float, fill: float = 0.0) -> jax.Array:
+    """num / den where |den| > eps, else ``fill``; double-where keeps the gradient finite."""
+    ok = jnp.abs(den) > eps
+    den_safe = jnp.where(ok, den, 1.0)
+    return jnp.where(ok, num / den_safe, fill)
+
+
+# --------------------------------------------------------------------------------------------
+# Norms and centring
+# --------------------------------------------------------------------------------------------
+
+
+def safe_norm(
+    x: jax.Array, *, axis: int = -1, keepdims: bool = False, eps: float = 1e-12
+) -> jax.Array:
+    """Euclidean norm whose gradient is finite (zero) at the zero vector.
+
+    Uses the double-``where`` trick: where ``sum(x**2) <= eps`` the norm is computed from a
+    placeholder of 1 and then replaced by 0, so no ``0/0`` enters the backward pass.
+
+    Args:
+      x: array ``[..., D, ...]``.
+      axis: axis to reduce.
+      keepdims: keep the reduced axis with size 1.
+      eps: threshold on the squared norm (units of x squared) below which the norm is 0.
+
+    Returns:
+      Norm, shape of ``x`` without ``axis`` (or with size 1 if ``keepdims``), units of ``x``.
+    """
+    x = jnp.asarray(x)
+    sq = jnp.sum(x * x, axis=axis, keepdims=keepdims)
+    ok = sq > eps
+    return jnp.where(ok, jnp.sqrt(jnp.where(ok, sq, 1.0)), 0.0)
+
+
+def safe_normalize(x: jax.Array, *, axis: int = -1, eps: float = 1e-12) -> jax.Array:
+    """Unit vector ``x / |x|``, returning zeros (and finite gradients) for the zero vector.
+
+    Args:
+      x: array ``[..., D]`` (or with ``D`` on ``axis``).
+      axis: vector axis.
+      eps: threshold on the squared norm below which the output is 0.
+
+    Returns:
+      Array of the shape of ``x``, unitless.
+    """
+    x = jnp.asarray(x)
+    sq = jnp.sum(x * x, axis=axis, keepdims=True)
+    ok = sq > eps
+    inv = jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, sq, 1.0)), 0.0)
+    return x * inv
+
+
+def root_centre(pose: jax.Array, *, root: int = 0) -> jax.Array:
+    """Subtract the root joint from every joint.
+
+    Args:
+      pose: ``[..., J, D]`` joints (metres for 3D, any unit for 2D).
+      root: index of the root joint.
+
+    Returns:
+      ``[..., J, D]`` root-relative joints (the root row is exactly zero).
+    """
+    pose = jnp.asarray(pose)
+    if pose.ndim < 2:
+        raise ValueError(f"pose must have shape [..., J, D], got {pose.shape}")
+    if not -pose.shape[-2] <= root < pose.shape[-2]:
+        raise ValueError(f"root={root} out of range for {pose.shape[-2]} joints")
+    return pose - pose[..., root : root + 1, :]
+
+
+def rotate_points(points: jax.Array, rotation: jax.Array) -> jax.Array:
+    """Apply rotation matrices to row-vector points: ``points @ R^T``.
+
+    Args:
+      points: ``[..., J, 3]``.
+      rotation: ``[..., 3, 3]`` (batch axes broadcast against ``points[..., 0, 0]``).
+
+    Returns:
+      ``[..., J, 3]`` rotated points, units of ``points``.
+    """
+    points = _check_last(points, 3, "points", min_ndim=2)
+    rotation = _check_matrix(rotation, "rotation")
+    return points @ jnp.swapaxes(rotation, -1, -2)
+
+
+# --------------------------------------------------------------------------------------------
+# Rotations (jaxlie for exp/log/quaternion<->matrix)
+# --------------------------------------------------------------------------------------------
+
+
+def axis_angle_to_matrix(axis_angle: jax.Array) -> jax.Array:
+    """Rodrigues' formula ``R = exp([w]_x)`` (jaxlie ``SO3.exp``; finite gradient at 0).
+
+    Args:
+      axis_angle: ``[..., 3]`` rotation vectors (radians).
+
+    Returns:
+      ``[..., 3, 3]`` rotation matrices.
+    """
+    axis_angle = _check_last(axis_angle, 3, "axis_angle")
+    return jaxlie.SO3.exp(axis_angle).as_matrix()
+
+
+def matrix_to_axis_angle(matrix: jax.Array) -> jax.Array:
+    """Inverse of :func:`axis_angle_to_matrix` (jaxlie ``SO3.from_matrix(...).log()``).
+
+    Args:
+      matrix: ``[..., 3, 3]`` rotation matrices.
+
+    Returns:
+      ``[..., 3]`` rotation vectors with angle in ``[0, pi]`` (at exactly pi the sign of the axis
+      is arbitrary, as both represent the same rotation).
+    """
+    matrix = _check_matrix(matrix, "matrix")
+    return jaxlie.SO3.from_matrix(matrix).log()
+
+
+def quaternion_to_matrix(quaternion: jax.Array) -> jax.Array:
+    """Rotation matrix of a (w, x, y, z) quaternion; the quaternion is normalised first.
+
+    Args:
+      quaternion: ``[..., 4]`` scalar-first quaternions (any non-zero norm; zero -> identity).
+
+    Returns:
+      ``[..., 3, 3]`` rotation matrices.
+    """
+    quaternion = _check_last(quaternion, 4, "quaternion")
+    q = safe_normalize(quaternion)
+    # Zero quaternion -> (1, 0, 0, 0) so the result is the identity rather than zeros.
+    q = q.at[..., 0].add(jnp.where(jnp.all(q == 0, axis=-1), 1.0, 0.0))
+    return jaxlie.SO3(wxyz=q).as_matrix()
+
+
+def matrix_to_quaternion(matrix: jax.Array) -> jax.Array:
+    """Unit (w, x, y, z) quaternion of a rotation matrix, canonicalised to ``w >= 0``.
+
+    Args:
+      matrix: ``[..., 3, 3]`` rotation matrices.
+
+    Returns:
+      ``[..., 4]`` unit quaternions with non-negative scalar part.
+    """
+    matrix = _check_matrix(matrix, "matrix")
+    q = jaxlie.SO3.from_matrix(matrix).wxyz
+    return jnp.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_multiply(q1: jax.Array, q2: jax.Array) -> jax.Array:
+    """Hamilton product ``q1 * q2`` (rotation by q2 then q1); batch axes broadcast.
+
+    Args:
+      q1: ``[..., 4]`` (w, x, y, z).
+      q2: ``[..., 4]`` (w, x, y, z).
+
+    Returns:
+      ``[..., 4]`` product (unit if both inputs are unit).
+    """
+    q1 = _check_last(q1, 4, "q1")
+    q2 = _check_last(q2, 4, "q2")
+    w1, x1, y1, z1 = jnp.moveaxis(q1, -1, 0)
+    w2, x2, y2, z2 = jnp.moveaxis(q2, -1, 0)
+    return jnp.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        axis=-1,
+    )
+
+
+def quaternion_inverse(quaternion: jax.Array, *, eps: float = 1e-12) -> jax.Array:
+    """Quaternion inverse ``conj(q) / |q|^2`` (the conjugate for unit quaternions).
+
+    Args:
+      quaternion: ``[..., 4]`` (w, x, y, z).
+      eps: squared-norm threshold below which the result is 0 (finite gradient).
+
+    Returns:
+      ``[..., 4]`` inverse quaternions.
+    """
+    quaternion = _check_last(quaternion, 4, "quaternion")
+    conj = quaternion * jnp.array([1.0, -1.0, -1.0, -1.0], dtype=quaternion.dtype)
+    sq = jnp.sum(quaternion * quaternion, axis=-1, keepdims=True)
+    return _safe_div(conj, sq, eps=eps)
+
+
+def quaternion_rotate(quaternion: jax.Array, vectors: jax.Array) -> jax.Array:
+    """Rotate 3-vectors by unit quaternions (VideoPose3D ``qrot``: v + 2 (w (u x v) + u x (u x v))).
+
+    Args:
+      quaternion: ``[..., 4]`` unit (w, x, y, z); batch axes broadcast against ``vectors[..., 0]``
+        (for a pose ``[..., J, 3]`` pass ``quaternion[..., None, :]``).
+      vectors: ``[..., 3]``.
+
+    Returns:
+      ``[..., 3]`` rotated vectors, units of ``vectors``.
+    """
+    quaternion = _check_last(quaternion, 4, "quaternion")
+    vectors = _check_last(vectors, 3, "vectors")
+    qvec = quaternion[..., 1:]
+    uv = jnp.cross(jnp.broadcast_to(qvec, jnp.broadcast_shapes(qvec.shape, vectors.shape)), vectors)
+    uuv = jnp.cross(jnp.broadcast_to(qvec, uv.shape), uv)
+    return vectors + 2.0 * (quaternion[..., :1] * uv + uuv)
+
+
+def axis_angle_to_quaternion(axis_angle: jax.Array) -> jax.Array:
+    """Unit (w, x, y, z) quaternion of a rotation vector (jaxlie ``SO3.exp``).
+
+    Args:
+      axis_angle: ``[..., 3]`` rotation vectors (radians).
+
+    Returns:
+      ``[..., 4]`` unit quaternions.
+    """
+    axis_angle = _check_last(axis_angle, 3, "axis_angle")
+    return jaxlie.SO3.exp(axis_angle).wxyz
+
+
+def quaternion_to_axis_angle(quaternion: jax.Array) -> jax.Array:
+    """Rotation vector of a unit (w, x, y, z) quaternion (jaxlie ``SO3.log``).
+
+    Args:
+      quaternion: ``[..., 4]`` (normalised first; zero -> zero vector).
+
+    Returns:
+      ``[..., 3]`` rotation vectors (radians, angle in ``[0, pi]``).
+    """
+    quaternion = _check_last(quaternion, 4, "quaternion")
+    return jaxlie.SO3(wxyz=safe_normalize(quaternion)).log()
+
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def elementary_rotation(angle: jax.Array, *, axis: str) -> jax.Array:
+    """Right-handed rotation by ``angle`` about a coordinate axis.
+
+    Args:
+      angle: ``[...]`` radians.
+      axis: ``"x"``, ``"y"`` or ``"z"``.
+
+    Returns:
+      ``[..., 3, 3]`` rotation matrices.
+    """
+    if axis not in _AXES:
+        raise ValueError(f"axis must be one of 'x', 'y', 'z', got {axis!r}")
+    angle = jnp.asarray(angle)
+    aa = jnp.zeros(angle.shape + (3,), dtype=jnp.result_type(angle, jnp.float32))
+    aa = aa.at[..., _AXES[axis]].set(angle)
+    return axis_angle_to_matrix(aa)
+
+
+# (vertical axis, tilt axis, roll axis) for each up-axis convention.
+_UP_AXES = {"y": ("y", "x", "z"), "z": ("z", "x", "y")}
+
+
+def random_rotation(
+    key: jax.Array,
+    shape: Sequence[int] = (),
+    *,
+    azimuth_range: tuple[float, float] = (0.0, 2.0 * math.pi),
+    elevation_range: tuple[float, float] = (0.0, 0.0),
+    roll_range: tuple[float, float] = (0.0, 0.0),
+    up_axis: str = "y",
+) -> jax.Array:
+    """Random rotations ``R = R_roll @ R_elevation @ R_azimuth`` with uniform angles.
+
+    The azimuth is a rotation about the vertical axis, applied first; the elevation then tilts
+    about the horizontal x axis; the roll finally rotates about the remaining (viewing) axis.
+    ``up_axis="y"`` is the camera frame (x right, y down, z forward: azimuth about y, elevation
+    about x, roll about z); ``up_axis="z"`` is a z-up world frame such as Human3.6M's (azimuth about
+    z, elevation about x, roll about y). All rotations are right-handed. Drover et al. (ECCV-W
+    2018, Sec. 3) sample azimuth in [0, 2 pi) and elevation in [0, pi / 9] (20 degrees).
+
+    Args:
+      key: PRNG key.
+      shape: batch shape of the output.
+      azimuth_range: ``(low, high)`` radians, uniform.
+      elevation_range: ``(low, high)`` radians, uniform.
+      roll_range: ``(low, high)`` radians, uniform.
+      up_axis: ``"y"`` (camera frame) or ``"z"`` (z-up world).
+
+    Returns:
+      ``[*shape, 3, 3]`` rotation matrices.
+    """
+    if up_axis not in _UP_AXES:
+        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    shape = tuple(shape)
+    vertical, tilt, roll = _UP_AXES[up_axis]
+    k_az, k_el, k_ro = jax.random.split(key, 3)
+
+    def sample(k, rng):
+        lo, hi = rng
+        return jax.random.uniform(k, shape, minval=lo, maxval=hi)
+
+    r_az = elementary_rotation(sample(k_az, azimuth_range), axis=vertical)
+    r_el = elementary_rotation(sample(k_el, elevation_range), axis=tilt)
+    r_ro = elementary_rotation(sample(k_ro, roll_range), axis=roll)
+    return r_ro @ r_el @ r_az
+
+
+# --------------------------------------------------------------------------------------------
+# Procrustes
+# --------------------------------------------------------------------------------------------
+
+
+def _rotation_factors(m: jax.Array, reflection: bool):
+    u, s, vt = jnp.linalg.svd(m)
+    if reflection:
+        sign = jnp.ones_like(s[..., 0])
+    else:
+        det = jnp.linalg.det(u @ vt)
+        sign = jnp.where(det < 0, -1.0, 1.0).astype(s.dtype)
+    d = jnp.stack([jnp.ones_like(sign), jnp.ones_like(sign), sign], axis=-1)
+    vpt = d[..., :, None] * vt  # V'^T = D V^T
+    return u, s * d, vpt
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _procrustes_rotation(m: jax.Array, reflection: bool) -> jax.Array:
+    """argmax_R tr(R^T m) over SO(3) (or O(3) if ``reflection``), m = [..., 3, 3]."""
+    u, _, vpt = _rotation_factors(m, reflection)
+    return u @ vpt
+
+
+@_procrustes_rotation.defjvp
+def _procrustes_rotation_jvp(reflection, primals, tangents):
+    (m,) = primals
+    (dm,) = tangents
+    u, sp, vpt = _rotation_factors(m, reflection)
+    r = u @ vpt
+    # Polar-factor derivative: X = U^T dM V', Omega_ij = (X_ij - X_ji) / (s'_i + s'_j).
+    x = jnp.swapaxes(u, -1, -2) @ dm @ jnp.swapaxes(vpt, -1, -2)
+    den = sp[..., :, None] + sp[..., None, :]
+    tol = _PROCRUSTES_REL_TOL * jnp.abs(sp[..., :1, None]) + 1e-30
+    ok = jnp.abs(den) > tol
+    inv = jnp.where(ok, 1.0 / jnp.where(ok, den, 1.0), 0.0)
+    omega = (x - jnp.swapaxes(x, -1, -2)) * inv
+    return r, u @ omega @ vpt
+
+
+def procrustes_transform(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    scale: bool = True,
+    reflection: bool = False,
+    weights: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Similarity (or rigid) transform that best maps ``pred`` onto ``target``.
+
+    Solves ``min_{R, s, t} sum_j w_j |target_j - (s R pred_j + t)|^2`` (Umeyama 1991, eqs. 40-42;
+    Kabsch/Horn for the rotation). ``R = U D V^T`` from the SVD ``U S V^T`` of the weighted
+    cross-covariance ``sum_j w_j (y_j - mu_y)(x_j - mu_x)^T``; without ``reflection``,
+    ``D = diag(1, 1, sign det(U V^T))`` (the reflection fix, as in VideoPose3D's P-MPJPE), so
+    ``det R = +1``. ``s = tr(S D) / sum_j w_j |x_j - mu_x|^2`` and ``t = mu_y - s R mu_x``.
+
+    Degenerate inputs give finite values and gradients: if ``pred`` is all-coincident (spread below
+    1e-12 m^2) ``s = 1``; a rotation that is not unique (rank <= 1, all coincident) is whatever the
+    SVD returns and its derivative ignores the undetermined directions (see the module note).
+
+    Args:
+      pred: ``[..., J, 3]`` points to align (metres).
+      target: ``[..., J, 3]`` reference points (metres), batch axes broadcast with ``pred``.
+      scale: estimate ``s``; if False, ``s = 1`` (rigid alignment).
+      reflection: allow improper ``R`` (det -1).
+      weights: optional ``[..., J]`` non-negative joint weights (broadcast with the batch axes).
+
+    Returns:
+      ``(R [..., 3, 3], s [...], t [..., 3])`` with ``aligned = s * pred @ R^T + t``.
+    """
+    pred = _check_last(pred, 3, "pred", min_ndim=2)
+    target = _check_last(target, 3, "target", min_ndim=2)
+    if pred.shape[-2] != target.shape[-2]:
+        raise ValueError(
+            f"pred and target must have the same number of joints J in [..., J, 3], got "
+            f"{pred.shape} and {target.shape}"
+        )
+    dtype = jnp.result_type(pred, target, jnp.float32)
+    pred = pred.astype(dtype)
+    target = target.astype(dtype)
+    if weights is None:
+        w = jnp.ones(pred.shape[-2], dtype)
+    else:
+        w = jnp.asarray(weights, dtype)
+        if w.ndim < 1 or w.shape[-1] != pred.shape[-2]:
+            raise ValueError(
+                f"weights must have shape [..., J] with J={pred.shape[-2]}, got {w.shape}"
+            )
+    wsum = jnp.sum(w, axis=-1)
+    wn = _safe_div(w, wsum[..., None], eps=0.0)[..., None]  # [..., J, 1] normalised weights
+    mu_x = jnp.sum(wn * pred, axis=-2)
+    mu_y = jnp.sum(wn * target, axis=-2)
+    x = pred - mu_x[..., None, :]
+    y = target - mu_y[..., None, :]
+    cov = jnp.swapaxes(wn * y, -1, -2) @ x  # [..., 3, 3] sum_j w_j y_j x_j^T
+    var_x = jnp.sum(wn[..., 0] * jnp.sum(x * x, axis=-1), axis=-1)
+    rot = _procrustes_rotation(cov, reflection)
+    if scale:
+        trace = jnp.sum(rot * cov, axis=(-2, -1))  # tr(R^T cov) = tr(S D)
+        s = _safe_div(trace, var_x, eps=_PROCRUSTES_EPS, fill=1.0)
+    else:
+        s = jnp.ones(cov.shape[:-2], dtype)
+    t = mu_y - s[..., None] * jnp.squeeze(rot @ mu_x[..., :, None], -1)
+    return rot, s, t
+
+
+def procrustes_align(
+    pred: jax.Array,
+    target: jax.Array,
+    *,
+    scale: bool = True,
+    reflection: bool = False,
+    weights: jax.Array | None = None,
+) -> jax.Array:
+    """``pred`` after the optimal similarity transform onto ``target`` (see
+    :func:`procrustes_transform`); P-MPJPE is the MPJPE of this against ``target``.
+
+    Args:
+      pred: ``[..., J, 3]`` metres.
+      target: ``[..., J, 3]`` metres.
+      scale: similarity (True) or rigid (False) alignment.
+      reflection: allow improper rotations.
+      weights: optional ``[..., J]`` joint weights.
+
+    Returns:
+      ``[..., J, 3]`` aligned prediction (metres).
+    """
+    rot, s, t = procrustes_transform(
+        pred, target, scale=scale, reflection=reflection, weights=weights
+    )
+    pred = jnp.asarray(pred, rot.dtype)
+    return s[..., None, None] * (pred @ jnp.swapaxes(rot, -1, -2)) + t[..., None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# Scale normalisations
+# --------------------------------------------------------------------------------------------
+
+
+def optimal_scale(pred: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> jax.Array:
+    """Least-squares scale ``s = <pred, target> / <pred, pred>`` minimising ``|s pred - target|``.
+
+    This is the scale of N-MPJPE (Rhodin et al., CVPR 2018, Sec. 4; VideoPose3D ``n_mpjpe``); the
+    inputs are used as given (root-centre them first for the usual protocol).
+
+    Args:
+      pred: ``[..., J, 3]`` metres.
+      target: ``[..., J, 3]`` metres.
+      eps: threshold on ``<pred, pred>`` (m^2) below which the scale is 1.
+
+    Returns:
+      ``[...]`` unitless scales.
+    """
+    pred = _check_last(pred, 3, "pred", min_ndim=2)
+    target = _check_last(target, 3, "target", min_ndim=2)
+    num = jnp.sum(pred * target, axis=(-2, -1))
+    den = jnp.sum(pred * pred, axis=(-2, -1))
+    return _safe_div(num, den, eps=eps, fill=1.0)
+
+
+def normalize_head_root(
+    pose: jax.Array, *, head: int, root: int = 0, target: float = 1.0, eps: float = 1e-12
+) -> jax.Array:
+    """Root-centre and scale a pose so the head-root distance equals ``target``.
+
+    Drover et al. (ECCV-W 2018, Sec. 3.1) normalise every 2D/3D pose so that the mean distance
+    from the head joint to the root joint is ``1 / c`` (``c = 10``: pass ``target=0.1``). Works for
+    2D (``D = 2``) and 3D poses. A zero head-root distance leaves the centred pose unscaled.
+
+    Args:
+      pose: ``[..., J, D]`` joints.
+      head: head joint index.
+      root: root joint index.
+      target: desired head-root distance (units of the output).
+      eps: squared-distance threshold for the degenerate case.
+
+    Returns:
+      ``[..., J, D]`` root-centred pose with ``|pose[head] - pose[root]| = target``.
+    """
+    centred = root_centre(pose, root=root)
+    if not -centred.shape[-2] <= head < centred.shape[-2]:
+        raise ValueError(f"head={head} out of range for {centred.shape[-2]} joints")
+    dist = safe_norm(centred[..., head, :], eps=eps)
+    factor = _safe_div(jnp.asarray(target, centred.dtype), dist, eps=0.0, fill=1.0)
+    return centred * factor[..., None, None]
+
+
+def rescale_to_reference_length(
+    pose: jax.Array,
+    length: jax.Array,
+    reference_length: jax.Array,
+    *,
+    root: int | None = 0,
+    eps: float = 1e-12,
+) -> jax.Array:
+    """Scale a pose about its root so a measured length becomes ``reference_length``.
+
+    Used for Zhou et al. (ICCV 2017)-style rescaling to a canonical sum of bone lengths: compute
+    ``length`` with ``jpose.kinematics.sum_bone_lengths`` and pass the canonical sum here.
+
+    Args:
+      pose: ``[..., J, D]`` joints.
+      length: ``[...]`` current length of each pose (e.g. sum of bone lengths), units of ``pose``.
+      reference_length: ``[...]`` or scalar desired length.
+      root: joint kept fixed (the pose is scaled about it); ``None`` scales about the origin.
+      eps: ``length`` below which the pose is returned unscaled.
+
+    Returns:
+      ``[..., J, D]`` rescaled pose.
+    """
+    pose = jnp.asarray(pose)
+    if pose.ndim < 2:
+        raise ValueError(f"pose must have shape [..., J, D], got {pose.shape}")
+    factor = _safe_div(
+        jnp.asarray(reference_length, pose.dtype),
+        jnp.asarray(length, pose.dtype),
+        eps=eps,
+        fill=1.0,
+    )
+    if root is None:
+        return pose * factor[..., None, None]
+    origin = pose[..., root : root + 1, :]
+    return origin + (pose - origin) * factor[..., None, None]

@@ -1,0 +1,58 @@
+"""Networks of the five methods, each exposed as a pure :class:`Model` (``init`` / ``apply``).
+
+Experiments build players from the factories below; the Linen modules are importable for
+composition (e.g. a custom head) but training code only sees :class:`Model`.
+"""
+
+from jpose.models.camerapose import CameraBranch, RefineNet, camera_branch, refine_net
+from jpose.models.core import Model, kaiming_normal, leaky_relu, param_count
+from jpose.models.lifter import (
+    ResidualMLP,
+    drover_discriminator,
+    drover_generator,
+    li_lifter,
+    li_root_branch,
+    martinez_lifter,
+    max_norm_constraint,
+)
+from jpose.models.poseaug import (
+    GeneratorMLP,
+    KCSPath,
+    PartKCSDiscriminator,
+    PoseAugDiscriminator2D,
+    PoseAugGenerator,
+    part_kcs_discriminator,
+    part_kcs_from_bones,
+    poseaug_discriminator_2d,
+    poseaug_generator,
+)
+from jpose.models.temporal import TemporalConvLifter, temporal_lifter
+
+__all__ = [
+    "CameraBranch",
+    "GeneratorMLP",
+    "KCSPath",
+    "Model",
+    "PartKCSDiscriminator",
+    "PoseAugDiscriminator2D",
+    "PoseAugGenerator",
+    "RefineNet",
+    "ResidualMLP",
+    "TemporalConvLifter",
+    "camera_branch",
+    "drover_discriminator",
+    "drover_generator",
+    "kaiming_normal",
+    "leaky_relu",
+    "li_lifter",
+    "li_root_branch",
+    "martinez_lifter",
+    "max_norm_constraint",
+    "param_count",
+    "part_kcs_discriminator",
+    "part_kcs_from_bones",
+    "poseaug_discriminator_2d",
+    "poseaug_generator",
+    "refine_net",
+    "temporal_lifter",
+]

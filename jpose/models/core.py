@@ -1,0 +1,150 @@
+"""The pure boundary between Flax Linen modules and the training engine.
+
+Training code never touches Linen directly: it sees a :class:`Model` with
+
+* ``init(key, *example_inputs) -> variables`` (a dict with ``"params"`` and, for models with batch
+  norm, ``"batch_stats"``), and
+* ``apply(variables, *inputs, train, key=None, axis_name=None) -> (output, new_batch_stats)``.
+
+``train=True`` uses batch statistics in batch norm (and returns the updated running averages) and
+enables dropout; ``train=False`` uses the running averages and returns the batch statistics
+unchanged. ``key`` feeds the ``"dropout"`` and ``"noise"`` RNG streams (generators need ``key`` even
+at evaluation, because their noise input is part of the model). ``axis_name`` names a mapped axis
+(``jax.pmap(..., axis_name=...)``) over which batch norm averages its batch statistics, so that a
+data-parallel step normalises with the statistics of the global batch.
+
+Every module in ``jpose.models`` has an ``axis_name: str | None`` field and a ``train`` keyword in
+``__call__``; :meth:`Model.apply` clones the module with the requested ``axis_name``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Model",
+    "param_count",
+    "leaky_relu",
+    "kaiming_normal",
+    "flatten_features",
+]
+
+PyTree = Any
+
+#: He (Kaiming) normal initialisation (fan-in, gain sqrt(2)), as PyTorch's ``kaiming_normal_``.
+kaiming_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def leaky_relu(x: jax.Array, *, negative_slope: float = 0.01) -> jax.Array:
+    """LeakyReLU with PyTorch's default slope 0.01 (PoseAug's ``nn.LeakyReLU()``)."""
+    return jnp.where(x >= 0, x, negative_slope * x)
+
+
+def flatten_features(x: jax.Array, *, num_feature_axes: int) -> jax.Array:
+    """Flatten the trailing ``num_feature_axes`` axes: ``[..., J, C] -> [..., J*C]``."""
+    if x.ndim < num_feature_axes:
+        raise ValueError(
+            f"expected an input with at least {num_feature_axes} axes, got shape {x.shape}"
+        )
+    lead = x.shape[: x.ndim - num_feature_axes]
+    return x.reshape(*lead, -1)
+
+
+def param_count(tree: PyTree) -> int:
+    """Number of scalar entries in a pytree (e.g. ``variables["params"]``)."""
+    return int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(tree)))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A Linen module behind a pure ``(init, apply)`` boundary.
+
+    ``eq=False``: models compare and hash by identity, so a ``Model`` stored as a static field of a
+    pytree (``PlayerState``) keeps jit caches valid as long as the same object is reused.
+
+    Attributes:
+      module: a Linen module whose ``__call__`` takes the inputs positionally and ``train`` as a
+        keyword; it must have an ``axis_name`` field when ``apply(..., axis_name=...)`` is used.
+      name: a human-readable name (used in logs / reprs only).
+    """
+
+    module: nn.Module
+    name: str = ""
+
+    def init(self, key: jax.Array, *example_inputs: Any) -> dict[str, PyTree]:
+        """Initialise variables from example inputs (any batch size; 2 or more for batch norm).
+
+        Args:
+          key: typed PRNG key (``jax.random.key``).
+          *example_inputs: arrays shaped like the real inputs.
+
+        Returns:
+          ``{"params": ..., "batch_stats": ...}`` (``batch_stats`` is ``{}`` without batch norm).
+        """
+        k_params, k_dropout, k_noise = jax.random.split(key, 3)
+        # jit: one compilation instead of op-by-op dispatch of every initialiser
+        init = jax.jit(functools.partial(self.module.init, train=False))
+        variables = init(
+            {"params": k_params, "dropout": k_dropout, "noise": k_noise}, *example_inputs
+        )
+        variables = dict(variables)
+        variables.setdefault("batch_stats", {})
+        return variables
+
+    def apply(
+        self,
+        variables: dict[str, PyTree],
+        *inputs: Any,
+        train: bool,
+        key: jax.Array | None = None,
+        axis_name: str | None = None,
+    ) -> tuple[Any, PyTree]:
+        """Run the model.
+
+        Args:
+          variables: ``{"params": ..., "batch_stats": ...}``.
+          *inputs: model inputs.
+          train: training mode (batch statistics, dropout) or evaluation mode.
+          key: typed PRNG key for dropout and noise; required when the model draws random numbers.
+          axis_name: mapped axis over which batch norm averages batch statistics (or None).
+
+        Returns:
+          ``(output, batch_stats)``: the new running batch statistics in training mode, the given
+          ones otherwise.
+        """
+        module = self.module
+        if axis_name is not None:
+            if not hasattr(module, "axis_name"):
+                raise ValueError(f"module {type(module).__name__} has no axis_name field")
+            module = module.clone(axis_name=axis_name)
+        rngs = None
+        if key is not None:
+            k_dropout, k_noise = jax.random.split(key)
+            rngs = {"dropout": k_dropout, "noise": k_noise}
+        batch_stats = variables.get("batch_stats", {})
+        full = {"params": variables["params"]}
+        if batch_stats:
+            full["batch_stats"] = batch_stats
+        if train and batch_stats:
+            out, updates = module.apply(
+                full, *inputs, train=True, rngs=rngs, mutable=["batch_stats"]
+            )
+            return out, updates["batch_stats"]
+        out = module.apply(full, *inputs, train=train, rngs=rngs)
+        return out, batch_stats
+
+    def bind_eval(self, variables: dict[str, PyTree]) -> Callable[..., Any]:
+        """``f(*inputs, key=None) -> output`` in evaluation mode (convenience for inference)."""
+
+        def f(*inputs: Any, key: jax.Array | None = None) -> Any:
+            return self.apply(variables, *inputs, train=False, key=key)[0]
+
+        return f

@@ -110,10 +110,9 @@ def bench_gan(batch: int, steps: int, repeats: int) -> list[dict[str, Any]]:
     from jpose import adversarial, augment, kinematics, skeleton
 
     layout = skeleton.H36M17
-    masks = jnp.stack([jnp.asarray(layout.bone_set_mask(p)) for p in skeleton.KCS_PARTS])
 
     def kcs(pose: jax.Array) -> jax.Array:
-        return M.part_kcs_from_bones(kinematics.bone_vectors(pose, layout=layout), masks)
+        return kinematics.part_kcs_matrices(pose, layout=layout)
 
     def project(pose: jax.Array) -> jax.Array:  # unit-focal pinhole, normalised units
         return pose[..., :2] / jnp.maximum(pose[..., 2:3], 0.1)

@@ -10,12 +10,15 @@ values and gradients.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from jpose.geometry import safe_norm
-from jpose.skeleton import Layout, check_points, get_layout
+from jpose.skeleton import KCS_PARTS, Layout, check_points, get_layout
 
 __all__ = [
     "bone_vectors",
@@ -23,6 +26,7 @@ __all__ = [
     "bone_directions",
     "pose_from_bones",
     "kcs_matrix",
+    "part_kcs_matrices",
     "bone_length_ratios",
     "sum_bone_lengths",
     "rescale_to_sum_of_bone_lengths",
@@ -116,6 +120,35 @@ def kcs_matrix(
     if bone_set is not None:
         b = b * jnp.asarray(lay.bone_set_mask(bone_set), b.dtype)[:, None]
     return jnp.einsum("...kd,...ld->...kl", b, b)
+
+
+def part_kcs_matrices(
+    pose: ArrayLike,
+    *,
+    layout: str | Layout,
+    parts: Sequence[str] = KCS_PARTS,
+    unit_bones: bool = True,
+) -> Array:
+    """Part-aware KCS matrices of PoseAug's 3D discriminator (Gong et al. CVPR 2021, sec. 3.3).
+
+    One :func:`kcs_matrix` per bone set, stacked on a parts axis, with the bone vectors computed
+    once. With ``unit_bones`` (PoseAug's default) every bone is scaled to unit length first, so
+    the matrices hold cosines between the bones of each part.
+
+    Args:
+      pose: ``[..., J, 3]`` joint positions.
+      layout: joint layout of ``pose``.
+      parts: bone-set names, default :data:`jpose.skeleton.KCS_PARTS`.
+      unit_bones: normalise bones to unit length first.
+
+    Returns:
+      ``[..., P, B, B]`` matrices (unitless with ``unit_bones``, else pose unit squared).
+    """
+    lay = get_layout(layout)
+    b = bone_directions(pose, layout=lay) if unit_bones else bone_vectors(pose, layout=lay)
+    masks = jnp.asarray(np.stack([lay.bone_set_mask(p) for p in parts]), b.dtype)  # [P, B]
+    bp = b[..., None, :, :] * masks[:, :, None]  # [..., P, B, D]
+    return jnp.einsum("...pkd,...pld->...pkl", bp, bp)
 
 
 def bone_length_ratios(

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import STANDING_H36M17
 from jax.test_util import check_grads
 from scipy.spatial.transform import Rotation
 
@@ -22,16 +23,7 @@ def _check_grads(fn, args, **kwargs):
 LAYOUT = H36M17
 
 # A standing Human3.6M-17 pose in the camera frame (metres; x right, y down, z forward).
-_POSE = np.array(
-    [
-        [0.00, 0.00, 0.00], [-0.13, 0.00, 0.00], [-0.14, 0.45, 0.02], [-0.15, 0.88, 0.05],
-        [0.13, 0.00, 0.00], [0.14, 0.45, -0.01], [0.15, 0.88, 0.04], [0.00, -0.23, 0.01],
-        [0.00, -0.48, 0.02], [0.00, -0.58, -0.05], [0.00, -0.68, 0.00], [0.16, -0.45, 0.02],
-        [0.20, -0.20, 0.05], [0.22, 0.03, 0.10], [-0.16, -0.45, 0.02], [-0.21, -0.20, 0.03],
-        [-0.23, 0.02, -0.05],
-    ],
-    np.float32,
-) + np.array([0.1, -0.1, 4.5], np.float32)  # fmt: skip
+_POSE = STANDING_H36M17 + np.array([0.1, -0.1, 4.5], np.float32)
 POSE = jnp.asarray(_POSE)
 
 

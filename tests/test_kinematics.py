@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from jpose import kinematics as kin
-from jpose.skeleton import H36M16, H36M17
+from jpose.skeleton import H36M16, H36M17, KCS_PARTS
 
 RNG = np.random.default_rng(1)
 LAY = H36M17
@@ -55,6 +55,11 @@ def test_kcs_against_numpy_and_translation_invariance():
     np.testing.assert_allclose(
         np.asarray(part)[:, inside][:, :, inside], psi[:, inside][:, :, inside], atol=1e-6
     )
+    # stacked part-aware KCS equals one kcs_matrix per part
+    stacked = kin.part_kcs_matrices(x, layout=LAY)
+    for i, name in enumerate(KCS_PARTS):
+        ref = kin.kcs_matrix(x, layout=LAY, bone_set=name, unit_bones=True)
+        np.testing.assert_allclose(stacked[:, i], ref, atol=1e-6)
     # unit bones: diagonal is one
     unit = kin.kcs_matrix(x, layout=LAY, unit_bones=True)
     np.testing.assert_allclose(np.diagonal(unit, axis1=-2, axis2=-1), 1.0, atol=1e-5)

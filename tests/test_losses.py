@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
+from _helpers import GRAD_TOLERANCES, STANDING_H36M17
+from _helpers import check_grads_jit as _check_grads
 
 from jpose import losses as L
 from jpose.camera import project_unit_focal
@@ -16,25 +17,11 @@ from jpose.skeleton import H36M17
 RNG = np.random.default_rng(0)
 
 
-def _check_grads(fn, args, **kwargs):
-    """jax.test_util.check_grads on the jitted function (one compilation instead of op-by-op)."""
-    check_grads(jax.jit(fn), args, **kwargs)
-
-
 LAYOUT = H36M17
-GRAD = dict(order=1, modes=("rev",), atol=1e-2, rtol=1e-2, eps=1e-3)
+GRAD = GRAD_TOLERANCES
 
 # A standing Human3.6M-17 pose in the camera frame (metres; x right, y down, z forward).
-_POSE = np.array(
-    [
-        [0.00, 0.00, 0.00], [-0.13, 0.00, 0.00], [-0.14, 0.45, 0.02], [-0.15, 0.88, 0.05],
-        [0.13, 0.00, 0.00], [0.14, 0.45, -0.01], [0.15, 0.88, 0.04], [0.00, -0.23, 0.01],
-        [0.00, -0.48, 0.02], [0.00, -0.58, -0.05], [0.00, -0.68, 0.00], [0.16, -0.45, 0.02],
-        [0.20, -0.20, 0.05], [0.22, 0.03, 0.10], [-0.16, -0.45, 0.02], [-0.21, -0.20, 0.03],
-        [-0.23, 0.02, -0.05],
-    ],
-    np.float32,
-)  # fmt: skip
+_POSE = STANDING_H36M17
 POSE = jnp.asarray(_POSE)
 
 

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
+from _helpers import GRAD_TOLERANCES, STANDING_H36M17
+from _helpers import check_grads_jit as _check_grads
 
 from jpose import losses as L
 from jpose.camera import h36m_camera, project, relative_transform, world_to_camera
@@ -13,24 +14,10 @@ from jpose.skeleton import COCO17, MPII16
 RNG = np.random.default_rng(1)
 
 
-def _check_grads(fn, args, **kwargs):
-    """jax.test_util.check_grads on the jitted function (one compilation instead of op-by-op)."""
-    check_grads(jax.jit(fn), args, **kwargs)
-
-
-GRAD = dict(order=1, modes=("rev",), atol=1e-2, rtol=1e-2, eps=1e-3)
+GRAD = GRAD_TOLERANCES
 
 # A standing 17-joint pose in the Human3.6M world frame (metres, z up), near the capture centre.
-_LOCAL = np.array(
-    [
-        [0.00, 0.00, 0.00], [-0.13, 0.00, 0.00], [-0.14, 0.45, 0.02], [-0.15, 0.88, 0.05],
-        [0.13, 0.00, 0.00], [0.14, 0.45, -0.01], [0.15, 0.88, 0.04], [0.00, -0.23, 0.01],
-        [0.00, -0.48, 0.02], [0.00, -0.58, -0.05], [0.00, -0.68, 0.00], [0.16, -0.45, 0.02],
-        [0.20, -0.20, 0.05], [0.22, 0.03, 0.10], [-0.16, -0.45, 0.02], [-0.21, -0.20, 0.03],
-        [-0.23, 0.02, -0.05],
-    ],
-    np.float32,
-)  # fmt: skip
+_LOCAL = STANDING_H36M17
 WORLD = jnp.asarray(np.stack([_LOCAL[:, 0], _LOCAL[:, 2], 0.9 - _LOCAL[:, 1]], -1) + [0.2, 0.1, 0])
 
 

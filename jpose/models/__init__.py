@@ -22,7 +22,6 @@ from jpose.models.poseaug import (
     PoseAugDiscriminator2D,
     PoseAugGenerator,
     part_kcs_discriminator,
-    part_kcs_from_bones,
     poseaug_discriminator_2d,
     poseaug_generator,
 )
@@ -50,7 +49,6 @@ __all__ = [
     "max_norm_constraint",
     "param_count",
     "part_kcs_discriminator",
-    "part_kcs_from_bones",
     "poseaug_discriminator_2d",
     "poseaug_generator",
     "refine_net",

@@ -24,7 +24,7 @@ Architecture facts (PoseAug ``models_poseaug/*.py``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -41,7 +41,6 @@ __all__ = [
     "poseaug_generator",
     "poseaug_discriminator_2d",
     "part_kcs_discriminator",
-    "part_kcs_from_bones",
 ]
 
 
@@ -194,8 +193,8 @@ class PartKCSDiscriminator(nn.Module):
     """Part-aware KCS 3D discriminator: per-part logits ``[..., P]``.
 
     Input either precomputed KCS matrices ``[..., P, B, B]`` (``kcs_fn=None``) or anything
-    ``kcs_fn`` maps to them (e.g. a pose ``[..., J, 3]`` with ``kcs_fn`` = bone-normalised
-    part-masked ``jpose.kinematics.kcs_matrix`` stacked over ``skeleton.KCS_PARTS``).
+    ``kcs_fn`` maps to them (e.g. a pose ``[..., J, 3]`` with
+    ``kcs_fn = functools.partial(jpose.kinematics.part_kcs_matrices, layout=...)``).
 
     Attributes:
       num_parts: P (5 in PoseAug: torso, two legs, two arms).
@@ -295,26 +294,3 @@ def part_kcs_discriminator(
         ),
         name="part_kcs_d3d",
     )
-
-
-def part_kcs_from_bones(
-    bones: jax.Array, part_masks: Sequence[Sequence[bool]] | jax.Array, *, normalize: bool = True
-) -> jax.Array:
-    """Part-masked KCS matrices from bone vectors (helper for ``kcs_fn``).
-
-    PoseAug's D3D: bones normalised to unit length (so the discriminator judges angles only), rows
-    outside each part zeroed, ``Psi_P = B_P B_P^T`` (Wandt et al. 2019, KCS).
-
-    Args:
-      bones: ``[..., B, 3]`` bone vectors.
-      part_masks: ``[P, B]`` booleans (``layout.bone_set_mask(name)`` per part).
-      normalize: scale bones to unit length first.
-
-    Returns:
-      ``[..., P, B, B]`` KCS matrices.
-    """
-    if normalize:
-        bones = bones / jnp.sqrt(jnp.sum(bones * bones, axis=-1, keepdims=True) + 1e-12)
-    masks = jnp.asarray(part_masks, dtype=bones.dtype)  # [P, B]
-    bp = bones[..., None, :, :] * masks[:, :, None]  # [..., P, B, 3]
-    return bp @ jnp.swapaxes(bp, -1, -2)

@@ -1,0 +1,25 @@
+"""Shared test fixtures: a reference pose and a jitted gradient check."""
+
+import jax
+import numpy as np
+from jax.test_util import check_grads
+
+GRAD_TOLERANCES = dict(order=1, modes=("rev",), atol=1e-2, rtol=1e-2, eps=1e-3)
+
+# A standing Human3.6M-17 pose, pelvis at the origin (metres; camera frame: x right, y down,
+# z forward). Bone lengths are typical adult values (thigh 0.45 m, shin 0.43 m, ...).
+STANDING_H36M17 = np.array(
+    [
+        [0.00, 0.00, 0.00], [-0.13, 0.00, 0.00], [-0.14, 0.45, 0.02], [-0.15, 0.88, 0.05],
+        [0.13, 0.00, 0.00], [0.14, 0.45, -0.01], [0.15, 0.88, 0.04], [0.00, -0.23, 0.01],
+        [0.00, -0.48, 0.02], [0.00, -0.58, -0.05], [0.00, -0.68, 0.00], [0.16, -0.45, 0.02],
+        [0.20, -0.20, 0.05], [0.22, 0.03, 0.10], [-0.16, -0.45, 0.02], [-0.21, -0.20, 0.03],
+        [-0.23, 0.02, -0.05],
+    ],
+    np.float32,
+)  # fmt: skip
+
+
+def check_grads_jit(fn, args, **kwargs):
+    """jax.test_util.check_grads on the jitted function (one compilation instead of op-by-op)."""
+    check_grads(jax.jit(fn), args, **kwargs)

@@ -117,3 +117,17 @@ def test_dataset_arrays_feed_the_sampler():
         batching.BatchSampler(num_examples=4, batch_size=8, mode="epoch")
     with pytest.raises(ValueError, match="different lengths"):
         batching.device_put_dataset({"a": np.zeros(3), "b": np.zeros(4)})
+
+
+def test_keyed_permutation_is_a_bijection_and_changes_with_the_key():
+    from jpose.data.batching import keyed_permutation
+
+    for n in (1, 2, 3, 17, 1000, 4099):  # odd sizes exercise cycle walking
+        perm = np.asarray(keyed_permutation(jax.random.key(3), jnp.arange(n), num_items=n))
+        np.testing.assert_array_equal(np.sort(perm), np.arange(n))
+    a = np.asarray(keyed_permutation(jax.random.key(0), jnp.arange(1000), num_items=1000))
+    b = np.asarray(keyed_permutation(jax.random.key(1), jnp.arange(1000), num_items=1000))
+    assert np.mean(a == b) < 0.05  # different epochs/keys give different orders
+    assert abs(np.corrcoef(np.arange(1000), a)[0, 1]) < 0.1  # no visible order left
+    with pytest.raises(ValueError, match="num_items"):
+        keyed_permutation(jax.random.key(0), jnp.arange(3), num_items=0)

@@ -8,9 +8,12 @@ All jpose datasets fit in device memory (Human3.6M at 50 fps x 4 cameras: 1.56M 
 Determinism and resume: the indices of step ``s`` are a pure function of ``(key, s)``:
 
 * ``mode="random"``: ``randint(fold_in(k, s), B)`` -- i.i.d. with replacement;
-* ``mode="epoch"``: epoch ``e = s // steps_per_epoch``, permutation ``perm_e =
-  permutation(fold_in(k, e), N)`` and the slice ``perm_e[(s mod steps_per_epoch) * B :][:B]``:
-  every example exactly once per epoch (the last ``N mod B`` of each permutation are skipped).
+* ``mode="epoch"``: epoch ``e = s // steps_per_epoch`` and a keyed bijection ``perm_e`` of
+  ``[0, N)`` (:func:`keyed_permutation`: a 4-round Feistel network on the smallest even-bit
+  power-of-two domain, with cycle walking, keyed by ``fold_in(k, e)``); step ``s`` takes
+  ``perm_e(i)`` for ``i`` in ``[(s mod steps_per_epoch) B, ... + B)``: every example exactly once
+  per epoch (the last ``N mod B`` positions of each epoch are skipped). Each step costs O(B),
+  not the O(N log N) of materialising a permutation of the whole dataset at every step.
 
 with ``k = fold_in(key, SAMPLER_SALT)`` so the sampler's randomness is independent of the step's
 own ``fold_in(key, step)``. Restarting at step ``s`` therefore replays exactly the batches of an
@@ -44,12 +47,60 @@ __all__ = [
     "device_put_dataset",
     "gather",
     "HostBatchIterator",
+    "keyed_permutation",
 ]
 
 SAMPLER_SALT = 0x5A3D
 """Constant folded into the key before sampling (decorrelates batches from the step's noise)."""
 
 _MODES = ("random", "epoch")
+_FEISTEL_ROUNDS = 4
+
+
+def _mix32(x: jax.Array) -> jax.Array:
+    """A 32-bit integer hash (the finaliser of MurmurHash3), on uint32."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def keyed_permutation(key: jax.Array, positions: jax.Array, *, num_items: int) -> jax.Array:
+    """Image of ``positions`` under a pseudo-random permutation of ``[0, num_items)``.
+
+    A balanced Feistel network (4 rounds, MurmurHash3-finaliser round function with round keys
+    drawn from ``key``) is a bijection of ``[0, 2^bits)``, ``bits`` the smallest even number with
+    ``2^bits >= num_items``; cycle walking (re-applying it while the value is ``>= num_items``)
+    restricts it to a bijection of ``[0, num_items)`` (Black & Rogaway, CT-RSA 2002). The domain is
+    below ``4 num_items``, so a position needs fewer than 4 applications on average.
+
+    Args:
+      key: typed PRNG key selecting the permutation.
+      positions: integer array of positions in ``[0, num_items)``.
+      num_items: size of the permuted set (at most 2^31).
+
+    Returns:
+      ``int32`` array shaped like ``positions``: distinct positions map to distinct items.
+    """
+    if not 1 <= num_items <= 2**31:
+        raise ValueError(f"num_items must be in [1, 2^31], got {num_items}")
+    bits = max(2, int(np.ceil(np.log2(max(num_items, 2)))))
+    bits += bits % 2
+    half = bits // 2
+    mask = jnp.uint32((1 << half) - 1)
+    round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
+
+    def encrypt(x: jax.Array) -> jax.Array:
+        left, right = x >> half, x & mask
+        for r in range(_FEISTEL_ROUNDS):
+            left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
+        return (left << half) | right
+
+    n = jnp.uint32(num_items)
+    x = encrypt(jnp.asarray(positions).astype(jnp.uint32))
+    x = jax.lax.while_loop(lambda v: jnp.any(v >= n), lambda v: jnp.where(v >= n, encrypt(v), v), x)
+    return x.astype(jnp.int32)
 
 
 def device_put_dataset(
@@ -151,9 +202,9 @@ class BatchSampler:
                 jax.random.fold_in(k, step), (self.batch_size,), 0, self.num_examples, jnp.int32
             )
         spe = self.steps_per_epoch
-        perm = jax.random.permutation(jax.random.fold_in(k, step // spe), self.num_examples)
-        start = (step % spe) * self.batch_size
-        return jax.lax.dynamic_slice(perm.astype(jnp.int32), (start,), (self.batch_size,))
+        positions = (step % spe) * self.batch_size + jnp.arange(self.batch_size, dtype=jnp.int32)
+        epoch_key = jax.random.fold_in(k, step // spe)
+        return keyed_permutation(epoch_key, positions, num_items=self.num_examples)
 
     def shard_indices(
         self, key: jax.Array, step: int | jax.Array, *, shard: int | jax.Array, num_shards: int

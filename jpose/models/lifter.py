@@ -123,6 +123,7 @@ def martinez_lifter(
     num_blocks: int = 2,
     dropout: float = 0.5,
     use_batch_norm: bool = True,
+    zero_init_output: bool = False,
 ) -> Model:
     """Martinez et al. (ICCV 2017) lifter: ``[..., J, 2] -> [..., J_out, 3]``.
 
@@ -131,7 +132,9 @@ def martinez_lifter(
       num_joints_out: output joints (default J).
       in_channels: per-joint input channels (2 for 2D keypoints, 3 with confidence).
       out_channels: per-joint output channels.
-      width, num_blocks, dropout, use_batch_norm: see :class:`ResidualMLP`.
+      width, num_blocks, dropout, use_batch_norm, zero_init_output: see :class:`ResidualMLP`
+        (``zero_init_output`` starts the prediction at 0, i.e. the mean pose of root-relative
+        targets; not in the paper, it shortens the first few hundred steps of short runs).
 
     Returns:
       A :class:`Model`. Parameter count with batch norm (L = num_blocks, w = width; dense layers
@@ -148,22 +151,42 @@ def martinez_lifter(
         num_blocks=num_blocks,
         dropout=dropout,
         use_batch_norm=use_batch_norm,
+        zero_init_output=zero_init_output,
     )
     return Model(module, name="martinez_lifter")
 
 
-def li_lifter(num_joints: int, *, width: int = 1024, dropout: float = 0.5) -> Model:
+def li_lifter(
+    num_joints: int,
+    *,
+    width: int = 1024,
+    num_blocks: int = 4,
+    dropout: float = 0.5,
+    zero_init_output: bool = False,
+) -> Model:
     """Li et al. (AAAI 2020) lifting branch: Martinez-style, 4 residual blocks.
 
-    Maps ``[..., J, 2]`` to ``[..., J, 3]``.
+    Maps ``[..., J, 2]`` to ``[..., J, 3]``. ``zero_init_output``: see :class:`ResidualMLP`.
     """
     return Model(
-        ResidualMLP(out_shape=(num_joints, 3), width=width, num_blocks=4, dropout=dropout),
+        ResidualMLP(
+            out_shape=(num_joints, 3),
+            width=width,
+            num_blocks=num_blocks,
+            dropout=dropout,
+            zero_init_output=zero_init_output,
+        ),
         name="li_lifter",
     )
 
 
-def li_root_branch(*, width: int = 1024, num_blocks: int = 4, dropout: float = 0.5) -> Model:
+def li_root_branch(
+    *,
+    width: int = 1024,
+    num_blocks: int = 4,
+    dropout: float = 0.5,
+    zero_init_output: bool = False,
+) -> Model:
     """Li et al. (AAAI 2020) root branch: same architecture, separate weights.
 
     Maps ``[..., J, 2]`` to the root position ``[..., 3]``.
@@ -171,19 +194,33 @@ def li_root_branch(*, width: int = 1024, num_blocks: int = 4, dropout: float = 0
     The predicted root r is added to the root-relative lifting output (Li et al. Sec. 3.1).
     """
     return Model(
-        ResidualMLP(out_shape=(3,), width=width, num_blocks=num_blocks, dropout=dropout),
+        ResidualMLP(
+            out_shape=(3,),
+            width=width,
+            num_blocks=num_blocks,
+            dropout=dropout,
+            zero_init_output=zero_init_output,
+        ),
         name="li_root_branch",
     )
 
 
-def drover_generator(num_joints: int, *, width: int = 1024, num_blocks: int = 4) -> Model:
+def drover_generator(
+    num_joints: int, *, width: int = 1024, num_blocks: int = 4, zero_init_output: bool = False
+) -> Model:
     """Drover et al. (ECCV-W 2018 Sec. 3.3) generator: ``[..., J, 2] -> [..., J]`` depth offsets.
 
     Dense(1024), then 4 residual blocks of two (1024-wide dense, batch norm, ReLU), then a dense
     layer to one depth offset per joint (the depth is formed from the offsets by ``jpose.losses``).
     """
     return Model(
-        ResidualMLP(out_shape=(num_joints,), width=width, num_blocks=num_blocks, dropout=0.0),
+        ResidualMLP(
+            out_shape=(num_joints,),
+            width=width,
+            num_blocks=num_blocks,
+            dropout=0.0,
+            zero_init_output=zero_init_output,
+        ),
         name="drover_generator",
     )
 

@@ -291,7 +291,7 @@ def figure_reprojection(
     max_rows: int = 4,
     title: str | None = None,
 ) -> Any:
-    """CameraPose Figure 8: input 2D, inferred 3D, and the 3D re-projected with the predicted camera.
+    """CameraPose Figure 8: input 2D, inferred 3D, 3D re-projected with the predicted camera.
 
     One row per sample: (1) the input 2D keypoints, (2) the lifted camera-frame 3D pose, (3) the
     re-projection ``pi(M^ (X^ + t^))`` (side colours) over the input (grey dashed).
@@ -386,7 +386,16 @@ def default_curve_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list
         "discriminator accuracy (GAN health, 0.5 = balanced)": [
             k for k in keys if "acc" in k.split("/")[-1]
         ],
-        "augmented poses": [k for k in keys if "/aug_" in k or k.startswith("aug/")],
+        "augmented poses (ratios, 1 - cos, valid fraction)": [
+            k
+            for k in keys
+            if ("/aug_" in k or k.startswith("aug/")) and not k.endswith(("_deg", "_depth"))
+        ],
+        "augmented poses: rotation (deg), root depth (m)": [
+            k
+            for k in keys
+            if ("/aug_" in k or k.startswith("aug/")) and k.endswith(("_deg", "_depth"))
+        ],
         "validation": list(val_keys),
         "throughput (samples/s)": [k for k in keys if k == "throughput/samples_per_s"],
     }

@@ -24,6 +24,7 @@ CORE_MODULES = [
     "jpose.losses",
     "jpose.adversarial",
     "jpose.augment",
+    "jpose.multiview",
 ]
 # Optional array-valued arguments that may stay positional (arrays positional, options keyword).
 ARRAY_ARGS = {

@@ -1,0 +1,288 @@
+"""Supervised baseline: Martinez et al. (ICCV 2017) residual lifter trained on 2D-3D pairs.
+
+``python -m experiments.baseline --workdir=DIR [--config=experiments/configs/baseline.py:PRESET]``
+
+The lifter maps the dataset's normalised 2D (``pose2d_norm [B, J, 2]``) to the root-relative
+camera-frame 3D pose ``[B, J, 3]`` in metres; loss: mean squared error over joints and axes
+(Martinez et al. sec. 3). Evaluation (``experiments.common.evaluate_3d``): Protocol 1 (MPJPE)
+and Protocol 2 (P-MPJPE) per action, action-wise and frame-wise means, in mm.
+
+Outputs in ``DIR`` (``experiments.common``): ``config.json``, ``metrics.jsonl``,
+``checkpoints/lifter/``, ``results.json|md`` and ``figures/*.png``. Running the same command
+again resumes from the last checkpoint (or only re-evaluates when training is complete).
+
+Also a small library for the other lifting experiments (``experiments.drover``,
+``experiments.zhou``): :func:`jit_predict`, :func:`lifter_figures`, :func:`eval_datasets`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from experiments import common
+from jpose import models, skeleton
+from jpose.data import PoseDataset
+from jpose.training import (
+    Phase,
+    PhaseContext,
+    create_player,
+    create_train_state,
+    make_train_step,
+    schedule_from_config,
+)
+from jpose.training.state import PlayerState
+
+__all__ = [
+    "run",
+    "jit_predict",
+    "eval_datasets",
+    "lifter_figures",
+    "lifter_loss",
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers shared by the lifting experiments
+# ------------------------------------------------------------------------------------------------
+
+
+def jit_predict(
+    player: PlayerState, fn: Callable[[Any, jax.Array, jax.Array], jax.Array]
+) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """A jitted ``predict_3d(pose2d, confidence)`` for ``common.evaluate_3d``.
+
+    Args:
+      player: the trained player (evaluation mode: running batch statistics, no dropout).
+      fn: ``fn(apply, pose2d, confidence) -> pose3d`` where ``apply(x)`` runs the player.
+
+    Returns:
+      ``predict_3d`` with the parameters passed as arguments (not baked-in constants).
+    """
+    model = player.model
+
+    @jax.jit
+    def run(variables: Any, x: jax.Array, c: jax.Array) -> jax.Array:
+        def apply(inp: jax.Array) -> jax.Array:
+            return model.apply(variables, inp, train=False)[0]
+
+        return fn(apply, x, c)
+
+    variables = player.variables()
+    return lambda x, c: run(variables, x, c)
+
+
+def eval_datasets(
+    datasets: Mapping[str, PoseDataset], cfg: ml_collections.ConfigDict
+) -> dict[str, PoseDataset]:
+    """The 3D evaluation splits named by ``cfg.eval.splits`` (default: every 3D test split)."""
+    return {n: datasets[n] for n in common.eval_splits(datasets, cfg.eval.get("splits", ""))}
+
+
+def lifter_figures(
+    workdir: Any,
+    evaluations: Mapping[str, Mapping[str, Any]],
+    datasets: Mapping[str, PoseDataset],
+    *,
+    title: str,
+    extra: Mapping[str, Callable[[], Any]] | None = None,
+) -> list[str]:
+    """Training curves plus predicted-vs-true 3D poses of each evaluated split.
+
+    Args:
+      workdir: output directory.
+      evaluations: ``{split: evaluate_3d(..., keep_predictions=True)}``.
+      datasets: the loaded splits.
+      title: figure title prefix.
+      extra: more ``{name: make_figure}``.
+
+    Returns:
+      Written figure paths (relative to ``workdir``); none when matplotlib is missing.
+    """
+    from jpose import viz
+
+    figs: dict[str, Callable[[], Any]] = {
+        "training_curves": lambda: common.training_curves_figure(workdir, title=title)
+    }
+    for split, ev in evaluations.items():
+        if "predictions" not in ev:
+            continue
+        ds = datasets[split]
+
+        def poses(ev=ev, ds=ds, split=split) -> Any:
+            idx = np.linspace(0, len(ds) - 1, 4).astype(int)
+            return viz.figure_poses_3d(
+                ev["predictions"][idx],
+                ds.pose3d_root_relative[idx],
+                errors_mm=ev["errors_mm"]["p_mpjpe"][idx],
+                title=f"{title}: {split} (P-MPJPE in titles)",
+            )
+
+        figs[f"poses_3d_{split.replace('/', '_')}"] = poses
+    figs.update(extra or {})
+    return common.write_figures(workdir, figs)
+
+
+def lifter_loss(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Martinez et al. (ICCV 2017, sec. 3) L2 loss: mean squared error over joints and axes.
+
+    Args:
+      pred, target: ``[B, J, 3]`` root-relative poses in metres.
+
+    Returns:
+      ``(loss, {"mse", "mpjpe_mm"})`` (batch means; ``mpjpe_mm`` for monitoring only).
+    """
+    mse = jnp.mean(jnp.square(pred - target))
+    mpjpe = jnp.mean(jnp.linalg.norm(pred - target, axis=-1)) * 1000.0
+    return mse, {"mse": mse, "mpjpe_mm": mpjpe}
+
+
+# ------------------------------------------------------------------------------------------------
+# The experiment
+# ------------------------------------------------------------------------------------------------
+
+
+def _root_relative(pose: jax.Array) -> jax.Array:
+    return pose - pose[..., :1, :]
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train (or resume) and evaluate the supervised baseline.
+
+    Args:
+      config: from ``experiments/configs/baseline.py``.
+      workdir: output directory.
+
+    Returns:
+      The ``results.json`` record plus ``"stage"`` (the :class:`common.StageResult`).
+    """
+    t_start = time.perf_counter()
+    wd = common.setup_workdir(workdir, config)
+    datasets = common.load_datasets(config.data)
+    train = datasets["train_3d"]
+    lay = skeleton.get_layout(train.layout)
+    num_joints = lay.num_joints
+    tc = config.train
+    bs = int(tc.batch_size)
+    k_steps = int(tc.steps_per_block)
+    steps_per_epoch = max(1, len(train) // bs)
+    num_steps = common.stage_num_steps(tc, steps_per_epoch=steps_per_epoch, steps_per_block=k_steps)
+    key = jax.random.key(int(config.seed))
+    k_init, k_train = jax.random.split(key)
+
+    mc = config.model
+    model = models.martinez_lifter(
+        num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks), dropout=float(mc.dropout)
+    )
+    constraint = None
+    if float(mc.max_norm) > 0:
+        max_norm = float(mc.max_norm)
+
+        def constraint(p: Any) -> Any:
+            return models.max_norm_constraint(p, max_norm=max_norm)
+
+    tx = optax.adam(schedule_from_config(tc.schedule, steps_per_epoch=steps_per_epoch))
+    player = create_player(
+        model, tx, k_init, jnp.zeros((2, num_joints, 2), jnp.float32), constraint=constraint
+    )
+    template = create_train_state({"lifter": player})
+
+    def loss_fn(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+        b = batch["train_3d"]
+        pred = _root_relative(ctx.apply("lifter", b["pose2d_norm"]))
+        return lifter_loss(pred, b["pose3d"])
+
+    phases = [Phase("lifter", ("lifter",), loss_fn)]
+    num_devices = common.num_parallel_devices(str(tc.parallel))
+    data = {
+        "train_3d": common.device_arrays(
+            train.arrays(["pose2d_norm", "pose3d"]), num_devices=num_devices
+        )
+    }
+    sampler = common.make_sampler({"train_3d": len(train)}, {"train_3d": bs},
+                                  num_devices=num_devices)  # fmt: skip
+    run_block = common.make_block_runner(
+        lambda axis: make_train_step(phases, axis_name=axis),
+        steps_per_block=k_steps,
+        sampler=sampler,
+        data=data,
+        num_devices=num_devices,
+    )
+    stage = common.train_stage(
+        "lifter",
+        template,
+        index=0,
+        key=k_train,
+        run_block=run_block,
+        num_steps=num_steps,
+        steps_per_block=k_steps,
+        workdir=wd,
+        samples_per_step=bs,
+        phases=phases,
+        checkpoint_every=int(tc.checkpoint_every) or None,
+        log_every=int(tc.log_every),
+    )
+
+    predict_3d = jit_predict(stage.state["lifter"], lambda apply, x, c: _root_relative(apply(x)))
+    evaluations = {
+        split: common.evaluate_3d(
+            predict_3d,
+            ds,
+            batch_size=int(config.eval.batch_size),
+            action_key=config.eval.action_key,
+            keep_predictions=True,
+        )
+        for split, ds in eval_datasets(datasets, config).items()
+    }
+    header = common.ResultsHeader(
+        experiment="baseline (Martinez et al. ICCV 2017 residual lifter, supervised)",
+        dataset=f"{config.data.preset}: {train.name} ({len(train)} 2D-3D pairs)",
+        source_2d=f"dataset 2D ({train.normalization} normalisation)",
+        protocol=(
+            "P1 = MPJPE, P2 = P-MPJPE (similarity Procrustes), N-MPJPE; root-relative (pelvis), "
+            "mm; per action, action-wise and frame-wise means"
+        ),
+        options={
+            "width": int(mc.width),
+            "num_blocks": int(mc.num_blocks),
+            "dropout": float(mc.dropout),
+            "batch_size": bs,
+            "steps": num_steps,
+            "lr": float(tc.schedule.lr),
+        },
+        checkpoint={"lifter": stage.num_steps},
+        model_selection="final checkpoint (no model selection)",
+        notes=(f"training wall time (this invocation) {stage.wall_s:.1f} s",),
+    )
+    timings = {
+        "train_wall_s": stage.wall_s,
+        "trained_steps": stage.trained_steps,
+        "resumed_from": stage.resumed_from,
+        "samples_per_s": stage.samples_per_s,
+        "total_wall_s": time.perf_counter() - t_start,
+    }
+    figures = lifter_figures(wd, evaluations, datasets, title="baseline") if config.figures else []
+    common.write_results(
+        wd, header=header, evaluations=evaluations, extra={"timings": timings, "figures": figures}
+    )
+    record = {
+        "evaluations": {
+            k: {kk: v[kk] for kk in ("dataset", "num_examples", "metrics")}
+            for k, v in evaluations.items()
+        },  # fmt: skip
+        "timings": timings,
+        "figures": figures,
+        "stage": stage,
+    }
+    return record
+
+
+if __name__ == "__main__":
+    common.cli(run, default_config=common.config_path("baseline"))

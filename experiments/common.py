@@ -1,0 +1,862 @@
+"""The shared experiment harness: entry point, work directory, data, staged training, evaluation
+and reports. Every ``experiments/<method>.py`` is a short ``run(config, workdir)`` built from these.
+
+Entry point (flax ``examples/imagenet`` style)::
+
+    # experiments/<method>.py
+    def run(config, workdir): ...
+    if __name__ == "__main__":
+        common.cli(run, default_config=common.config_path("<method>"))
+
+    python -m experiments.<method> --workdir=/tmp/x \
+        [--config=experiments/configs/<method>.py:<preset>] [--config.train.lr=1e-4 ...]
+
+Work directory layout (``setup_workdir``, ``train_stage``, ``write_results``, ``write_figures``)::
+
+    <workdir>/config.json             the resolved config (a changed config on resume is kept as
+                                      config.<n>.json and logged)
+    <workdir>/metrics.jsonl           every logged scalar (train / val), with ``stage`` and a
+                                      global step (stages are concatenated)
+    <workdir>/checkpoints/<stage>/    orbax checkpoints of each training stage
+    <workdir>/results.json|md         evaluation (MPJPE / P-MPJPE / N-MPJPE in mm, per action,
+                                      action-wise and frame-wise means) with a header
+    <workdir>/figures/*.png           figures (needs matplotlib, ``jpose[viz]``)
+
+Resume order (``train_stage``): stages run in order; a stage whose checkpoint directory holds its
+final step is restored and skipped, a stage with an earlier checkpoint is restored and continued
+(``jpose.training.fit``: state, base key and step; the batch of step ``s`` is a pure function of
+``(key, s)``, so a resumed run replays the batches of an uninterrupted one), a stage without
+checkpoints starts from the previous stage's final state. A run killed at any moment therefore
+restarts from its last checkpoint and stage when the same command is run again.
+
+Data parallelism: ``make_block_runner`` compiles K fused steps (``lax.scan``) with ``jit`` on one
+device or ``pmap`` over all local devices (state replicated around each block, so checkpoints and
+the returned state are always un-replicated).
+
+Evaluation protocol (``evaluate_3d``): a ``predict_3d(pose2d_norm, confidence) -> pose3d``
+function is run in fixed-size batches (no recompilation); predictions and targets are made
+root-relative (pelvis); MPJPE (protocol 1), P-MPJPE (protocol 2: similarity Procrustes with
+reflection fix) and N-MPJPE (least-squares scale) per example, then per action, the action-wise
+mean (each action counts equally, the Human3.6M convention) and the frame-wise mean. Units: mm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jpose import metrics as jm
+from jpose.data import PoseDataset
+from jpose.data.batching import BatchSampler, device_put_dataset
+from jpose.training import Checkpointer, MetricsLogger, fit, jit_step, make_multi_step, parallel
+from jpose.training.state import TrainState
+
+__all__ = [
+    "LOGGER",
+    "config_path",
+    "cli",
+    "setup_workdir",
+    "load_datasets",
+    "eval_splits",
+    "action_labels",
+    "subset",
+    "normalized_intrinsics",
+    "device_arrays",
+    "num_parallel_devices",
+    "make_sampler",
+    "make_block_runner",
+    "StageLogger",
+    "StageResult",
+    "stage_num_steps",
+    "train_stage",
+    "batched_apply",
+    "evaluate_3d",
+    "evaluation_rows",
+    "ResultsHeader",
+    "write_results",
+    "write_figures",
+    "training_curves_figure",
+]
+
+LOGGER = logging.getLogger("jpose.experiments")
+_CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point and work directory
+# ------------------------------------------------------------------------------------------------
+
+
+def config_path(name: str) -> str:
+    """Absolute path of ``experiments/configs/<name>.py`` (the default ``--config``)."""
+    return str(_CONFIG_DIR / f"{name}.py")
+
+
+def cli(run: Callable[[ml_collections.ConfigDict, str], Any], *, default_config: str) -> None:
+    """Parse ``--config`` / ``--workdir`` (absl + ml_collections) and call ``run(config, workdir)``.
+
+    Call only under ``if __name__ == "__main__"`` (it defines the absl flags). ``--config`` takes
+    ``path[:preset]`` and accepts overrides such as ``--config.train.batch_size=512``; without it
+    ``default_config`` (``get_config()`` with no preset) is used.
+
+    Args:
+      run: the experiment's ``run(config, workdir)``.
+      default_config: config file used when ``--config`` is absent.
+    """
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    flags.DEFINE_string("workdir", None, "Output directory (checkpoints, metrics, results).")
+    config_flags.DEFINE_config_file(
+        "config", default_config, "Config file[:preset]; fields overridable with --config.a.b=v."
+    )
+    flags.mark_flag_as_required("workdir")
+
+    def main(argv: Sequence[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.WARNING)  # orbax / absl chatter
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        jpose_logger = logging.getLogger("jpose")
+        jpose_logger.addHandler(handler)
+        jpose_logger.setLevel(logging.INFO)
+        jpose_logger.propagate = False
+        config = flags.FLAGS.config
+        parallel.initialize_distributed(config)
+        run(config, flags.FLAGS.workdir)
+
+    app.run(main)
+
+
+def setup_workdir(
+    workdir: str | os.PathLike[str], config: ml_collections.ConfigDict
+) -> pathlib.Path:
+    """Create ``workdir`` and dump the config to ``config.json``.
+
+    On resume with a different config the new one is written to ``config.<n>.json`` and a
+    warning is logged (the first ``config.json`` stays, it describes the checkpoints).
+
+    Args:
+      workdir: output directory.
+      config: the resolved config.
+
+    Returns:
+      The work directory as a path.
+    """
+    wd = pathlib.Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    path = wd / "config.json"
+    if path.exists() and path.read_text() != text:
+        n = 1
+        while (wd / f"config.{n}.json").exists():
+            n += 1
+        path = wd / f"config.{n}.json"
+        LOGGER.warning("config differs from %s/config.json; saved as %s", wd, path.name)
+    path.write_text(text)
+    return wd
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def subset(ds: PoseDataset, max_examples: int, *, seed: int) -> PoseDataset:
+    """A seeded random subset of at most ``max_examples`` examples (order kept); 0 keeps all."""
+    if not max_examples or len(ds) <= max_examples:
+        return ds
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds), max_examples, replace=False))
+    LOGGER.info("%s: using a random subset of %d of %d examples", ds.name, max_examples, len(ds))
+    return ds.take(idx)
+
+
+def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
+    """Load the splits named by a data config (``config.data``).
+
+    Fields: ``preset`` (``synthetic | cmu | cmu+coco | h36m``), ``seed``, ``data_dir`` (shared
+    data, default ``jpose.data.shared_data_dir()``), ``synthetic`` (sizes, see
+    ``jpose.data.SyntheticConfig``), ``cmu_subsample``, ``cmu_num_cameras``, ``h36m`` (paths and
+    options, see below), ``wild2d`` (2D-only files for ``h36m``), ``cross`` (``mpi3dhp_root``,
+    ``pw3d_path``: cross-dataset test sets, loaded when given) and ``max_examples`` (per split,
+    0 = all).
+
+    ``h36m`` sub-fields: ``dir`` (with ``data_3d_h36m.npz`` / ``data_2d_h36m_<source>.npz``),
+    ``path_3d``, ``path_2d``, ``source`` (2D source, ``gt`` / ``cpn_ft_h36m_dbb`` / ...),
+    ``subsample``, ``test_subsample``, ``normalization``.
+
+    Returns:
+      ``{split: PoseDataset}`` with ``train_3d`` and ``test`` always, ``train_2d`` (2D only),
+      ``val_2d`` (2D only, evaluation) and further 3D test sets where configured.
+    """
+    from jpose import data as jdata
+
+    preset = cfg.preset
+    seed = int(cfg.get("seed", 0))
+    if preset == "synthetic":
+        s = cfg.synthetic
+        sc = jdata.SyntheticConfig(
+            num_people={k: int(v) for k, v in s.num_people.items()},
+            poses_per_person=int(s.poses_per_person),
+            views_per_pose=int(s.views_per_pose),
+        )
+        out = jdata.load_preset("synthetic", seed=seed, synthetic_config=sc)
+    elif preset in ("cmu", "cmu+coco"):
+        out = jdata.load_preset(
+            preset,
+            seed=seed,
+            data_dir=cfg.get("data_dir") or None,
+            cmu_subsample=int(cfg.cmu_subsample),
+            cmu_num_cameras=int(cfg.cmu_num_cameras),
+        )
+    elif preset == "h36m":
+        h = cfg.h36m
+        common = {
+            "source": h.source,
+            "normalization": h.normalization,
+            "path_3d": h.get("path_3d") or None,
+            "path_2d": h.get("path_2d") or None,
+        }
+        out = {
+            "train_3d": jdata.load_h36m(
+                h.dir or None, split="train", subsample=int(h.subsample), **common
+            ),
+            "test": jdata.load_h36m(
+                h.dir or None, split="test", subsample=int(h.test_subsample), **common
+            ),
+        }
+        w = cfg.wild2d
+        parts = []
+        if w.get("coco_train"):
+            parts.append(
+                jdata.load_wild2d_npz(w.coco_train, normalization=h.normalization,
+                                      min_h36m_joints=int(w.min_h36m_joints))
+            )  # fmt: skip
+        if w.get("mpii"):
+            LOGGER.warning(
+                "MPII has no image sizes: its 2D is normalised by the person box ('bbox'), not "
+                "like the Human3.6M inputs (%s)",
+                h.normalization,
+            )
+            parts.append(
+                jdata.load_wild2d_npz(w.mpii, normalization="bbox",
+                                      min_h36m_joints=int(w.min_h36m_joints))
+            )  # fmt: skip
+        if parts:
+            parts = [dataclasses.replace(p, normalization=h.normalization, labels={})
+                     for p in parts]  # fmt: skip
+            out["train_2d"] = (
+                parts[0] if len(parts) == 1 else PoseDataset.concatenate(parts, name="wild2d")
+            )
+        if w.get("coco_val"):
+            out["val_2d"] = jdata.load_wild2d_npz(
+                w.coco_val, normalization=h.normalization, min_h36m_joints=int(w.min_h36m_joints)
+            )
+    else:
+        raise ValueError(f"unknown data preset {preset!r}; expected synthetic|cmu|cmu+coco|h36m")
+    cross = cfg.get("cross")
+    if cross is not None:
+        if cross.get("mpi3dhp_root"):
+            out["mpi3dhp"] = jdata.load_mpi3dhp_test(
+                cross.mpi3dhp_root, normalization=out["train_3d"].normalization
+            )
+        if cross.get("pw3d_path"):
+            out["3dpw"] = jdata.load_3dpw(
+                cross.pw3d_path, split="test", normalization=out["train_3d"].normalization
+            )
+    limits = cfg.get("max_examples") or {}
+    for i, (name, ds) in enumerate(sorted(out.items())):
+        out[name] = subset(ds, int(limits.get(name, 0) or 0), seed=seed + 101 + i)
+    for name, ds in out.items():
+        LOGGER.info("split %s: %s", name, ds.summary())
+    return out
+
+
+def eval_splits(datasets: Mapping[str, PoseDataset], names: str | Sequence[str] = "") -> list[str]:
+    """3D evaluation splits: ``names`` (comma-separated or list); default: 3D non-train splits."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if names:
+        missing = [n for n in names if n not in datasets]
+        if missing:
+            raise ValueError(f"evaluation splits {missing} not loaded; have {sorted(datasets)}")
+        return list(names)
+    return [n for n, d in datasets.items() if d.has_3d and not n.startswith("train")]
+
+
+def action_labels(ds: PoseDataset, key: str = "") -> np.ndarray:
+    """Per-example action labels: ``labels[key]`` or the first of ``action``, ``pose_class``,
+    ``activity``, ``sequence``; ``"all"`` when there is none."""
+    for k in ([key] if key else []) + ["action", "pose_class", "activity", "sequence"]:
+        if k in ds.labels:
+            return np.asarray(ds.labels[k]).astype(str)
+    return np.full(len(ds), "all")
+
+
+def normalized_intrinsics(ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth intrinsics in the units of ``ds.pose2d_norm`` (pinhole, no distortion).
+
+    With ``u_norm = f_n X / Z + c_n``: VideoPose3D (``"vp"``) normalisation ``uv / w * 2 - [1,
+    h / w]`` gives ``f_n = 2 f / w`` and ``c_n = (2 c_x / w - 1, 2 c_y / w - h / w)``; image
+    normalisation (``"image"``) gives ``f_n = (2 f_x / w, 2 f_y / h)``, ``c_n = 2 c / (w, h) - 1``.
+
+    Args:
+      ds: a dataset with ``focal_px``, ``center_px`` and ``image_size_px``.
+
+    Returns:
+      ``(focal [N, 2], center [N, 2])`` float32.
+    """
+    if ds.focal_px is None or ds.center_px is None or ds.image_size_px is None:
+        raise ValueError(f"{ds.name}: needs focal_px, center_px and image_size_px")
+    f, c = ds.focal_px.astype(np.float64), ds.center_px.astype(np.float64)
+    w, h = ds.image_size_px[:, 0:1].astype(np.float64), ds.image_size_px[:, 1:2].astype(np.float64)
+    if ds.normalization == "vp":
+        focal = 2.0 * f / w
+        center = np.concatenate([2.0 * c[:, :1] / w - 1.0, 2.0 * c[:, 1:] / w - h / w], -1)
+    elif ds.normalization == "image":
+        size = np.concatenate([w, h], -1)
+        focal, center = 2.0 * f / size, 2.0 * c / size - 1.0
+    else:
+        raise ValueError(f"{ds.name}: normalisation {ds.normalization!r} has no pinhole form")
+    return focal.astype(np.float32), center.astype(np.float32)
+
+
+def device_arrays(
+    arrays: Mapping[str, np.ndarray], *, num_devices: int = 1
+) -> dict[str, jax.Array]:
+    """Put host arrays on device once (replicated with a leading device axis for ``pmap``)."""
+    return device_put_dataset(arrays, replicate=num_devices > 1)
+
+
+def num_parallel_devices(mode: str = "auto") -> int:
+    """Devices to ``pmap`` over: ``"auto"`` = all local devices, ``"none"`` = 1, or an integer."""
+    if mode in ("none", "", None):
+        return 1
+    if mode == "auto":
+        return jax.local_device_count()
+    n = int(mode)
+    if n > jax.local_device_count():
+        raise ValueError(f"parallel={n} but only {jax.local_device_count()} local devices")
+    return n
+
+
+def make_sampler(
+    sizes: Mapping[str, int],
+    batch_sizes: Mapping[str, int],
+    *,
+    num_devices: int = 1,
+    mode: str = "epoch",
+) -> Callable[[Any, Any, jax.Array], dict[str, Any]]:
+    """A ``sampler(data, step, key)`` for several device-resident datasets at once.
+
+    ``data`` is ``{name: {field: [N_name, ...]}}``; each dataset ``name`` gets its own
+    :class:`~jpose.data.batching.BatchSampler` (per-epoch permutations of its own length, keys
+    decorrelated by ``fold_in(key, i)``). Under ``pmap`` every device takes its slice.
+
+    Args:
+      sizes: ``{name: N}``.
+      batch_sizes: ``{name: global batch size}``.
+      num_devices: devices of the ``pmap`` axis (1: no axis).
+      mode: ``"epoch"`` or ``"random"`` (a dataset smaller than its batch uses ``"random"``).
+
+    Returns:
+      The sampler.
+    """
+    axis = parallel.AXIS if num_devices > 1 else None
+    samplers = {
+        name: BatchSampler(
+            int(sizes[name]),
+            int(batch_sizes[name]),
+            mode=mode if batch_sizes[name] <= sizes[name] else "random",
+            axis_name=axis,
+            num_shards=num_devices if axis else None,
+        )
+        for name in sizes
+    }
+    order = sorted(samplers)
+
+    def sample(data: Any, step: Any, key: jax.Array) -> dict[str, Any]:
+        return {
+            name: samplers[name](data[name], step, jax.random.fold_in(key, i))
+            for i, name in enumerate(order)
+        }
+
+    return sample
+
+
+def make_block_runner(
+    build_step: Callable[[str | None], Callable[..., Any]],
+    *,
+    steps_per_block: int,
+    sampler: Callable[[Any, Any, jax.Array], Any],
+    data: Any,
+    num_devices: int = 1,
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, Any]]]:
+    """Compile K fused training steps drawing their batches on device.
+
+    Args:
+      build_step: ``axis_name -> step`` (``jpose.training.make_train_step(phases,
+        axis_name=...)``).
+      steps_per_block: K.
+      sampler: from :func:`make_sampler` (built with the same ``num_devices``).
+      data: device-resident data (:func:`device_arrays`, replicated when ``num_devices > 1``).
+      num_devices: 1 = ``jit``; more = ``pmap`` over that many local devices.
+
+    Returns:
+      ``run_block(state, key) -> (state, metrics)`` on un-replicated states, for
+      ``jpose.training.fit``.
+    """
+    if num_devices <= 1:
+        multi = jit_step(make_multi_step(build_step(None), steps_per_block, sampler=sampler))
+        device = jax.local_devices()[0]
+
+        def run_single(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
+            # Commit the state to the device: a freshly initialised (uncommitted) template and the
+            # committed outputs of the first call would otherwise compile the block twice.
+            return multi(jax.device_put(state, device), data, key)
+
+        return run_single
+    p_multi = parallel.pmap_step(
+        make_multi_step(build_step(parallel.AXIS), steps_per_block, sampler=sampler)
+    )
+    devices = jax.local_devices()[:num_devices]
+
+    def run_block(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
+        state_r, m = p_multi(parallel.replicate(state, devices=devices), data, key)
+        return parallel.unreplicate(state_r), parallel.unreplicate(m)
+
+    return run_block
+
+
+# ------------------------------------------------------------------------------------------------
+# Staged training
+# ------------------------------------------------------------------------------------------------
+
+
+class StageLogger(MetricsLogger):
+    """A :class:`MetricsLogger` for one stage of a multi-stage run: steps are offset so the
+    stages form one curve, and every record carries ``stage`` (index) for the figures."""
+
+    def __init__(self, workdir: str | os.PathLike[str], *, stage: int, step_offset: int,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(workdir, **kwargs)
+        self.stage = stage
+        self.step_offset = step_offset
+
+    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
+        """Log with ``step + step_offset`` and ``stage`` added."""
+        return super().log(
+            step + self.step_offset, {**metrics, "stage": float(self.stage)}, **kwargs
+        )
+
+
+@dataclasses.dataclass
+class StageResult:
+    """Outcome of :func:`train_stage`.
+
+    Attributes:
+      state: the final state of the stage.
+      key: the stage's base key.
+      num_steps: the stage's total steps.
+      resumed_from: checkpoint step restored at the start (None for a fresh stage).
+      trained_steps: steps run by this invocation.
+      wall_s: wall time of this invocation's training (compilation included).
+      samples_per_s: training throughput of the last logged block (None if not measured).
+    """
+
+    state: TrainState
+    key: jax.Array
+    num_steps: int
+    resumed_from: int | None
+    trained_steps: int
+    wall_s: float
+    samples_per_s: float | None = None
+
+
+def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: int,
+                    steps_per_block: int) -> int:  # fmt: skip
+    """Steps of a stage: ``stage.steps`` if > 0 else ``round(stage.epochs * steps_per_epoch)``,
+    rounded up to a multiple of K = ``steps_per_block`` (0 stays 0)."""
+    steps = int(stage_cfg.get("steps", 0) or 0)
+    if steps <= 0:
+        steps = int(round(float(stage_cfg.epochs) * steps_per_epoch))
+    if steps <= 0:
+        return 0
+    return -(-steps // steps_per_block) * steps_per_block
+
+
+class _ThroughputLogger(StageLogger):
+    last_samples_per_s: float | None = None
+
+    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
+        values = super().log(step, metrics, **kwargs)
+        if "throughput/samples_per_s" in values:
+            self.last_samples_per_s = values["throughput/samples_per_s"]
+        return values
+
+
+def train_stage(
+    name: str,
+    template: TrainState,
+    *,
+    index: int,
+    key: jax.Array,
+    run_block: Callable[[TrainState, jax.Array], tuple[TrainState, Mapping[str, Any]]],
+    num_steps: int,
+    steps_per_block: int,
+    workdir: str | os.PathLike[str],
+    step_offset: int = 0,
+    samples_per_step: int | None = None,
+    phases: Sequence[Any] = (),
+    checkpoint_every: int | None = None,
+    log_every: int = 1,
+    max_to_keep: int = 2,
+    progress: bool | None = None,
+) -> StageResult:
+    """Train (or resume, or skip when complete) one stage in ``<workdir>/checkpoints/<name>``.
+
+    Args:
+      name: stage name (checkpoint sub-directory).
+      template: freshly built state of this stage (parameters from the previous stage).
+      index: stage index (logged as ``stage``).
+      key: the stage's base key.
+      run_block: from :func:`make_block_runner`.
+      num_steps: total steps of the stage (multiple of K).
+      steps_per_block: K.
+      workdir: work directory (``metrics.jsonl`` is shared by all stages).
+      step_offset: global step of this stage's step 0 (sum of the earlier stages' steps).
+      samples_per_step: batch size for the throughput metric.
+      phases: the step's phases (named in non-finite errors).
+      checkpoint_every: steps between checkpoints (multiple of K; default: end of stage only).
+      log_every: blocks between log records.
+      max_to_keep: checkpoints kept.
+      progress: progress line (see ``MetricsLogger``).
+
+    Returns:
+      :class:`StageResult`.
+    """
+    wd = pathlib.Path(workdir)
+    ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep)
+    logger = _ThroughputLogger(
+        wd,
+        stage=index,
+        step_offset=step_offset,
+        total_steps=step_offset + num_steps,
+        progress=progress,
+    )
+    resumed = ckpt.latest_step()
+    if resumed is not None:
+        LOGGER.info("stage %s: resuming from checkpoint step %d of %d", name, resumed, num_steps)
+    else:
+        LOGGER.info("stage %s: %d steps", name, num_steps)
+    t0 = time.perf_counter()
+    try:
+        state = fit(
+            template,
+            key=key,
+            run_block=run_block,
+            num_steps=num_steps,
+            steps_per_block=steps_per_block,
+            workdir=wd,
+            samples_per_step=samples_per_step,
+            phases=phases,
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            checkpointer=ckpt,
+            logger=logger,
+        )
+    finally:
+        ckpt.close()
+        logger.close()
+    wall = time.perf_counter() - t0
+    trained = num_steps - (resumed or 0)
+    LOGGER.info("stage %s: %d steps run in %.1f s", name, trained, wall)
+    return StageResult(
+        state=state,
+        key=key,
+        num_steps=num_steps,
+        resumed_from=resumed,
+        trained_steps=trained,
+        wall_s=wall,
+        samples_per_s=logger.last_samples_per_s,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+
+
+@jax.jit
+def _pose_errors(pred: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
+    pred = pred - pred[..., :1, :]
+    target = target - target[..., :1, :]
+    return {
+        "mpjpe": jm.mpjpe(pred, target),
+        "p_mpjpe": jm.p_mpjpe(pred, target),
+        "n_mpjpe": jm.n_mpjpe(pred, target),
+    }
+
+
+def batched_apply(fn: Callable[..., Any], *arrays: np.ndarray, batch_size: int = 4096) -> Any:
+    """Apply ``fn`` to fixed-size batches of ``arrays`` (last batch padded: one compilation).
+
+    Returns:
+      The concatenated host outputs (pytree of numpy arrays, leading axis N).
+    """
+    n = len(arrays[0])
+    bs = max(1, min(batch_size, n))
+    outs = []
+    for start in range(0, n, bs):
+        chunk = [np.asarray(a[start : start + bs]) for a in arrays]
+        m = len(chunk[0])
+        if m < bs:
+            chunk = [np.concatenate([c, np.repeat(c[-1:], bs - m, 0)]) for c in chunk]
+        out = jax.device_get(fn(*chunk))
+        outs.append(jax.tree_util.tree_map(lambda x, m=m: np.asarray(x)[:m], out))
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
+
+
+def evaluate_3d(
+    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
+    dataset: PoseDataset,
+    *,
+    batch_size: int = 4096,
+    action_key: str = "",
+    pose2d_norm: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    keep_predictions: bool = False,
+) -> dict[str, Any]:
+    """Protocols 1 / 2 (+ N-MPJPE) of a lifting function on a 3D dataset, in mm.
+
+    Args:
+      predict_3d: ``(pose2d_norm [B, J, 2], confidence [B, J]) -> pose3d [B, J, 3]`` metres
+        (camera frame; root-relative or not: both sides are root-centred), ideally jitted.
+      dataset: split with ``pose3d_cam``.
+      batch_size: evaluation batch size.
+      action_key: label to group by (default :func:`action_labels`).
+      pose2d_norm / confidence: alternative inputs (e.g. detections with synthetic noise);
+        default the dataset's own.
+      keep_predictions: also return ``"predictions"`` ``[N, J, 3]`` and per-example errors.
+
+    Returns:
+      ``{"num_examples", "dataset", "metrics": {metric: {"per_action": {action: mm},
+      "action_wise": mm, "frame_wise": mm}}}`` for ``mpjpe``, ``p_mpjpe``, ``n_mpjpe``.
+    """
+    if not dataset.has_3d:
+        raise ValueError(f"{dataset.name}: evaluate_3d needs 3D poses")
+    x = dataset.pose2d_norm if pose2d_norm is None else pose2d_norm
+    c = dataset.confidence if confidence is None else confidence
+    pred = batched_apply(predict_3d, x, c, batch_size=batch_size)
+    target = dataset.pose3d_root_relative.astype(np.float32)
+    errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
+    actions = action_labels(dataset, action_key)
+    out: dict[str, Any] = {"dataset": dataset.name, "num_examples": len(dataset), "metrics": {}}
+    for name, values in errors.items():
+        mm = np.asarray(jm.to_mm(values), np.float64)
+        out["metrics"][name] = {
+            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
+            "action_wise": jm.action_wise_mean(mm, actions),
+            "frame_wise": jm.frame_wise_mean(mm),
+        }
+    if keep_predictions:
+        out["predictions"] = pred
+        out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
+    return out
+
+
+_METRIC_NAMES = {"mpjpe": "MPJPE (P1)", "p_mpjpe": "P-MPJPE (P2)", "n_mpjpe": "N-MPJPE"}
+
+
+def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{metric row: {action: mm, "Avg (action-wise)": mm, "Avg (frame-wise)": mm}}`` for
+    ``jpose.metrics.format_table``."""
+    rows = {}
+    for name, m in evaluation["metrics"].items():
+        row = dict(m["per_action"])
+        row["Avg (action-wise)"] = m["action_wise"]
+        row["Avg (frame-wise)"] = m["frame_wise"]
+        rows[_METRIC_NAMES.get(name, name)] = row
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Reports
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ResultsHeader:
+    """What a results file must say about how its numbers were obtained.
+
+    Attributes:
+      experiment: method / entry point.
+      dataset: training data (3D and 2D-only).
+      source_2d: where the 2D inputs come from (ground truth, detector, synthetic noise, ...).
+      protocol: evaluation protocol (splits, alignment, units).
+      options: method switches and sizes worth reading next to the numbers.
+      checkpoint: ``{stage: step}`` of the evaluated checkpoints.
+      model_selection: how the evaluated checkpoint was chosen; must say whether a validation
+        split (and which) or the test split was used.
+      notes: free text (e.g. "CPU-scaled schedule, not the paper's").
+    """
+
+    experiment: str
+    dataset: str
+    source_2d: str
+    protocol: str
+    options: Mapping[str, Any]
+    checkpoint: Mapping[str, int]
+    model_selection: str
+    notes: Sequence[str] = ()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray | jax.Array):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return str(x)
+    return x
+
+
+def write_results(
+    workdir: str | os.PathLike[str],
+    *,
+    header: ResultsHeader,
+    evaluations: Mapping[str, Mapping[str, Any]],
+    extra_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """Write ``results.json`` and ``results.md``.
+
+    Args:
+      workdir: output directory.
+      header: :class:`ResultsHeader`.
+      evaluations: ``{split: evaluate_3d(...) output}`` (predictions are not written).
+      extra_tables: more markdown tables ``{title: {row: {column: value}}}`` (e.g. the 2D
+        re-projection error on 2D-only data).
+      extra: more JSON fields (timings, figure list, ...).
+
+    Returns:
+      The two paths.
+    """
+    wd = pathlib.Path(workdir)
+    evals = {
+        k: {kk: vv for kk, vv in v.items() if kk not in ("predictions", "errors_mm")}
+        for k, v in evaluations.items()
+    }
+    record = {
+        "header": dataclasses.asdict(header),
+        "evaluations": evals,
+        "tables": dict(extra_tables or {}),
+        **dict(extra or {}),
+    }
+    json_path = wd / "results.json"
+    json_path.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+    lines = [
+        f"# {header.experiment}: results",
+        "",
+        f"- **Training data:** {header.dataset}",
+        f"- **2D input source:** {header.source_2d}",
+        f"- **Protocol:** {header.protocol}",
+        "- **Checkpoint (step per stage):** "
+        + ", ".join(f"{k}: {v}" for k, v in header.checkpoint.items()),
+        f"- **Model selection:** {header.model_selection}",
+        "- **Options:** " + ", ".join(f"`{k}={v}`" for k, v in header.options.items()),
+    ]
+    lines += [f"- {n}" for n in header.notes]
+    lines.append("")
+    if evals:
+        summary = {
+            split: {
+                "N": float(e["num_examples"]),
+                **{
+                    f"{_METRIC_NAMES.get(m, m)} {avg}": e["metrics"][m][key]
+                    for m in e["metrics"]
+                    for avg, key in (("act.", "action_wise"), ("fr.", "frame_wise"))
+                },
+            }
+            for split, e in evals.items()
+        }
+        lines.append(
+            jm.format_table(
+                summary,
+                title="## Summary (mm; act. = action-wise, fr. = frame-wise)",
+                row_header="split",
+            )  # fmt: skip
+        )
+    for split, e in evals.items():
+        lines.append(
+            jm.format_table(
+                evaluation_rows(e),
+                title=f"## {split}: {e['dataset']} ({e['num_examples']} examples), mm",
+                row_header="metric",
+            )
+        )
+    for title, rows in (extra_tables or {}).items():
+        lines.append(jm.format_table(rows, title=f"## {title}", digits=3))
+    md_path = wd / "results.md"
+    md_path.write_text("\n".join(lines))
+    return json_path, md_path
+
+
+def training_curves_figure(workdir: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """Training curves (losses, GAN health, augmentation statistics, validation) from
+    ``<workdir>/metrics.jsonl`` (:func:`jpose.viz.figure_training_curves`)."""
+    from jpose import viz
+
+    return viz.figure_training_curves(viz.read_metrics(pathlib.Path(workdir) / "metrics.jsonl"),
+                                      **kwargs)  # fmt: skip
+
+
+def write_figures(
+    workdir: str | os.PathLike[str], figures: Mapping[str, Callable[[], Any]]
+) -> list[str]:
+    """Render and save figures as ``<workdir>/figures/<name>.png``; the curves/figures hook.
+
+    Each entry is a zero-argument callable returning a matplotlib figure, so nothing is computed
+    when matplotlib is missing (then a warning is logged and nothing is written). A figure that
+    fails is logged and skipped; figures never fail a run.
+
+    Args:
+      workdir: output directory.
+      figures: ``{name: make_figure}``.
+
+    Returns:
+      Paths written (relative to ``workdir``).
+    """
+    try:
+        from jpose import viz
+
+        viz.pyplot()
+    except ImportError as err:
+        LOGGER.warning("no figures: %s", err)
+        return []
+    wd = pathlib.Path(workdir)
+    written = []
+    for name, make in figures.items():
+        try:
+            path = viz.save_figure(make(), wd / "figures" / f"{name}.png")
+            written.append(str(path.relative_to(wd)))
+        except Exception as err:  # noqa: BLE001 - a figure must never fail a training run
+            LOGGER.warning("figure %s failed: %s: %s", name, type(err).__name__, err)
+    return written

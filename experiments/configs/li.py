@@ -1,0 +1,220 @@
+"""Li et al. (AAAI 2020) self-supervised multi-view lifting: configs and presets.
+
+``--config=experiments/configs/li.py[:<preset>[,<variant>...]]``; fields can be overridden on the
+command line (``--config.train.transform_weight=0``).
+
+Presets (the schedule of every CPU preset is scaled down and says so in ``notes``):
+
+* default (no preset): the embedded synthetic demo set (2,000 instants, 4 views each + 8
+  extra virtual cameras), lifter / root branches of width 128 (paper: 1024), pre-train 300 +
+  train 1,500 steps. Command::
+
+      python -m experiments.li --workdir=/tmp/li_demo
+
+  Expected: 10 minutes measured on the 2-core CPU shared with other jobs (load ~8; less on an
+  idle machine), compilation included; P1 104 mm, P2 52 mm on the synthetic test split
+  (measured; demo poses: numbers say nothing about real benchmarks).
+* ``smoke``: seconds; a handful of steps on a tiny synthetic set (the test suite's preset).
+  ``python -m experiments.li --workdir=/tmp/li_smoke --config=experiments/configs/li.py:smoke``
+* ``cmu``: CMU mocap (``../shared/data/cmu_mocap_h36m17.npz``) seen by one static rig of 4
+  virtual Human3.6M-like cameras per sequence (train split; 30 fps), evaluated on the CMU test
+  split (single view, P1/P2 per action). CPU budget: width 128, no dropout, pre-train 300
+  steps, train 2,400 steps, batch 128 instants (all view pairs). Command::
+
+      python -m experiments.li --workdir=/tmp/li_cmu --config=experiments/configs/li.py:cmu
+
+  Expected (measured on the shared 2-core CPU, load ~8): 4-5 minutes with 4 views, about 12
+  minutes with 12 views; P1 / P2 = 93.6 / 63.0 mm for ``cmu,trans``. The ablations of the
+  paper's Table 1 are the variants ``cmu,reproj`` (re-projection only), ``cmu,trans``
+  (+ transform re-projection, no virtual cameras), ``cmu`` (= ``cmu,trans_da``: + 8 virtual
+  cameras), ``cmu,trans,no_pretrain`` and ``cmu,trans,uncalibrated`` (relative poses estimated
+  from the 2D joints, ``jpose.multiview``). Measured P1 / P2 (mm, action-wise):
+  ``cmu,reproj`` 8923 / 307 (depth ambiguity), ``cmu,trans`` 93.6 / 63.0, ``cmu`` (12 views)
+  95.6 / 56.3, ``cmu,trans,no_pretrain`` 113.4 / 70.2, ``cmu,trans,uncalibrated`` 92.8 / 63.9.
+* ``h36m``: VideoPose3D-format Human3.6M (``data.h36m.dir`` with ``data_3d_h36m.npz`` and
+  ``data_2d_h36m_<source>.npz``), its 4 calibrated cameras + 8 virtual cameras, the paper's
+  sizes and schedule (width 1024, pre-train 20 epochs lr 1e-3; train 300 epochs, lr 1e-3 x 0.1
+  every 100 epochs), protocol 1/2 on S9/S11. Command::
+
+      python -m experiments.li --workdir=/tmp/li_h36m \\
+          --config=experiments/configs/li.py:h36m --config.data.h36m.dir=/path/to/vp_data
+
+  Expected: days on a CPU, hours on one GPU; the paper reports 57.0 / 44.1 mm (P1 / P2, CPN
+  detections, with virtual cameras) and 59.0 / 45.7 mm without.
+
+Variants (comma-separated after the preset): ``reproj`` (lambda = 0, Table 1 "Reproj"), ``trans``
+(transform re-projection, no virtual cameras, Table 1 "Trans_Reproj"), ``trans_da`` (the
+default: + virtual cameras, "Trans_Reproj+DA"), ``no_pretrain`` (skip eq. 6, Fig. 6),
+``uncalibrated`` (estimated extrinsics).
+"""
+
+from __future__ import annotations
+
+import math
+
+import ml_collections
+
+PRESETS = ("", "smoke", "cmu", "h36m")
+VARIANTS = ("reproj", "trans", "trans_da", "no_pretrain", "uncalibrated")
+
+
+def _virtual_cameras() -> ml_collections.ConfigDict:
+    """Ranges of the virtual cameras (``jpose.data.VirtualCameraConfig``; Human3.6M-like rig)."""
+    v = ml_collections.ConfigDict()
+    v.distance_range = (4.0, 6.0)  # horizontal distance to the subject, metres
+    v.height_range = (1.0, 2.2)  # camera height, metres (wider than the real rig's 1.5-1.6 m)
+    v.azimuth_range = (0.0, 2.0 * math.pi)  # all around the subject
+    v.elevation_range = (-0.05, 0.15)  # extra downward tilt, radians
+    v.focal_range = (1140.0, 1150.0)  # pixels
+    v.image_size = (1000, 1000)  # pixels
+    return v
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The config of ``experiments.li`` for ``arg = "<preset>[,<variant>...]"`` (see module doc)."""
+    parts = [p.strip() for p in (arg or "").split(",")]
+    preset, variants = parts[0], [p for p in parts[1:] if p]
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS[1:]} or none")
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant {v!r}; expected some of {VARIANTS}")
+
+    c = ml_collections.ConfigDict()
+    c.preset = arg or "default"
+    c.seed = 0  # base PRNG seed (parameters, dropout, batches, RANSAC)
+    c.notes = ["CPU-scaled demo schedule and network width (paper: width 1024, 20 + 300 epochs)"]
+
+    # ---- data ------------------------------------------------------------------------------
+    c.data = d = ml_collections.ConfigDict()
+    d.preset = "synthetic"  # synthetic | cmu | h36m (experiments.common.load_datasets)
+    d.seed = 0
+    d.data_dir = ""  # shared data folder ('' = jpose.data.shared_data_dir())
+    d.synthetic = ml_collections.ConfigDict()
+    d.synthetic.num_people = {"train_3d": 80, "train_2d": 1, "test": 20, "test_2d_mix": 1}
+    d.synthetic.poses_per_person = 25
+    d.synthetic.views_per_pose = 4  # synchronised real views per instant
+    d.cmu_subsample = 4  # 120 -> 30 fps
+    d.cmu_num_cameras = 4  # real (virtual-rig) views per CMU instant
+    d.cmu_cameras_per = "sequence"  # one static rig per sequence (RANSAC pools its frames)
+    d.h36m = ml_collections.ConfigDict()
+    d.h36m.dir = ""  # folder with data_3d_h36m.npz and data_2d_h36m_<source>.npz
+    d.h36m.path_3d = ""
+    d.h36m.path_2d = ""
+    d.h36m.source = "cpn_ft_h36m_dbb"  # 2D source (the paper's CPN detections)
+    d.h36m.subsample = 1
+    d.h36m.test_subsample = 1
+    d.h36m.normalization = "vp"
+    d.wild2d = ml_collections.ConfigDict()  # unused by Li et al. (no 2D-only data)
+    d.max_examples = {}  # per split, 0 = all
+    d.views = ()  # camera labels forming an instant's views (() = all cameras in the split)
+    d.group_keys = ("pose_index",)  # labels identifying one instant (synthetic)
+    d.rig_keys = ("pose_index",)  # labels identifying one static camera rig (uncalibrated pooling)
+
+    # ---- multi-view training groups ------------------------------------------------------------
+    c.multiview = m = ml_collections.ConfigDict()
+    m.num_virtual_views = 8  # extra virtual cameras per instant (paper: 8, 12 views in all)
+    m.virtual_cameras = _virtual_cameras()
+    m.extrinsics = "calibrated"  # calibrated | uncalibrated (jpose.multiview estimates)
+    m.uncalibrated = u = ml_collections.ConfigDict()
+    u.num_hypotheses = 256  # RANSAC minimal samples
+    u.threshold_px = 3.0  # Sampson-distance inlier threshold, pixels
+    u.max_correspondences = 4096  # pooled joints per rig and view pair (random subset)
+    u.chunk = 64  # rig problems per compiled call
+    u.noise_levels_px = (0.0, 1.0, 2.0, 5.0, 10.0)  # estimator report: 2D noise std, pixels
+    u.outlier_fraction = 0.1  # estimator report: fraction of correspondences replaced
+    u.report_trials = 20  # estimator report: synthetic rigs per noise level
+
+    # ---- model ---------------------------------------------------------------------------------
+    c.model = ml_collections.ConfigDict()
+    c.model.width = 128  # paper: 1024 (both branches)
+    c.model.root_width = 128  # root-position branch width (paper: same as the lifter)
+    c.model.dropout = 0.0  # paper: Martinez-style dropout (0.5); 0 converges better at CPU sizes
+    c.model.root_depth_offset_m = 5.0  # added to the root branch's depth (not in the paper)
+    c.model.zero_init_output = True  # zero-initialised output layers (not in the paper)
+
+    # ---- stages --------------------------------------------------------------------------------
+    c.batch_size = 128  # instants per step (each with all its views and view pairs)
+    c.pretrain = p = ml_collections.ConfigDict()
+    p.enabled = True  # eq. 6 pre-training (Fig. 6 ablation: False)
+    p.epochs = 20.0  # paper: 20 (used when steps == 0)
+    p.steps = 300  # > 0 overrides epochs (CPU scale)
+    p.lr = 1e-3
+    p.kind = "constant"
+    c.train = t = ml_collections.ConfigDict()
+    t.epochs = 300.0  # paper: 300
+    t.steps = 1500  # > 0 overrides epochs (CPU scale)
+    t.lr = 1e-3
+    t.kind = "step"  # x factor at each boundary (paper: x0.1 every 100 epochs)
+    t.boundaries = (100.0, 200.0)  # epochs (rescaled to the stage length when steps > 0)
+    t.factor = 0.1
+    t.transform_weight = 1.0  # lambda of eq. 7 (0 = re-projection only, Table 1 "Reproj")
+    t.confidence_view = "source"  # eq. 5 weights (jpose.losses.li_transform_reprojection_loss)
+    c.clip_norm = 1.0  # global-norm gradient clipping (not in the paper; 0 = off): joints that
+    # cross the depth clamp give loss spikes that otherwise derail Adam (CMU runs: P1 679 -> 94 mm)
+    c.steps_per_block = 50  # K fused steps per compiled call
+    c.checkpoint_every = 0  # steps (0 = end of each stage)
+    c.log_every = 1  # blocks between log records
+    c.parallel = "none"  # none | auto | <n> devices (pmap)
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    c.eval = ml_collections.ConfigDict()
+    c.eval.splits = ""  # comma-separated 3D splits ('' = every 3D non-train split)
+    c.eval.batch_size = 2048
+    c.eval.action_key = ""  # '' = action / pose_class / ...
+    c.eval.estimator_report = True  # RANSAC relative-pose accuracy table on synthetic rigs
+    c.figures = True
+
+    if preset == "smoke":
+        d.synthetic.num_people = {"train_3d": 4, "train_2d": 1, "test": 2, "test_2d_mix": 1}
+        d.synthetic.poses_per_person = 8
+        d.synthetic.views_per_pose = 3
+        m.num_virtual_views = 2
+        u.num_hypotheses = 16
+        u.chunk = 16
+        u.noise_levels_px = (0.0, 2.0)
+        u.report_trials = 2
+        c.model.width = c.model.root_width = 32
+        c.batch_size = 8
+        p.steps, t.steps = 4, 4
+        c.steps_per_block = 2
+        c.eval.batch_size = 64
+        c.figures = False
+        c.notes = ["smoke test: a few steps, numbers meaningless"]
+    elif preset == "cmu":
+        d.preset = "cmu"
+        d.group_keys = ("sequence", "frame")
+        d.rig_keys = ("sequence",)
+        p.steps, t.steps = 300, 2400
+        c.notes = [
+            "CPU budget (shared 2-core machine): width 128, no dropout, pre-train 300 steps + "
+            "train 2400 steps at batch 128 instants, lr x0.1 at 1/3 and 2/3 of training "
+            "(paper: width 1024, 20 + 300 epochs); gradient clipping 1.0 (not in the paper)"
+        ]
+    elif preset == "h36m":
+        d.preset = "h36m"
+        d.group_keys = ("subject", "sequence", "frame")
+        d.rig_keys = ("subject",)
+        d.views = (0, 1, 2, 3)
+        c.model.width = c.model.root_width = 1024
+        c.model.dropout = 0.5
+        c.batch_size = 256
+        p.steps, t.steps = 0, 0  # use the paper's epochs
+        c.steps_per_block = 100
+        c.checkpoint_every = 5000
+        c.parallel = "auto"
+        c.notes = ["paper sizes and schedule; lambda of eq. 7 not reported (1.0 here)"]
+
+    for v in variants:
+        if v == "reproj":
+            t.transform_weight = 0.0
+            m.num_virtual_views = 0
+        elif v == "trans":
+            m.num_virtual_views = 0
+        elif v == "trans_da":
+            pass
+        elif v == "no_pretrain":
+            p.enabled = False
+        elif v == "uncalibrated":
+            m.extrinsics = "uncalibrated"
+    return c

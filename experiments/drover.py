@@ -1,0 +1,618 @@
+"""Drover et al. (ECCV-W 2018): 3D pose learned from 2D projections alone.
+
+``python -m experiments.drover --workdir=DIR [--config=experiments/configs/drover.py:PRESET]``
+
+Method (paper sec. 3, implemented with ``jpose.losses.drover_*`` and ``jpose.adversarial``):
+
+* inputs: the 2D pose root-centred (pelvis) and scaled so that the *average* head-root distance
+  of the training 2D is ``1 / d`` (sec. 3.1; :func:`normalize_source`);
+* generator ``G`` (``jpose.models.drover_generator``): depth offsets ``o``; depth
+  ``z = max(0, d + o) + 1`` (eq. 2); back projection ``X = [z x, z y, z]``;
+* random projection: ``X`` rotated about ``[0, 0, d]`` by a random azimuth (0-360 deg) and
+  elevation (0-20 deg), perspective projection, then re-centred on the root like the real 2D
+  (``method.recentre_fake``; the paper does not say whether it re-centres);
+* discriminator ``D`` (``jpose.models.drover_discriminator``, 2-class softmax): real 2D poses
+  ``r`` drawn *independently* of the generator's inputs (no correspondence) against the random
+  projections ``p``; standard GAN loss (eq. 4) from the softmax logit difference; the generator
+  minimises ``-log D(p)`` (non-saturating, default) or the literal ``log(1 - D(p))``;
+* one iteration = D update, then G against the updated D (``alternating_gan_phases``); Adam
+  2e-4 for both; batch size from the config (paper: 32,768). ``train.lr_schedule="linear"``
+  (ours, the ``cmu`` preset) decays both rates linearly to 0: with a constant rate the CPU-sized
+  GAN oscillates (P-MPJPE of successive checkpoints 83-120 mm on CMU), so the final checkpoint
+  is a lottery; ``train.sampling="random"`` draws i.i.d. batches (the ``epoch`` sampler permutes
+  the whole real pool inside every step, ~15x slower on CPU).
+
+Real 2D pool (the discriminator's "real" data): the training split's 2D, optionally a 2D-only
+split, and optionally ``real2d.virtual_cameras`` projections of every training 3D skeleton
+through virtual cameras (paper sec. 4.1: 8 cameras, azimuth 0-360, elevation 0-20 degrees).
+Each source is normalised with its own average head-root distance.
+
+No 3D label reaches the generator's loss: the device-resident training data holds only 2D
+(``training_arrays``); 3D is read by the evaluator and, with virtual cameras, to render the real
+2D pool (unpaired, like any other real 2D). ``tests/test_experiment_drover.py`` checks that the
+generator objective has zero gradient with respect to the 3D ground truth.
+
+Joints: ``method.num_joints = 17`` (H36M-17) or ``14`` (the paper: H36M-17 without pelvis, spine
+and neck/nose; the pelvis is still used for centring, the hip midpoint re-centres fakes).
+
+Evaluation: the paper's metric is MPJPE after scaling and rigid alignment = P-MPJPE (P2 column);
+N-MPJPE (scale only) is also scale-free; the P1 column uses a nominal ``eval.unit_m`` metres per
+generator unit and is not meaningful for this scale-free method. Human3.6M: Protocol 1 = S11
+(``test_s11``), Protocol 2 = S9 + S11 (``test``). The *trivial baseline* (constant depth: a flat
+skeleton ``X = (d + 1) [x, y, 1]``) goes through the same evaluation code. With
+``ensemble_seeds`` several generators are trained and their 3D outputs averaged (sec. 4.3).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from experiments import common
+from experiments.baseline import eval_datasets, jit_predict, lifter_figures
+from jpose import adversarial, losses, models, skeleton
+from jpose import metrics as jm
+from jpose.data import PoseDataset
+from jpose.training import (
+    Phase,
+    PhaseContext,
+    alternating_gan_phases,
+    create_player,
+    create_train_state,
+    make_train_step,
+)
+from jpose.training.state import TrainState
+
+__all__ = [
+    "DROVER14_DROPPED",
+    "JointSpec",
+    "joint_spec",
+    "normalize_source",
+    "training_arrays",
+    "make_models",
+    "make_optimizers",
+    "make_phases",
+    "fake_projection",
+    "predict_pose",
+    "run",
+]
+
+#: H36M-17 joints absent from Drover's 14-joint skeleton.
+DROVER14_DROPPED = ("Hip", "Spine", "Neck/Nose")
+
+
+class JointSpec:
+    """Which joints the generator sees and how poses are centred.
+
+    Attributes:
+      joints: indices into H36M-17 of the generator's ``J`` joints.
+      centre: indices *within* ``joints`` whose mean is the root used to re-centre fakes (the
+        pelvis for 17 joints, the hip midpoint for 14).
+      head: index of the head joint in H36M-17.
+    """
+
+    def __init__(self, num_joints: int) -> None:
+        lay = skeleton.H36M17
+        if num_joints == 17:
+            self.joints = np.arange(17)
+        elif num_joints == 14:
+            drop = set(lay.indices(DROVER14_DROPPED).tolist())
+            self.joints = np.asarray([j for j in range(17) if j not in drop])
+        else:
+            raise ValueError(f"Drover: num_joints must be 14 or 17, got {num_joints}")
+        names = [lay.joint_names[j] for j in self.joints]
+        if num_joints == 17:
+            self.centre = np.asarray([names.index("Hip")])
+        else:
+            self.centre = np.asarray([names.index("RHip"), names.index("LHip")])
+        self.head = lay.index("Head")
+        self.num_joints = num_joints
+
+    def root(self, pose: jax.Array) -> jax.Array:
+        """``[..., 1, D]`` centring point of a ``[..., J, D]`` pose of the generator's joints."""
+        return jnp.mean(pose[..., self.centre, :], axis=-2, keepdims=True)
+
+
+def joint_spec(num_joints: int) -> JointSpec:
+    """The :class:`JointSpec` of the 14- or 17-joint variant."""
+    return JointSpec(num_joints)
+
+
+def _head_root_distance(pose2d: np.ndarray, spec: JointSpec) -> float:
+    root = skeleton.H36M17.root
+    return float(np.mean(np.linalg.norm(pose2d[:, spec.head] - pose2d[:, root], axis=-1)))
+
+
+def normalize_source(
+    pose2d: jax.Array, *, spec: JointSpec, distance: float, head_root_distance: float
+) -> jax.Array:
+    """Drover sec. 3.1 input normalisation of H36M-17 2D, then the generator's joint subset.
+
+    Args:
+      pose2d: ``[..., 17, 2]`` 2D (any isotropic unit, e.g. VideoPose3D-normalised).
+      spec: joint subset.
+      distance: ``d``.
+      head_root_distance: average head-root distance of this source (same unit).
+
+    Returns:
+      ``[..., J, 2]`` root-centred 2D with average head-root distance ``1 / d``.
+    """
+    x = losses.drover_normalize_2d(
+        pose2d,
+        root=skeleton.H36M17.root,
+        head=spec.head,
+        distance=distance,
+        head_root_distance=head_root_distance,
+    )
+    return x[..., spec.joints, :]
+
+
+def _virtual_views(
+    ds: PoseDataset, *, num_views: int, azimuth_deg: Sequence[float],
+    elevation_deg: Sequence[float], seed: int,
+) -> np.ndarray:  # fmt: skip
+    """``[N * V, 17, 2]`` unit-focal projections of ``ds``'s 3D through ``V`` random cameras.
+
+    Each camera-frame skeleton is rotated about its pelvis (azimuth about the camera's vertical
+    axis, then elevation: ``losses.drover_random_rotation``), kept at its pelvis depth and
+    projected (``x = X / Z``); paper sec. 4.1.
+    """
+    pose = jnp.asarray(ds.pose3d_cam, jnp.float32)
+    root = pose[:, :1]
+    key = jax.random.key(seed)
+    rot = losses.drover_random_rotation(
+        key,
+        (num_views, len(ds)),
+        azimuth_range=tuple(math.radians(a) for a in azimuth_deg),
+        elevation_range=tuple(math.radians(e) for e in elevation_deg),
+    )
+
+    @jax.jit
+    def views(rot: jax.Array) -> jax.Array:
+        rotated = jnp.einsum("nij,nkj->nki", rot, pose - root) + root
+        z = jnp.maximum(rotated[..., 2:], 0.1)  # clamp: poses are metres in front of the camera
+        return rotated[..., :2] / z
+
+    out = jnp.concatenate([views(rot[v]) for v in range(num_views)], axis=0)
+    return np.asarray(out, np.float32)
+
+
+def training_arrays(
+    datasets: Mapping[str, PoseDataset], config: ml_collections.ConfigDict
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """The device-resident training data: generator inputs and the real 2D pool, 2D only.
+
+    Args:
+      datasets: from ``common.load_datasets``.
+      config: the Drover config.
+
+    Returns:
+      ``({"inputs": {"x": [N, J, 2]}, "real": {"r": [M, J, 2]}}, info)``; ``info`` holds the
+      normalisation constants (``head_root_distance`` of the inputs) and the pool composition.
+      No 3D array is in the returned data.
+    """
+    m = config.method
+    spec = joint_spec(int(m.num_joints))
+    d = float(m.distance)
+    train = datasets["train_3d"]
+    hr_inputs = _head_root_distance(train.pose2d_norm, spec)
+    x = normalize_source(train.pose2d_norm, spec=spec, distance=d, head_root_distance=hr_inputs)
+    real, composition = [], {}
+    rc = config.real2d
+    sources = []
+    if rc.use_train_2d:
+        sources.append(("train_3d 2D", train.pose2d_norm))
+    if rc.use_2d_only and "train_2d" in datasets:
+        sources.append(("train_2d 2D", datasets["train_2d"].pose2d_norm))
+    if int(rc.virtual_cameras) > 0:
+        views = _virtual_views(
+            train,
+            num_views=int(rc.virtual_cameras),
+            azimuth_deg=tuple(rc.azimuth_deg),
+            elevation_deg=tuple(rc.elevation_deg),
+            seed=int(config.seed) + 7919,
+        )
+        sources.append((f"{int(rc.virtual_cameras)} virtual views of train_3d 3D", views))
+    if not sources:
+        raise ValueError("Drover: the real 2D pool is empty (enable real2d.use_train_2d or ...)")
+    for name, pose2d in sources:
+        hr = _head_root_distance(pose2d, spec)
+        real.append(np.asarray(normalize_source(pose2d, spec=spec, distance=d,
+                                                head_root_distance=hr)))  # fmt: skip
+        composition[name] = len(pose2d)
+    data = {
+        "inputs": {"x": np.asarray(x, np.float32)},
+        "real": {"r": np.concatenate(real).astype(np.float32)},
+    }
+    info = {"head_root_distance": hr_inputs, "real_pool": composition, "spec": spec}
+    return data, info
+
+
+def make_models(config: ml_collections.ConfigDict) -> dict[str, models.Model]:
+    """``{"gen": generator, "disc": discriminator}`` (paper sec. 3.1 architectures)."""
+    mc = config.model
+    num_joints = int(config.method.num_joints)
+    if mc.get("generator_zero_init", False):
+        # Same network as ``models.drover_generator`` with a zero-initialised output layer: the
+        # generator starts as the trivial baseline (constant depth) instead of random depths.
+        gen = models.Model(
+            models.ResidualMLP(
+                out_shape=(num_joints,),
+                width=int(mc.width),
+                num_blocks=int(mc.generator_blocks),
+                dropout=0.0,
+                zero_init_output=True,
+            ),
+            name="drover_generator",
+        )
+    else:
+        gen = models.drover_generator(
+            num_joints, width=int(mc.width), num_blocks=int(mc.generator_blocks)
+        )
+    return {
+        "gen": gen,
+        "disc": models.drover_discriminator(
+            width=int(mc.width), num_blocks=int(mc.discriminator_blocks)
+        ),
+    }
+
+
+def make_optimizers(
+    config: ml_collections.ConfigDict, *, num_steps: int
+) -> dict[str, optax.GradientTransformation]:
+    """Adam for ``gen`` and ``disc`` (paper: 2e-4 both; ``train.b1`` = beta1).
+
+    ``train.lr_schedule``: ``"constant"`` (the paper) or ``"linear"`` (ours: linear decay to 0
+    over ``num_steps``, which damps the late G/D oscillation so the final checkpoint is stable).
+    """
+    tc = config.train
+    schedule = str(tc.get("lr_schedule", "constant"))
+
+    def lr(base: float) -> float | optax.Schedule:
+        if schedule == "constant":
+            return base
+        if schedule == "linear":
+            return optax.linear_schedule(base, 0.0, max(1, num_steps))
+        raise ValueError(f"train.lr_schedule must be constant|linear, got {schedule!r}")
+
+    return {
+        "gen": optax.adam(lr(float(tc.lr_generator)), b1=float(tc.b1)),
+        "disc": optax.adam(lr(float(tc.lr_discriminator)), b1=float(tc.b1)),
+    }
+
+
+def _lift(offsets: jax.Array, x: jax.Array, distance: float) -> jax.Array:
+    return losses.drover_back_project(x, losses.drover_depth(offsets, distance=distance))
+
+
+def fake_projection(
+    points_3d: jax.Array, key: jax.Array, *, config: ml_collections.ConfigDict
+) -> jax.Array:
+    """Random projection layer (paper sec. 3) of generated skeletons ``[B, J, 3] -> [B, J, 2]``."""
+    m = config.method
+    rot = losses.drover_random_rotation(
+        key,
+        points_3d.shape[:-2],
+        azimuth_range=tuple(math.radians(a) for a in m.azimuth_deg),
+        elevation_range=tuple(math.radians(e) for e in m.elevation_deg),
+    )
+    p = losses.drover_random_projection(points_3d, rot, distance=float(m.distance))
+    if m.recentre_fake:
+        p = p - joint_spec(int(m.num_joints)).root(p)
+    return p
+
+
+def _real_logit(logits: jax.Array) -> jax.Array:
+    # 2-class softmax (class 0 = real): P(real) = sigmoid(l_real - l_fake).
+    return logits[..., 0] - logits[..., 1]
+
+
+def make_phases(config: ml_collections.ConfigDict) -> tuple[Phase, Phase]:
+    """The discriminator and generator phases (run D first, then G against the updated D).
+
+    Batches: ``{"inputs": {"x": [B, J, 2]}, "real": {"r": [B, J, 2]}}``. The discriminator
+    normalises one batch of ``[real; fake]`` (shared batch-norm statistics); the generator phase
+    evaluates D the same way without updating D's running averages.
+
+    Returns:
+      ``(discriminator_phase, generator_phase)``.
+    """
+    distance = float(config.method.distance)
+    gen_loss_name = str(config.method.generator_loss)
+    if gen_loss_name == "non_saturating":
+        gen_loss = adversarial.gan_generator_loss_non_saturating
+    elif gen_loss_name == "minimax":
+        gen_loss = adversarial.gan_generator_loss
+    else:
+        raise ValueError(f"generator_loss must be non_saturating|minimax, got {gen_loss_name!r}")
+
+    def fakes(ctx: PhaseContext, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        offsets = ctx.apply("gen", x)
+        points = _lift(offsets, x, distance)
+        return fake_projection(points, ctx.next_key(), config=config), offsets
+
+    def d_loss(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+        real = batch["real"]["r"]
+        fake, _ = fakes(ctx, batch["inputs"]["x"])
+        logits = _real_logit(ctx.apply("disc", jnp.concatenate([real, fake])))
+        lr, lf = logits[: len(real)], logits[len(real) :]
+        loss = jnp.mean(adversarial.gan_real_loss(lr)) + jnp.mean(adversarial.gan_fake_loss(lf))
+        acc = 0.5 * (jnp.mean(lr > 0) + jnp.mean(lf < 0))
+        return loss, {"accuracy": acc, "p_real_on_fake": jnp.mean(jax.nn.sigmoid(lf))}
+
+    def g_loss(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+        real = batch["real"]["r"]
+        fake, offsets = fakes(ctx, batch["inputs"]["x"])
+        logits = _real_logit(ctx.apply("disc", jnp.concatenate([real, fake]), update_stats=False))
+        lf = logits[len(real) :]
+        loss = jnp.mean(gen_loss(lf))
+        depth = losses.drover_depth(offsets, distance=distance)
+        return loss, {
+            "fooled": jnp.mean(lf > 0),
+            "depth_std": jnp.mean(jnp.std(depth, axis=-1)),
+            "depth_clamped": jnp.mean(distance + offsets < 0),
+        }
+
+    return Phase("discriminator", ("disc",), d_loss), Phase("generator", ("gen",), g_loss)
+
+
+def predict_pose(
+    apply: Callable[[jax.Array], jax.Array] | None,
+    pose2d: jax.Array,
+    *,
+    config: ml_collections.ConfigDict,
+    head_root_distance: float,
+) -> jax.Array:
+    """Generator units ``[B, J, 3]``, centred on the spec's root; ``apply=None``: trivial
+    baseline (zero offsets, i.e. constant depth ``d + 1``: a flat skeleton)."""
+    spec = joint_spec(int(config.method.num_joints))
+    d = float(config.method.distance)
+    x = normalize_source(pose2d, spec=spec, distance=d, head_root_distance=head_root_distance)
+    offsets = jnp.zeros(x.shape[:-1], x.dtype) if apply is None else apply(x)
+    points = _lift(offsets, x, d)
+    return points - spec.root(points)
+
+
+def _to_h36m17(pose: jax.Array, spec: JointSpec) -> jax.Array:
+    """Scatter a ``[B, J, 3]`` pose into H36M-17 (absent joints = the root point)."""
+    if spec.num_joints == 17:
+        return pose
+    out = jnp.broadcast_to(spec.root(pose), (*pose.shape[:-2], 17, 3))
+    return out.at[..., spec.joints, :].set(pose)
+
+
+@jax.jit
+def _masked_errors(pred: jax.Array, target: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+    return {
+        "mpjpe": jm.mpjpe(pred, target, mask=mask),
+        "p_mpjpe": jm.p_mpjpe(pred, target, mask=mask),
+        "n_mpjpe": jm.n_mpjpe(pred, target, mask=mask),
+    }
+
+
+def _evaluate(
+    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
+    ds: PoseDataset,
+    *,
+    spec: JointSpec,
+    config: ml_collections.ConfigDict,
+) -> dict[str, Any]:
+    """``common.evaluate_3d`` on the generator's joints.
+
+    17 joints: ``common.evaluate_3d`` itself. 14 joints: the same output on the 14 joints only
+    (masked metrics; both poses centred on the hip midpoint) -- an adapter until
+    ``common.evaluate_3d`` takes a joint mask.
+    """
+    bs, key = int(config.eval.batch_size), config.eval.action_key
+    if spec.num_joints == 17:
+        return common.evaluate_3d(predict_3d, ds, batch_size=bs, action_key=key,
+                                  keep_predictions=True)  # fmt: skip
+    pred = common.batched_apply(predict_3d, ds.pose2d_norm, ds.confidence, batch_size=bs)
+    target = ds.pose3d_root_relative.astype(np.float32)
+    target = target - np.asarray(spec.root(target[:, spec.joints]))
+    mask = np.zeros((1, 17), np.float32)
+    mask[0, spec.joints] = 1.0
+    errors = common.batched_apply(
+        lambda p, t: _masked_errors(p, t, jnp.asarray(mask)), pred, target, batch_size=bs
+    )
+    actions = common.action_labels(ds, key)
+    out: dict[str, Any] = {"dataset": ds.name, "num_examples": len(ds), "metrics": {}}
+    for name, values in errors.items():
+        mm = np.asarray(jm.to_mm(values), np.float64)
+        out["metrics"][name] = {
+            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
+            "action_wise": jm.action_wise_mean(mm, actions),
+            "frame_wise": jm.frame_wise_mean(mm),
+        }
+    out["predictions"] = pred
+    out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
+    return out
+
+
+def _protocol_splits(
+    datasets: Mapping[str, PoseDataset], config: ml_collections.ConfigDict
+) -> dict[str, PoseDataset]:
+    splits = eval_datasets(datasets, config)
+    test = datasets.get("test")
+    if test is not None and "subject" in test.labels and not config.eval.get("splits"):
+        s11 = np.asarray(test.labels["subject"]).astype(str) == "S11"
+        if s11.any() and not s11.all():
+            splits = {"test_s11": test.take(s11, name=f"{test.name}/S11"), **splits}
+    return splits
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train (or resume) Drover's generator/discriminator per seed, evaluate, report.
+
+    Args:
+      config: from ``experiments/configs/drover.py``.
+      workdir: output directory (checkpoints per seed under ``checkpoints/seed<s>``).
+
+    Returns:
+      The results record (``evaluations`` without predictions, ``timings``, ``stages``).
+    """
+    t_start = time.perf_counter()
+    wd = common.setup_workdir(workdir, config)
+    datasets = common.load_datasets(config.data)
+    host_data, info = training_arrays(datasets, config)
+    spec: JointSpec = info["spec"]
+    num_joints = spec.num_joints
+    tc = config.train
+    bs = int(tc.batch_size)
+    k_steps = int(tc.steps_per_block)
+    n_inputs, n_real = len(host_data["inputs"]["x"]), len(host_data["real"]["r"])
+    steps_per_epoch = max(1, n_inputs // bs)
+    num_steps = common.stage_num_steps(tc, steps_per_epoch=steps_per_epoch, steps_per_block=k_steps)
+
+    nets = make_models(config)
+    txs = make_optimizers(config, num_steps=num_steps)
+    example = {"gen": jnp.zeros((2, num_joints, 2)), "disc": jnp.zeros((2, num_joints, 2))}
+
+    def template(seed: int) -> TrainState:
+        keys = jax.random.split(jax.random.key(seed), 2)
+        players = {
+            name: create_player(nets[name], txs[name], k, example[name])
+            for name, k in zip(("gen", "disc"), keys)
+        }
+        return create_train_state(players)
+
+    d_phase, g_phase = make_phases(config)
+    phases = alternating_gan_phases(discriminator=d_phase, generator=g_phase)
+    num_devices = common.num_parallel_devices(str(tc.parallel))
+    data = {k: common.device_arrays(v, num_devices=num_devices) for k, v in host_data.items()}
+    sampler = common.make_sampler({"inputs": n_inputs, "real": n_real},
+                                  {"inputs": bs, "real": bs}, num_devices=num_devices,
+                                  mode=str(tc.get("sampling", "epoch")))  # fmt: skip
+    run_block = common.make_block_runner(
+        lambda axis: make_train_step(phases, axis_name=axis),
+        steps_per_block=k_steps,
+        sampler=sampler,
+        data=data,
+        num_devices=num_devices,
+    )
+    seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
+    stages = {}
+    for i, seed in enumerate(seeds):
+        stages[f"seed{seed}"] = common.train_stage(
+            f"seed{seed}",
+            template(seed),
+            index=i,
+            key=jax.random.fold_in(jax.random.key(seed), 1),
+            run_block=run_block,
+            num_steps=num_steps,
+            steps_per_block=k_steps,
+            workdir=wd,
+            step_offset=i * num_steps,
+            samples_per_step=bs,
+            phases=phases,
+            checkpoint_every=int(tc.checkpoint_every) or None,
+            log_every=int(tc.log_every),
+        )
+
+    # ---- evaluation: the 3D ground truth is read from here on only -------------------------
+    hr = info["head_root_distance"]
+    unit_m = float(config.eval.unit_m)
+
+    def predictor(apply: Callable[[jax.Array], jax.Array] | None, x: jax.Array, c: jax.Array):
+        pose = predict_pose(apply, x, config=config, head_root_distance=hr) * unit_m
+        return _to_h36m17(pose, spec)
+
+    per_seed = [jit_predict(s.state["gen"], predictor) for s in stages.values()]
+    trivial = jax.jit(lambda x, c: predictor(None, x, c))
+
+    def ensemble(x: jax.Array, c: jax.Array) -> jax.Array:
+        return sum(p(x, c) for p in per_seed) / len(per_seed)
+
+    evaluations: dict[str, Any] = {}
+    summary: dict[str, dict[str, float]] = {}
+    for split, ds in _protocol_splits(datasets, config).items():
+        learned = _evaluate(ensemble if len(per_seed) > 1 else per_seed[0], ds, spec=spec,
+                            config=config)  # fmt: skip
+        name = "ensemble" if len(per_seed) > 1 else "learned"
+        evaluations[split] = learned
+        row = {name: learned["metrics"]["p_mpjpe"]["action_wise"]}
+        if len(per_seed) > 1:
+            for seed, p in zip(seeds, per_seed):
+                ev = _evaluate(p, ds, spec=spec, config=config)
+                evaluations[f"{split} (seed {seed})"] = ev
+                row[f"seed {seed}"] = ev["metrics"]["p_mpjpe"]["action_wise"]
+        if config.eval.trivial_baseline:
+            ev = _evaluate(trivial, ds, spec=spec, config=config)
+            evaluations[f"{split} (trivial baseline)"] = ev
+            row["trivial baseline"] = ev["metrics"]["p_mpjpe"]["action_wise"]
+        summary[split] = row
+    stage_info = {
+        k: {"num_steps": s.num_steps, "trained_steps": s.trained_steps, "wall_s": s.wall_s,
+            "resumed_from": s.resumed_from, "samples_per_s": s.samples_per_s}
+        for k, s in stages.items()
+    }  # fmt: skip
+    timings = {
+        "train_wall_s": sum(s.wall_s for s in stages.values()),
+        "total_wall_s": time.perf_counter() - t_start,
+        "stages": stage_info,
+    }
+    m = config.method
+    header = common.ResultsHeader(
+        experiment="drover (Drover et al. ECCV-W 2018, 3D from 2D projections alone)",
+        dataset=(
+            f"{config.data.preset}: generator inputs {datasets['train_3d'].name} 2D "
+            f"({n_inputs}); real 2D pool {info['real_pool']} ({n_real}); no 3D labels"
+        ),
+        source_2d=f"dataset 2D ({datasets['train_3d'].normalization} normalisation)",
+        protocol=(
+            "headline: P-MPJPE (MPJPE after scale + rigid alignment, the paper's metric), mm, "
+            f"{num_joints} joints; Protocol 1 = S11 (test_s11), Protocol 2 = S9+S11 (test) on "
+            f"Human3.6M; P1 column uses a nominal {unit_m} m per generator unit (scale-free "
+            "method: not meaningful); trivial baseline = constant depth through the same code"
+        ),
+        options={
+            "num_joints": num_joints,
+            "distance": float(m.distance),
+            "generator_loss": m.generator_loss,
+            "virtual_cameras": int(config.real2d.virtual_cameras),
+            "width": int(config.model.width),
+            "batch_size": bs,
+            "steps_per_seed": num_steps,
+            "lr_schedule": str(tc.get("lr_schedule", "constant")),
+            "sampling": str(tc.get("sampling", "epoch")),
+            "seeds": seeds,
+        },
+        checkpoint={k: s.num_steps for k, s in stages.items()},
+        model_selection="final checkpoint of every seed (no model selection)",
+        notes=(f"training wall time (this invocation) {timings['train_wall_s']:.1f} s",),
+    )
+    figures = []
+    if config.figures:
+        learned_only = {k: v for k, v in evaluations.items() if k in summary}
+        figures = lifter_figures(wd, learned_only, datasets | _protocol_splits(datasets, config),
+                                 title="drover")  # fmt: skip
+    common.write_results(
+        wd,
+        header=header,
+        evaluations=evaluations,
+        extra_tables={"P-MPJPE (mm, action-wise): learned vs trivial baseline": summary},
+        extra={"timings": timings, "figures": figures, "summary_p_mpjpe_mm": summary},
+    )
+    return {
+        "evaluations": {
+            k: {kk: v[kk] for kk in ("dataset", "num_examples", "metrics")}
+            for k, v in evaluations.items()
+        },  # fmt: skip
+        "summary_p_mpjpe_mm": summary,
+        "timings": timings,
+        "figures": figures,
+        "stages": stages,
+        "real_pool": info["real_pool"],
+    }
+
+
+if __name__ == "__main__":
+    common.cli(run, default_config=common.config_path("drover"))

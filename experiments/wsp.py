@@ -1,0 +1,679 @@
+"""WSP (Qiu et al., "Weakly-supervised pre-training for 3D human pose estimation via perspective
+knowledge") on keypoints: relative-depth labels from multi-person photos, pairwise relative-depth
+pre-training, RD protocols 1 / 2, and 3D fine-tuning from the pre-trained encoder.
+
+    python -m experiments.wsp --workdir=/tmp/wsp [--config=experiments/configs/wsp.py:<preset>]
+
+Stages (``experiments.common.train_stage``; each with its own checkpoints, resumable):
+
+1. ``pretrain``: the pairwise model (:mod:`jpose.models.relative_depth`) on the training pairs
+   (:mod:`jpose.data.relative_depth`), BCE on logits (eq. 9) over N < J randomly chosen joints per
+   pair (eq. 6), random A/B orientation per step.
+2. ``finetune_<pct>pct_<init>`` for every fraction of the 3D labels and ``init`` in
+   ``pretrained`` (lifter trunk copied from the encoder, :func:`init_lifter_from_encoder`) /
+   ``random``: a Martinez lifter on ``[x, y, confidence]`` inputs with WSP's L1 coordinate loss
+   (eq. 12) on root-relative 3D; the same initial output layer, steps and learning rate for both.
+
+Evaluation: RD protocol 1 (metrics on test-pair joints with ``ΔS <= 1.0 / 0.5 / 0.3 / 0.1``) and
+protocol 2 (ankles removed from the input), per joint labelled in both persons, with
+``jpose.metrics.relative_depth_metrics``; two input-only baselines for scale (ankle rule = the
+label rule itself, knee rule for protocol 2); MPJPE / P-MPJPE of every fine-tuned lifter on the
+3D test split (``experiments.common.evaluate_3d``). No model selection: every stage is evaluated
+at its last step.
+
+Auxiliary loss for other experiments (behind a config flag there, e.g. a CameraPose
+``loss.lambda_rd > 0``): see :func:`relative_depth_aux_loss` and :func:`load_pairs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from experiments import common
+from jpose import losses, skeleton
+from jpose import metrics as jm
+from jpose.data import relative_depth as rdd
+from jpose.models import martinez_lifter
+from jpose.models import relative_depth as mrd
+from jpose.training import Phase, create_player, create_train_state, make_train_step
+
+LOGGER = common.LOGGER
+
+__all__ = [
+    "run",
+    "load_pairs",
+    "pairwise_loss_fn",
+    "relative_depth_aux_loss",
+    "evaluate_relative_depth",
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def _data_dir(path: str) -> pathlib.Path:
+    from jpose.data import shared_data_dir
+
+    folder = pathlib.Path(path) if path else shared_data_dir()
+    if folder is None:
+        raise FileNotFoundError("rd.source='coco' needs ../shared/data (or rd.data_dir)")
+    return folder
+
+
+def load_pairs(rd: ml_collections.ConfigDict, *, seed: int) -> dict[str, Any]:
+    """Training / test relative-depth pairs (image-disjoint) and the builder counts.
+
+    Args:
+      rd: the ``config.rd`` block (``source``: ``synthetic`` or ``coco``).
+      seed: seed of the synthetic scenes and of subsets.
+
+    Returns:
+      ``{"train": RelativeDepthPairs, "test": RelativeDepthPairs, "counts": {file: counts},
+      "label_agreement": float | None}`` (synthetic: fraction of test-pair joints whose eq. 4
+      label agrees with the true depth order).
+    """
+    opts = dict(
+        ankle_rule=rd.ankle_rule,
+        require_visible=bool(rd.require_visible),
+        min_ankle_gap=float(rd.min_ankle_gap),
+        occluded_confidence=float(rd.occluded_confidence),
+    )
+    agreement = None
+    if rd.source == "synthetic":
+        s = rd.synthetic
+        scenes = rdd.make_synthetic_scenes(
+            seed=seed,
+            num_images=int(s.num_images),
+            people_range=(int(s.people_min), int(s.people_max)),
+        )
+        pairs = rdd.build_relative_depth_pairs(
+            scenes["keypoints"],
+            scenes["visibility"],
+            scenes["image_id"],
+            layout="h36m17",
+            image_size=scenes["image_size"],
+            depth=scenes["depth"],
+            name="synthetic_scenes",
+            **opts,
+        )
+        train, test = rdd.split_by_image(pairs, test_fraction=float(s.test_fraction), seed=seed)
+        d = test.depth
+        true = d[test.pair_a] <= d[test.pair_b]
+        agreement = float(np.mean(true == (test.label[:, None] > 0.5)))
+        counts = {
+            "synthetic scenes (all)": pairs.counts,
+            "train split": train.counts,
+            "test split": test.counts,
+        }
+    elif rd.source == "coco":
+        folder = _data_dir(rd.data_dir)
+        train = rdd.load_relative_depth_pairs(folder / rd.coco_train, **opts)
+        test = rdd.load_relative_depth_pairs(folder / rd.coco_val, **opts)
+        rdd.check_image_disjoint(train, test)
+        counts = {train.name: train.counts, test.name: test.counts}
+        if rd.mpii:
+            mpii = rdd.load_relative_depth_pairs(folder / rd.mpii, **opts)
+            counts[mpii.name] = mpii.counts
+            if rd.mpii_train:
+                train = _concat_pairs([train, mpii], name=f"{train.name}+{mpii.name}")
+    else:
+        raise ValueError(f"rd.source must be synthetic or coco, got {rd.source!r}")
+    if rd.max_train_pairs and train.num_pairs > rd.max_train_pairs:
+        keep = np.zeros(train.num_pairs, bool)
+        keep[np.random.default_rng(seed).choice(train.num_pairs, rd.max_train_pairs, False)] = True
+        train = train.select_pairs(keep)
+    return {"train": train, "test": test, "counts": counts, "label_agreement": agreement}
+
+
+def _concat_pairs(sets: list[rdd.RelativeDepthPairs], *, name: str) -> rdd.RelativeDepthPairs:
+    """Concatenate pair sets (image ids offset so they stay distinct)."""
+    off, parts = 0, []
+    id_off = 0
+    for s in sets:
+        parts.append((s, off, id_off))
+        off += len(s.pose2d)
+        id_off += int(s.image_id.max()) + 1 if len(s.image_id) else 0
+    cat = lambda f: np.concatenate([getattr(s, f) for s, _, _ in parts])  # noqa: E731
+    counts = {k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts}
+    return rdd.RelativeDepthPairs(
+        name=name,
+        pose2d=cat("pose2d"),
+        confidence=cat("confidence"),
+        image_id=np.concatenate([s.image_id + i for s, _, i in parts]),
+        ankle_height=cat("ankle_height"),
+        person_scale=cat("person_scale"),
+        pair_a=np.concatenate([s.pair_a + o for s, o, _ in parts]).astype(np.int32),
+        pair_b=np.concatenate([s.pair_b + o for s, o, _ in parts]).astype(np.int32),
+        label=cat("label"),
+        delta_s=cat("delta_s"),
+        scale_defined=cat("scale_defined"),
+        counts=counts,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses
+# ------------------------------------------------------------------------------------------------
+
+
+def _select_joints(key: jax.Array, mask: jax.Array, num: int) -> jax.Array:
+    """Random ``num`` of the true joints of each row of ``mask [..., J]`` (all if fewer)."""
+    if num <= 0:
+        return mask
+    u = jnp.where(mask, jax.random.uniform(key, mask.shape), 2.0)
+    rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
+    return mask & (rank < num)
+
+
+_ANKLES = np.asarray(skeleton.H36M17.indices(["RFoot", "LFoot"]))
+
+
+def pairwise_loss_fn(
+    player: str, *, num_selected: int, ankle_dropout: float = 0.0, data_key: str = "rd"
+) -> Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]]:
+    """Phase loss: eq. 9 BCE of the pairwise model on a batch of pairs.
+
+    Per step: each pair's orientation is swapped with probability 1/2 (label ``1 - label``),
+    with probability ``ankle_dropout`` both persons' ankles are removed from the input (RD
+    protocol 2 style), box scales are computed from the remaining joints, and ``num_selected``
+    joints labelled in both persons are drawn (eq. 6's N < J).
+
+    Args:
+      player: name of the pairwise-model player.
+      num_selected: N (0 = all labelled joints).
+      ankle_dropout: probability of hiding the ankles of a pair.
+      data_key: batch entry holding :meth:`RelativeDepthPairs.pair_arrays` fields.
+
+    Returns:
+      ``loss_fn(ctx, batch) -> (loss, {"bce", "accuracy"})``.
+    """
+
+    def loss_fn(ctx: Any, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+        b = batch[data_key]
+        k_swap, k_drop, k_sel = jax.random.split(ctx.next_key(), 3)
+        swap = jax.random.bernoulli(k_swap, 0.5, b["label"].shape)
+        pa = jnp.where(swap[:, None, None], b["pose_b"], b["pose_a"])
+        pb = jnp.where(swap[:, None, None], b["pose_a"], b["pose_b"])
+        ca = jnp.where(swap[:, None], b["conf_b"], b["conf_a"])
+        cb = jnp.where(swap[:, None], b["conf_a"], b["conf_b"])
+        label = jnp.where(swap, 1.0 - b["label"], b["label"])
+        if ankle_dropout > 0:
+            drop = jax.random.bernoulli(k_drop, ankle_dropout, label.shape)
+            keep = jnp.ones(ca.shape[-1], bool).at[_ANKLES].set(False)
+            keep = keep | ~drop[:, None]
+            ca, cb = ca * keep, cb * keep
+        sel = _select_joints(k_sel, b["joint_mask"], num_selected)
+        logits = ctx.apply(player, pa, ca, mrd.box_scale(pa, ca), pb, cb, mrd.box_scale(pb, cb))
+        labels = jnp.broadcast_to(label[:, None], logits.shape)
+        bce = losses.wsp_relative_depth_loss(logits, labels, mask=sel)  # eq. 9, per pair
+        loss = jnp.mean(bce)
+        acc = jm.binary_accuracy(logits, labels, mask=sel, from_logits=True)
+        return loss, {"bce": loss, "accuracy": acc}
+
+    return loss_fn
+
+
+def relative_depth_aux_loss(
+    depth_a: jax.Array,
+    depth_b: jax.Array,
+    labels: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    temperature: float = 0.1,
+) -> jax.Array:
+    """Pairwise relative-depth auxiliary loss on *predicted absolute depths* (WSP eq. 9).
+
+    For any model that predicts camera-frame depths of two people of one image (e.g. CameraPose's
+    lifter + camera-branch translation), the logit of "A's joint j is nearer" is
+    ``(Z_B^j - Z_A^j) / temperature`` and the loss is eq. 9's BCE against the perspective labels
+    (eq. 7). How another experiment uses it, behind a config flag (``loss.lambda_rd > 0``)::
+
+        pairs = experiments.wsp.load_pairs(config.rd, seed=config.seed)["train"]
+        data["rd"] = common.device_arrays(pairs.pair_arrays(orientation_seed=0))
+        sizes["rd"], batch_sizes["rd"] = pairs.num_pairs, config.train.batch_size_rd
+        # in the 2D-only phase's loss_fn:
+        rd = batch["rd"]
+        z_a = predicted_depth(rd["pose_a"], rd["conf_a"])   # [B, J] metres, camera frame
+        z_b = predicted_depth(rd["pose_b"], rd["conf_b"])
+        loss += lambda_rd * jnp.mean(wsp.relative_depth_aux_loss(
+            z_a, z_b, rd["label"][:, None] * jnp.ones_like(z_a), mask=rd["joint_mask"]))
+
+    (``pose_*`` are ``"image"``-normalised H36M-17 2D, as CameraPose's inputs.)
+
+    Args:
+      depth_a, depth_b: ``[..., J]`` predicted depths (metres).
+      labels: ``[..., J]`` eq. 7 labels (1 = A nearer).
+      mask: optional ``[..., J]`` joints to average over.
+      temperature: metres per logit unit.
+
+    Returns:
+      ``[...]`` per-pair loss (nats).
+    """
+    logits = (jnp.asarray(depth_b) - jnp.asarray(depth_a)) / temperature
+    return losses.wsp_relative_depth_loss(logits, labels, mask=mask)
+
+
+def _lifter_loss_fn(ctx: Any, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+    b = batch["train_3d"]
+    pred = ctx.apply("lifter", mrd.person_input(b["pose2d_norm"], b["confidence"]))
+    target = b["pose3d_cam"] - b["pose3d_cam"][:, :1]
+    loss = jnp.mean(losses.wsp_coordinate_loss(pred, target))  # eq. 12 (L1, metres)
+    mpjpe = jnp.mean(jm.mpjpe(pred - pred[:, :1], target))
+    return loss, {"l1": loss, "mpjpe_mm": jm.to_mm(mpjpe)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+
+
+def evaluate_relative_depth(
+    predict: Callable[..., jax.Array],
+    pairs: rdd.RelativeDepthPairs,
+    *,
+    protocol: int,
+    thresholds: tuple[float, ...] = rdd.PROTOCOL1_THRESHOLDS,
+    orientation_seed: int = 1234,
+    batch_size: int = 2048,
+) -> dict[str, dict[str, float]]:
+    """RD protocol 1 / 2 metrics of a pairwise model on a pair set (WSP Tables 2-3).
+
+    Args:
+      predict: ``(pose_a, conf_a, pose_b, conf_b) -> logits [B, J]`` (jitted).
+      pairs: evaluation pairs.
+      protocol: 1 (full input) or 2 (ankles removed).
+      thresholds: ΔS thresholds.
+      orientation_seed: seeded random A/B orientation (balanced classes).
+      batch_size: evaluation batch.
+
+    Returns:
+      ``{"ΔS<=t": {"auc", "accuracy", "precision", "recall", "f1" (percent), "pairs",
+      "joints"}}`` over the joints labelled in both persons.
+    """
+    arr = pairs.pair_arrays(protocol=protocol, orientation_seed=orientation_seed)
+    logits = common.batched_apply(
+        predict,
+        arr["pose_a"],
+        arr["conf_a"],
+        arr["pose_b"],
+        arr["conf_b"],
+        batch_size=batch_size,
+    )
+    return _rd_table(logits, arr, thresholds)
+
+
+def _rd_table(
+    scores: np.ndarray, arr: Mapping[str, np.ndarray], thresholds: tuple[float, ...]
+) -> dict[str, dict[str, float]]:
+    labels = np.broadcast_to(arr["label"][:, None], arr["joint_mask"].shape)
+    out = {}
+    for name, sel in rdd.protocol_masks(arr["delta_s"], thresholds=tuple(thresholds)).items():
+        mask = arr["joint_mask"] & sel[:, None]
+        m = jm.relative_depth_metrics(
+            jnp.asarray(scores), jnp.asarray(labels), mask=jnp.asarray(mask), from_logits=True
+        )
+        row = {k: 100.0 * float(v) for k, v in m.items()}
+        row["pairs"] = float(sel.sum())
+        row["joints"] = float(mask.sum())
+        out[f"ΔS{name}"] = row
+    return out
+
+
+def _rule_scores(arr: Mapping[str, np.ndarray], joints: list[str]) -> np.ndarray:
+    """Input-only baseline: mean image y of ``joints`` of A minus B's (lower = nearer)."""
+    idx = skeleton.H36M17.indices(joints)
+
+    def height(pose: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        ok = conf[:, idx] > 0
+        return np.where(ok, pose[:, idx, 1], 0.0).sum(-1) / np.maximum(ok.sum(-1), 1)
+
+    ha, hb = height(arr["pose_a"], arr["conf_a"]), height(arr["pose_b"], arr["conf_b"])
+    ok = (arr["conf_a"][:, idx] > 0).any(-1) & (arr["conf_b"][:, idx] > 0).any(-1)
+    s = np.where(ok, ha - hb, 0.0)
+    return np.broadcast_to(s[:, None], arr["joint_mask"].shape).astype(np.float32) * 100.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point
+# ------------------------------------------------------------------------------------------------
+
+
+def _tx(lr: float, steps: int, clip: float) -> optax.GradientTransformation:
+    sched = optax.cosine_decay_schedule(lr, max(steps, 1))
+    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(sched))
+
+
+def _fraction_tag(frac: float) -> str:
+    return f"{int(round(100 * frac)):03d}pct"
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Pre-train, evaluate relative depth, fine-tune and report (see module docstring).
+
+    A config made by the ``image`` preset (``config.pathway == "image"``) runs the image network
+    instead (:func:`experiments.wsp_image.run`).
+
+    Args:
+      config: ``experiments/configs/wsp.py`` config.
+      workdir: output directory (config, metrics.jsonl, checkpoints, results, figures).
+
+    Returns:
+      The ``results.json`` record.
+    """
+    if config.get("pathway", "keypoints") == "image":
+        from experiments import wsp_image
+
+        return wsp_image.run(config, workdir)
+    t_start = time.perf_counter()
+    wd = common.setup_workdir(workdir, config)
+    key = jax.random.key(int(config.seed))
+    ndev = common.num_parallel_devices(config.parallel)
+    k_steps = int(config.train.steps_per_block)
+    timings: dict[str, float] = {}
+
+    # -- data -------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    rd = load_pairs(config.rd, seed=int(config.seed))
+    train_pairs, test_pairs = rd["train"], rd["test"]
+    if train_pairs.num_pairs < config.pretrain.batch_size:
+        raise ValueError(
+            f"{train_pairs.num_pairs} training pairs < batch {config.pretrain.batch_size}"
+        )
+    datasets = common.load_datasets(config.data)
+    train_3d, test_3d = datasets["train_3d"], datasets["test"]
+    for ds in (train_3d, test_3d):
+        size = ds.image_size_px
+        if ds.normalization == "vp" and (size is None or np.any(size[:, 0] != size[:, 1])):
+            raise ValueError(
+                f"{ds.name}: 'vp' 2D equals the encoder's 'image' 2D only for "
+                "square images; use normalization 'image'"
+            )
+        if ds.normalization not in ("vp", "image"):
+            raise ValueError(f"{ds.name}: normalization {ds.normalization!r} is not 'image'")
+    timings["data_s"] = time.perf_counter() - t0
+
+    # -- stage 1: relative-depth pre-training -----------------------------------------------------
+    mc, pc = config.model, config.pretrain
+    rd_model = mrd.pairwise_relative_depth(
+        17,
+        feature_dim=int(mc.feature_dim),
+        width=int(mc.width),
+        num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout),
+        head_width=int(mc.head_width),
+        head_layers=int(mc.head_layers),
+        symmetric=bool(mc.symmetric),
+    )
+    arrays = train_pairs.pair_arrays(protocol=1, orientation_seed=int(config.seed))
+    arrays = {k: v for k, v in arrays.items() if k not in ("delta_s", "image_id")}
+    ex = {k: v[:2] for k, v in arrays.items()}
+    scale = np.ones(2, np.float32)
+    pre_steps = -(-int(pc.steps) // k_steps) * k_steps
+    rd_player = create_player(
+        rd_model,
+        _tx(float(pc.lr), pre_steps, float(config.train.clip_norm)),
+        jax.random.fold_in(key, 1000),
+        ex["pose_a"],
+        ex["conf_a"],
+        scale,
+        ex["pose_b"],
+        ex["conf_b"],
+        scale,
+    )
+    phases = [
+        Phase(
+            "rd",
+            ("rd",),
+            pairwise_loss_fn(
+                "rd", num_selected=int(pc.num_selected), ankle_dropout=float(pc.ankle_dropout)
+            ),
+        )
+    ]
+    sampler = common.make_sampler(
+        {"rd": train_pairs.num_pairs}, {"rd": int(pc.batch_size)}, num_devices=ndev
+    )
+    run_block = common.make_block_runner(
+        lambda axis: make_train_step(phases, axis_name=axis),
+        steps_per_block=k_steps,
+        sampler=sampler,
+        data={"rd": common.device_arrays(arrays, num_devices=ndev)},
+        num_devices=ndev,
+    )
+    stage_kw = dict(
+        steps_per_block=k_steps,
+        workdir=wd,
+        log_every=int(config.train.log_every),
+        checkpoint_every=int(config.train.checkpoint_every) or None,
+        progress=bool(config.train.progress),
+    )
+    pre = common.train_stage(
+        "pretrain",
+        create_train_state({"rd": rd_player}),
+        index=0,
+        key=jax.random.fold_in(key, 0),
+        run_block=run_block,
+        num_steps=pre_steps,
+        samples_per_step=int(pc.batch_size),
+        phases=phases,
+        **stage_kw,
+    )
+    timings["pretrain_s"] = pre.wall_s
+    stages = {"pretrain": {"resumed_from": pre.resumed_from, "trained_steps": pre.trained_steps}}
+    rd_vars = pre.state["rd"].variables()
+
+    # -- RD evaluation (protocols 1 and 2) --------------------------------------------------------
+    t0 = time.perf_counter()
+
+    @jax.jit
+    def predict_rd(pa, ca, pb, cb):
+        return rd_model.apply(
+            rd_vars, pa, ca, mrd.box_scale(pa, ca), pb, cb, mrd.box_scale(pb, cb), train=False
+        )[0]
+
+    ec = config.eval
+    thr = tuple(float(t) for t in ec.thresholds)
+    rd_eval = {
+        f"protocol {p}": evaluate_relative_depth(
+            predict_rd,
+            test_pairs,
+            protocol=p,
+            thresholds=thr,
+            orientation_seed=int(ec.orientation_seed),
+            batch_size=int(ec.batch_size),
+        )
+        for p in (1, 2)
+    }
+    baselines = {}
+    for p, rule, joints in (
+        (1, "ankle rule (= label rule)", ["RFoot", "LFoot"]),
+        (2, "knee rule", ["RKnee", "LKnee"]),
+        (2, "hip rule", ["RHip", "LHip"]),
+    ):
+        arr = test_pairs.pair_arrays(protocol=p, orientation_seed=int(ec.orientation_seed))
+        baselines[f"protocol {p}, {rule}"] = _rd_table(_rule_scores(arr, joints), arr, thr)
+    timings["rd_eval_s"] = time.perf_counter() - t0
+
+    # -- stage 2..: fine-tuning -------------------------------------------------------------------
+    fc = config.finetune
+    ft_steps = -(-int(fc.steps) // k_steps) * k_steps
+    lifter = martinez_lifter(
+        17,
+        in_channels=3,
+        width=int(mc.width),
+        num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout),
+    )
+    lifter_predict = jax.jit(
+        lambda lv, x, c: lifter.apply(lv, mrd.person_input(x, c), train=False)[0]
+    )  # one compilation for every fine-tuned lifter
+    evaluations, ft_rows, stage_ckpt = {}, {}, {"pretrain": pre_steps}
+    offset, index = pre_steps, 1
+    for fi, frac in enumerate(fc.fractions):
+        n_sub = max(int(fc.batch_size), int(round(float(frac) * len(train_3d))))
+        sub = common.subset(
+            train_3d, n_sub if float(frac) < 1.0 else 0, seed=int(config.seed) + 7 + fi
+        )
+        fields = {
+            "pose2d_norm": sub.pose2d_norm,
+            "confidence": sub.confidence,
+            "pose3d_cam": sub.pose3d_cam,
+        }
+        ft_sampler = common.make_sampler(
+            {"train_3d": len(sub)}, {"train_3d": int(fc.batch_size)}, num_devices=ndev
+        )
+        ft_data = {"train_3d": common.device_arrays(fields, num_devices=ndev)}
+        ft_phases = [Phase("lifter", ("lifter",), _lifter_loss_fn)]
+        ft_block = common.make_block_runner(
+            lambda axis, ph=ft_phases: make_train_step(ph, axis_name=axis),
+            steps_per_block=k_steps,
+            sampler=ft_sampler,
+            data=ft_data,
+            num_devices=ndev,
+        )
+        tx = _tx(float(fc.lr), ft_steps, float(config.train.clip_norm))  # one per block runner
+        for init in fc.inits:
+            player = create_player(
+                lifter,
+                tx,
+                jax.random.fold_in(key, 2000 + fi),
+                mrd.person_input(sub.pose2d_norm[:2], sub.confidence[:2]),
+            )
+            if init == "pretrained":
+                # copies: the fine-tuning step donates its state, rd_vars must survive it
+                v = jax.tree_util.tree_map(
+                    jnp.copy, mrd.init_lifter_from_encoder(player.variables(), rd_vars)
+                )
+                player = player.replace(
+                    params=v["params"], batch_stats=v["batch_stats"], opt_state=tx.init(v["params"])
+                )
+            elif init != "random":
+                raise ValueError(f"finetune.inits: expected pretrained|random, got {init!r}")
+            name = f"finetune_{_fraction_tag(float(frac))}_{init}"
+            res = common.train_stage(
+                name,
+                create_train_state({"lifter": player}),
+                index=index,
+                key=jax.random.fold_in(key, index),
+                run_block=ft_block,
+                num_steps=ft_steps,
+                step_offset=offset,
+                samples_per_step=int(fc.batch_size),
+                phases=ft_phases,
+                **stage_kw,
+            )
+            timings[f"{name}_s"] = res.wall_s
+            stages[name] = {"resumed_from": res.resumed_from, "trained_steps": res.trained_steps}
+            stage_ckpt[name] = ft_steps
+            offset += ft_steps
+            index += 1
+            predict_3d = functools.partial(lifter_predict, res.state["lifter"].variables())
+            ev = common.evaluate_3d(predict_3d, test_3d, batch_size=int(ec.batch_size))
+            label = f"{_fraction_tag(float(frac))} ({len(sub)} examples), {init}"
+            evaluations[label] = ev
+            ft_rows.setdefault(f"{100 * float(frac):g}% 3D labels ({len(sub)})", {})
+            for metric in ("mpjpe", "p_mpjpe"):
+                ft_rows[f"{100 * float(frac):g}% 3D labels ({len(sub)})"][f"{metric} {init}"] = ev[
+                    "metrics"
+                ][metric]["frame_wise"]
+
+    # -- reports ----------------------------------------------------------------------------------
+    timings["total_s"] = time.perf_counter() - t_start
+    header = common.ResultsHeader(
+        experiment="WSP (Qiu et al.) on keypoints: experiments.wsp",
+        dataset=f"RD pre-training: {train_pairs.name} ({train_pairs.num_pairs} pairs); RD test: "
+        f"{test_pairs.name} ({test_pairs.num_pairs} pairs, disjoint images); 3D fine-tuning: "
+        f"{train_3d.name} (fractions {tuple(fc.fractions)}), test {test_3d.name}",
+        source_2d="ground-truth 2D annotations (keypoint inputs, no image pathway)",
+        protocol="RD protocol 1 (ΔS <= t) and 2 (ankles removed from the input), per joint "
+        "labelled in both persons, threshold 0.5, percent; 3D: MPJPE / P-MPJPE (mm) on "
+        "root-relative poses",
+        options={
+            "pretrain_steps": pre_steps,
+            "finetune_steps": ft_steps,
+            "width": int(mc.width),
+            "num_selected": int(pc.num_selected),
+            "ankle_dropout": float(pc.ankle_dropout),
+            "ankle_rule": config.rd.ankle_rule,
+        },
+        checkpoint=stage_ckpt,
+        model_selection="none: every stage evaluated at its final step (no validation split)",
+        notes=[
+            "Keypoint analogue of WSP: no image backbone / heatmaps; CPU-scaled schedules.",
+            "Protocol 1 is nearly trivial on keypoints: the labels are a function of the input "
+            "ankles (see the ankle-rule baseline).",
+            "ΔS undefined (eq. 13 joints not labelled) counts as 1.0 (only in the <=1 rows).",
+        ],
+    )
+    tables: dict[str, dict[str, dict[str, float]]] = {
+        "Relative-depth builder counts": {
+            n: {k: float(v) for k, v in c.items()} for n, c in rd["counts"].items()
+        },
+    }
+    for p, table in rd_eval.items():
+        tables[f"RD {p}: {test_pairs.name} (%)"] = table
+    for name, table in baselines.items():
+        tables[f"RD input-only baseline, {name} (%)"] = table
+    tables["Fine-tuning: frame-wise MPJPE / P-MPJPE (mm), pre-trained vs random init"] = ft_rows
+    extra = {
+        "stages": stages,
+        "timings_s": timings,
+        "rd": rd_eval,
+        "rd_baselines": baselines,
+        "label_agreement_with_true_depth": rd["label_agreement"],
+        "counts": rd["counts"],
+        "finetune": ft_rows,
+    }
+    if rd["label_agreement"] is not None:
+        tables["Synthetic scenes: eq. 4 labels vs true depth order"] = {
+            "test-pair joints": {"agreement (%)": 100.0 * rd["label_agreement"]}
+        }
+    figures = []
+    if ec.figures:
+        figures = common.write_figures(
+            wd,
+            {
+                "training_curves": lambda: common.training_curves_figure(wd),
+                "rd_by_delta_s": lambda: _rd_figure(rd_eval),
+            },
+        )
+    extra["figures"] = figures
+    common.write_results(
+        wd, header=header, evaluations=evaluations, extra_tables=tables, extra=extra
+    )
+    LOGGER.info("wsp: done in %.1f s; results in %s", timings["total_s"], wd / "results.md")
+    return {"header": dataclasses.asdict(header), "evaluations": evaluations, **extra}
+
+
+def _rd_figure(rd_eval: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Any:
+    from jpose import viz
+
+    plt = viz.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, metric in zip(axes, ("auc", "accuracy")):
+        for proto, table in rd_eval.items():
+            names = list(table)
+            ax.plot(range(len(names)), [table[n][metric] for n in names], "o-", label=proto)
+            ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(f"relative depth {metric} by scale gap")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+if __name__ == "__main__":
+    common.cli(run, default_config=common.config_path("wsp"))

@@ -1,0 +1,426 @@
+"""Zhou et al. (ICCV 2017): mixed 2D / 3D supervision with the geometric (bone-ratio) loss,
+keypoint-lifting form.
+
+``python -m experiments.zhou --workdir=DIR [--config=experiments/configs/zhou.py:PRESET]``
+
+Depth module: a residual MLP maps the scale-normalised 2D pose ``u = (x - x_pelvis) / s``
+(``s`` = RMS joint-to-pelvis distance of the visible joints) to per-joint depths; the output is
+made pelvis-relative and multiplied by ``s``, so depth is in the units of the 2D input
+(``pose2d_norm``), like Zhou's depth "normalised by the same scale" as the 2D. 3D targets in those
+units: ``f_n (Z - Z_pelvis) / Z_pelvis`` (``f_n`` the focal length in normalised units: the
+weak-perspective scale of the 2D).
+
+Losses (``jpose.losses``, Zhou et al. eq. 2 and 3), batch means of per-example values:
+
+* ``reg``: depth regression on 2D-3D samples (``zhou_depth_loss`` with ``has_depth``), squared
+  errors measured in heatmap pixels (``method.scale_px`` pixels per unit of ``s``);
+* ``geo_2d``: bone-ratio variance ``L_geo`` (``zhou_depth_loss`` without depth: eq. 3 on
+  ``[x, y, predicted depth]`` of the 2D-only samples, visibility = confidence);
+* ``geo_3d``: ``L_geo`` on the 2D-3D samples (only the ``3d+geo`` ablation, "3D/w geo").
+
+``loss = lambda_reg reg + lambda_geo (w_2d geo_2d + w_3d geo_3d)`` with the switches of
+:func:`loss_weights`: stage 2 has no geometric term; stage 3 adds it for ``*+geo`` ablations;
+``3d*`` ablations draw no 2D-only samples (whole batch 3D), ``3d+2d*`` draw half and half.
+
+Evaluation (``common.evaluate_3d``): the output ``[x, y, depth]`` rescaled to the average sum of
+bone lengths of the training skeletons (sec. 4.1.2, ``zhou_skeleton_rescale``): MPJPE (Zhou's
+metric), P-MPJPE, N-MPJPE per action (split ``<name>``); "standard" P1 / P2 by perspective
+back-projection with the ground-truth intrinsics and pelvis depth (split ``<name> (perspective)``);
+left/right bone-length differences (Table 4, ``metrics.symmetric_bone_length_difference``) in mm
+on the 3D test splits (rescaled output; ground truth for reference) and in units of ``s`` on
+2D-only data (``val_2d``, else ``train_2d``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from experiments import common
+from experiments.baseline import eval_datasets, jit_predict, lifter_figures
+from experiments.configs.zhou import ABLATIONS
+from jpose import kinematics, losses, models, skeleton
+from jpose import metrics as jm
+from jpose.data import PoseDataset
+from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
+from jpose.training.state import TrainState
+
+__all__ = [
+    "ABLATIONS",
+    "LAYOUT",
+    "loss_weights",
+    "loss_terms",
+    "scale_2d",
+    "depth_targets",
+    "make_phase",
+    "predict_depth",
+    "symmetry_table",
+    "run",
+]
+
+LAYOUT = skeleton.H36M17
+_ROOT = LAYOUT.root
+
+
+def _ablation(ablation: str) -> tuple[bool, bool]:
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown Zhou ablation {ablation!r}; expected one of {ABLATIONS}")
+    return "2d" in ablation, "geo" in ablation
+
+
+def loss_weights(ablation: str, *, stage: int, lambda_reg: float, lambda_geo: float) -> dict:
+    """Weights of the loss terms for an ablation and stage (Zhou et al. sec. 3.4 and 4.1.3).
+
+    Args:
+      ablation: ``3d | 3d+geo | 3d+2d | 3d+2d+geo``.
+      stage: 2 (no geometric loss) or 3.
+      lambda_reg, lambda_geo: eq. 2 weights.
+
+    Returns:
+      ``{"reg", "geo_2d", "geo_3d"}`` weights (0 = inactive).
+    """
+    if stage not in (2, 3):
+        raise ValueError(f"stage must be 2 or 3, got {stage}")
+    use_2d, use_geo = _ablation(ablation)
+    geo = lambda_geo if (stage == 3 and use_geo) else 0.0
+    return {
+        "reg": float(lambda_reg),
+        "geo_2d": float(geo) if use_2d else 0.0,
+        "geo_3d": 0.0 if use_2d else float(geo),
+    }
+
+
+def scale_2d(pose2d: jax.Array, confidence: jax.Array, *, threshold: float = 0.5) -> jax.Array:
+    """``[...]`` RMS distance of the visible joints to the pelvis (2D units; >= 1e-6)."""
+    vis = (confidence > threshold).astype(pose2d.dtype)
+    d2 = jnp.sum(jnp.square(pose2d - pose2d[..., _ROOT : _ROOT + 1, :]), axis=-1)
+    n = jnp.maximum(jnp.sum(vis, axis=-1), 1.0)
+    return jnp.sqrt(jnp.maximum(jnp.sum(vis * d2, axis=-1) / n, 1e-12)) + 1e-6
+
+
+def predict_depth(
+    apply: Callable[[jax.Array], jax.Array], pose2d: jax.Array, confidence: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Pelvis-relative depth ``[..., J]`` in 2D units, and the scale ``s [...]``."""
+    s = scale_2d(pose2d, confidence)
+    u = (pose2d - pose2d[..., _ROOT : _ROOT + 1, :]) / s[..., None, None]
+    u = u * (confidence[..., None] > 0)  # missing joints enter as the pelvis
+    out = apply(u)[..., 0]
+    return (out - out[..., _ROOT : _ROOT + 1]) * s[..., None], s
+
+
+def depth_targets(ds: PoseDataset) -> np.ndarray:
+    """``[N, J]`` ground-truth pelvis-relative depth in the units of ``ds.pose2d_norm``:
+    ``f_n (Z - Z_pelvis) / Z_pelvis`` (weak-perspective scale of the 2D)."""
+    focal, _ = common.normalized_intrinsics(ds)
+    z = ds.pose3d_cam[..., 2].astype(np.float64)
+    zr = z[:, _ROOT : _ROOT + 1]
+    return (focal[:, :1] * (z - zr) / zr).astype(np.float32)
+
+
+def loss_terms(
+    depth_3d: jax.Array,
+    batch_3d: Mapping[str, jax.Array],
+    depth_2d: jax.Array | None,
+    batch_2d: Mapping[str, jax.Array] | None,
+    *,
+    canonical_lengths: jax.Array,
+    scale_px: float,
+    threshold: float = 0.5,
+) -> dict[str, jax.Array]:
+    """The three loss terms (batch means), all computed whatever the ablation.
+
+    Args:
+      depth_3d: ``[B3, J]`` predicted depth of the 2D-3D samples (2D units).
+      batch_3d: ``{"x" [B3, J, 2], "c" [B3, J], "depth" [B3, J], "s" [B3]}``.
+      depth_2d / batch_2d: the same for 2D-only samples (no ``depth``), or None.
+      canonical_lengths: ``[B]`` mean training bone lengths (L_geo's ``lbar``).
+      scale_px: heatmap pixels per unit of the 2D scale ``s`` (regression unit).
+      threshold: visibility threshold on confidences.
+
+    Returns:
+      ``{"reg", "geo_3d", "geo_2d"}`` (``geo_2d`` = 0 without 2D-only samples).
+    """
+    unit = scale_px / batch_3d["s"][:, None]
+    ones = jnp.ones(depth_3d.shape[:-1], bool)
+    reg = losses.zhou_depth_loss(
+        depth_3d * unit, batch_3d["depth"] * unit, batch_3d["x"], ones, canonical_lengths,
+        layout=LAYOUT, lambda_reg=1.0, lambda_geo=0.0,
+    )  # fmt: skip
+    pose_3d = jnp.concatenate([batch_3d["x"], depth_3d[..., None]], -1)
+    geo_3d = losses.zhou_geometric_loss(
+        pose_3d, canonical_lengths, layout=LAYOUT, visibility=batch_3d["c"], threshold=threshold
+    )
+    terms = {"reg": jnp.mean(reg), "geo_3d": jnp.mean(geo_3d), "geo_2d": jnp.zeros(())}
+    if depth_2d is not None and batch_2d is not None:
+        geo_2d = losses.zhou_depth_loss(
+            depth_2d, jnp.zeros_like(depth_2d), batch_2d["x"],
+            jnp.zeros(depth_2d.shape[:-1], bool), canonical_lengths, layout=LAYOUT,
+            lambda_reg=0.0, lambda_geo=1.0, visibility=batch_2d["c"],
+        )  # fmt: skip
+        terms["geo_2d"] = jnp.mean(geo_2d)
+    return terms
+
+
+def make_phase(
+    weights: Mapping[str, float],
+    *,
+    use_2d: bool,
+    canonical_lengths: np.ndarray,
+    scale_px: float,
+    threshold: float,
+) -> Phase:
+    """The depth module's phase: one forward pass over ``[3D half; 2D half]`` (shared batch
+    statistics), ``loss = sum_k weights[k] * term_k``; every term is logged."""
+    canon = jnp.asarray(canonical_lengths, jnp.float32)
+
+    def loss_fn(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+        b3 = batch["d3"]
+        b2 = batch.get("d2") if use_2d else None
+        x = b3["x"] if b2 is None else jnp.concatenate([b3["x"], b2["x"]])
+        c = b3["c"] if b2 is None else jnp.concatenate([b3["c"], b2["c"]])
+        depth, _ = predict_depth(lambda u: ctx.apply("depth", u), x, c)
+        n3 = b3["x"].shape[0]
+        terms = loss_terms(
+            depth[:n3], b3, None if b2 is None else depth[n3:], b2,
+            canonical_lengths=canon, scale_px=scale_px, threshold=threshold,
+        )  # fmt: skip
+        loss = sum(weights[k] * terms[k] for k in ("reg", "geo_2d", "geo_3d"))
+        return loss, terms
+
+    return Phase("depth", ("depth",), loss_fn)
+
+
+def _host_batch_arrays(ds: PoseDataset, *, with_depth: bool, threshold: float) -> dict:
+    x = ds.pose2d_norm.astype(np.float32)
+    c = ds.confidence.astype(np.float32)
+    out = {"x": x, "c": c, "s": np.asarray(scale_2d(jnp.asarray(x), jnp.asarray(c),
+                                                    threshold=threshold))}  # fmt: skip
+    if with_depth:
+        out["depth"] = depth_targets(ds)
+    return out
+
+
+_BONE_NAMES = {"Hip": "hip", "Knee": "upper leg", "Foot": "lower leg", "Shoulder": "shoulder",
+               "Elbow": "upper arm", "Wrist": "lower arm"}  # fmt: skip
+
+
+def _pair_names() -> list[str]:
+    names = []
+    for left, _ in LAYOUT.symmetric_bone_pairs:
+        child = LAYOUT.bone_names[left]
+        names.append(_BONE_NAMES.get(child[1:], child))
+    return names
+
+
+def symmetry_table(poses: np.ndarray, *, scale: float = 1.0) -> dict[str, float]:
+    """Zhou et al. Table 4: mean ``| |left bone| - |right bone| |`` per symmetric pair.
+
+    Args:
+      poses: ``[N, J, 3]``.
+      scale: multiplier of the result (e.g. 1000 for metres -> mm).
+
+    Returns:
+      ``{bone pair: mean difference}`` plus ``"mean"`` over pairs.
+    """
+    diff = np.asarray(jm.symmetric_bone_length_difference(jnp.asarray(poses), layout=LAYOUT))
+    row = {n: float(v) * scale for n, v in zip(_pair_names(), diff.mean(0))}
+    row["mean"] = float(diff.mean()) * scale
+    return row
+
+
+def _packed_inputs(ds: PoseDataset) -> np.ndarray:
+    """``[N, J, 7]``: 2D, then normalised focal (2), centre (2) and pelvis depth (1) per joint
+    (so ``common.evaluate_3d`` can feed the perspective predictor per example)."""
+    f, c = common.normalized_intrinsics(ds)
+    zr = ds.pose3d_cam[:, _ROOT, 2:3].astype(np.float32)
+    cam = np.concatenate([f, c, zr], -1)[:, None, :].repeat(ds.pose2d_norm.shape[1], 1)
+    return np.concatenate([ds.pose2d_norm.astype(np.float32), cam], -1)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train (or resume) stages 2 and 3 of one ablation, evaluate, report.
+
+    Args:
+      config: from ``experiments/configs/zhou.py``.
+      workdir: output directory (checkpoints under ``checkpoints/stage2`` and ``stage3``).
+
+    Returns:
+      The results record (``evaluations`` without predictions, ``symmetry``, ``timings``).
+    """
+    t_start = time.perf_counter()
+    wd = common.setup_workdir(workdir, config)
+    m = config.method
+    use_2d, _ = _ablation(str(m.ablation))
+    datasets = common.load_datasets(config.data)
+    train = datasets["train_3d"]
+    if use_2d and "train_2d" not in datasets:
+        raise ValueError(
+            f"ablation {m.ablation!r} needs a 2D-only split; data preset "
+            f"{config.data.preset!r} has none (use synthetic or cmu+coco)"
+        )
+    thr = float(m.visibility_threshold)
+    canonical = np.asarray(kinematics.bone_lengths(train.pose3d_cam, layout=LAYOUT)).mean(0)
+    sum_lengths = kinematics.sum_bone_lengths(train.pose3d_cam, layout=LAYOUT)
+    avg_sum_length = float(np.asarray(sum_lengths).mean())
+    host = {"d3": _host_batch_arrays(train, with_depth=True, threshold=thr)}
+    if use_2d:
+        host["d2"] = _host_batch_arrays(datasets["train_2d"], with_depth=False, threshold=thr)
+    tc = config.train
+    bs = int(tc.batch_size)
+    k_steps = int(tc.steps_per_block)
+    sizes = {k: len(v["x"]) for k, v in host.items()}
+    batch_sizes = {"d3": bs // 2, "d2": bs - bs // 2} if use_2d else {"d3": bs}
+    steps_per_epoch = max(1, sizes["d3"] // batch_sizes["d3"])
+    num_devices = common.num_parallel_devices(str(tc.parallel))
+    data = {k: common.device_arrays(v, num_devices=num_devices) for k, v in host.items()}
+    sampler = common.make_sampler(sizes, batch_sizes, num_devices=num_devices)
+
+    mc = config.model
+    model = models.martinez_lifter(
+        LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout),
+    )  # fmt: skip
+    key = jax.random.key(int(config.seed))
+    k_init, k_train = jax.random.split(key)
+    example = jnp.zeros((2, LAYOUT.num_joints, 2), jnp.float32)
+    stages, state, offset = {}, None, 0
+    for index, stage_id in enumerate((2, 3)):
+        sc = tc[f"stage{stage_id}"]
+        weights = loss_weights(str(m.ablation), stage=stage_id, lambda_reg=float(m.lambda_reg),
+                               lambda_geo=float(m.lambda_geo))  # fmt: skip
+        phase = make_phase(weights, use_2d=use_2d, canonical_lengths=canonical,
+                           scale_px=float(m.scale_px), threshold=thr)  # fmt: skip
+        player = create_player(model, optax.adam(float(sc.lr)), k_init, example)
+        if state is not None:  # stage 3 starts from stage 2's network, fresh optimiser
+            prev = state["depth"]
+            player = player.replace(params=prev.params, batch_stats=prev.batch_stats,
+                                    opt_state=player.tx.init(prev.params))  # fmt: skip
+        num_steps = common.stage_num_steps(sc, steps_per_epoch=steps_per_epoch,
+                                           steps_per_block=k_steps)  # fmt: skip
+        run_block = common.make_block_runner(
+            lambda axis, phase=phase: make_train_step([phase], axis_name=axis),
+            steps_per_block=k_steps, sampler=sampler, data=data, num_devices=num_devices,
+        )  # fmt: skip
+        result = common.train_stage(
+            f"stage{stage_id}", create_train_state({"depth": player}), index=index,
+            key=jax.random.fold_in(k_train, stage_id), run_block=run_block, num_steps=num_steps,
+            steps_per_block=k_steps, workdir=wd, step_offset=offset, samples_per_step=bs,
+            phases=[phase], checkpoint_every=int(sc.checkpoint_every) or None,
+            log_every=int(tc.log_every),
+        )  # fmt: skip
+        stages[f"stage{stage_id}"] = (result, weights)
+        state: TrainState = result.state
+        offset += num_steps
+
+    # ---- evaluation -----------------------------------------------------------------------
+    player = state["depth"]
+
+    def rescaled(apply: Callable, x: jax.Array, c: jax.Array) -> jax.Array:
+        depth, _ = predict_depth(apply, x, c)
+        pose = jnp.concatenate([x, depth[..., None]], -1)
+        return losses.zhou_skeleton_rescale(pose, layout=LAYOUT, avg_sum_length=avg_sum_length)
+
+    def perspective(apply: Callable, packed: jax.Array, c: jax.Array) -> jax.Array:
+        x, f, ctr, zr = packed[..., :2], packed[..., 2:4], packed[..., 4:6], packed[..., 6:7]
+        depth, _ = predict_depth(apply, x, c)
+        z = zr * (1.0 + depth[..., None] / f[..., :1])
+        return jnp.concatenate([(x - ctr) / f * z, z], -1)
+
+    def normalised(apply: Callable, x: jax.Array, c: jax.Array) -> jax.Array:
+        depth, s = predict_depth(apply, x, c)
+        pose = jnp.concatenate([x - x[..., _ROOT : _ROOT + 1, :], depth[..., None]], -1)
+        return pose / s[..., None, None]
+
+    predict_rescaled = jit_predict(player, rescaled)
+    predict_perspective = jit_predict(player, perspective)
+    bs_eval, action_key = int(config.eval.batch_size), config.eval.action_key
+    evaluations, symmetry = {}, {}
+    for split, ds in eval_datasets(datasets, config).items():
+        ev = common.evaluate_3d(predict_rescaled, ds, batch_size=bs_eval, action_key=action_key,
+                                keep_predictions=True)  # fmt: skip
+        evaluations[split] = ev
+        if ds.focal_px is not None:
+            evaluations[f"{split} (perspective)"] = common.evaluate_3d(
+                predict_perspective, ds, batch_size=bs_eval, action_key=action_key,
+                pose2d_norm=_packed_inputs(ds),
+            )  # fmt: skip
+        symmetry[f"{split}: prediction (mm)"] = symmetry_table(ev["predictions"], scale=1000.0)
+        symmetry[f"{split}: ground truth (mm)"] = symmetry_table(ds.pose3d_root_relative,
+                                                                 scale=1000.0)  # fmt: skip
+    name_2d = "val_2d" if "val_2d" in datasets else "train_2d" if "train_2d" in datasets else None
+    if name_2d is not None:
+        ds2 = common.subset(datasets[name_2d], int(config.eval.max_2d_examples), seed=1)
+        pred2 = common.batched_apply(jit_predict(player, normalised), ds2.pose2d_norm,
+                                     ds2.confidence, batch_size=bs_eval)  # fmt: skip
+        symmetry[f"{name_2d}: prediction (units of s)"] = symmetry_table(pred2)
+
+    stage_info = {
+        k: {"num_steps": r.num_steps, "trained_steps": r.trained_steps, "wall_s": r.wall_s,
+            "resumed_from": r.resumed_from, "samples_per_s": r.samples_per_s, "weights": w}
+        for k, (r, w) in stages.items()
+    }  # fmt: skip
+    timings = {
+        "train_wall_s": sum(r.wall_s for r, _ in stages.values()),
+        "total_wall_s": time.perf_counter() - t_start,
+        "stages": stage_info,
+    }
+    header = common.ResultsHeader(
+        experiment=f"zhou (Zhou et al. ICCV 2017, keypoint form), ablation {m.ablation}",
+        dataset=(
+            f"{config.data.preset}: {train.name} ({len(train)} 2D-3D)"
+            + (f" + {datasets['train_2d'].name} ({sizes['d2']} 2D-only)" if use_2d else "")
+        ),
+        source_2d=f"dataset 2D ({train.normalization} normalisation)",
+        protocol=(
+            "<split>: output rescaled to the training average sum of bone lengths "
+            f"({avg_sum_length:.3f} m; Zhou sec. 4.1.2) -> MPJPE (Zhou's metric), P-MPJPE, "
+            "N-MPJPE; <split> (perspective): back-projection with GT intrinsics and pelvis "
+            "depth -> standard P1 / P2; root-relative, mm; Table 4 symmetry in mm (3D) and "
+            "units of the 2D scale s (2D-only)"
+        ),
+        options={
+            "ablation": m.ablation,
+            "lambda_reg": float(m.lambda_reg),
+            "lambda_geo": float(m.lambda_geo),
+            "width": int(mc.width),
+            "batch_size": bs,
+            "stage_weights": {k: w for k, (_, w) in stages.items()},
+        },
+        checkpoint={k: r.num_steps for k, (r, _) in stages.items()},
+        model_selection="final checkpoint of stage 3 (no model selection)",
+        notes=(
+            f"training wall time (this invocation) {timings['train_wall_s']:.1f} s",
+            "stage 1 of the paper (2D heatmap network) does not exist in the keypoint form",
+        ),
+    )
+    figures = []
+    if config.figures:
+        figures = lifter_figures(wd, {k: v for k, v in evaluations.items() if "predictions" in v},
+                                 datasets, title=f"zhou {m.ablation}")  # fmt: skip
+    common.write_results(
+        wd, header=header, evaluations=evaluations,
+        extra_tables={"Left/right bone-length difference (Zhou et al. Table 4)": symmetry},
+        extra={"timings": timings, "figures": figures, "symmetry": symmetry},
+    )  # fmt: skip
+    return {
+        "evaluations": {
+            k: {kk: v[kk] for kk in ("dataset", "num_examples", "metrics")}
+            for k, v in evaluations.items()
+        },  # fmt: skip
+        "symmetry": symmetry,
+        "timings": timings,
+        "figures": figures,
+        "stages": {k: r for k, (r, _) in stages.items()},
+    }
+
+
+if __name__ == "__main__":
+    common.cli(run, default_config=common.config_path("zhou"))

@@ -1,0 +1,47 @@
+"""Smoke test of ``experiments.baseline``: trains, writes results, resumes (tiny config)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import baseline
+from experiments.configs import baseline as baseline_config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("baseline")
+    config = baseline_config.get_config("smoke")
+    first = baseline.run(config, str(workdir))
+    second = baseline.run(config, str(workdir))  # same command again: resumes
+    return workdir, config, first, second
+
+
+def test_trains_and_writes_outputs(runs):
+    workdir, config, first, _ = runs
+    assert first["stage"].trained_steps == config.train.steps
+    assert first["stage"].resumed_from is None
+    for name in ("config.json", "metrics.jsonl", "results.json", "results.md"):
+        assert (workdir / name).is_file(), name
+    assert (workdir / "checkpoints" / "lifter" / str(config.train.steps)).is_dir()
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert records and all(np.isfinite(r["lifter/loss"]) for r in records if "lifter/loss" in r)
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results["evaluations"]) == {"test", "test_2d_mix"}
+    for ev in results["evaluations"].values():
+        for metric in ("mpjpe", "p_mpjpe", "n_mpjpe"):
+            assert np.isfinite(ev["metrics"][metric]["action_wise"])
+    # Every action of the test split appears in the per-action table.
+    md = (workdir / "results.md").read_text()
+    actions = set(results["evaluations"]["test"]["metrics"]["mpjpe"]["per_action"])
+    assert actions and all(a in md for a in actions)
+
+
+def test_second_invocation_resumes(runs):
+    _, config, first, second = runs
+    assert second["stage"].resumed_from == config.train.steps
+    assert second["stage"].trained_steps == 0
+    a = first["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
+    b = second["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
+    np.testing.assert_allclose(a, b, rtol=1e-5)

@@ -74,12 +74,14 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Batches 64 and 256."""
     repeats, number, k = (2, 10, 10) if quick else (5, 200, 50)
     rows = []
-    for width in (1024, 256):
+    for width in (1024, 256, 64):
         for b in (64, 256):
-            rows += bench(b, width=width, k=k, repeats=repeats, number=number)
+            n = number if width < 1024 else max(k, number // 4)
+            rows += bench(b, width=width, k=k, repeats=repeats, number=n)
     return {
         "title": "Per-step dispatch: small batches with and without lax.scan fusion",
         "columns": [
+            "width",
             "batch",
             "mode",
             "steps/s median",
@@ -93,8 +95,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         ],  # fmt: skip
         "rows": rows,
         "notes": [
-            "Martinez lifter (2 blocks; width 1024 = 4.29 M parameters, 256 = 0.29 M), data on "
-            "device, batch "
+            "Martinez lifter (2 blocks; width 1024 = 4.29 M parameters, 256 = 0.29 M, "
+            "64 = 0.02 M), data on device, batch "
             "drawn by BatchSampler inside the step in both modes (random mode).",
             "dispatch overhead = per-step time of the 1-call loop minus that of the fused loop.",
         ],

@@ -69,7 +69,7 @@ def render(info: dict, sections: dict[str, dict], *, quick: bool) -> str:
         f"- Load average (1/5/15 min) at the start of the suite: {info['load_average']}; at the "
         f"end: {info.get('load_average_end')}. The machine is shared: every table states the "
         "1-minute load at its start and end; a load above ~2 on 2 cores means the timings are "
-        "pessimistic.",
+        "pessimistic." + (f" ({info['note']}.)" if info.get("note") else ""),
         "",
         "## Targets of issue 12",
         "",
@@ -123,6 +123,14 @@ def main() -> None:
         sections[name] = run_one(name, quick=args.quick)
         print(section_markdown(sections[name]), flush=True)
     info["load_average_end"] = load_average()
+    raw_path = pathlib.Path(args.output).with_name("results.json")
+    if args.only and raw_path.exists():  # keep the other sections of the previous full run
+        previous = json.loads(raw_path.read_text())
+        merged = {n: previous["sections"][n] for n in BENCHMARKS if n in previous["sections"]}
+        merged.update(sections)
+        sections = {n: merged[n] for n in BENCHMARKS if n in merged}
+        info["load_average"] = previous["machine"].get("load_average")
+        info["note"] = f"sections {', '.join(names)} re-run at {info['date_utc']} UTC"
     text = render(info, sections, quick=args.quick)
     pathlib.Path(args.output).write_text(text)
     raw = pathlib.Path(args.output).with_name("results.json")

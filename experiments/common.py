@@ -630,6 +630,31 @@ def batched_apply(fn: Callable[..., Any], *arrays: np.ndarray, batch_size: int =
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
+def summarize_errors(
+    errors: Mapping[str, Any], dataset: PoseDataset, *, action_key: str = ""
+) -> dict[str, Any]:
+    """Per-action, action-wise and frame-wise means (mm) of per-example errors in metres.
+
+    Args:
+      errors: ``{metric name: [N] per-example error in metres}``.
+      dataset: the evaluated dataset (name, size and action labels).
+      action_key: label grouped as "action" (see :func:`action_labels`).
+
+    Returns:
+      ``{"dataset", "num_examples", "metrics": {name: {per_action, action_wise, frame_wise}}}``.
+    """
+    actions = action_labels(dataset, action_key)
+    out: dict[str, Any] = {"dataset": dataset.name, "num_examples": len(dataset), "metrics": {}}
+    for name, values in errors.items():
+        mm = np.asarray(jm.to_mm(values), np.float64)
+        out["metrics"][name] = {
+            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
+            "action_wise": jm.action_wise_mean(mm, actions),
+            "frame_wise": jm.frame_wise_mean(mm),
+        }
+    return out
+
+
 def evaluate_3d(
     predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
     dataset: PoseDataset,
@@ -663,15 +688,7 @@ def evaluate_3d(
     pred = batched_apply(predict_3d, x, c, batch_size=batch_size)
     target = dataset.pose3d_root_relative.astype(np.float32)
     errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
-    actions = action_labels(dataset, action_key)
-    out: dict[str, Any] = {"dataset": dataset.name, "num_examples": len(dataset), "metrics": {}}
-    for name, values in errors.items():
-        mm = np.asarray(jm.to_mm(values), np.float64)
-        out["metrics"][name] = {
-            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
-            "action_wise": jm.action_wise_mean(mm, actions),
-            "frame_wise": jm.frame_wise_mean(mm),
-        }
+    out = summarize_errors(errors, dataset, action_key=action_key)
     if keep_predictions:
         out["predictions"] = pred
         out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}

@@ -423,15 +423,7 @@ def _evaluate(
     errors = common.batched_apply(
         lambda p, t: _masked_errors(p, t, jnp.asarray(mask)), pred, target, batch_size=bs
     )
-    actions = common.action_labels(ds, key)
-    out: dict[str, Any] = {"dataset": ds.name, "num_examples": len(ds), "metrics": {}}
-    for name, values in errors.items():
-        mm = np.asarray(jm.to_mm(values), np.float64)
-        out["metrics"][name] = {
-            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
-            "action_wise": jm.action_wise_mean(mm, actions),
-            "frame_wise": jm.frame_wise_mean(mm),
-        }
+    out = common.summarize_errors(errors, ds, action_key=key)
     out["predictions"] = pred
     out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
     return out

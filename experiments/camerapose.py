@@ -61,7 +61,7 @@ import json
 import logging
 import pathlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -179,30 +179,19 @@ def _d2d_input(pose2d: jax.Array, *, kind: str) -> jax.Array:
     raise ValueError(f"model.d2d.input must be 'kcs' or 'pose', got {kind!r}")
 
 
-def prepare(config: ml_collections.ConfigDict) -> Setup:
-    """Load the data, derive camera priors and build the models (no parameters yet).
+def build_models(
+    config: ml_collections.ConfigDict, priors: Mapping[str, Sequence[float]]
+) -> dict[str, M.Model]:
+    """The players named by ``config.method`` (static :class:`jpose.models.Model` objects).
 
     Args:
       config: the CameraPose config.
+      priors: camera priors ``{"focal", "center", "translation"}`` (mean training intrinsics in
+        input units and mean root position in metres; see :func:`prepare`).
 
     Returns:
-      :class:`Setup`.
+      ``{player: Model}``.
     """
-    datasets = common.load_datasets(config.data)
-    train3d = datasets["train_3d"]
-    focal, center = common.normalized_intrinsics(train3d)
-    a3d = train3d.arrays(["pose2d_norm", "confidence", "pose3d"])
-    a3d["root"] = train3d.pose3d_cam[:, LAYOUT.root].astype(np.float32)
-    a3d["focal"], a3d["center"] = focal, center
-    arrays = {"3d": a3d}
-    use_2d = bool(config.method.camera) and "train_2d" in datasets
-    if use_2d:
-        arrays["2d"] = datasets["train_2d"].arrays(["pose2d_norm", "confidence"])
-    priors = {
-        "focal": tuple(float(v) for v in focal.mean(0)),
-        "center": tuple(float(v) for v in center.mean(0)),
-        "translation": tuple(float(v) for v in a3d["root"].mean(0)),
-    }
     mc = config.model
     lifter_cfg = mc.lifter
     if lifter_cfg.kind != "martinez":
@@ -228,9 +217,9 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
         models["camera"] = M.camera_branch(
             width=mc.camera.width,
             num_blocks=mc.camera.num_blocks,
-            focal_prior=priors["focal"],
-            center_prior=priors["center"],
-            translation_prior=priors["translation"],
+            focal_prior=tuple(priors["focal"]),
+            center_prior=tuple(priors["center"]),
+            translation_prior=tuple(priors["translation"]),
         )
     if config.method.gan:
         models["generator"] = M.poseaug_generator(
@@ -242,6 +231,34 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
             num_parts=len(skeleton.KCS_PARTS), kcs_fn=_kcs_parts_fn(), width=mc.d3d.width,
             bottleneck=mc.d3d.bottleneck,
         )  # fmt: skip
+    return models
+
+
+def prepare(config: ml_collections.ConfigDict) -> Setup:
+    """Load the data, derive camera priors and build the models (no parameters yet).
+
+    Args:
+      config: the CameraPose config.
+
+    Returns:
+      :class:`Setup`.
+    """
+    datasets = common.load_datasets(config.data)
+    train3d = datasets["train_3d"]
+    focal, center = common.normalized_intrinsics(train3d)
+    a3d = train3d.arrays(["pose2d_norm", "confidence", "pose3d"])
+    a3d["root"] = train3d.pose3d_cam[:, LAYOUT.root].astype(np.float32)
+    a3d["focal"], a3d["center"] = focal, center
+    arrays = {"3d": a3d}
+    use_2d = bool(config.method.camera) and "train_2d" in datasets
+    if use_2d:
+        arrays["2d"] = datasets["train_2d"].arrays(["pose2d_norm", "confidence"])
+    priors = {
+        "focal": tuple(float(v) for v in focal.mean(0)),
+        "center": tuple(float(v) for v in center.mean(0)),
+        "translation": tuple(float(v) for v in a3d["root"].mean(0)),
+    }
+    models = build_models(config, priors)
     return Setup(
         config=config,
         datasets=datasets,
@@ -638,11 +655,20 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 # ------------------------------------------------------------------------------------------------
 
 
-def make_predict(setup: Setup, state: T.TrainState) -> Any:
+def make_predict(setup: Setup, state: T.TrainState | Mapping[str, Any]) -> Any:
     """Jitted evaluation-mode ``predict(pose2d_norm, confidence) -> dict`` with ``refined``,
     ``pose3d`` (root-relative, metres) and, with a camera branch, ``focal``, ``center``,
-    ``translation`` and ``reprojected``."""
-    variables = {n: p.variables() for n, p in state.players.items()}
+    ``translation`` and ``reprojected``.
+
+    Args:
+      setup: models and config (``datasets`` may be empty).
+      state: a training state or ``{player: variables}`` (see
+        :func:`experiments.common.restore_variables`).
+    """
+    if isinstance(state, T.TrainState):
+        variables = {n: p.variables() for n, p in state.players.items()}
+    else:
+        variables = dict(state)
 
     def apply(name, *inputs):
         return setup.models[name].apply(variables[name], *inputs, train=False)[0]
@@ -660,6 +686,47 @@ def make_predict(setup: Setup, state: T.TrainState) -> Any:
         return out
 
     return predict
+
+
+def load_predictor(
+    config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, step: int | None = None
+) -> common.Predictor:
+    """The trained refine -> lift (-> camera) pipeline of a CameraPose work directory.
+
+    Args:
+      config: the run's config (``common.read_config``).
+      workdir: the work directory.
+      step: checkpoint step of the last trained stage (default latest).
+
+    Returns:
+      :class:`experiments.common.Predictor`.
+    """
+    info = common.read_model_info(workdir)
+    priors = info.get("camera_priors")
+    if priors is None and config.method.camera:
+        results = pathlib.Path(workdir) / "results.json"
+        if results.is_file():
+            priors = json.loads(results.read_text()).get("camera_priors")
+        if priors is None:  # runs older than model.json: recompute from the training data
+            priors = prepare(config).priors
+    models = build_models(config, priors or {})
+    players = [n for n in ("refine", "lifter", "camera") if n in models]
+    variables, steps = common.restore_variables(workdir, STAGES, players, step=step)
+    setup = Setup(config=config, datasets={}, train_arrays={},
+                  models={n: models[n] for n in players}, use_2d_only=False, priors=priors or {})  # fmt: skip
+    parts = ["refinement"] * ("refine" in models) + ["lifter"] + ["camera branch"] * (
+        "camera" in models
+    )
+    return common.Predictor(
+        experiment="camerapose",
+        predict=make_predict(setup, variables),
+        normalization=info.get("normalization") or common.data_normalization(config.data),
+        checkpoint=steps,
+        config=config,
+        layout=LAYOUT.name,
+        has_camera="camera" in models,
+        description="CameraPose (Yang et al. WACV 2023): " + " + ".join(parts),
+    )
 
 
 def _noisy_inputs(setup: Setup, ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -708,6 +775,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     setup = prepare(config)
+    common.write_model_info(
+        wd, experiment="camerapose", layout=LAYOUT.name,
+        normalization=setup.datasets["train_3d"].normalization, camera_priors=setup.priors,
+    )  # fmt: skip
     base_key = jax.random.key(config.seed)
     first_stage = "refine" if "refine" in setup.models else "warmup"
     resuming = any(p.name.isdigit() for p in (wd / "checkpoints" / first_stage).glob("*"))

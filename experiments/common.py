@@ -86,6 +86,13 @@ __all__ = [
     "write_results",
     "write_figures",
     "training_curves_figure",
+    "Predictor",
+    "read_config",
+    "data_normalization",
+    "write_model_info",
+    "read_model_info",
+    "restore_variables",
+    "load_predictor",
 ]
 
 LOGGER = logging.getLogger("jpose.experiments")
@@ -708,6 +715,164 @@ def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]
         row["Avg (frame-wise)"] = m["frame_wise"]
         rows[_METRIC_NAMES.get(name, name)] = row
     return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# Trained pipelines: what ``experiments.evaluate`` and ``experiments.infer`` run
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+    """A trained 2D-to-3D pipeline restored from a work directory.
+
+    Attributes:
+      experiment: the experiment that trained it (``config.experiment``).
+      predict: jitted ``predict(pose2d_norm [B, J, 2], confidence [B, J]) -> dict`` with
+        ``pose3d`` ``[B, J, 3]`` (camera frame, root-relative, metres; up to scale when
+        ``metric_scale`` is False) and, where the method has them, ``refined`` ``[B, J, 2]``
+        (refined 2D, input units), ``focal`` / ``center`` ``[B, 2]`` (intrinsics in input units)
+        and ``translation`` ``[B, 3]`` (root position, metres; the camera branch).
+      normalization: how the 2D inputs must be normalised (``PoseDataset.normalization``:
+        ``vp`` / ``image`` / ``bbox`` ...).
+      checkpoint: ``{stage: step}`` of the restored checkpoints.
+      config: the training config.
+      layout: joint layout of inputs and outputs (a ``jpose.skeleton`` layout name).
+      metric_scale: whether ``pose3d`` is in metres (False: scale-free, e.g. Drover et al.).
+      has_camera: whether ``predict`` returns ``focal``, ``center`` and ``translation``.
+      description: one line for reports.
+    """
+
+    experiment: str
+    predict: Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
+    normalization: str
+    checkpoint: Mapping[str, int]
+    config: ml_collections.ConfigDict
+    layout: str = "h36m17"
+    metric_scale: bool = True
+    has_camera: bool = False
+    description: str = ""
+
+
+def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
+    """The config a work directory was trained with (``<workdir>/config.json``).
+
+    Raises:
+      FileNotFoundError: if ``workdir`` is not a jpose work directory.
+    """
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{workdir} is not a jpose work directory: no config.json (train with "
+            "`python -m experiments.<method> --workdir=...` first)"
+        )
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def data_normalization(data_cfg: ml_collections.ConfigDict) -> str:
+    """The 2D normalisation of the training inputs a data config produces (see
+    :func:`load_datasets`): ``cmu+coco`` -> ``image``, ``cmu`` / ``synthetic`` -> ``vp``,
+    ``h36m`` -> ``data.h36m.normalization``."""
+    preset = data_cfg.preset
+    if preset == "h36m":
+        return str(data_cfg.h36m.normalization)
+    if preset == "cmu+coco":
+        return "image"
+    if preset in ("cmu", "synthetic"):
+        return "vp"
+    raise ValueError(f"unknown data preset {preset!r}")
+
+
+def write_model_info(workdir: str | os.PathLike[str], **info: Any) -> pathlib.Path:
+    """Write ``<workdir>/model.json``: what inference needs beyond config and checkpoints
+    (e.g. camera priors derived from the training data)."""
+    path = pathlib.Path(workdir) / "model.json"
+    path.write_text(json.dumps(_jsonable(info), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_model_info(workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``<workdir>/model.json`` (``{}`` when absent)."""
+    path = pathlib.Path(workdir) / "model.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def restore_variables(
+    workdir: str | os.PathLike[str],
+    stages: Sequence[str],
+    players: Sequence[str],
+    *,
+    step: int | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Variables of ``players`` from the last of ``stages`` that has a checkpoint.
+
+    Args:
+      workdir: work directory.
+      stages: the experiment's stage names in training order.
+      players: networks to restore.
+      step: checkpoint step of the last trained stage (default its latest).
+
+    Returns:
+      ``({player: variables}, {stage: latest step of every stage with checkpoints})``.
+
+    Raises:
+      FileNotFoundError: no stage has a checkpoint (or ``step`` does not exist).
+    """
+    root = pathlib.Path(workdir) / "checkpoints"
+    steps: dict[str, int] = {}
+    for stage in stages:
+        if (root / stage).is_dir():
+            latest = Checkpointer(root / stage).latest_step()
+            if latest is not None:
+                steps[stage] = latest
+    if not steps:
+        raise FileNotFoundError(
+            f"no checkpoint of stages {list(stages)} under {root} (training not started?)"
+        )
+    last = list(steps)[-1]
+    with Checkpointer(root / last) as ckpt:
+        variables, used = ckpt.restore_variables(step=step, players=players)
+    steps[last] = used
+    return variables, steps
+
+
+def load_predictor(workdir: str | os.PathLike[str], *, step: int | None = None) -> Predictor:
+    """Restore the trained pipeline of any jpose work directory.
+
+    Reads ``config.json``, imports ``experiments.<config.experiment>`` and calls its
+    ``load_predictor(config, workdir, step=step)``.
+
+    Args:
+      workdir: work directory of a training run.
+      step: checkpoint step of the last stage (default the latest).
+
+    Returns:
+      :class:`Predictor`.
+
+    Raises:
+      FileNotFoundError: not a work directory / no checkpoint.
+      ValueError: the config names no experiment, or one without a keypoint predictor.
+    """
+    import importlib
+
+    config = read_config(workdir)
+    name = config.get("experiment")
+    known = ("baseline", "camerapose", "drover", "li", "wsp", "zhou")
+    if not name:
+        raise ValueError(
+            f"{workdir}/config.json has no 'experiment' field; expected one of {known}"
+        )
+    try:
+        module = importlib.import_module(f"experiments.{name}")
+    except ImportError as err:
+        raise ValueError(f"unknown experiment {name!r} in {workdir}/config.json") from err
+    loader = getattr(module, "load_predictor", None)
+    if loader is None:
+        raise ValueError(
+            f"experiment {name!r} has no keypoint predictor (image-based experiments are "
+            f"evaluated by their own run); keypoint experiments: {known}"
+        )
+    return loader(config, workdir, step=step)
 
 
 # ------------------------------------------------------------------------------------------------

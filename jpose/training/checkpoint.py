@@ -216,6 +216,47 @@ class Checkpointer:
             state=state, key=restored_key, data_position=meta.get("data_position"), step=step
         )
 
+    def restore_variables(
+        self, *, step: int | None = None, players: Any = None
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """Restore only the networks' variables, without a template (for evaluation / inference).
+
+        Args:
+          step: which checkpoint; default the latest.
+          players: names of the players to return (default all).
+
+        Returns:
+          ``({player: {"params": ..., "batch_stats": ...}}, step)`` as host arrays; ``batch_stats``
+          is omitted for players without it. Optimiser states are not returned.
+
+        Raises:
+          FileNotFoundError: if there is no checkpoint (or not ``step``).
+          KeyError: if a requested player is not in the checkpoint.
+        """
+        step = self.latest_step() if step is None else int(step)
+        if step is None or step not in self.all_steps():
+            raise FileNotFoundError(
+                f"no checkpoint{'' if step is None else f' at step {step}'} in {self.directory} "
+                f"(steps: {self.all_steps()})"
+            )
+        out = self._manager.restore(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()),
+        )
+        saved = out["state"]["train_state"]["players"]
+        names = sorted(saved) if players is None else list(players)
+        missing = [n for n in names if n not in saved]
+        if missing:
+            raise KeyError(f"players {missing} not in checkpoint {self.directory}/{step}: {sorted(saved)}")
+        result = {}
+        for name in names:
+            v = {"params": jax.device_get(saved[name]["params"])}
+            stats = saved[name].get("batch_stats")
+            if stats:
+                v["batch_stats"] = jax.device_get(stats)
+            result[name] = v
+        return result, step
+
     def restore_or_init(
         self, template: TrainState, *, key: jax.Array, data_position: Any = None
     ) -> Restored:

@@ -7,16 +7,20 @@ camera-frame 3D pose ``[B, J, 3]`` in metres; loss: mean squared error over join
 (Martinez et al. sec. 3). Evaluation (``experiments.common.evaluate_3d``): Protocol 1 (MPJPE)
 and Protocol 2 (P-MPJPE) per action, action-wise and frame-wise means, in mm.
 
-Outputs in ``DIR`` (``experiments.common``): ``config.json``, ``metrics.jsonl``,
-``checkpoints/lifter/``, ``results.json|md`` and ``figures/*.png``. Running the same command
-again resumes from the last checkpoint (or only re-evaluates when training is complete).
+Outputs in ``DIR`` (``experiments.common``): ``config.json``, ``model.json`` (layout and input
+normalisation), ``metrics.jsonl``, ``checkpoints/lifter/``, ``results.json|md`` and
+``figures/*.png``. Running the same command again resumes from the last checkpoint (or only
+re-evaluates when training is complete). :func:`load_predictor` (or
+``experiments.common.load_predictor(DIR)``) restores the trained lifter for inference.
 
 Also a small library for the other lifting experiments (``experiments.drover``,
-``experiments.zhou``): :func:`jit_predict`, :func:`lifter_figures`, :func:`eval_datasets`.
+``experiments.zhou``): :func:`jit_predict`, :func:`apply_fn`, :func:`lifter_figures`,
+:func:`eval_datasets`.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,8 +45,12 @@ from jpose.training import (
 from jpose.training.state import PlayerState
 
 __all__ = [
+    "STAGES",
     "run",
+    "build_model",
+    "load_predictor",
     "jit_predict",
+    "apply_fn",
     "eval_datasets",
     "lifter_figures",
     "lifter_loss",
@@ -52,6 +60,32 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------
 # Helpers shared by the lifting experiments
 # ------------------------------------------------------------------------------------------------
+
+
+def apply_fn(
+    model: models.Model, variables: Any, fn: Callable[[Any, jax.Array, jax.Array], Any]
+) -> Callable[[jax.Array, jax.Array], Any]:
+    """A jitted ``predict(pose2d, confidence) = fn(apply, pose2d, confidence)``.
+
+    Args:
+      model: the network (evaluation mode: running batch statistics, no dropout).
+      variables: its ``{"params", "batch_stats"?}`` (a player's ``variables()`` or restored
+        with :func:`experiments.common.restore_variables`).
+      fn: ``fn(apply, pose2d, confidence) -> output`` (any pytree) where ``apply(x)`` runs the
+        network.
+
+    Returns:
+      ``predict`` with the variables passed as arguments (not baked-in constants).
+    """
+
+    @jax.jit
+    def run(variables: Any, x: jax.Array, c: jax.Array) -> Any:
+        def apply(inp: jax.Array) -> jax.Array:
+            return model.apply(variables, inp, train=False)[0]
+
+        return fn(apply, x, c)
+
+    return lambda x, c: run(variables, x, c)
 
 
 def jit_predict(
@@ -66,17 +100,7 @@ def jit_predict(
     Returns:
       ``predict_3d`` with the parameters passed as arguments (not baked-in constants).
     """
-    model = player.model
-
-    @jax.jit
-    def run(variables: Any, x: jax.Array, c: jax.Array) -> jax.Array:
-        def apply(inp: jax.Array) -> jax.Array:
-            return model.apply(variables, inp, train=False)[0]
-
-        return fn(apply, x, c)
-
-    variables = player.variables()
-    return lambda x, c: run(variables, x, c)
+    return apply_fn(player.model, player.variables(), fn)
 
 
 def eval_datasets(
@@ -149,8 +173,67 @@ def lifter_loss(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict[str
 # ------------------------------------------------------------------------------------------------
 
 
+#: The baseline's single training stage (``checkpoints/lifter``).
+STAGES = ("lifter",)
+
+
 def _root_relative(pose: jax.Array) -> jax.Array:
     return pose - pose[..., :1, :]
+
+
+def _lift(apply: Callable[[jax.Array], jax.Array], x: jax.Array, c: jax.Array) -> jax.Array:
+    """The evaluated 3D: the lifter's output made root-relative (confidences unused)."""
+    del c
+    return _root_relative(apply(x))
+
+
+def build_model(config: ml_collections.ConfigDict, *, num_joints: int) -> models.Model:
+    """The Martinez lifter of ``config.model`` (no parameters; no data needed).
+
+    Args:
+      config: the baseline config.
+      num_joints: joints of the layout (17 for ``h36m17``).
+
+    Returns:
+      The lifter ``pose2d [B, J, 2] -> pose3d [B, J, 3]``.
+    """
+    mc = config.model
+    return models.martinez_lifter(
+        num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks), dropout=float(mc.dropout)
+    )
+
+
+def load_predictor(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
+) -> common.Predictor:
+    """The trained lifter of a baseline work directory.
+
+    ``predict(pose2d_norm, confidence)["pose3d"]`` is exactly what :func:`run` evaluates: the
+    lifter's output made root-relative (pelvis at the origin), metres, camera frame; the
+    confidences are not used.
+
+    Args:
+      config: the run's config (``common.read_config``).
+      workdir: the work directory.
+      step: checkpoint step (default the latest).
+
+    Returns:
+      :class:`experiments.common.Predictor`.
+    """
+    info = common.read_model_info(workdir)
+    layout = str(info.get("layout") or skeleton.H36M17.name)
+    model = build_model(config, num_joints=skeleton.get_layout(layout).num_joints)
+    variables, steps = common.restore_variables(workdir, STAGES, ["lifter"], step=step)
+    predict = apply_fn(model, variables["lifter"], lambda a, x, c: {"pose3d": _lift(a, x, c)})
+    return common.Predictor(
+        experiment="baseline",
+        predict=predict,
+        normalization=info.get("normalization") or common.data_normalization(config.data),
+        checkpoint=steps,
+        config=config,
+        layout=layout,
+        description="baseline: Martinez et al. (ICCV 2017) residual lifter, supervised",
+    )
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -169,6 +252,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     train = datasets["train_3d"]
     lay = skeleton.get_layout(train.layout)
     num_joints = lay.num_joints
+    common.write_model_info(
+        wd, experiment="baseline", layout=lay.name, normalization=train.normalization
+    )
     tc = config.train
     bs = int(tc.batch_size)
     k_steps = int(tc.steps_per_block)
@@ -178,9 +264,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     k_init, k_train = jax.random.split(key)
 
     mc = config.model
-    model = models.martinez_lifter(
-        num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks), dropout=float(mc.dropout)
-    )
+    model = build_model(config, num_joints=num_joints)
     constraint = None
     if float(mc.max_norm) > 0:
         max_norm = float(mc.max_norm)
@@ -230,7 +314,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         log_every=int(tc.log_every),
     )
 
-    predict_3d = jit_predict(stage.state["lifter"], lambda apply, x, c: _root_relative(apply(x)))
+    predict_3d = jit_predict(stage.state["lifter"], _lift)
     evaluations = {
         split: common.evaluate_3d(
             predict_3d,

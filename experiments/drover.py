@@ -37,15 +37,22 @@ and neck/nose; the pelvis is still used for centring, the hip midpoint re-centre
 
 Evaluation: the paper's metric is MPJPE after scaling and rigid alignment = P-MPJPE (P2 column);
 N-MPJPE (scale only) is also scale-free; the P1 column uses a nominal ``eval.unit_m`` metres per
-generator unit and is not meaningful for this scale-free method. Human3.6M: Protocol 1 = S11
+generator unit and is not meaningful for this scale-free method. With 14 joints the metrics are
+computed on those joints only (:func:`evaluate`). Human3.6M: Protocol 1 = S11
 (``test_s11``), Protocol 2 = S9 + S11 (``test``). The *trivial baseline* (constant depth: a flat
 skeleton ``X = (d + 1) [x, y, 1]``) goes through the same evaluation code. With
 ``ensemble_seeds`` several generators are trained and their 3D outputs averaged (sec. 4.3).
+
+Inference: ``run`` writes ``<workdir>/model.json`` (the input normalisation constant
+``head_root_distance`` of the training 2D, the seeds and joints); :func:`load_predictor` (or
+``experiments.common.load_predictor(DIR)``) restores the generator(s) and predicts what ``run``
+evaluates.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -82,6 +89,10 @@ __all__ = [
     "make_phases",
     "fake_projection",
     "predict_pose",
+    "make_predict_3d",
+    "seed_stages",
+    "evaluate",
+    "load_predictor",
     "run",
 ]
 
@@ -429,6 +440,134 @@ def _evaluate(
     return out
 
 
+def evaluate(
+    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
+    ds: PoseDataset,
+    *,
+    config: ml_collections.ConfigDict,
+) -> dict[str, Any]:
+    """Drover's evaluation of a ``predict_3d`` (e.g. a :func:`load_predictor` predictor's
+    ``pose3d``) on one split: :func:`experiments.common.evaluate_3d` with 17 joints, the masked
+    metrics on the generator's 14 joints (both poses centred on the hip midpoint) with 14.
+
+    Args:
+      predict_3d: ``(pose2d_norm [B, 17, 2], confidence [B, 17]) -> [B, 17, 3]``.
+      ds: a 3D split.
+      config: the Drover config (``method.num_joints``, ``eval.batch_size`` / ``action_key``).
+
+    Returns:
+      The :func:`experiments.common.evaluate_3d` record (with predictions and errors).
+    """
+    return _evaluate(predict_3d, ds, spec=joint_spec(int(config.method.num_joints)), config=config)
+
+
+def make_predict_3d(
+    config: ml_collections.ConfigDict, *, head_root_distance: float
+) -> Callable[[Callable[[jax.Array], jax.Array] | None, jax.Array, jax.Array], jax.Array]:
+    """The evaluated 3D of one generator: ``fn(apply, pose2d_norm, confidence) -> [B, 17, 3]``.
+
+    :func:`predict_pose` (generator units, centred on the spec's root) times the nominal
+    ``eval.unit_m`` metres per unit, scattered into H36M-17 (joints the generator does not see =
+    its root point); ``apply=None`` is the trivial baseline. Confidences are not used.
+
+    Args:
+      config: the Drover config.
+      head_root_distance: the training inputs' average head-root distance (``model.json``).
+
+    Returns:
+      ``fn`` for :func:`experiments.baseline.jit_predict`.
+    """
+    spec = joint_spec(int(config.method.num_joints))
+    unit_m = float(config.eval.unit_m)
+
+    def predictor(
+        apply: Callable[[jax.Array], jax.Array] | None, x: jax.Array, c: jax.Array
+    ) -> jax.Array:
+        del c
+        pose = predict_pose(apply, x, config=config, head_root_distance=head_root_distance)
+        return _to_h36m17(pose * unit_m, spec)
+
+    return predictor
+
+
+def seed_stages(config: ml_collections.ConfigDict) -> list[str]:
+    """Stage (checkpoint directory) names ``seed<s>`` of the trained generators, in order."""
+    seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
+    return [f"seed{s}" for s in seeds]
+
+
+def _train_head_root_distance(config: ml_collections.ConfigDict) -> float:
+    """``head_root_distance`` of the training inputs, recomputed from the data (work directories
+    written before ``model.json``)."""
+    train = common.load_datasets(config.data)["train_3d"]
+    return _head_root_distance(train.pose2d_norm, joint_spec(int(config.method.num_joints)))
+
+
+def load_predictor(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
+) -> common.Predictor:
+    """The trained generator(s) of a Drover work directory, as :func:`run` evaluates them.
+
+    ``predict(pose2d_norm, confidence)["pose3d"]`` ``[B, 17, 3]`` is the 3D of ``run``'s
+    "learned" (one seed) or "ensemble" (``ensemble_seeds``: the mean of every seed's 3D) row:
+    the back-projected generator output centred on the root (the pelvis for 17 joints, the hip
+    midpoint for 14), times the *nominal* ``eval.unit_m`` metres per generator unit. The method
+    is scale-free (``metric_scale=False``): only scale-aligned errors (P-MPJPE, N-MPJPE) are
+    meaningful, and the P1 column of ``results.json`` uses the same nominal unit.
+
+    With ``method.num_joints = 14`` (the ``h36m`` preset) the generator does not predict the
+    pelvis, spine and neck/nose: they are set to the root point (the origin), and ``run``
+    evaluates on the 14 joints only (masked metrics, both poses centred on the hip midpoint).
+    ``common.evaluate_3d`` of this ``pose3d`` then differs from ``results.json`` (it counts
+    the 3 placeholder joints and centres the target on the pelvis); :func:`evaluate` reproduces
+    it. With 17 joints ``common.evaluate_3d`` reproduces ``results.json`` exactly.
+
+    Args:
+      config: the run's config (``common.read_config``).
+      workdir: the work directory.
+      step: checkpoint step of every seed (default each seed's latest).
+
+    Returns:
+      :class:`experiments.common.Predictor` (``checkpoint``: ``{"seed<s>": step}``).
+    """
+    info = common.read_model_info(workdir)
+    hr = info.get("head_root_distance")
+    if hr is None:  # runs older than model.json: recompute from the training data
+        hr = _train_head_root_distance(config)
+    gen = make_models(config)["gen"]
+    variables, steps = [], {}
+    for stage in seed_stages(config):
+        v, st = common.restore_variables(workdir, [stage], ["gen"], step=step)
+        variables.append(v["gen"])
+        steps.update(st)
+    fn = make_predict_3d(config, head_root_distance=float(hr))
+
+    @jax.jit
+    def run_all(variables: Sequence[Any], x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+        poses = [
+            fn(lambda inp, v=v: gen.apply(v, inp, train=False)[0], x, c) for v in variables
+        ]
+        pose = poses[0] if len(poses) == 1 else sum(poses) / len(poses)
+        return {"pose3d": pose}
+
+    n = len(variables)
+    num_joints = int(config.method.num_joints)
+    return common.Predictor(
+        experiment="drover",
+        predict=lambda x, c: run_all(variables, x, c),
+        normalization=info.get("normalization") or common.data_normalization(config.data),
+        checkpoint=steps,
+        config=config,
+        layout=skeleton.H36M17.name,
+        metric_scale=False,
+        description=(
+            f"Drover et al. (ECCV-W 2018) generator, {num_joints} joints"
+            + (f", ensemble of {n} seeds" if n > 1 else "")
+            + f"; scale-free (nominal {float(config.eval.unit_m)} m per unit)"
+        ),
+    )
+
+
 def _protocol_splits(
     datasets: Mapping[str, PoseDataset], config: ml_collections.ConfigDict
 ) -> dict[str, PoseDataset]:
@@ -457,6 +596,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     host_data, info = training_arrays(datasets, config)
     spec: JointSpec = info["spec"]
     num_joints = spec.num_joints
+    common.write_model_info(
+        wd, experiment="drover", layout=skeleton.H36M17.name,
+        normalization=datasets["train_3d"].normalization,
+        head_root_distance=info["head_root_distance"], num_joints=num_joints,
+        joints=spec.joints, seeds=seed_stages(config), unit_m=float(config.eval.unit_m),
+    )  # fmt: skip
     tc = config.train
     bs = int(tc.batch_size)
     k_steps = int(tc.steps_per_block)
@@ -510,12 +655,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
 
     # ---- evaluation: the 3D ground truth is read from here on only -------------------------
-    hr = info["head_root_distance"]
     unit_m = float(config.eval.unit_m)
-
-    def predictor(apply: Callable[[jax.Array], jax.Array] | None, x: jax.Array, c: jax.Array):
-        pose = predict_pose(apply, x, config=config, head_root_distance=hr) * unit_m
-        return _to_h36m17(pose, spec)
+    predictor = make_predict_3d(config, head_root_distance=info["head_root_distance"])
 
     per_seed = [jit_predict(s.state["gen"], predictor) for s in stages.values()]
     trivial = jax.jit(lambda x, c: predictor(None, x, c))

@@ -23,7 +23,8 @@ Method:
   all instants of a static rig), scaled by the given baseline. Virtual cameras are constructed
   relative to view 0 and keep their exact poses.
 * evaluation: the lifting branch only, single view, P1 / P2 (+ N-MPJPE) per action
-  (:func:`experiments.common.evaluate_3d`).
+  (:func:`experiments.common.evaluate_3d`); :func:`load_predictor` (or
+  ``experiments.common.load_predictor(DIR)``) restores the same lifter (and the root branch).
 
 Losses use normalised 2D (``data.normalization``, VideoPose3D by default) with the intrinsics
 converted to the same units (:func:`experiments.common.normalized_intrinsics`), so eq. 2 / 5 are in
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,13 +47,14 @@ import numpy as np
 import optax
 
 from experiments import common
+from experiments.baseline import apply_fn
 from jpose import losses as jl
 from jpose import multiview as mv
 from jpose import skeleton
 from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d
 from jpose.models import Model, li_lifter, li_root_branch
-from jpose.training import Phase, create_player, create_train_state, make_train_step, predict
+from jpose.training import Phase, create_player, create_train_state, make_train_step
 from jpose.training.schedules import schedule_from_config
 from jpose.training.state import TrainState
 
@@ -66,6 +69,9 @@ __all__ = [
     "pretrain_loss_fn",
     "train_loss_fn",
     "build_state",
+    "STAGES",
+    "build_models",
+    "load_predictor",
     "run",
 ]
 
@@ -74,6 +80,8 @@ TRAIN_KEYS = ("pose2d", "confidence", "focal", "center", "rotation", "translatio
 
 ROOT = skeleton.H36M17.root
 LOGGER = common.LOGGER
+STAGES = ("pretrain", "train")
+"""Training stages (``checkpoints/<stage>``), in order (``pretrain`` only when enabled)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -545,6 +553,67 @@ def _check_batch(b: Mapping[str, Any]) -> None:
         raise ValueError(f"training batch has fields {sorted(extra)} beyond {TRAIN_KEYS}")
 
 
+def build_models(
+    config: ml_collections.ConfigDict, *, num_joints: int = skeleton.H36M17.num_joints
+) -> dict[str, Model]:
+    """``{"lifter": lifting branch, "root": root branch}`` of ``config.model`` (no parameters,
+    no data needed; see :func:`_branches`)."""
+    lifter, root = _branches(config.model, num_joints)
+    return {"lifter": lifter, "root": root}
+
+
+def _lift(apply: Any, pose2d: jax.Array, confidence: jax.Array) -> jax.Array:
+    """The evaluated 3D: the lifting branch's output made root-relative (2D only: Li et al.)."""
+    del confidence
+    rel = apply(pose2d)
+    return rel - rel[..., ROOT : ROOT + 1, :]
+
+
+def load_predictor(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
+) -> common.Predictor:
+    """The trained branches of a Li et al. work directory.
+
+    ``predict(pose2d_norm, confidence)`` returns ``pose3d``: the lifting branch's output made
+    root-relative (pelvis at the origin; metres, camera frame), exactly the single-view 3D that
+    ``run`` evaluates; and ``translation`` ``[B, 3]``: the root branch's root position (metres,
+    camera frame, ``model.root_depth_offset_m`` added to its depth as in training), so that
+    ``pose3d + translation[:, None]`` is the global pose of the training losses. Confidences are
+    not used (the branches see 2D only). Restored from the last stage with checkpoints
+    (``train``, else ``pretrain``).
+
+    Args:
+      config: the run's config (``common.read_config``).
+      workdir: the work directory.
+      step: checkpoint step of the last trained stage (default its latest).
+
+    Returns:
+      :class:`experiments.common.Predictor` (``has_camera=False``: no intrinsics).
+    """
+    info = common.read_model_info(workdir)
+    layout = skeleton.get_layout(str(info.get("layout") or skeleton.H36M17.name))
+    models = build_models(config, num_joints=layout.num_joints)
+    variables, steps = common.restore_variables(workdir, STAGES, ["lifter", "root"], step=step)
+    offset = jnp.asarray([0.0, 0.0, float(config.model.root_depth_offset_m)], jnp.float32)
+
+    @jax.jit
+    def branches(variables: Mapping[str, Any], x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+        def apply(name: str) -> Any:
+            return lambda inp: models[name].apply(variables[name], inp, train=False)[0]
+
+        return {"pose3d": _lift(apply("lifter"), x, c), "translation": apply("root")(x) + offset}
+
+    return common.Predictor(
+        experiment="li",
+        predict=lambda x, c: branches(variables, x, c),
+        normalization=info.get("normalization") or common.data_normalization(config.data),
+        checkpoint=steps,
+        config=config,
+        layout=layout.name,
+        description="Li et al. (AAAI 2020) lifting branch, self-supervised from multi-view 2D",
+    )
+
+
 def _branches(mcfg: ml_collections.ConfigDict, num_joints: int) -> tuple[Model, Model]:
     """Lifting and root branches (Li et al.: residual MLP, 4 blocks, separate weights).
 
@@ -610,6 +679,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     wd = common.setup_workdir(workdir, config)
     datasets = load_li_datasets(config.data)
     train_ds = datasets["train_3d"]
+    common.write_model_info(
+        wd, experiment="li", layout=train_ds.layout, normalization=train_ds.normalization,
+        root_depth_offset_m=float(config.model.root_depth_offset_m),
+    )  # fmt: skip
     mcfg = config.multiview
     t0 = time.perf_counter()
     mvset = build_multiview_set(
@@ -680,11 +753,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         }
 
     lifter = state.players["lifter"]
-
-    @jax.jit
-    def predict_3d(x: jax.Array, c: jax.Array) -> jax.Array:
-        del c  # the lifter sees 2D only (Li et al.)
-        return predict(lifter, x)
+    predict_3d = apply_fn(lifter.model, lifter.variables(), _lift)  # = load_predictor's pose3d
 
     evaluations = {}
     for split in common.eval_splits(datasets, str(config.eval.splits)):

@@ -21,6 +21,10 @@ label rule itself, knee rule for protocol 2); MPJPE / P-MPJPE of every fine-tune
 3D test split (``experiments.common.evaluate_3d``). No model selection: every stage is evaluated
 at its last step.
 
+Inference: ``run`` writes ``<workdir>/model.json`` (input normalisation and the fine-tuning
+stages); :func:`load_predictor` (or ``experiments.common.load_predictor(DIR)``) restores one
+fine-tuned lifter (default: the pre-trained initialisation at the largest label fraction).
+
 Auxiliary loss for other experiments (behind a config flag there, e.g. a CameraPose
 ``loss.lambda_rd > 0``): see :func:`relative_depth_aux_loss` and :func:`load_pairs`.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import pathlib
 import time
 from collections.abc import Callable, Mapping
@@ -52,6 +57,10 @@ LOGGER = common.LOGGER
 
 __all__ = [
     "run",
+    "build_lifter",
+    "finetune_stages",
+    "default_variant",
+    "load_predictor",
     "load_pairs",
     "pairwise_loss_fn",
     "relative_depth_aux_loss",
@@ -360,6 +369,132 @@ def _fraction_tag(frac: float) -> str:
     return f"{int(round(100 * frac)):03d}pct"
 
 
+def _stage_name(frac: float, init: str) -> str:
+    return f"finetune_{_fraction_tag(float(frac))}_{init}"
+
+
+def _subset_size(frac: float, n_train: int, batch_size: int) -> int:
+    """Examples of the fine-tuning subset of ``frac`` (as ``run`` draws it with common.subset)."""
+    if float(frac) >= 1.0:
+        return n_train
+    return min(n_train, max(int(batch_size), int(round(float(frac) * n_train))))
+
+
+def _evaluation_label(frac: float, num_examples: int, init: str) -> str:
+    return f"{_fraction_tag(float(frac))} ({num_examples} examples), {init}"
+
+
+def finetune_stages(config: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
+    """The fine-tuning stages ``run`` trains, in order.
+
+    Args:
+      config: the WSP config.
+
+    Returns:
+      ``{stage name: {"fraction": float, "init": "pretrained" | "random"}}``; the stage name
+      ``finetune_<pct>pct_<init>`` is also the checkpoint directory.
+    """
+    fc = config.finetune
+    return {
+        _stage_name(frac, init): {"fraction": float(frac), "init": str(init)}
+        for frac in fc.fractions
+        for init in fc.inits
+    }
+
+
+def default_variant(config: ml_collections.ConfigDict) -> str:
+    """The fine-tuning stage :func:`load_predictor` serves by default: the ``pretrained``
+    initialisation (the method; else the first of ``finetune.inits``) at the largest label
+    fraction (``1.0`` = all 3D labels in the default config)."""
+    fc = config.finetune
+    init = "pretrained" if "pretrained" in tuple(fc.inits) else str(fc.inits[0])
+    return _stage_name(max(float(f) for f in fc.fractions), init)
+
+
+def build_lifter(config: ml_collections.ConfigDict) -> Any:
+    """The fine-tuned Martinez lifter (``[x, y, confidence]`` inputs) of ``config.model``."""
+    mc = config.model
+    return martinez_lifter(
+        17,
+        in_channels=3,
+        width=int(mc.width),
+        num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout),
+    )
+
+
+def _lift(lifter: Any, variables: Any, x: jax.Array, c: jax.Array) -> jax.Array:
+    """The lifter's 3D as ``run`` evaluates it (``common.evaluate_3d`` makes it root-relative)."""
+    return lifter.apply(variables, mrd.person_input(x, c), train=False)[0]
+
+
+def load_predictor(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike[str],
+    *,
+    step: int | None = None,
+    variant: str | None = None,
+) -> common.Predictor:
+    """One fine-tuned lifter of a WSP work directory.
+
+    ``run`` fine-tunes a lifter per label fraction and initialisation (:func:`finetune_stages`);
+    the served one is ``variant`` (a stage name such as ``finetune_100pct_random``), else
+    ``config.finetune.predictor_variant`` when the config has that field, else
+    :func:`default_variant`: the pre-trained initialisation at the largest fraction (the
+    method's main run; ``finetune_100pct_pretrained`` with the default fractions).
+
+    ``predict(pose2d_norm, confidence)["pose3d"]`` is the lifter's output on
+    ``[x * (c > 0), y * (c > 0), c]`` made root-relative (pelvis at the origin; metres, camera
+    frame): what ``run`` evaluates for that stage (its ``results.json`` entry is
+    ``model.json["finetune"][variant]["evaluation"]``).
+
+    Args:
+      config: the run's config (``common.read_config``).
+      workdir: the work directory.
+      step: checkpoint step of the chosen stage (default its latest).
+      variant: fine-tuning stage to serve.
+
+    Returns:
+      :class:`experiments.common.Predictor` (``checkpoint``: the chosen stage, and ``pretrain``
+      for a pre-trained initialisation).
+
+    Raises:
+      ValueError: an image-pathway config (no keypoint predictor) or an unknown ``variant``.
+    """
+    if config.get("pathway", "keypoints") == "image":
+        raise ValueError("the WSP image pathway (experiments.wsp_image) has no keypoint predictor")
+    stages = finetune_stages(config)
+    variant = variant or config.finetune.get("predictor_variant") or default_variant(config)
+    if variant not in stages:
+        raise ValueError(f"unknown WSP fine-tuning variant {variant!r}; expected one of "
+                         f"{sorted(stages)}")  # fmt: skip
+    info = common.read_model_info(workdir)
+    chain = (["pretrain"] if stages[variant]["init"] == "pretrained" else []) + [variant]
+    variables, steps = common.restore_variables(workdir, chain, ["lifter"], step=step)
+    if variant not in steps:
+        raise FileNotFoundError(f"no checkpoint of fine-tuning stage {variant} in {workdir}")
+    lifter = build_lifter(config)
+
+    @jax.jit
+    def predict(variables: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+        pose = _lift(lifter, variables, x, c)
+        return {"pose3d": pose - pose[..., :1, :]}
+
+    frac = stages[variant]["fraction"]
+    return common.Predictor(
+        experiment="wsp",
+        predict=lambda x, c: predict(variables["lifter"], x, c),
+        normalization=info.get("normalization") or common.data_normalization(config.data),
+        checkpoint=steps,
+        config=config,
+        layout=skeleton.H36M17.name,
+        description=(
+            f"WSP (Qiu et al.) keypoint lifter fine-tuned on {100 * frac:g}% of the 3D labels "
+            f"from a {stages[variant]['init']} initialisation ({variant})"
+        ),
+    )
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Pre-train, evaluate relative depth, fine-tune and report (see module docstring).
 
@@ -404,6 +539,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if ds.normalization not in ("vp", "image"):
             raise ValueError(f"{ds.name}: normalization {ds.normalization!r} is not 'image'")
     timings["data_s"] = time.perf_counter() - t0
+    finetune_info = {}
+    for name, st in finetune_stages(config).items():
+        n = _subset_size(st["fraction"], len(train_3d), int(config.finetune.batch_size))
+        label = _evaluation_label(st["fraction"], n, st["init"])
+        finetune_info[name] = {**st, "num_examples": n, "evaluation": label}
+    common.write_model_info(
+        wd, experiment="wsp", layout=skeleton.H36M17.name, normalization=train_3d.normalization,
+        finetune=finetune_info, default_variant=default_variant(config),
+    )  # fmt: skip
 
     # -- stage 1: relative-depth pre-training -----------------------------------------------------
     mc, pc = config.model, config.pretrain
@@ -509,16 +653,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # -- stage 2..: fine-tuning -------------------------------------------------------------------
     fc = config.finetune
     ft_steps = -(-int(fc.steps) // k_steps) * k_steps
-    lifter = martinez_lifter(
-        17,
-        in_channels=3,
-        width=int(mc.width),
-        num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout),
-    )
-    lifter_predict = jax.jit(
-        lambda lv, x, c: lifter.apply(lv, mrd.person_input(x, c), train=False)[0]
-    )  # one compilation for every fine-tuned lifter
+    lifter = build_lifter(config)
+    # one compilation for every fine-tuned lifter (load_predictor: the same, root-relative)
+    lifter_predict = jax.jit(functools.partial(_lift, lifter))
     evaluations, ft_rows, stage_ckpt = {}, {}, {"pretrain": pre_steps}
     offset, index = pre_steps, 1
     for fi, frac in enumerate(fc.fractions):
@@ -561,7 +698,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 )
             elif init != "random":
                 raise ValueError(f"finetune.inits: expected pretrained|random, got {init!r}")
-            name = f"finetune_{_fraction_tag(float(frac))}_{init}"
+            name = _stage_name(float(frac), init)
             res = common.train_stage(
                 name,
                 create_train_state({"lifter": player}),
@@ -581,7 +718,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             index += 1
             predict_3d = functools.partial(lifter_predict, res.state["lifter"].variables())
             ev = common.evaluate_3d(predict_3d, test_3d, batch_size=int(ec.batch_size))
-            label = f"{_fraction_tag(float(frac))} ({len(sub)} examples), {init}"
+            label = _evaluation_label(float(frac), len(sub), init)
             evaluations[label] = ev
             ft_rows.setdefault(f"{100 * float(frac):g}% 3D labels ({len(sub)})", {})
             for metric in ("mpjpe", "p_mpjpe"):

@@ -29,10 +29,17 @@ back-projection with the ground-truth intrinsics and pelvis depth (split ``<name
 left/right bone-length differences (Table 4, ``metrics.symmetric_bone_length_difference``) in mm
 on the 3D test splits (rescaled output; ground truth for reference) and in units of ``s`` on
 2D-only data (``val_2d``, else ``train_2d``).
+
+Inference: ``run`` writes ``<workdir>/model.json`` (the training average sum of bone lengths used
+by the rescale, the input normalisation); :func:`load_predictor` (or
+``experiments.common.load_predictor(DIR)``) restores the depth network and predicts the 3D of the
+``<split>`` evaluation (the rescaled output).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,7 +51,7 @@ import numpy as np
 import optax
 
 from experiments import common
-from experiments.baseline import eval_datasets, jit_predict, lifter_figures
+from experiments.baseline import apply_fn, eval_datasets, jit_predict, lifter_figures
 from experiments.configs.zhou import ABLATIONS
 from jpose import kinematics, losses, models, skeleton
 from jpose import metrics as jm
@@ -61,12 +68,16 @@ __all__ = [
     "depth_targets",
     "make_phase",
     "predict_depth",
+    "rescaled_pose",
+    "build_model",
+    "load_predictor",
     "symmetry_table",
     "run",
 ]
 
 LAYOUT = skeleton.H36M17
 _ROOT = LAYOUT.root
+STAGES = ("stage2", "stage3")
 
 
 def _ablation(ablation: str) -> tuple[bool, bool]:
@@ -114,6 +125,86 @@ def predict_depth(
     u = u * (confidence[..., None] > 0)  # missing joints enter as the pelvis
     out = apply(u)[..., 0]
     return (out - out[..., _ROOT : _ROOT + 1]) * s[..., None], s
+
+
+def rescaled_pose(
+    apply: Callable[[jax.Array], jax.Array],
+    pose2d: jax.Array,
+    confidence: jax.Array,
+    *,
+    avg_sum_length: float,
+) -> jax.Array:
+    """The evaluated 3D (split ``<name>``): ``[x, y, depth]`` rescaled to the training average sum
+    of bone lengths and made root-relative (Zhou sec. 4.1.2, ``zhou_skeleton_rescale``).
+
+    Args:
+      apply: the depth network.
+      pose2d: ``[B, J, 2]`` normalised 2D.
+      confidence: ``[B, J]``.
+      avg_sum_length: average sum of bone lengths of the training skeletons (metres).
+
+    Returns:
+      ``[B, J, 3]`` metres, pelvis at the origin.
+    """
+    depth, _ = predict_depth(apply, pose2d, confidence)
+    pose = jnp.concatenate([pose2d, depth[..., None]], -1)
+    return losses.zhou_skeleton_rescale(pose, layout=LAYOUT, avg_sum_length=avg_sum_length)
+
+
+def build_model(config: ml_collections.ConfigDict) -> models.Model:
+    """The depth module ``u [B, J, 2] -> [B, J, 1]`` of ``config.model`` (no parameters)."""
+    mc = config.model
+    return models.martinez_lifter(
+        LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout),
+    )  # fmt: skip
+
+
+def _avg_sum_length(train: PoseDataset) -> float:
+    sum_lengths = kinematics.sum_bone_lengths(train.pose3d_cam, layout=LAYOUT)
+    return float(np.asarray(sum_lengths).mean())
+
+
+def load_predictor(
+    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
+) -> common.Predictor:
+    """The trained depth network of a Zhou work directory, as ``run`` evaluates it.
+
+    ``predict(pose2d_norm, confidence)["pose3d"]`` is the 3D of the ``<split>`` rows of
+    ``results.json`` (:func:`rescaled_pose`): the input 2D with the predicted depth, rescaled so
+    that its sum of bone lengths is the training skeletons' average (``model.json``
+    ``avg_sum_length``), pelvis at the origin, metres. The scale is that prior, not an estimate
+    of the person's size. The ``<split> (perspective)`` rows back-project with the ground-truth
+    intrinsics and pelvis depth, which a predictor does not have; they are not reproduced. The
+    network is restored from the last trained stage (``stage3``, else ``stage2``).
+
+    Args:
+      config: the run's config (``common.read_config``).
+      workdir: the work directory.
+      step: checkpoint step of the last trained stage (default its latest).
+
+    Returns:
+      :class:`experiments.common.Predictor`.
+    """
+    info = common.read_model_info(workdir)
+    avg = info.get("avg_sum_length")
+    if avg is None:  # runs older than model.json: recompute from the training data
+        avg = _avg_sum_length(common.load_datasets(config.data)["train_3d"])
+    variables, steps = common.restore_variables(workdir, STAGES, ["depth"], step=step)
+    fn = functools.partial(rescaled_pose, avg_sum_length=float(avg))
+    return common.Predictor(
+        experiment="zhou",
+        predict=apply_fn(build_model(config), variables["depth"],
+                         lambda a, x, c: {"pose3d": fn(a, x, c)}),  # fmt: skip
+        normalization=info.get("normalization") or common.data_normalization(config.data),
+        checkpoint=steps,
+        config=config,
+        layout=LAYOUT.name,
+        description=(
+            f"Zhou et al. (ICCV 2017) depth network, ablation {config.method.ablation}; 3D "
+            f"rescaled to the training average sum of bone lengths ({float(avg):.3f} m)"
+        ),
+    )
 
 
 def depth_targets(ds: PoseDataset) -> np.ndarray:
@@ -268,8 +359,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
     thr = float(m.visibility_threshold)
     canonical = np.asarray(kinematics.bone_lengths(train.pose3d_cam, layout=LAYOUT)).mean(0)
-    sum_lengths = kinematics.sum_bone_lengths(train.pose3d_cam, layout=LAYOUT)
-    avg_sum_length = float(np.asarray(sum_lengths).mean())
+    avg_sum_length = _avg_sum_length(train)
+    common.write_model_info(
+        wd, experiment="zhou", layout=LAYOUT.name, normalization=train.normalization,
+        avg_sum_length=avg_sum_length, canonical_bone_lengths=canonical,
+    )  # fmt: skip
     host = {"d3": _host_batch_arrays(train, with_depth=True, threshold=thr)}
     if use_2d:
         host["d2"] = _host_batch_arrays(datasets["train_2d"], with_depth=False, threshold=thr)
@@ -284,10 +378,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     sampler = common.make_sampler(sizes, batch_sizes, num_devices=num_devices)
 
     mc = config.model
-    model = models.martinez_lifter(
-        LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout),
-    )  # fmt: skip
+    model = build_model(config)
     key = jax.random.key(int(config.seed))
     k_init, k_train = jax.random.split(key)
     example = jnp.zeros((2, LAYOUT.num_joints, 2), jnp.float32)
@@ -323,10 +414,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # ---- evaluation -----------------------------------------------------------------------
     player = state["depth"]
 
-    def rescaled(apply: Callable, x: jax.Array, c: jax.Array) -> jax.Array:
-        depth, _ = predict_depth(apply, x, c)
-        pose = jnp.concatenate([x, depth[..., None]], -1)
-        return losses.zhou_skeleton_rescale(pose, layout=LAYOUT, avg_sum_length=avg_sum_length)
+    rescaled = functools.partial(rescaled_pose, avg_sum_length=avg_sum_length)
 
     def perspective(apply: Callable, packed: jax.Array, c: jax.Array) -> jax.Array:
         x, f, ctr, zr = packed[..., :2], packed[..., 2:4], packed[..., 4:6], packed[..., 6:7]

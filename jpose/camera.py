@@ -50,6 +50,7 @@ __all__ = [
     "h36m_camera",
     "h36m_cameras",
     "h36m_intrinsics",
+    "solve_root_translation",
 ]
 
 DISTORTIONS = ("none", "opencv", "h36m")
@@ -666,3 +667,86 @@ def h36m_cameras(subject: str) -> Camera:
     """
     cams = [h36m_camera(subject, i) for i in range(4)]
     return jax.tree.map(lambda *xs: jnp.stack(xs), *cams)
+
+
+# --------------------------------------------------------------------------------------------
+# Root translation from a root-relative pose and its pixels (known intrinsics)
+# --------------------------------------------------------------------------------------------
+
+
+def solve_root_translation(
+    points_rel: np.ndarray,
+    uv_px: np.ndarray,
+    confidence: np.ndarray | None = None,
+    *,
+    focal: np.ndarray,
+    center: np.ndarray,
+    refine_iterations: int = 2,
+    min_depth: float = 1e-3,
+) -> np.ndarray:
+    """Camera-frame root position ``t`` that places a root-relative pose on its 2D keypoints.
+
+    With the pinhole model ``u = fx (X + tx) / (Z + tz) + cx`` (same for ``v``), each joint gives
+    two equations linear in ``t`` (``(X, Y, Z)`` = root-relative joint, ``(u, v)`` its pixels)::
+
+        fx tx - (u - cx) tz = (u - cx) Z - fx X
+        fy ty - (v - cy) tz = (v - cy) Z - fy Y
+
+    solved by confidence-weighted linear least squares (each joint's rows weighted by its
+    confidence). This first solve minimises an algebraic error (pixels x depth); it is followed by
+    ``refine_iterations`` re-weighted solves dividing every joint's rows by its depth
+    ``Z + tz`` of the previous estimate, whose residuals are then the re-projection errors in
+    pixels (iteratively re-weighted least squares). Exact 2D and 3D give the exact ``t`` at every
+    step. Host-side numpy in float64 (not jittable): pixel-sized coefficients need the precision.
+
+    Args:
+      points_rel: ``[..., J, 3]`` root-relative 3D pose, metres, camera frame (x right, y down,
+        z forward; OpenCV).
+      uv_px: ``[..., J, 2]`` pixels of the same joints.
+      confidence: ``[..., J]`` non-negative joint weights (default ones); joints with 0 are
+        ignored.
+      focal: ``[..., 2]`` (fx, fy) pixels, broadcasting against the leading axes.
+      center: ``[..., 2]`` (cx, cy) pixels, like ``focal``.
+      refine_iterations: depth re-weighted passes after the algebraic solve (0 = algebraic only).
+      min_depth: depth floor (metres) of the re-weighting (joints estimated behind the camera).
+
+    Returns:
+      ``[..., 3]`` float64 translation (metres); NaN where fewer than two joints have a positive
+      weight or the system is singular.
+    """
+    x = np.asarray(points_rel, np.float64)
+    uv = np.asarray(uv_px, np.float64)
+    if x.ndim < 2 or x.shape[-1] != 3:
+        raise ValueError(f"points_rel must have shape [..., J, 3], got {x.shape}")
+    if uv.shape != x.shape[:-1] + (2,):
+        raise ValueError(f"uv_px must have shape {x.shape[:-1] + (2,)}, got {uv.shape}")
+    w = np.ones(x.shape[:-1]) if confidence is None else np.asarray(confidence, np.float64)
+    if w.shape != x.shape[:-1]:
+        raise ValueError(f"confidence must have shape {x.shape[:-1]}, got {w.shape}")
+    w = np.clip(np.nan_to_num(w, nan=0.0), 0.0, None)
+    f = np.broadcast_to(np.asarray(focal, np.float64)[..., None, :], uv.shape)
+    c = np.broadcast_to(np.asarray(center, np.float64)[..., None, :], uv.shape)
+    d = uv - c  # (u - cx, v - cy)
+    # rows [..., J, 2 (x / y), 3] and right-hand sides [..., J, 2]
+    a = np.zeros(x.shape[:-1] + (2, 3))
+    a[..., 0, 0] = f[..., 0]
+    a[..., 1, 1] = f[..., 1]
+    a[..., :, 2] = -d
+    b = d * x[..., 2:3] - f * x[..., :2]
+    enough = (w > 0).sum(-1) >= 2
+    row_w = w
+    t = np.full(x.shape[:-2] + (3,), np.nan)
+    for it in range(int(refine_iterations) + 1):
+        if it > 0:
+            depth = np.maximum(x[..., 2] + t[..., None, 2], min_depth)
+            row_w = w / np.square(np.where(np.isfinite(depth), depth, 1.0))
+        aw = a * row_w[..., None, None]
+        m = np.einsum("...jri,...jrk->...ik", aw, a)
+        r = np.einsum("...jri,...jr->...i", aw, b)
+        with np.errstate(all="ignore"):
+            ok = enough & np.isfinite(m).all((-2, -1)) & np.isfinite(r).all(-1)
+            ok &= np.linalg.cond(np.where(ok[..., None, None], m, np.eye(3))) < 1e12
+        eye = np.broadcast_to(np.eye(3), m.shape)
+        sol = np.linalg.solve(np.where(ok[..., None, None], m, eye), r[..., None])[..., 0]
+        t = np.where(ok[..., None], sol, np.nan)
+    return t

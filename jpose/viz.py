@@ -12,6 +12,18 @@ drawn with the vertical axis up. Limbs are coloured by side: the person's **left
 take ``[N, J, ...]`` arrays and draw the first ``max_rows`` of them.
 
 Functions return a ``matplotlib.figure.Figure``; :func:`save_figure` writes a PNG and closes it.
+
+Contents:
+
+- :func:`plot_skeleton_2d`, :func:`plot_skeleton_3d`: draw one skeleton on an axes.
+- :func:`figure_2d_comparison`: several 2D versions of the same samples overlaid.
+- :func:`figure_2d_on_image`: 2D skeleton(s) over an image or a blank canvas of the image size.
+- :func:`figure_poses_3d`: predicted 3D poses over the ground truth (the first samples).
+- :func:`figure_sample_grid`: a seeded random grid of predictions vs ground truth with errors.
+- :func:`figure_reprojection`: input 2D, lifted 3D and its re-projection (CameraPose Fig. 8).
+- :func:`read_metrics`, :func:`default_curve_groups`, :func:`figure_training_curves`: curves.
+- :func:`animate_sequence`: a 3D sequence (optionally beside its 2D input) as GIF or MP4.
+- :func:`save_figure`: write a PNG and close the figure.
 """
 
 from __future__ import annotations
@@ -34,11 +46,14 @@ __all__ = [
     "plot_skeleton_2d",
     "plot_skeleton_3d",
     "figure_2d_comparison",
+    "figure_2d_on_image",
     "figure_poses_3d",
+    "figure_sample_grid",
     "figure_reprojection",
     "read_metrics",
     "default_curve_groups",
     "figure_training_curves",
+    "animate_sequence",
     "save_figure",
 ]
 
@@ -81,6 +96,21 @@ def _check_pose(pose: Any, dims: int, lay: skeleton.Layout, name: str) -> np.nda
     arr = np.asarray(pose, dtype=np.float64)
     if arr.shape != (lay.num_joints, dims):
         raise ValueError(f"{name}: expected shape ({lay.num_joints}, {dims}), got {arr.shape}")
+    return arr
+
+
+def _check_poses(
+    poses: Any, dims: int, lay: skeleton.Layout, name: str, *, single_ok: bool = False
+) -> np.ndarray:
+    """``[N, J, dims]`` float array (``[J, dims]`` promoted to ``N = 1`` when ``single_ok``)."""
+    arr = np.asarray(poses, dtype=np.float64)
+    if single_ok and arr.shape == (lay.num_joints, dims):
+        return arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (lay.num_joints, dims) or arr.shape[0] < 1:
+        want = f"(N, {lay.num_joints}, {dims})"
+        if single_ok:
+            want = f"({lay.num_joints}, {dims}) or {want}"
+        raise ValueError(f"{name}: expected shape {want} with N >= 1, got {arr.shape}")
     return arr
 
 
@@ -236,6 +266,123 @@ def figure_2d_comparison(
     return fig
 
 
+def _image_array(image: Any) -> np.ndarray:
+    """``image`` as an array imshow draws faithfully: uint8 for integers, float in [0, 1]."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[-1] in (3, 4))):
+        raise ValueError(f"image: expected shape (H, W) or (H, W, 3), got {img.shape}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"image: empty image of shape {img.shape}")
+    if img.dtype == np.bool_:
+        return img.astype(np.float64)
+    if np.issubdtype(img.dtype, np.integer):
+        return np.clip(img, 0, 255).astype(np.uint8)
+    if not np.issubdtype(img.dtype, np.floating):
+        raise ValueError(f"image: expected an integer or float array, got dtype {img.dtype}")
+    img = img.astype(np.float64)
+    finite = img[np.isfinite(img)]
+    if finite.size and finite.max() > 1.0:  # a float image in [0, 255]
+        img = img / 255.0
+    return np.clip(np.nan_to_num(img, nan=0.0), 0.0, 1.0)
+
+
+def figure_2d_on_image(
+    pose2d: Any,
+    *,
+    image: Any = None,
+    image_size: tuple[float, float] | None = None,
+    layout: str | skeleton.Layout = "h36m17",
+    confidence: Any = None,
+    title: str | None = None,
+) -> Any:
+    """2D skeleton(s) drawn over an image, or over a blank canvas of the image size.
+
+    Coordinates are pixels with y down and pixel centres at integers (the image covers
+    ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, as ``imshow`` draws it). The axis limits are the image
+    (or canvas), so keypoints outside it are cut off. Every skeleton is drawn by side colours.
+
+    Args:
+      pose2d: ``[J, 2]`` keypoints of one person or ``[N, J, 2]`` of several (pixels).
+      image: optional ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB) array; integer images are read
+        as 0-255, float images as 0-1 (or 0-255 when their maximum exceeds 1).
+      image_size: ``(width, height)`` in pixels. Without ``image``: the blank canvas. With
+        ``image``: the pixel size the keypoints refer to, when the image was resized (the image
+        is stretched over it); default the image's own size.
+      layout: joint layout.
+      confidence: optional ``[J]`` (one pose) or ``[N, J]`` confidences (marker size; joints with
+        confidence 0 and their limbs are hidden).
+      title: axes title.
+
+    Returns:
+      The figure.
+
+    Raises:
+      ValueError: wrong shapes, a bad ``image_size``, or neither ``image`` nor ``image_size``
+        given and the keypoints have no usable extent (no finite points, zero width or height)
+        to make a canvas from.
+    """
+    lay = skeleton.get_layout(layout)
+    poses = _check_poses(pose2d, 2, lay, "pose2d", single_ok=True)
+    n = len(poses)
+    conf = None
+    if confidence is not None:
+        conf = np.asarray(confidence, dtype=np.float64)
+        if np.ndim(pose2d) == 2 and conf.shape == (lay.num_joints,):
+            conf = conf[None]
+        if conf.shape != (n, lay.num_joints):
+            want = f"({lay.num_joints},)" if np.ndim(pose2d) == 2 else f"({n}, {lay.num_joints})"
+            raise ValueError(f"confidence: expected shape {want} to match pose2d, got {conf.shape}")
+    img = None if image is None else _image_array(image)
+    if image_size is not None:
+        size = np.asarray(image_size, dtype=np.float64)
+        if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
+            raise ValueError(f"image_size: expected (width, height) > 0, got {image_size!r}")
+        w, h = float(size[0]), float(size[1])
+        x0, x1, y0, y1 = -0.5, w - 0.5, -0.5, h - 0.5
+    elif img is not None:
+        h, w = float(img.shape[0]), float(img.shape[1])
+        x0, x1, y0, y1 = -0.5, w - 0.5, -0.5, h - 0.5
+    else:
+        vis = np.isfinite(poses).all(-1)
+        if conf is not None:
+            vis &= conf > 0
+        pts = poses[vis]
+        span = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
+        if len(pts) == 0 or np.any(span <= 0):
+            raise ValueError(
+                "figure_2d_on_image: give image= or image_size=; the keypoints have no usable "
+                f"extent to draw a canvas from (finite visible points: {len(pts)}, "
+                f"extent: {span.tolist()})"
+            )
+        pad = 0.1 * float(span.max())
+        (x0, y0), (x1, y1) = pts.min(0) - pad, pts.max(0) + pad
+        w, h = x1 - x0, y1 - y0
+
+    plt = pyplot()
+    aspect = float(np.clip(h / w, 0.25, 4.0))
+    width = 5.0 if aspect <= 1.0 else 5.0 / aspect
+    fig, ax = plt.subplots(figsize=(width, width * aspect + (0.4 if title else 0.0)))
+    if img is not None:
+        kw: dict[str, Any] = {}
+        if img.ndim == 2:  # grey: fixed range, not stretched to the image's min / max
+            kw = {"cmap": "gray", "vmin": 0, "vmax": 255 if img.dtype == np.uint8 else 1.0}
+        ax.imshow(img, extent=(x0, x1, y1, y0), interpolation="nearest", **kw)
+    else:
+        ax.set_facecolor("white")
+    for i in range(n):
+        plot_skeleton_2d(ax, poses[i], layout=lay, confidence=None if conf is None else conf[i])
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)  # y down
+    ax.set_aspect("equal", adjustable="box")
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def figure_poses_3d(
     pred: Any,
     target: Any = None,
@@ -275,6 +422,82 @@ def figure_poses_3d(
         ax.set_title(t, fontsize=9)
         ax.view_init(elev=15, azim=-75)
         ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def figure_sample_grid(
+    pred3d: Any,
+    target3d: Any,
+    errors_mm: Any,
+    *,
+    num: int = 12,
+    seed: int = 0,
+    layout: str | skeleton.Layout = "h36m17",
+    cols: int = 4,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Any:
+    """A grid of randomly chosen samples: prediction (side colours) over ground truth (grey).
+
+    Unlike :func:`figure_poses_3d` (the first samples, one row), the samples are drawn without
+    replacement with ``seed`` (shown in increasing index order), so a fixed seed gives the same
+    panels for every checkpoint. Each panel title gives the sample index, its label and error.
+
+    Args:
+      pred3d: ``[N, J, 3]`` camera-frame root-relative predictions (metres).
+      target3d: ``[N, J, 3]`` ground truth.
+      errors_mm: ``[N]`` per-sample errors (e.g. MPJPE in mm).
+      num: number of panels (at most ``N``).
+      seed: seed of the sample choice.
+      layout: joint layout.
+      cols: panels per row.
+      labels: optional ``N`` strings (e.g. the action) shown in the panel titles.
+      title: figure title.
+
+    Returns:
+      The figure.
+
+    Raises:
+      ValueError: mismatched shapes or lengths, ``num < 1`` or ``cols < 1``.
+    """
+    lay = skeleton.get_layout(layout)
+    pred = _check_poses(pred3d, 3, lay, "pred3d")
+    target = _check_poses(target3d, 3, lay, "target3d")
+    n = len(pred)
+    if target.shape != pred.shape:
+        raise ValueError(f"target3d: expected shape {pred.shape} like pred3d, got {target.shape}")
+    errors = np.asarray(errors_mm, dtype=np.float64)
+    if errors.shape != (n,):
+        raise ValueError(f"errors_mm: expected shape ({n},) (one per sample), got {errors.shape}")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels: expected {n} entries (one per sample), got {len(labels)}")
+    if num < 1 or cols < 1:
+        raise ValueError(f"num and cols must be >= 1, got num={num}, cols={cols}")
+    num = min(num, n)
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=num, replace=False))
+    cols = min(cols, num)
+    rows = math.ceil(num / cols)
+    plt = pyplot()
+    fig = plt.figure(figsize=(2.8 * cols, 3.0 * rows + (0.4 if title else 0.0)))
+    for k, i in enumerate(idx):
+        ax = fig.add_subplot(rows, cols, k + 1, projection="3d")
+        plot_skeleton_3d(
+            ax, target[i], layout=lay, color="tab:gray", linestyle="--", label="ground truth"
+        )
+        plot_skeleton_3d(ax, pred[i], layout=lay, label="prediction")
+        t = f"#{int(i)}"
+        if labels is not None:
+            t += f" {labels[i]}"
+        ax.set_title(f"{t}\n{errors[i]:.1f} mm", fontsize=8)
+        ax.view_init(elev=15, azim=-75)
+        ax.tick_params(labelsize=5)
+        for setter in (ax.set_xlabel, ax.set_ylabel, ax.set_zlabel):
+            setter("")
+        if k == 0:
+            ax.legend(fontsize=6, loc="upper left")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -465,6 +688,141 @@ def figure_training_curves(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _cube_limits(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre ``[3]`` and half-size of one cube holding all finite ``points [..., 3]``."""
+    pts = points.reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(-1)]
+    if not len(pts):
+        return np.zeros(3), 1.0
+    lo, hi = pts.min(0), pts.max(0)
+    half = 0.55 * float((hi - lo).max())
+    return (lo + hi) / 2, half if half > 0 else 1.0
+
+
+def animate_sequence(
+    poses3d: Any,
+    path: str | os.PathLike[str],
+    *,
+    pose2d: Any = None,
+    layout: str | skeleton.Layout = "h36m17",
+    fps: float = 25,
+    elev: float = 15,
+    azim: float = -70,
+    title: str | None = None,
+    dpi: int = 80,
+) -> pathlib.Path:
+    """Write an animation of a 3D pose sequence, optionally beside its 2D input.
+
+    The axis limits are fixed over the whole sequence (one cube around all 3D frames, one box
+    around all 2D frames), so the view does not jitter; a global trajectory is kept. Each frame
+    carries a ``frame t/T`` counter (which also keeps GIF writers from merging equal frames).
+
+    Args:
+      poses3d: ``[T, J, 3]`` camera-frame poses (metres), drawn as in :func:`plot_skeleton_3d`.
+      path: output file, ``.gif`` (Pillow) or ``.mp4`` (needs ffmpeg); parent folders created.
+      pose2d: optional ``[T, J, 2]`` 2D input (y down), drawn in a left panel.
+      layout: joint layout.
+      fps: frames per second.
+      elev, azim: 3D view angles (degrees).
+      title: figure title.
+      dpi: resolution of the frames.
+
+    Returns:
+      The path written.
+
+    Raises:
+      ValueError: an unknown suffix, wrong shapes or ``fps <= 0``.
+      RuntimeError: ``.mp4`` asked for but matplotlib finds no ffmpeg.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"path: unsupported animation format {path.suffix!r}; use .gif or .mp4")
+    lay = skeleton.get_layout(layout)
+    seq = _check_poses(poses3d, 3, lay, "poses3d")
+    t_len = len(seq)
+    seq2 = None
+    if pose2d is not None:
+        seq2 = _check_poses(pose2d, 2, lay, "pose2d")
+        if len(seq2) != t_len:
+            raise ValueError(f"pose2d: expected {t_len} frames like poses3d, got {len(seq2)}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    plt = pyplot()
+    from matplotlib import animation
+
+    if suffix == ".mp4":
+        if not animation.writers.is_available("ffmpeg"):
+            raise RuntimeError(
+                f"cannot write {path}: matplotlib finds no ffmpeg for .mp4 (install ffmpeg or "
+                "set rcParams['animation.ffmpeg_path']), or write a .gif instead"
+            )
+        writer = animation.FFMpegWriter(fps=fps)
+    else:
+        writer = animation.PillowWriter(fps=fps)
+
+    bones = list(lay.bones)
+    colors = [SIDE_COLORS[s] for s in bone_sides(lay)]
+    plot3 = np.stack([seq[..., 0], seq[..., 2], -seq[..., 1]], axis=-1)  # (x, z, -y): up is up
+    ncols = 1 if seq2 is None else 2
+    fig = plt.figure(figsize=(3.2 * ncols, 3.4 + (0.3 if title else 0.0)))
+    try:
+        lines2: list[Any] = []
+        if seq2 is not None:
+            ax2 = fig.add_subplot(1, 2, 1)
+            finite = seq2.reshape(-1, 2)[np.isfinite(seq2.reshape(-1, 2)).all(-1)]
+            lo, hi = (finite.min(0), finite.max(0)) if len(finite) else (np.zeros(2), np.ones(2))
+            pad = 0.1 * float((hi - lo).max()) or 1.0
+            ax2.set_xlim(lo[0] - pad, hi[0] + pad)
+            ax2.set_ylim(hi[1] + pad, lo[1] - pad)  # y down
+            ax2.set_aspect("equal", adjustable="box")
+            ax2.tick_params(labelsize=6)
+            ax2.set_title("2D input", fontsize=9)
+            lines2 = [ax2.plot([], [], color=c, linewidth=2)[0] for c in colors]
+            lines2.append(ax2.plot([], [], "o", color="k", markersize=2)[0])
+        ax3 = fig.add_subplot(1, ncols, ncols, projection="3d")
+        centre, half = _cube_limits(plot3)
+        ax3.set_xlim(centre[0] - half, centre[0] + half)
+        ax3.set_ylim(centre[1] - half, centre[1] + half)
+        ax3.set_zlim(centre[2] - half, centre[2] + half)
+        ax3.set_box_aspect((1, 1, 1))
+        ax3.view_init(elev=elev, azim=azim)
+        ax3.tick_params(labelsize=6)
+        ax3.set_xlabel("x", fontsize=7)
+        ax3.set_ylabel("z (depth)", fontsize=7)
+        ax3.set_zlabel("-y (up)", fontsize=7)
+        if seq2 is not None:
+            ax3.set_title("3D", fontsize=9)
+        lines3 = [ax3.plot([], [], [], color=c, linewidth=2)[0] for c in colors]
+        lines3.append(ax3.plot([], [], [], "o", color="k", markersize=2)[0])
+        counter = fig.text(0.01, 0.01, "", fontsize=7)
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+
+        def draw(t: int) -> list[Any]:
+            p = plot3[t]
+            for line, (a, b) in zip(lines3, bones):
+                line.set_data_3d(p[[a, b], 0], p[[a, b], 1], p[[a, b], 2])
+            lines3[-1].set_data_3d(p[:, 0], p[:, 1], p[:, 2])
+            if seq2 is not None:
+                q = seq2[t]
+                for line, (a, b) in zip(lines2, bones):
+                    line.set_data(q[[a, b], 0], q[[a, b], 1])
+                lines2[-1].set_data(q[:, 0], q[:, 1])
+            counter.set_text(f"frame {t + 1}/{t_len}")
+            return [*lines3, *lines2, counter]
+
+        anim = animation.FuncAnimation(
+            fig, draw, frames=t_len, interval=1000.0 / fps, blit=False, cache_frame_data=False
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        anim.save(str(path), writer=writer, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> pathlib.Path:

@@ -45,3 +45,20 @@ def test_second_invocation_resumes(runs):
     a = first["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
     b = second["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
     np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_load_predictor_reproduces_results(runs):
+    workdir, config, _, _ = runs
+    from experiments import common
+
+    predictor = common.load_predictor(workdir)
+    assert predictor.experiment == "baseline" and predictor.metric_scale
+    assert dict(predictor.checkpoint) == {"lifter": config.train.steps}
+    assert predictor.normalization == "vp" and predictor.layout == "h36m17"
+    test = common.load_datasets(config.data)["test"]
+    ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
+    want = json.loads((workdir / "results.json").read_text())["evaluations"]["test"]["metrics"]
+    for metric in ("mpjpe", "p_mpjpe"):
+        np.testing.assert_allclose(
+            ev["metrics"][metric]["action_wise"], want[metric]["action_wise"], atol=1e-3
+        )

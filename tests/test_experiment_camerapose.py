@@ -105,6 +105,30 @@ def test_second_invocation_resumes(runs):
         assert abs(a - b) < 1e-3 * max(1.0, abs(a)), split
 
 
+def test_evaluate_command_reproduces_the_training_numbers(runs):
+    """``python -m experiments.evaluate`` on the trained work directory: same numbers as the
+    run's own results.json, the checkpoint steps in the header, figures written."""
+    from experiments import evaluate
+
+    wd, _, second = runs
+    record = evaluate.main(["--workdir", str(wd), "--figures"])
+    assert record["header"]["checkpoint"] == second["header"]["checkpoint"]
+    assert record["header"]["model_selection"] == second["header"]["model_selection"]
+    for split in ("test", "test_2d_mix"):
+        for metric in ("mpjpe", "p_mpjpe", "n_mpjpe"):
+            got = record["evaluations"][split]["metrics"][metric]
+            want = second["evaluations"][split]["metrics"][metric]
+            for key in ("action_wise", "frame_wise"):
+                assert abs(got[key] - want[key]) < 1e-3, (split, metric, key)
+    out = wd / "eval" / "config"
+    assert (out / "results.md").is_file()
+    names = {p.name for p in (out / "figures").iterdir()}
+    for name in ("test_samples.png", "test_pred_vs_gt.png", "test_reprojection.png",
+                 "training_curves.png", "test_sequence.gif"):  # fmt: skip
+        assert name in names, (name, names)
+        assert (out / "figures" / name).stat().st_size > 1000
+
+
 def _changed(before, after):
     leaves_b = jax.tree_util.tree_leaves(before)
     leaves_a = jax.tree_util.tree_leaves(after)

@@ -42,6 +42,27 @@ def test_smoke_run_writes_results_and_resumes(runs):
     assert second["stages"]["seed0"].trained_steps == 0
 
 
+def test_load_predictor_reproduces_results(runs):
+    from experiments import common
+
+    workdir, config, _, _ = runs
+    predictor = common.load_predictor(workdir)
+    assert predictor.experiment == "drover" and not predictor.metric_scale
+    assert dict(predictor.checkpoint) == {"seed0": config.train.steps}
+    info = common.read_model_info(workdir)
+    assert info["num_joints"] == 17 and info["head_root_distance"] > 0
+    test = common.load_datasets(config.data)["test"]
+    predict_3d = lambda x, c: predictor.predict(x, c)["pose3d"]  # noqa: E731
+    ev = common.evaluate_3d(predict_3d, test)
+    want = json.loads((workdir / "results.json").read_text())["evaluations"]["test"]["metrics"]
+    for metric in ("mpjpe", "p_mpjpe"):
+        np.testing.assert_allclose(
+            ev["metrics"][metric]["action_wise"], want[metric]["action_wise"], atol=1e-3
+        )
+    pose = np.asarray(predict_3d(test.pose2d_norm[:4], test.confidence[:4]))
+    np.testing.assert_allclose(pose[:, 0], 0.0, atol=1e-6)  # root-relative
+
+
 @pytest.fixture(scope="module")
 def small_data():
     sc = SyntheticConfig(

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import li
+from experiments import common, li
 from experiments.configs import li as li_config
 from jpose import multiview as mv
 from jpose.data import SyntheticConfig, make_synthetic
@@ -124,6 +124,19 @@ def test_entry_point_smoke_and_resume(tmp_path):
         out["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"],
         rtol=1e-5,
     )
+    # the restored predictor (root-relative lifting branch) reproduces results.json
+    predictor = common.load_predictor(tmp_path)
+    assert predictor.experiment == "li"
+    assert dict(predictor.checkpoint) == {s: again["stages"][s]["steps"] for s in li.STAGES}
+    test = li.load_li_datasets(config.data)["test"]
+    ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
+    want = record["evaluations"]["test"]["metrics"]
+    for metric in ("mpjpe", "p_mpjpe"):
+        np.testing.assert_allclose(
+            ev["metrics"][metric]["action_wise"], want[metric]["action_wise"], atol=1e-3
+        )
+    out3d = predictor.predict(test.pose2d_norm[:2], test.confidence[:2])
+    assert out3d["translation"].shape == (2, 3)
 
 
 def test_config_variants():

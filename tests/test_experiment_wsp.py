@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from experiments import wsp
+from experiments import common, wsp
 from experiments.configs import wsp as wsp_config
 
 
@@ -42,3 +42,21 @@ def test_smoke_run_resume_and_results(tmp_path):
     np.testing.assert_allclose(
         again["rd"]["protocol 1"]["ΔS<=1"]["auc"], out["rd"]["protocol 1"]["ΔS<=1"]["auc"]
     )
+
+    # the default predictor: the pre-trained lifter at the largest fraction, as evaluated
+    predictor = common.load_predictor(tmp_path)
+    assert predictor.experiment == "wsp"
+    assert dict(predictor.checkpoint) == {"pretrain": 4, "finetune_050pct_pretrained": 4}
+    info = common.read_model_info(tmp_path)
+    assert info["default_variant"] == "finetune_050pct_pretrained"
+    test = common.load_datasets(config.data)["test"]
+    for variant, stage in info["finetune"].items():
+        p = predictor if variant == info["default_variant"] else wsp.load_predictor(
+            config, tmp_path, variant=variant
+        )  # fmt: skip
+        ev = common.evaluate_3d(lambda x, c, p=p: p.predict(x, c)["pose3d"], test)
+        want = rec["evaluations"][stage["evaluation"]]["metrics"]
+        for metric in ("mpjpe", "p_mpjpe"):
+            np.testing.assert_allclose(
+                ev["metrics"][metric]["action_wise"], want[metric]["action_wise"], atol=1e-3
+            )

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import zhou
+from experiments import common, zhou
 from experiments.configs import zhou as zhou_config
 from jpose import models
 from jpose.data import SyntheticConfig, make_synthetic
@@ -35,6 +35,19 @@ def test_smoke_run_two_stages_writes_results_and_resumes(tmp_path):
     second = zhou.run(config, str(tmp_path))
     assert all(second["stages"][s].resumed_from == 2 for s in ("stage2", "stage3"))
     assert all(second["stages"][s].trained_steps == 0 for s in ("stage2", "stage3"))
+
+    # the restored predictor reproduces the rescaled evaluation ("test") of results.json
+    predictor = common.load_predictor(tmp_path)
+    assert predictor.experiment == "zhou"
+    assert dict(predictor.checkpoint) == {"stage2": 2, "stage3": 2}
+    assert common.read_model_info(tmp_path)["avg_sum_length"] > 0
+    test = common.load_datasets(config.data)["test"]
+    ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
+    want = results["evaluations"]["test"]["metrics"]
+    for metric in ("mpjpe", "p_mpjpe"):
+        np.testing.assert_allclose(
+            ev["metrics"][metric]["action_wise"], want[metric]["action_wise"], atol=1e-3
+        )
 
 
 def test_loss_weights_table():

@@ -81,6 +81,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             raise ValueError(f"unknown variant {v!r}; expected some of {VARIANTS}")
 
     c = ml_collections.ConfigDict()
+    c.experiment = "li"  # module of experiments.common.load_predictor
     c.preset = arg or "default"
     c.seed = 0  # base PRNG seed (parameters, dropout, batches, RANSAC)
     c.notes = ["CPU-scaled demo schedule and network width (paper: width 1024, 20 + 300 epochs)"]

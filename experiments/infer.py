@@ -1,0 +1,971 @@
+"""Lift your own 2D detections to 3D with a trained jpose pipeline (the ``jpose`` command).
+
+Usage::
+
+    jpose --workdir=RUN --input=detections.json --output=poses3d.npz --image_size=1920,1080
+    python -m experiments.infer --workdir=RUN --input=kp.npz --output=out.json \
+        --focal=1145,1144 --center=960,540 --smooth_sigma=2
+
+``RUN`` is the work directory of a training run (``python -m experiments.<method>
+--workdir=RUN``); its pipeline is restored with :func:`experiments.common.load_predictor`.
+Python API: :func:`load_keypoints` -> :class:`KeypointInput`, :func:`lift` -> result dict,
+:func:`write_output`.
+
+Input formats (``--input``)
+---------------------------
+
+a) **COCO keypoint results** (``.json``, what COCO-style detectors such as mmpose, Detectron2 or
+   HRNet write): a list of ``{"image_id", "category_id", "keypoints": [x, y, s] * 17, "score",
+   optional "track_id", optional "bbox" [x, y, w, h]}``. ``x, y`` are pixels, ``s`` the joint's
+   score. Layout ``coco17`` (``--layout`` may name another layout with as many joints).
+b) **COCO ground-truth annotations** (``.json`` dict with ``"images"`` and ``"annotations"``):
+   ``keypoints`` with COCO visibility flags (0 unlabelled, 1 occluded, 2 visible), converted to
+   confidences 0 / 1 / 1 as in :mod:`jpose.data.wild2d`; image sizes from ``"images"``.
+c) **Arrays** (``.npz``, or ``.json`` dict of lists): ``keypoints`` ``[N, J, 2]`` pixels or
+   ``[N, J, 3]`` (third column = scores); optional ``scores`` ``[N, J]`` (wins over a third
+   column), ``layout`` (a layout name), ``image_size`` ``[2]`` or ``[N, 2]`` (width, height),
+   ``image_id`` or ``frame`` ``[N]`` (ints or strings; default ``0..N-1``), ``track_id``
+   ``[N]``, ``score`` ``[N]`` (person score; default the mean joint score) and ``bbox``
+   ``[N, 4]`` (x, y, w, h pixels, used by the ``"bbox"`` normalisation only).
+
+Joint order: the source layout (``N`` people x ``J`` joints in that layout's order, see
+``jpose.skeleton``: ``coco17``, ``mpii16``, ``h36m17``, ``h36m16``, ``h36m32``, ``mpi3dhp17``,
+``mpi3dhp28``, ``smpl24``, ``openpose18``). The layout is ``--layout``, else the file's
+``layout``, else the only layout with that many joints; 16 joints (``mpii16`` / ``h36m16``) and
+17 joints (``coco17`` / ``h36m17`` / ``mpi3dhp17``) are ambiguous and need ``--layout``. Inputs
+are converted to the pipeline's layout (``h36m17``: Hip, RHip, RKnee, RFoot, LHip, LKnee, LFoot,
+Spine, Thorax, Neck/Nose, Head, LShoulder, LElbow, LWrist, RShoulder, RElbow, RWrist) with
+:func:`jpose.skeleton.convert_layout`: a derived joint (e.g. COCO's Hip = mid-hips) gets the
+minimum score of its sources. All outputs are in the pipeline's layout (``joint_names``); "left"
+is the person's own left.
+
+Scores: joint scores are clipped to ``[0, 1]`` and used as confidences; joints below
+``--min_score`` get confidence 0 (missing). Missing joints may have NaN coordinates; any other
+non-finite coordinate is an error. As in training (:mod:`jpose.data.wild2d`), normalised
+coordinates of missing joints are set to 0.
+
+Normalisation: the 2D keypoints are normalised exactly as the pipeline's training inputs were
+(``Predictor.normalization``, :func:`jpose.data.normalize_2d`): ``"vp"`` (VideoPose3D
+``uv / w * 2 - [1, h / w]``) and ``"image"`` (``uv / (w, h) * 2 - 1``) need each image's size
+(``--image_size W,H`` for every input, ``--image_sizes`` ``{image_id: [w, h]}`` JSON,
+``--annotations`` COCO annotation JSON with ``images: [{id, width, height}]``, or the file's
+``image_size``; in that order of precedence); ``"bbox"`` uses the person box (``bbox`` of the
+input, else the tight box of the joints with confidence > 0) and needs no image size.
+
+Outputs: camera space, not world
+--------------------------------
+
+3D poses are in the **camera frame** of the image they were detected in (OpenCV: x right, y
+down, z forward, metres; the pipeline never sees a world frame, so there is no ground plane or
+world orientation). ``pose3d_root_relative`` ``[N, J, 3]`` has the pelvis (joint 0) at the
+origin. ``pose3d_absolute`` ``[N, J, 3]`` (root-relative + root translation) is written when
+
+* the intrinsics are known (``--focal fx,fy`` [``--center cx,cy``, default the image centre],
+  pixels): the root translation ``t`` is solved by confidence-weighted linear least squares from
+  the pixel keypoints and the predicted root-relative pose, ``(u - cx)(Z + tz) = fx (X + tx)``,
+  ``(v - cy)(Z + tz) = fy (Y + ty)`` per joint, followed by two depth re-weighted passes that
+  make the residuals re-projection errors in pixels
+  (:func:`jpose.camera.solve_root_translation`); ``absolute_source = "known_intrinsics"``;
+* otherwise, when the pipeline has a camera branch (CameraPose), from its predicted translation;
+  ``absolute_source = "camera_branch"``; its predicted intrinsics are also written, converted
+  back to pixels (``focal_px``, ``center_px``).
+
+Pipelines trained without metric 3D (``Predictor.metric_scale`` False, e.g. Drover et al.)
+predict 3D up to scale: the output then carries a warning and its "metres" are not metres.
+
+Video
+-----
+
+Give one detection per person per frame with ``image_id`` (or ``frame``) the frame number. With
+one person per frame no ``track_id`` is needed; with several people per frame give a
+``track_id`` per detection (a tracker's identities). ``--smooth_sigma S`` (frames) applies a
+Gaussian filter along the frames of each track (sorted by frame number; a gap in the frame
+numbers is a gap in time; edges use the available neighbours) to the 3D outputs; 0 = off.
+
+Output file (``--output``)
+--------------------------
+
+``.npz``: arrays ``pose3d_root_relative``, ``pose3d_absolute`` / ``translation`` (when any),
+``focal_px`` / ``center_px`` (camera branch), ``keypoints_px`` (input 2D in the output layout),
+``joint_scores``, ``score``, ``image_id``, ``track_id`` (when given), ``joint_names``, plus a
+JSON string ``meta`` with everything else: ``layout``, ``input_layout``, ``units`` (metres),
+``frame`` (camera, x right, y down, z forward), ``absolute_source``, ``normalization``,
+``metric_scale``, ``warnings``, the pipeline's ``experiment`` / ``description`` /
+``checkpoint``, ``input_file`` and ``timing`` (seconds per person of the lifting network,
+excluding compilation: measured after a warm-up call). ``.json``: one object with the same
+fields (arrays as nested lists, NaN as null).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from experiments import common
+from jpose import skeleton
+from jpose.camera import solve_root_translation
+from jpose.data import denormalize_2d, normalize_2d
+from jpose.data.wild2d import visibility_to_confidence
+
+__all__ = [
+    "KeypointInput",
+    "load_keypoints",
+    "resolve_layout",
+    "lift",
+    "tracks_for_smoothing",
+    "smooth_poses",
+    "write_output",
+    "main",
+]
+
+LOGGER = logging.getLogger("jpose.infer")
+
+UNITS = "metres"
+CAMERA_FRAME = "camera (x right, y down, z forward)"
+_NEEDS_IMAGE_SIZE = ("vp", "image")
+
+
+# ------------------------------------------------------------------------------------------------
+# Input
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class KeypointInput:
+    """2D detections of ``N`` people in one source layout.
+
+    Attributes:
+      keypoints_px: ``[N, J, 2]`` float32 pixels (NaN allowed only where the score is 0).
+      scores: ``[N, J]`` float32 joint scores.
+      layout: source layout name (``jpose.skeleton``).
+      image_id: ``[N]`` image / frame id (int64 or str).
+      track_id: ``[N]`` track identities, or ``None``.
+      image_size_px: ``[N, 2]`` (width, height) pixels, -1 where unknown; or ``None``.
+      source: the file it was read from.
+      person_score: ``[N]`` detection score (default the mean joint score).
+      bbox_px: ``[N, 4]`` (x, y, w, h) person boxes, or ``None``.
+    """
+
+    keypoints_px: np.ndarray
+    scores: np.ndarray
+    layout: str
+    image_id: np.ndarray
+    track_id: np.ndarray | None
+    image_size_px: np.ndarray | None
+    source: str
+    person_score: np.ndarray | None = None
+    bbox_px: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.keypoints_px)
+
+
+def _layouts_by_count() -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for name, lay in skeleton.LAYOUTS.items():
+        out.setdefault(lay.num_joints, []).append(name)
+    return dict(sorted(out.items()))
+
+
+def resolve_layout(num_joints: int, *, layout: str | None = None, source: str = "input") -> str:
+    """The source layout of keypoints with ``num_joints`` joints.
+
+    Args:
+      num_joints: joints per person in the file.
+      layout: an explicit layout name (``--layout`` or the file's ``layout``), or ``None``.
+      source: the file (for messages).
+
+    Returns:
+      The layout name.
+
+    Raises:
+      ValueError: unknown layout name, a count that does not match it, a count matching no
+        layout, or an ambiguous count (16 / 17 joints) without a layout.
+    """
+    by_count = _layouts_by_count()
+    counts = ", ".join(f"{k} ({'/'.join(v)})" for k, v in by_count.items())
+    if layout:
+        lay = skeleton.get_layout(str(layout))  # ValueError listing the known layouts
+        if lay.num_joints != num_joints:
+            raise ValueError(
+                f"{source}: layout {lay.name} has {lay.num_joints} joints but the keypoints have "
+                f"{num_joints}; pass the right --layout (known joint counts: {counts})"
+            )
+        return lay.name
+    candidates = by_count.get(num_joints)
+    if not candidates:
+        raise ValueError(
+            f"{source}: keypoints have {num_joints} joints, which matches no known layout "
+            f"(known joint counts: {counts})"
+        )
+    if len(candidates) > 1:
+        raise ValueError(
+            f"{source}: {num_joints} joints is ambiguous: could be {', '.join(candidates)}; "
+            "pass --layout (or store 'layout' in the file)"
+        )
+    return candidates[0]
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({what}): {err}") from err
+
+
+def _ids(values: Any) -> np.ndarray:
+    """Image / frame / track ids as int64 when all are integral, else str."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "OUS":
+        try:
+            return np.array([int(v) for v in arr.tolist()], np.int64)
+        except (TypeError, ValueError):
+            pass
+    return arr.astype(str)
+
+
+def _image_sizes_from_annotations(annotations: str | os.PathLike | Mapping) -> dict[str, Any]:
+    if isinstance(annotations, Mapping):
+        raw, where = annotations, "annotations"
+    else:
+        where = os.fspath(annotations)
+        if not os.path.isfile(where):
+            raise FileNotFoundError(f"{where}: annotation file not found (COCO JSON with 'images')")
+        raw = _read_json(where, "COCO annotations")
+    if not isinstance(raw, Mapping) or "images" not in raw:
+        raise ValueError(
+            f"{where}: expected a COCO annotation JSON with 'images': [{{id, width, height}}, ...]"
+        )
+    out = {}
+    for im in raw["images"]:
+        if "id" in im and "width" in im and "height" in im:
+            out[str(im["id"])] = (im["width"], im["height"])
+    return out
+
+
+def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
+    if not raw:
+        raise ValueError(f"{path}: empty input: the COCO results list has no detections")
+    rows, image_id, track_id, score, bbox = [], [], [], [], []
+    for i, det in enumerate(raw):
+        if not isinstance(det, Mapping) or "keypoints" not in det:
+            raise ValueError(
+                f"{path}: entry [{i}] has no 'keypoints' (COCO results format: a list of "
+                '{"image_id", "keypoints": [x, y, s] * K, "score"})'
+            )
+        kp = np.asarray(det["keypoints"], np.float64).reshape(-1)
+        if kp.size % 3:
+            raise ValueError(
+                f"{path}: entry [{i}] 'keypoints' has {kp.size} values, not a multiple of 3 "
+                "(x, y, score per joint)"
+            )
+        if rows and kp.size != rows[0].size:
+            raise ValueError(
+                f"{path}: entry [{i}] has {kp.size // 3} keypoints, entry [0] has "
+                f"{rows[0].size // 3}"
+            )
+        rows.append(kp)
+        image_id.append(det.get("image_id", i))
+        track_id.append(det.get("track_id"))
+        score.append(det.get("score", np.nan))
+        bbox.append(det.get("bbox"))
+    kp = np.stack(rows).reshape(len(rows), -1, 3)
+    has_track = [t is not None for t in track_id]
+    if any(has_track) and not all(has_track):
+        raise ValueError(f"{path}: 'track_id' is given for some detections but not all")
+    has_box = all(b is not None and len(b) == 4 for b in bbox)
+    return {
+        "keypoints": kp[..., :2],
+        "scores": kp[..., 2],
+        "image_id": image_id,
+        "track_id": track_id if all(has_track) else None,
+        "score": np.asarray(score, np.float64),
+        "bbox": np.asarray(bbox, np.float64) if has_box else None,
+        "default_layout": "coco17" if kp.shape[1] == 17 else None,
+    }
+
+
+def _from_coco_annotations(raw: Mapping, path: str) -> dict[str, Any]:
+    anns = [a for a in raw["annotations"] if "keypoints" in a and not a.get("iscrowd", 0)]
+    if not anns:
+        raise ValueError(f"{path}: empty input: no (non-crowd) annotations with keypoints")
+    kp = np.stack([np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in anns])
+    return {
+        "keypoints": kp[..., :2],
+        "scores": visibility_to_confidence(kp[..., 2].astype(np.int32)),
+        "image_id": [a["image_id"] for a in anns],
+        "track_id": [a["track_id"] for a in anns] if all("track_id" in a for a in anns) else None,
+        "score": np.asarray([a.get("score", np.nan) for a in anns], np.float64),
+        "bbox": np.asarray([a.get("bbox", [0, 0, 0, 0]) for a in anns], np.float64),
+        "default_layout": "coco17" if kp.shape[1] == 17 else None,
+        "sizes": _image_sizes_from_annotations(raw),
+    }
+
+
+def _from_arrays(arrays: Mapping[str, Any], path: str) -> dict[str, Any]:
+    if "keypoints" not in arrays:
+        raise ValueError(
+            f"{path}: no 'keypoints' array (expected keypoints [N, J, 2|3]); keys present: "
+            f"{sorted(arrays)}"
+        )
+    try:
+        kp = np.asarray(arrays["keypoints"], np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: 'keypoints' is not a numeric [N, J, 2|3] array: {err}") from err
+    if kp.size == 0:
+        raise ValueError(f"{path}: empty input: 'keypoints' has shape {kp.shape}")
+    if kp.ndim != 3 or kp.shape[-1] not in (2, 3):
+        raise ValueError(
+            f"{path}: 'keypoints' must have shape [N, J, 2] or [N, J, 3], got {kp.shape}"
+        )
+    n, j = kp.shape[:2]
+    if "scores" in arrays and arrays["scores"] is not None:
+        scores = np.asarray(arrays["scores"], np.float64)
+        if scores.shape != (n, j):
+            raise ValueError(f"{path}: 'scores' must have shape {(n, j)}, got {scores.shape}")
+    elif kp.shape[-1] == 3:
+        scores = kp[..., 2]
+    else:
+        scores = np.ones((n, j))
+    out: dict[str, Any] = {"keypoints": kp[..., :2], "scores": scores}
+    for key in ("image_id", "frame", "track_id", "score"):
+        if key in arrays and arrays[key] is not None:
+            v = np.asarray(arrays[key])
+            if v.shape != (n,):
+                raise ValueError(f"{path}: '{key}' must have shape ({n},), got {v.shape}")
+            out[key] = v
+    out["image_id"] = out.pop("image_id", out.pop("frame", None))
+    out.pop("frame", None)
+    if "image_size" in arrays and arrays["image_size"] is not None:
+        size = np.asarray(arrays["image_size"], np.float64)
+        if size.shape == (2,):
+            size = np.broadcast_to(size, (n, 2))
+        if size.shape != (n, 2):
+            raise ValueError(
+                f"{path}: 'image_size' must have shape (2,) or ({n}, 2) (width, height), got "
+                f"{size.shape}"
+            )
+        out["image_size"] = size
+    if "bbox" in arrays and arrays["bbox"] is not None:
+        box = np.asarray(arrays["bbox"], np.float64)
+        if box.shape != (n, 4):
+            raise ValueError(f"{path}: 'bbox' must have shape ({n}, 4), got {box.shape}")
+        out["bbox"] = box
+    if "layout" in arrays and arrays["layout"] is not None:
+        out["file_layout"] = str(np.asarray(arrays["layout"]).reshape(-1)[0])
+    return out
+
+
+def load_keypoints(
+    path: str | os.PathLike,
+    *,
+    layout: str | None = None,
+    image_size: Sequence[float] | None = None,
+    image_sizes: Mapping[Any, Sequence[float]] | None = None,
+    annotations: str | os.PathLike | Mapping | None = None,
+) -> KeypointInput:
+    """Read 2D detections (formats in the module docstring).
+
+    Args:
+      path: ``.json`` (COCO results, COCO annotations or a dict of arrays) or ``.npz``.
+      layout: source layout name (overrides the file's; needed for ambiguous joint counts).
+      image_size: ``(width, height)`` pixels of every image.
+      image_sizes: ``{image_id: (width, height)}`` (keys compared as strings).
+      annotations: COCO annotation JSON (path or loaded dict) whose ``images`` give sizes.
+
+    Returns:
+      :class:`KeypointInput` (image sizes -1 where unknown; ``None`` when none is known).
+
+    Raises:
+      FileNotFoundError: missing file.
+      ValueError: unsupported format, empty input, bad shapes, unknown / mismatching layout,
+        non-finite keypoints (with a positive score) or scores, non-positive image sizes.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: input file not found (expected detections .json/.npz)")
+    suffix = pathlib.Path(path).suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            parsed = _from_arrays({k: npz[k] for k in npz.files}, path)
+    elif suffix == ".json":
+        raw = _read_json(path, "detections")
+        if isinstance(raw, list):
+            parsed = _from_coco_results(raw, path)
+        elif isinstance(raw, Mapping) and "annotations" in raw and "images" in raw:
+            parsed = _from_coco_annotations(raw, path)
+        elif isinstance(raw, Mapping):
+            parsed = _from_arrays(raw, path)
+        else:
+            raise ValueError(
+                f"{path}: expected a JSON list (COCO results) or object, got {type(raw).__name__}"
+            )
+    else:
+        raise ValueError(f"{path}: unsupported input format {suffix!r}; expected .json or .npz")
+
+    kp = np.asarray(parsed["keypoints"], np.float64)
+    scores = np.asarray(parsed["scores"], np.float64)
+    n, j = kp.shape[:2]
+    if n == 0:
+        raise ValueError(f"{path}: empty input: no detections")
+    name = resolve_layout(
+        j, layout=layout or parsed.get("file_layout") or parsed.get("default_layout"), source=path
+    )
+    if not np.all(np.isfinite(scores)):
+        bad = np.nonzero(~np.isfinite(scores).all(-1))[0]
+        raise ValueError(
+            f"{path}: joint scores contain non-finite values ({len(bad)} people, "
+            f"first index {bad[0]})"
+        )
+    bad_kp = ~np.isfinite(kp).all(-1) & (scores > 0)
+    if bad_kp.any():
+        people = np.nonzero(bad_kp.any(-1))[0]
+        raise ValueError(
+            f"{path}: keypoints contain non-finite values (NaN/inf) at {int(bad_kp.sum())} joints "
+            f"with a positive score ({len(people)} people, first index {people[0]}); mark missing "
+            "joints with score 0"
+        )
+    kp = np.where(np.isfinite(kp), kp, 0.0)
+    ids = parsed.get("image_id")
+    image_id = np.arange(n, dtype=np.int64) if ids is None else _ids(ids)
+    track = parsed.get("track_id")
+    track_id = None if track is None else _ids(track)
+
+    # image sizes: image_size > image_sizes > annotations > the file's own
+    size = np.full((n, 2), -1.0)
+    known = np.zeros(n, bool)
+    if image_size is not None:
+        s = np.asarray(image_size, np.float64).reshape(-1)
+        if s.shape != (2,):
+            raise ValueError(f"image_size must be (width, height), got {image_size!r}")
+        size[:], known[:] = s, True
+    lookups = []
+    if image_sizes is not None:
+        lookups.append({str(k): v for k, v in image_sizes.items()})
+    if annotations is not None:
+        lookups.append(_image_sizes_from_annotations(annotations))
+    if "sizes" in parsed:
+        lookups.append(parsed["sizes"])
+    for table in lookups:
+        for i in np.nonzero(~known)[0]:
+            v = table.get(str(image_id[i]))
+            if v is not None:
+                size[i], known[i] = np.asarray(v, np.float64).reshape(2), True
+    if "image_size" in parsed:
+        size[~known] = parsed["image_size"][~known]
+        known[:] = True
+    if np.any(known & ~(np.isfinite(size) & (size > 0)).all(-1)):
+        raise ValueError(
+            f"{path}: image sizes must be positive (width, height) pixels, got "
+            f"{size[known & ~(size > 0).all(-1)][0].tolist()}"
+        )
+    person = parsed.get("score")
+    person = np.asarray(person, np.float64) if person is not None else np.full(n, np.nan)
+    person = np.where(np.isfinite(person), person, scores.mean(-1))
+    return KeypointInput(
+        keypoints_px=kp.astype(np.float32),
+        scores=scores.astype(np.float32),
+        layout=name,
+        image_id=image_id,
+        track_id=track_id,
+        image_size_px=size.astype(np.float32) if known.any() else None,
+        source=path,
+        person_score=person.astype(np.float32),
+        bbox_px=None if parsed.get("bbox") is None else parsed["bbox"].astype(np.float32),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Smoothing
+# ------------------------------------------------------------------------------------------------
+
+
+def _frame_numbers(image_id: np.ndarray) -> np.ndarray:
+    if image_id.dtype.kind in "iuf":
+        return image_id.astype(np.float64)
+    _, rank = np.unique(image_id, return_inverse=True)  # string ids: their sorted order
+    return rank.astype(np.float64)
+
+
+def tracks_for_smoothing(image_id: np.ndarray, track_id: np.ndarray | None) -> np.ndarray:
+    """Track of each detection: ``track_id``, or one track when each frame has one person.
+
+    Raises:
+      ValueError: several people in a frame without ``track_id``, or a track with two detections
+        in one frame.
+    """
+    n = len(image_id)
+    if track_id is None:
+        ids, counts = np.unique(image_id, return_counts=True)
+        if np.any(counts > 1):
+            k = int(np.argmax(counts))
+            raise ValueError(
+                f"temporal smoothing needs a track_id per detection: image_id {ids[k]} has "
+                f"{counts[k]} people (without track ids only one person per frame is allowed)"
+            )
+        return np.zeros(n, np.int64)
+    pairs = np.stack([np.unique(track_id, return_inverse=True)[1], _frame_numbers(image_id)], -1)
+    uniq, counts = np.unique(pairs, axis=0, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(
+            f"temporal smoothing: a track has {counts.max()} detections in one frame (track and "
+            "frame must identify one detection)"
+        )
+    return np.unique(track_id, return_inverse=True)[1].astype(np.int64)
+
+
+def smooth_poses(
+    values: np.ndarray,
+    image_id: np.ndarray,
+    track_id: np.ndarray | None,
+    *,
+    sigma: float,
+) -> np.ndarray:
+    """Gaussian smoothing along frames, per track (NaN-aware, edge-normalised).
+
+    Within a track, detections are sorted by frame number (``image_id``; string ids by their
+    sorted order) and each value is replaced by the average of the track's values within
+    ``4 sigma`` frames, weighted by ``exp(-(frame difference)^2 / (2 sigma^2))`` (gaps in the
+    frame numbers count); weights are renormalised at the ends and around NaNs, so a constant
+    sequence is unchanged.
+
+    Args:
+      values: ``[N, ...]`` per-detection values (e.g. ``[N, J, 3]`` poses).
+      image_id: ``[N]`` frame numbers / ids.
+      track_id: ``[N]`` track ids, or ``None`` (then every frame must hold one detection).
+      sigma: standard deviation in frames; ``<= 0`` returns a copy.
+
+    Returns:
+      ``[N, ...]`` smoothed values in the input order.
+    """
+    values = np.asarray(values, np.float64)
+    if sigma <= 0:
+        return values.copy()
+    tracks = tracks_for_smoothing(np.asarray(image_id), track_id)
+    frames = _frame_numbers(np.asarray(image_id))
+    out = np.empty_like(values)
+    radius = int(np.ceil(4.0 * sigma))
+    for t in np.unique(tracks):
+        idx = np.nonzero(tracks == t)[0]
+        idx = idx[np.argsort(frames[idx], kind="stable")]
+        f, v = frames[idx], values[idx]
+        finite = np.isfinite(v)
+        v0 = np.where(finite, v, 0.0)
+        acc, wsum = np.zeros_like(v0), np.zeros_like(v0)
+        m = len(idx)
+        for k in range(-min(radius, m - 1), min(radius, m - 1) + 1):
+            lo, hi = max(0, -k), min(m, m - k)  # i in [lo, hi) has neighbour i + k
+            w = np.exp(-np.square(f[lo + k : hi + k] - f[lo:hi]) / (2.0 * sigma**2))
+            w = w.reshape((-1,) + (1,) * (v.ndim - 1)) * finite[lo + k : hi + k]
+            acc[lo:hi] += w * v0[lo + k : hi + k]
+            wsum[lo:hi] += w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[idx] = np.where(wsum > 0, acc / wsum, np.nan)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Lifting
+# ------------------------------------------------------------------------------------------------
+
+
+def _tight_boxes(points: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """``[N, 4]`` (x, y, w, h) box of the joints with confidence > 0 (the MPII convention)."""
+    valid = conf > 0
+    lo = np.where(valid[..., None], points, np.inf).min(1)
+    hi = np.where(valid[..., None], points, -np.inf).max(1)
+    box = np.concatenate([lo, hi - lo], -1)
+    return np.where(valid.any(-1)[:, None], box, 0.0).astype(np.float32)
+
+
+def _intrinsics(
+    intrinsics_px: Mapping[str, Any], n: int, size: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if "focal" not in intrinsics_px or intrinsics_px["focal"] is None:
+        raise ValueError("known intrinsics need 'focal' (fx, fy) pixels (--focal fx,fy)")
+    focal = np.broadcast_to(np.asarray(intrinsics_px["focal"], np.float64), (n, 2))
+    center = intrinsics_px.get("center")
+    if center is None:
+        if size is None or np.any(size <= 0):
+            raise ValueError(
+                "known intrinsics without a principal point (--center cx,cy) use the image "
+                "centre, but image sizes are missing; pass --center or image sizes"
+            )
+        center = size.astype(np.float64) / 2.0
+    center = np.broadcast_to(np.asarray(center, np.float64), (n, 2))
+    if not (np.all(np.isfinite(focal)) and np.all(focal > 0) and np.all(np.isfinite(center))):
+        raise ValueError("intrinsics must be finite with positive focal lengths (pixels)")
+    return focal, center
+
+
+def lift(
+    predictor: common.Predictor,
+    inp: KeypointInput,
+    *,
+    intrinsics_px: Mapping[str, Any] | None = None,
+    smooth_sigma: float = 0.0,
+    batch_size: int = 1024,
+    min_score: float = 0.0,
+) -> dict[str, Any]:
+    """Lift 2D detections to camera-frame 3D with a trained pipeline.
+
+    Args:
+      predictor: :class:`experiments.common.Predictor` (``common.load_predictor(workdir)``).
+      inp: :func:`load_keypoints` output.
+      intrinsics_px: known intrinsics ``{"focal": (fx, fy), "center": (cx, cy)}`` in pixels
+        (each ``[2]`` or ``[N, 2]``; ``center`` defaults to the image centre): enables
+        ``pose3d_absolute`` by least squares (module docstring).
+      smooth_sigma: Gaussian smoothing of the 3D outputs along frames (per track), in frames;
+        0 = off.
+      batch_size: fixed batch size of the network (the last batch is padded: one compilation).
+      min_score: joints with a score below this get confidence 0 (missing).
+
+    Returns:
+      The result dict written by :func:`write_output` (arrays ``pose3d_root_relative`` and,
+      where available, ``pose3d_absolute``, ``translation``, ``focal_px``, ``center_px``; plus
+      ``joint_names``, ``layout``, ``image_id``, ``track_id``, ``score``, ``joint_scores``,
+      ``keypoints_px``, ``units``, ``frame``, ``absolute_source``, ``warnings``, ``timing`` and
+      the pipeline's ``experiment`` / ``description`` / ``checkpoint``).
+
+    Raises:
+      ValueError: empty input, missing image sizes for a ``vp`` / ``image`` pipeline, no
+        converter from the input layout, bad intrinsics, or smoothing without track ids.
+    """
+    n = len(inp)
+    if n == 0:
+        raise ValueError(f"{inp.source}: empty input: no detections")
+    if smooth_sigma > 0:  # fail before running the network
+        tracks_for_smoothing(inp.image_id, inp.track_id)
+    out_layout = skeleton.get_layout(predictor.layout)
+    mode = predictor.normalization
+    size = inp.image_size_px
+    if mode in _NEEDS_IMAGE_SIZE:
+        missing = np.ones(n, bool) if size is None else ~(size > 0).all(-1)
+        if missing.any():
+            ids = ", ".join(str(v) for v in np.unique(inp.image_id[missing])[:5])
+            raise ValueError(
+                f"{inp.source}: this pipeline ({predictor.experiment}) was trained on "
+                f"{mode!r}-normalised 2D, which needs each image's size, but {int(missing.sum())} "
+                f"of {n} detections have none (image ids {ids}...); pass --image_size W,H, "
+                "--image_sizes '{image_id: [w, h]}' or --annotations COCO.json"
+            )
+    scores = np.clip(inp.scores.astype(np.float32), 0.0, 1.0)
+    if min_score > 0:
+        scores = np.where(scores >= min_score, scores, 0.0).astype(np.float32)
+    src = skeleton.get_layout(inp.layout)
+    pts, conf = skeleton.convert_layout(
+        inp.keypoints_px.astype(np.float32), scores, source=src, target=out_layout
+    )
+    pts, conf = pts.astype(np.float32), conf.astype(np.float32)
+    bbox = None
+    if mode == "bbox":
+        bbox = inp.bbox_px if inp.bbox_px is not None else _tight_boxes(inp.keypoints_px, scores)
+    norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
+    norm = np.where(conf[..., None] > 0, norm, 0.0).astype(np.float32)  # as jpose.data.wild2d
+
+    # warm-up (compiles one batch shape), then the timed pass over every batch
+    bs = max(1, min(int(batch_size), n))
+    t0 = time.perf_counter()
+    jax.block_until_ready(
+        common.batched_apply(predictor.predict, norm[:bs], conf[:bs], batch_size=bs)
+    )
+    warmup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = common.batched_apply(predictor.predict, norm, conf, batch_size=bs)
+    predict_s = time.perf_counter() - t0
+    root = out_layout.root
+    pose_rel = np.asarray(pred["pose3d"], np.float64)
+    pose_rel = pose_rel - pose_rel[:, root : root + 1]
+
+    result: dict[str, Any] = {
+        "joint_names": list(out_layout.joint_names),
+        "layout": out_layout.name,
+        "input_layout": src.name,
+        "image_id": inp.image_id,
+        "track_id": inp.track_id,
+        "score": (inp.person_score if inp.person_score is not None else scores.mean(-1)),
+        "joint_scores": conf,
+        "keypoints_px": pts,
+        "units": UNITS,
+        "frame": CAMERA_FRAME,
+        "normalization": mode,
+        "metric_scale": bool(predictor.metric_scale),
+        "experiment": predictor.experiment,
+        "description": predictor.description,
+        "checkpoint": dict(predictor.checkpoint),
+        "input_file": inp.source,
+        "absolute_source": None,
+        "smooth_sigma": float(smooth_sigma),
+        "warnings": [],
+    }
+    translation = None
+    if predictor.has_camera and "focal" in pred and "center" in pred:
+        # u_norm = a u_px + b per axis: f_px = f_norm / a, c_px = denormalize(c_norm)
+        kw = {"mode": mode, "image_size": size, "bbox": bbox}
+        zero = denormalize_2d(np.zeros((n, 1, 2), np.float32), **kw)[:, 0]
+        one = denormalize_2d(np.ones((n, 1, 2), np.float32), **kw)[:, 0]
+        result["focal_px"] = np.asarray(pred["focal"], np.float64) * (one - zero)
+        result["center_px"] = denormalize_2d(np.asarray(pred["center"], np.float32)[:, None], **kw)[
+            :, 0
+        ]
+    if intrinsics_px is not None:
+        focal, center = _intrinsics(intrinsics_px, n, size)
+        translation = solve_root_translation(pose_rel, pts, conf, focal=focal, center=center)
+        result["absolute_source"] = "known_intrinsics"
+        result["intrinsics_px"] = {"focal": focal, "center": center}
+        bad = int((~np.isfinite(translation).all(-1)).sum())
+        if bad:
+            result["warnings"].append(
+                f"{bad} detections have fewer than 2 joints with confidence > 0: no translation "
+                "(NaN)"
+            )
+    elif predictor.has_camera and "translation" in pred:
+        translation = np.asarray(pred["translation"], np.float64)
+        result["absolute_source"] = "camera_branch"
+    if translation is not None:
+        result["translation"] = translation
+        result["pose3d_absolute"] = pose_rel + translation[:, None, :]
+    result["pose3d_root_relative"] = pose_rel
+    if not predictor.metric_scale:
+        result["warnings"].append(
+            f"{predictor.experiment}: this pipeline predicts 3D only up to scale (metric_scale "
+            "False); 'metres' are not metric"
+        )
+    if smooth_sigma > 0:
+        for key in ("pose3d_root_relative", "pose3d_absolute", "translation"):
+            if key in result:
+                result[key] = smooth_poses(
+                    result[key], inp.image_id, inp.track_id, sigma=smooth_sigma
+                )
+    for key in ("pose3d_root_relative", "pose3d_absolute", "translation", "focal_px", "center_px"):
+        if key in result:
+            result[key] = np.asarray(result[key], np.float32)
+    result["timing"] = {
+        "num_people": n,
+        "batch_size": bs,
+        "num_batches": -(-n // bs),
+        "warmup_s": warmup_s,
+        "predict_s": predict_s,
+        "seconds_per_person": predict_s / n,
+        "device": str(jax.devices()[0].platform),
+        "note": "network time after a warm-up call (compilation excluded)",
+    }
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Output
+# ------------------------------------------------------------------------------------------------
+
+_ARRAY_KEYS = (
+    "pose3d_root_relative",
+    "pose3d_absolute",
+    "translation",
+    "focal_px",
+    "center_px",
+    "keypoints_px",
+    "joint_scores",
+    "score",
+    "image_id",
+    "track_id",
+)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray | jax.Array):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def write_output(result: Mapping[str, Any], path: str | os.PathLike) -> pathlib.Path:
+    """Write a :func:`lift` result as ``.npz`` (arrays + JSON string ``meta``) or ``.json``.
+
+    Args:
+      result: :func:`lift` output.
+      path: output file; the suffix picks the format.
+
+    Returns:
+      The path written.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".json"):
+        raise ValueError(f"{path}: unsupported output format {suffix!r}; use .npz or .json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        path.write_text(json.dumps(_jsonable(dict(result)), indent=1) + "\n")
+        return path
+    arrays = {k: np.asarray(result[k]) for k in _ARRAY_KEYS if result.get(k) is not None}
+    arrays["joint_names"] = np.asarray(result["joint_names"], str)
+    meta = {k: v for k, v in result.items() if k not in _ARRAY_KEYS}
+    meta["arrays"] = sorted(arrays)
+    with open(path, "wb") as f:
+        np.savez(f, meta=np.asarray(json.dumps(_jsonable(meta))), **arrays)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def _pair(text: str) -> tuple[float, float]:
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        a, b = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers 'a,b', got {text!r}") from None
+    return a, b
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jpose",
+        description="Lift 2D keypoint detections to camera-frame 3D poses with a trained jpose "
+        "pipeline (formats and conventions: python -c 'import experiments.infer as m; "
+        "help(m)').",
+    )
+    p.add_argument("--workdir", required=True, help="work directory of a training run")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="detections: COCO results .json, or .npz/.json with keypoints [N, J, 2|3]",
+    )
+    p.add_argument("--output", required=True, help="output file (.npz or .json)")
+    p.add_argument(
+        "--layout", default=None, help=f"input joint layout ({', '.join(skeleton.LAYOUTS)})"
+    )
+    p.add_argument(
+        "--image_size",
+        type=_pair,
+        default=None,
+        metavar="W,H",
+        help="image width,height in pixels for every input",
+    )
+    p.add_argument(
+        "--image_sizes",
+        default=None,
+        metavar="JSON",
+        help="JSON file (or inline JSON) {image_id: [w, h]}",
+    )
+    p.add_argument(
+        "--annotations",
+        default=None,
+        metavar="COCO_JSON",
+        help="COCO annotation JSON whose 'images' give width/height per image id",
+    )
+    p.add_argument(
+        "--focal",
+        type=_pair,
+        default=None,
+        metavar="FX,FY",
+        help="known focal lengths in pixels (enables pose3d_absolute)",
+    )
+    p.add_argument(
+        "--center",
+        type=_pair,
+        default=None,
+        metavar="CX,CY",
+        help="known principal point in pixels (default: image centre)",
+    )
+    p.add_argument(
+        "--smooth_sigma",
+        type=float,
+        default=0.0,
+        help="Gaussian temporal smoothing of the 3D along frames, per track (frames; 0 = off)",
+    )
+    p.add_argument(
+        "--min_score",
+        type=float,
+        default=0.0,
+        help="joints with a lower score are treated as missing",
+    )
+    p.add_argument(
+        "--step", type=int, default=None, help="checkpoint step of the last stage (default: latest)"
+    )
+    p.add_argument("--batch_size", type=int, default=1024, help="network batch size")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``jpose --workdir RUN --input IN --output OUT [options]`` (see ``--help``).
+
+    Returns:
+      0 on success (input errors exit with status 2 and a message naming the problem).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.center is not None and args.focal is None:
+        parser.error("--center needs --focal (known intrinsics)")
+    try:
+        image_sizes = None
+        if args.image_sizes:
+            text = args.image_sizes.strip()
+            if text.startswith("{"):
+                image_sizes = json.loads(text)
+            elif os.path.isfile(text):
+                image_sizes = _read_json(text, "image sizes {image_id: [w, h]}")
+            else:
+                raise FileNotFoundError(f"{text}: --image_sizes file not found")
+            if not isinstance(image_sizes, Mapping):
+                raise ValueError("--image_sizes must be a JSON object {image_id: [w, h]}")
+        inp = load_keypoints(
+            args.input,
+            layout=args.layout,
+            image_size=args.image_size,
+            image_sizes=image_sizes,
+            annotations=args.annotations,
+        )
+        predictor = common.load_predictor(args.workdir, step=args.step)
+        intr = None
+        if args.focal is not None:
+            intr = {"focal": args.focal, "center": args.center}
+        result = lift(
+            predictor,
+            inp,
+            intrinsics_px=intr,
+            smooth_sigma=args.smooth_sigma,
+            batch_size=args.batch_size,
+            min_score=args.min_score,
+        )
+        path = write_output(result, args.output)
+    except (ValueError, FileNotFoundError) as err:
+        parser.exit(2, f"jpose: error: {err}\n")
+    for w in result["warnings"]:
+        print(f"jpose: warning: {w}", file=sys.stderr)
+    t = result["timing"]
+    print(
+        f"jpose: {len(inp)} people ({inp.layout} -> {result['layout']}) lifted with "
+        f"{predictor.experiment} {dict(predictor.checkpoint)}; absolute: "
+        f"{result['absolute_source'] or 'no'}; {t['seconds_per_person'] * 1e6:.1f} us/person; "
+        f"wrote {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

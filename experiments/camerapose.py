@@ -70,7 +70,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from experiments import common
+from experiments import common, wsp
 from jpose import adversarial, augment, kinematics, losses, skeleton
 from jpose import models as M
 from jpose import training as T
@@ -234,6 +234,36 @@ def build_models(
     return models
 
 
+def relative_depth_arrays(
+    config: ml_collections.ConfigDict, normalization: str, *, use_2d: bool
+) -> dict[str, np.ndarray]:
+    """Relative-depth pairs for the auxiliary WSP loss (``loss.lambda_rd > 0``).
+
+    Pairs come from :func:`experiments.wsp.load_pairs` (``config.rd``: COCO images with several
+    people, or synthetic scenes); their 2D is ``"image"``-normalised, so the 2D-3D data must be
+    too (``"vp"`` is accepted for the square synthetic scenes, where both coincide). A random
+    half of the pairs is swapped (A <-> B) so both labels are balanced.
+
+    Raises:
+      ValueError: the loss cannot be used (no camera branch / 2D-only phase, or normalisation).
+    """
+    if not (config.method.camera and use_2d):
+        raise ValueError(
+            "loss.lambda_rd > 0 needs the camera branch (method.camera) and 2D-only data: the "
+            "relative-depth loss acts on absolute depths in stage 3's 2D-only phase"
+        )
+    if normalization != "image" and not (config.rd.source == "synthetic" and normalization == "vp"):
+        raise ValueError(
+            f"loss.lambda_rd > 0: relative-depth pairs are 'image'-normalised but the 2D-3D data "
+            f"is {normalization!r}-normalised; use a data preset with image normalisation"
+        )
+    pairs = wsp.load_pairs(config.rd, seed=int(config.seed))["train"]
+    arrays = pairs.pair_arrays(orientation_seed=int(config.seed))
+    LOGGER.info("relative-depth pairs for the auxiliary loss: %s", pairs.counts)
+    keys = ("pose_a", "conf_a", "pose_b", "conf_b", "label", "joint_mask")
+    return {k: np.asarray(arrays[k]) for k in keys}
+
+
 def prepare(config: ml_collections.ConfigDict) -> Setup:
     """Load the data, derive camera priors and build the models (no parameters yet).
 
@@ -253,6 +283,8 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
     use_2d = bool(config.method.camera) and "train_2d" in datasets
     if use_2d:
         arrays["2d"] = datasets["train_2d"].arrays(["pose2d_norm", "confidence"])
+    if config.loss.get("lambda_rd", 0.0) > 0:
+        arrays["rd"] = relative_depth_arrays(config, train3d.normalization, use_2d=use_2d)
     priors = {
         "focal": tuple(float(v) for v in focal.mean(0)),
         "center": tuple(float(v) for v in center.mean(0)),
@@ -462,12 +494,15 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
     """The ordered phases of one iteration of ``stage`` (``refine``, ``warmup``, ``end2end``).
 
     Batches are ``{"3d": {pose2d_norm, confidence, pose3d, root, focal, center}, "2d":
-    {pose2d_norm, confidence}}`` (``"2d"`` only when 2D-only data is used).
+    {pose2d_norm, confidence}, "rd": {pose_a, conf_a, pose_b, conf_b, label, joint_mask}}``
+    (``"2d"`` only when 2D-only data is used, ``"rd"`` relative-depth pairs only with
+    ``loss.lambda_rd > 0``).
     """
     config, lo, g = setup.config, setup.config.loss, setup.config.gan
     d2d_kind = config.model.d2d.input
     has = setup.models.keys()
     use_2d = setup.use_2d_only
+    use_rd = use_2d and "rd" in setup.train_arrays
 
     def net(ctx: T.PhaseContext) -> _Net:
         return _Net(setup, ctx.apply)
@@ -635,7 +670,31 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         metrics["reproj_err_norm"] = jnp.sum(jnp.linalg.norm(proj - x_gt, axis=-1) * w) / jnp.sum(w)
         metrics["focal_mean"] = jnp.mean(cam["focal"])
         metrics["depth_mean"] = jnp.mean(cam["translation"][..., 2])
+        if use_rd:
+            rd_loss, rd_acc = relative_depth_term(n, batch["rd"])
+            total = total + lo.lambda_rd * rd_loss
+            metrics["rd_loss"], metrics["rd_acc"] = rd_loss, rd_acc
         return total, metrics
+
+    def relative_depth_term(n: _Net, rd: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        """WSP eq. 9 on the predicted absolute depths of both people of each pair (no noise
+        model: the pairs' 2D are human annotations)."""
+        b = rd["pose_a"].shape[0]
+        x = jnp.concatenate([rd["pose_a"], rd["pose_b"]])
+        c = jnp.concatenate([rd["conf_a"], rd["conf_b"]])
+        refined = n.refine(x, c)
+        pose = n.lift(refined)
+        cam = n.camera(refined, pose)
+        depth = pose[..., 2] + cam["translation"][..., None, 2]  # [2B, J] camera-frame Z
+        labels = jnp.broadcast_to(rd["label"][:, None], depth[:b].shape)
+        mask = rd["joint_mask"].astype(depth.dtype)
+        loss = jnp.mean(
+            wsp.relative_depth_aux_loss(
+                depth[:b], depth[b:], labels, mask=mask, temperature=lo.rd_temperature
+            )
+        )
+        correct = ((depth[:b] <= depth[b:]) == (labels > 0.5)).astype(depth.dtype)
+        return loss, jnp.sum(correct * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
     phases: dict[str, T.Phase | None] = {"discriminator": None, "generator": None, "weak2d": None}
     if "generator" in has:
@@ -712,10 +771,18 @@ def load_predictor(
     models = build_models(config, priors or {})
     players = [n for n in ("refine", "lifter", "camera") if n in models]
     variables, steps = common.restore_variables(workdir, STAGES, players, step=step)
-    setup = Setup(config=config, datasets={}, train_arrays={},
-                  models={n: models[n] for n in players}, use_2d_only=False, priors=priors or {})  # fmt: skip
-    parts = ["refinement"] * ("refine" in models) + ["lifter"] + ["camera branch"] * (
-        "camera" in models
+    setup = Setup(
+        config=config,
+        datasets={},
+        train_arrays={},
+        models={n: models[n] for n in players},
+        use_2d_only=False,
+        priors=priors or {},
+    )
+    parts = (
+        ["refinement"] * ("refine" in models)
+        + ["lifter"]
+        + ["camera branch"] * ("camera" in models)
     )
     return common.Predictor(
         experiment="camerapose",
@@ -807,12 +874,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             arrays = {"3d": setup.train_arrays["3d"]}
             if with_2d:
                 arrays["2d"] = setup.train_arrays["2d"]
+                if "rd" in setup.train_arrays:
+                    arrays["rd"] = setup.train_arrays["rd"]
             data_on_device[with_2d] = {
                 n: common.device_arrays(a, num_devices=setup.num_devices) for n, a in arrays.items()
             }
         data = data_on_device[with_2d]
-        sizes = {n: len(a["pose2d_norm"]) for n, a in setup.train_arrays.items() if n in data}
-        batch_sizes = {"3d": bs, "2d": int(tc.batch_size_2d)}
+        sizes = {n: len(next(iter(a.values()))) for n, a in setup.train_arrays.items()
+                 if n in data}  # fmt: skip
+        batch_sizes = {
+            "3d": bs,
+            "2d": int(tc.batch_size_2d),
+            "rd": int(tc.get("batch_size_rd", 64)),
+        }
         sampler = common.make_sampler(sizes, {n: batch_sizes[n] for n in sizes},
                                       num_devices=setup.num_devices)  # fmt: skip
         phases = make_phases(setup, stage)

@@ -544,9 +544,7 @@ def load_predictor(
 
     @jax.jit
     def run_all(variables: Sequence[Any], x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-        poses = [
-            fn(lambda inp, v=v: gen.apply(v, inp, train=False)[0], x, c) for v in variables
-        ]
+        poses = [fn(lambda inp, v=v: gen.apply(v, inp, train=False)[0], x, c) for v in variables]
         pose = poses[0] if len(poses) == 1 else sum(poses) / len(poses)
         return {"pose3d": pose}
 

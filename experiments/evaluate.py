@@ -6,7 +6,7 @@ Usage::
     python -m experiments.evaluate --workdir=/tmp/cp_cmu --dataset=cmu --flip --figures
     python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=h36m --h36m_dir=/data/h36m \\
         --h36m_source=cpn_ft_h36m_dbb --drop_s11_directions
-    python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=mpi3dhp --mpi3dhp_root=/data/3dhp
+    python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=mpi3dhp --mpi3dhp_root=/d/3dhp
     python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=3dpw --pw3d_path=/data/3dpw
 
 The trained pipeline is restored with :func:`experiments.common.load_predictor` (whichever
@@ -253,7 +253,9 @@ def evaluate_predictor(
         ev["wall_s"] = round(time.perf_counter() - t0, 3)
         evaluations[split] = ev
         if "subject" in ds.labels:
-            tables[f"{split}: per subject (mm)"] = _per_subject(ev, np.asarray(ds.labels["subject"]))
+            tables[f"{split}: per subject (mm)"] = _per_subject(
+                ev, np.asarray(ds.labels["subject"])
+            )
         if "scene" in ds.labels:
             tables[f"{split}: 3DPCK / AUC by scene (%)"] = _pck_tables(
                 ev["predictions"], ds.pose3d_root_relative, np.asarray(ds.labels["scene"])
@@ -330,9 +332,7 @@ def evaluate_workdir(
     datasets = load_eval_datasets(
         dataset, predictor, drop_s11_directions=drop_s11_directions, **paths
     )
-    evaluations, tables = evaluate_predictor(
-        predictor, datasets, flip=flip, batch_size=batch_size
-    )
+    evaluations, tables = evaluate_predictor(predictor, datasets, flip=flip, batch_size=batch_size)
     out = pathlib.Path(output_dir) if output_dir else wd / "eval" / _tag(
         dataset, flip=flip, drop_s11_directions=drop_s11_directions, step=step
     )  # fmt: skip
@@ -348,12 +348,11 @@ def evaluate_workdir(
         )
     if dataset == "mpi3dhp":
         notes.append("3DPCK / AUC over the 17 Human3.6M joints after root (pelvis) alignment")
+    trained_on = train.get("dataset", predictor.config.get("data", {}).get("preset"))
+    evaluated_on = ", ".join(f"{s} ({d.name}, N={len(d)})" for s, d in datasets.items())
     header = common.ResultsHeader(
         experiment=f"evaluate: {predictor.description or predictor.experiment}",
-        dataset=(
-            f"trained on: {train.get('dataset', predictor.config.get('data', {}).get('preset'))}"
-            f"; evaluated on: {', '.join(f'{s} ({d.name}, N={len(d)})' for s, d in datasets.items())}"
-        ),
+        dataset=f"trained on: {trained_on}; evaluated on: {evaluated_on}",
         source_2d=source,
         protocol=(
             "root-relative (pelvis) camera-frame 3D, mm; MPJPE = protocol 1, P-MPJPE = protocol 2 "

@@ -65,7 +65,11 @@ origin. ``pose3d_absolute`` ``[N, J, 3]`` (root-relative + root translation) is 
   the pixel keypoints and the predicted root-relative pose, ``(u - cx)(Z + tz) = fx (X + tx)``,
   ``(v - cy)(Z + tz) = fy (Y + ty)`` per joint, followed by two depth re-weighted passes that
   make the residuals re-projection errors in pixels
-  (:func:`jpose.camera.solve_root_translation`); ``absolute_source = "known_intrinsics"``;
+  (:func:`jpose.camera.solve_root_translation`; joints weighted by their confidences, joints
+  with confidence 0 ignored; derived joints such as COCO's mid-hip Hip use the mean of the
+  pixels, a sub-pixel approximation of the projection); ``absolute_source =
+  "known_intrinsics"``; known intrinsics take precedence over a camera branch, whose
+  translation is then kept as ``translation_camera_branch``;
 * otherwise, when the pipeline has a camera branch (CameraPose), from its predicted translation;
   ``absolute_source = "camera_branch"``; its predicted intrinsics are also written, converted
   back to pixels (``focal_px``, ``center_px``).
@@ -85,7 +89,8 @@ numbers is a gap in time; edges use the available neighbours) to the 3D outputs;
 Output file (``--output``)
 --------------------------
 
-``.npz``: arrays ``pose3d_root_relative``, ``pose3d_absolute`` / ``translation`` (when any),
+``.npz``: arrays ``pose3d_root_relative``, ``pose3d_absolute`` / ``translation`` (root
+position, metres; when any),
 ``focal_px`` / ``center_px`` (camera branch), ``keypoints_px`` (input 2D in the output layout),
 ``joint_scores``, ``score``, ``image_id``, ``track_id`` (when given), ``joint_names``, plus a
 JSON string ``meta`` with everything else: ``layout``, ``input_layout``, ``units`` (metres),
@@ -101,7 +106,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import pathlib
 import sys
@@ -129,8 +133,6 @@ __all__ = [
     "main",
 ]
 
-LOGGER = logging.getLogger("jpose.infer")
-
 UNITS = "metres"
 CAMERA_FRAME = "camera (x right, y down, z forward)"
 _NEEDS_IMAGE_SIZE = ("vp", "image")
@@ -146,7 +148,8 @@ class KeypointInput:
     """2D detections of ``N`` people in one source layout.
 
     Attributes:
-      keypoints_px: ``[N, J, 2]`` float32 pixels (NaN allowed only where the score is 0).
+      keypoints_px: ``[N, J, 2]`` float32 pixels (non-finite only where the score is 0;
+        :func:`load_keypoints` sets those to 0).
       scores: ``[N, J]`` float32 joint scores.
       layout: source layout name (``jpose.skeleton``).
       image_id: ``[N]`` image / frame id (int64 or str).
@@ -668,14 +671,20 @@ def lift(
     scores = np.clip(inp.scores.astype(np.float32), 0.0, 1.0)
     if min_score > 0:
         scores = np.where(scores >= min_score, scores, 0.0).astype(np.float32)
+    kp = inp.keypoints_px.astype(np.float32)
+    bad = ~np.isfinite(kp).all(-1) & (scores > 0)
+    if bad.any():
+        raise ValueError(
+            f"{inp.source}: non-finite keypoints at {int(bad.sum())} joints with a "
+            "positive score; mark missing joints with score 0"
+        )
+    kp = np.where(np.isfinite(kp), kp, 0.0)  # missing joints: a NaN would spread through sums
     src = skeleton.get_layout(inp.layout)
-    pts, conf = skeleton.convert_layout(
-        inp.keypoints_px.astype(np.float32), scores, source=src, target=out_layout
-    )
+    pts, conf = skeleton.convert_layout(kp, scores, source=src, target=out_layout)
     pts, conf = pts.astype(np.float32), conf.astype(np.float32)
     bbox = None
     if mode == "bbox":
-        bbox = inp.bbox_px if inp.bbox_px is not None else _tight_boxes(inp.keypoints_px, scores)
+        bbox = inp.bbox_px if inp.bbox_px is not None else _tight_boxes(kp, scores)
     norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
     norm = np.where(conf[..., None] > 0, norm, 0.0).astype(np.float32)  # as jpose.data.wild2d
 
@@ -721,14 +730,15 @@ def lift(
         zero = denormalize_2d(np.zeros((n, 1, 2), np.float32), **kw)[:, 0]
         one = denormalize_2d(np.ones((n, 1, 2), np.float32), **kw)[:, 0]
         result["focal_px"] = np.asarray(pred["focal"], np.float64) * (one - zero)
-        result["center_px"] = denormalize_2d(np.asarray(pred["center"], np.float32)[:, None], **kw)[
-            :, 0
-        ]
+        center_norm = np.asarray(pred["center"], np.float32)[:, None]
+        result["center_px"] = denormalize_2d(center_norm, **kw)[:, 0]
     if intrinsics_px is not None:
         focal, center = _intrinsics(intrinsics_px, n, size)
         translation = solve_root_translation(pose_rel, pts, conf, focal=focal, center=center)
         result["absolute_source"] = "known_intrinsics"
         result["intrinsics_px"] = {"focal": focal, "center": center}
+        if predictor.has_camera and "translation" in pred:  # kept for comparison
+            result["translation_camera_branch"] = np.asarray(pred["translation"], np.float32)
         bad = int((~np.isfinite(translation).all(-1)).sum())
         if bad:
             result["warnings"].append(
@@ -777,6 +787,7 @@ _ARRAY_KEYS = (
     "pose3d_root_relative",
     "pose3d_absolute",
     "translation",
+    "translation_camera_branch",
     "focal_px",
     "center_px",
     "keypoints_px",

@@ -194,8 +194,9 @@ def load_predictor(
     fn = functools.partial(rescaled_pose, avg_sum_length=float(avg))
     return common.Predictor(
         experiment="zhou",
-        predict=apply_fn(build_model(config), variables["depth"],
-                         lambda a, x, c: {"pose3d": fn(a, x, c)}),  # fmt: skip
+        predict=apply_fn(
+            build_model(config), variables["depth"], lambda a, x, c: {"pose3d": fn(a, x, c)}
+        ),
         normalization=info.get("normalization") or common.data_normalization(config.data),
         checkpoint=steps,
         config=config,

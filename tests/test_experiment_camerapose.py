@@ -26,6 +26,7 @@ def _smoke_config():
     cfg = cp_configs.get_config("smoke")
     cfg.stages.stage3.steps = 4
     cfg.train.checkpoint_every = 2
+    cfg.loss.lambda_rd = 0.5  # WSP's relative-depth auxiliary loss in the 2D-only phase
     return cfg
 
 
@@ -58,7 +59,8 @@ def test_smoke_outputs(runs):
                 assert isinstance(v, int | float) and math.isfinite(v), (k, v)
     keys = set().union(*train)
     for k in ("refine/loss", "discriminator/d2d_acc", "generator/aug_bone_len_ratio_abs",
-              "lifter/l3d_real", "lifter/lcam_real", "weak2d/l2d"):  # fmt: skip
+              "lifter/l3d_real", "lifter/lcam_real", "weak2d/l2d", "weak2d/rd_loss",
+              "weak2d/rd_acc"):  # fmt: skip
         assert k in keys, k
     for stage in ("refine", "warmup", "end2end"):
         assert (wd / "checkpoints" / stage / "2").is_dir(), stage
@@ -172,3 +174,16 @@ def test_discriminator_step_changes_discriminators_only(stage3):
     for name in ("lifter", "camera", "refine", "generator"):
         assert not _changed(state.players[name].params, new.players[name].params), name
         assert not _changed(state.players[name].batch_stats, new.players[name].batch_stats), name
+
+
+def test_relative_depth_pairs_for_the_auxiliary_loss():
+    cfg = _smoke_config()
+    arrays = cp.relative_depth_arrays(cfg, "vp", use_2d=True)  # synthetic square scenes
+    m = len(arrays["label"])
+    assert m > 0 and arrays["pose_a"].shape == (m, 17, 2) and arrays["joint_mask"].shape == (m, 17)
+    assert 0.2 < arrays["label"].mean() < 0.8  # orientation balanced by the seeded swap
+    with pytest.raises(ValueError, match="needs the camera branch"):
+        cp.relative_depth_arrays(cfg, "vp", use_2d=False)
+    cfg.rd.source = "coco"
+    with pytest.raises(ValueError, match="'image'-normalised"):
+        cp.relative_depth_arrays(cfg, "vp", use_2d=True)

@@ -259,6 +259,42 @@ def test_coco_results_go_through_the_converter(tmp_path, lifter):
     assert np.all(res2["joint_scores"][conf < 0.5] == 0)
 
 
+def test_coco_annotation_file_and_json_output(tmp_path, lifter):
+    _, kp, _ = _coco_results(2)
+    vis = np.full((2, 17), 2)
+    vis[0, 0] = 0  # nose unlabelled -> Neck/Nose missing
+    vis[1, 1:] = 0  # only the nose: one H36M joint, no translation
+    anns = {
+        "images": [{"id": 5, "width": 640, "height": 480}],
+        "annotations": [
+            {
+                "id": i,
+                "image_id": 5,
+                "track_id": i,
+                "iscrowd": 0,
+                "bbox": [0, 0, 10, 10],
+                "keypoints": np.concatenate([kp[i], vis[i, :, None]], -1).reshape(-1).tolist(),
+            }
+            for i in range(2)
+        ],
+    }
+    f = tmp_path / "gt.json"
+    f.write_text(json.dumps(anns))
+    inp = infer.load_keypoints(f)
+    assert inp.layout == "coco17" and inp.track_id.tolist() == [0, 1]
+    np.testing.assert_allclose(inp.image_size_px, [[640, 480], [640, 480]])
+    rel = _poses(2)[0]
+    res = infer.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)})
+    assert res["joint_scores"][0, skeleton.H36M17.index("Neck/Nose")] == 0.0
+    assert (res["joint_scores"][1] > 0).sum() == 1
+    out = infer.write_output(res, tmp_path / "o.json")
+    back = json.loads(out.read_text())
+    assert back["track_id"] == [0, 1] and back["image_id"] == [5, 5]
+    assert np.isfinite(np.asarray(back["pose3d_absolute"][0], float)).all()
+    assert back["pose3d_absolute"][1][0][0] is None  # NaN (no translation) written as null
+    assert "fewer than 2 joints" in back["warnings"][0]
+
+
 def test_bbox_normalisation_needs_no_image_size(tmp_path):
     pred = _predictor("bbox")
     dets, kp, sc = _coco_results(3)

@@ -54,6 +54,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs import wsp as wsp_config
+
 PRESETS = ("smoke", "cmu", "h36m")
 
 
@@ -160,6 +162,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     lo.lambda_adv_weak2d = 0.01  # D_2D on re-projections of 2D-only samples, lifter side
     lo.reproj_scale = 1.0  # L_2D computed on 2D in normalised units times this
     lo.min_depth = 0.3  # depth clamp (m) of the re-projection: bounds the loss of bad lifts
+    # WSP (Qiu et al.) pairwise relative-depth loss (eq. 9) on the predicted absolute depths
+    # (lifter + camera-branch translation) of two people of one image, in stage 3's 2D-only
+    # phase; pairs from config.rd (experiments.wsp.load_pairs). 0 = off (CameraPose as published).
+    lo.lambda_rd = 0.0
+    lo.rd_temperature = 0.1  # metres per logit unit
+
+    c.rd = wsp_config.rd_config()  # relative-depth pairs (used when loss.lambda_rd > 0)
 
     # ---------------------------------------------------------------- GAN / augmentation
     g = c.gan = ml_collections.ConfigDict()
@@ -180,6 +189,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t = c.train = ml_collections.ConfigDict()
     t.batch_size = 256  # 2D-3D samples per step (global)
     t.batch_size_2d = 256  # 2D-only samples per step (stage 3; stage 1 if refining)
+    t.batch_size_rd = 64  # relative-depth pairs per step (stage 3, when loss.lambda_rd > 0)
     t.steps_per_block = 50  # K steps fused in one lax.scan call
     t.log_every = 1  # blocks between metric records
     t.checkpoint_every = 0  # steps between checkpoints (0 = end of each stage only)
@@ -235,13 +245,17 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         e.batch_size = 64
         e.figures = False
         c.parallel = "none"
+        c.rd.synthetic.update(num_images=40, test_fraction=0.25)
+        t.batch_size_rd = 8
     elif preset == "cmu":
+        c.rd.source = "coco"
         d.preset = "cmu+coco"
         d.max_examples.val_2d = 0
         s.stage1.update(steps=300, boundaries=(2,))
         s.stage2.update(steps=300)
         s.stage3.update(steps=600, boundaries=(4,))
     elif preset == "h36m":
+        c.rd.source = "coco"
         d.preset = "h36m"
         d.wild2d.coco_train = "../shared/data/wild2d_coco_train_norm.npz"
         d.wild2d.coco_val = "../shared/data/wild2d_coco.npz"

@@ -60,15 +60,9 @@ import ml_collections
 PRESETS = ("smoke", "cmu", "h36m", "image")
 
 
-def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
-    """The WSP config; ``preset`` in :data:`PRESETS` or None (synthetic demo)."""
-    c = ml_collections.ConfigDict()
-    c.experiment = "wsp"
-    c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
-    c.parallel = "none"  # "auto" = pmap over local devices, "none", or a count
-
-    # ---------------------------------------------------------------- relative-depth pairs
-    r = c.rd = ml_collections.ConfigDict()
+def rd_config() -> ml_collections.ConfigDict:
+    """The relative-depth pair block (``config.rd``; also CameraPose's auxiliary RD loss)."""
+    r = ml_collections.ConfigDict()
     r.source = "synthetic"  # synthetic | coco (train: coco_train, test: coco_val)
     r.data_dir = ""  # shared data folder ("" = jpose.data.shared_data_dir())
     r.coco_train = "wild2d_coco_train_norm.npz"  # pre-training pairs (normalised file)
@@ -83,6 +77,18 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     r.synthetic = ml_collections.ConfigDict(
         {"num_images": 3000, "test_fraction": 0.2, "people_min": 2, "people_max": 4}
     )
+    return r
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+    """The WSP config; ``preset`` in :data:`PRESETS` or None (synthetic demo)."""
+    c = ml_collections.ConfigDict()
+    c.experiment = "wsp"
+    c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
+    c.parallel = "none"  # "auto" = pmap over local devices, "none", or a count
+
+    # ---------------------------------------------------------------- relative-depth pairs
+    r = c.rd = rd_config()
 
     # ---------------------------------------------------------------- 3D data (fine-tuning)
     d = c.data = ml_collections.ConfigDict()

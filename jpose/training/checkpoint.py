@@ -247,7 +247,9 @@ class Checkpointer:
         names = sorted(saved) if players is None else list(players)
         missing = [n for n in names if n not in saved]
         if missing:
-            raise KeyError(f"players {missing} not in checkpoint {self.directory}/{step}: {sorted(saved)}")
+            raise KeyError(
+                f"players {missing} not in checkpoint {self.directory}/{step}: {sorted(saved)}"
+            )
         result = {}
         for name in names:
             v = {"params": jax.device_get(saved[name]["params"])}

@@ -678,14 +678,17 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
     def relative_depth_term(n: _Net, rd: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
         """WSP eq. 9 on the predicted absolute depths of both people of each pair (no noise
-        model: the pairs' 2D are human annotations)."""
+        model: the pairs' 2D are human annotations). With ``loss.rd_root_only`` the gradient
+        reaches the depth only through the camera branch's root translation (the per-joint
+        labels of a pair all say the same thing: which person is nearer)."""
         b = rd["pose_a"].shape[0]
         x = jnp.concatenate([rd["pose_a"], rd["pose_b"]])
         c = jnp.concatenate([rd["conf_a"], rd["conf_b"]])
         refined = n.refine(x, c)
         pose = n.lift(refined)
         cam = n.camera(refined, pose)
-        depth = pose[..., 2] + cam["translation"][..., None, 2]  # [2B, J] camera-frame Z
+        rel = jax.lax.stop_gradient(pose[..., 2]) if lo.rd_root_only else pose[..., 2]
+        depth = rel + cam["translation"][..., None, 2]  # [2B, J] camera-frame Z
         labels = jnp.broadcast_to(rd["label"][:, None], depth[:b].shape)
         mask = rd["joint_mask"].astype(depth.dtype)
         loss = jnp.mean(

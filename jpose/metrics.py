@@ -193,8 +193,10 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     squared joint error (Umeyama / orthogonal Procrustes), with improper rotations excluded
     (the reflection fix of VideoPose3D's ``p_mpjpe``: sign flip of the last singular vector and
     singular value when ``det(R) < 0``) [Martinez17, protocol #2; Pavllo19, ``common/loss.py``].
-    Alignment is :func:`jpose.geometry.procrustes_align` with ``scale=True, reflection=False``;
-    with a mask the alignment is the weighted Procrustes fit on the same weights.
+    The alignment is that of :func:`jpose.geometry.procrustes_align` (``scale=True,
+    reflection=False``), evaluated by the fused :func:`jpose.geometry.procrustes_residuals`
+    (closed-form rotation, no aligned pose materialised; float64 and J > 32 fall back to the
+    SVD path); with a mask the alignment is the weighted Procrustes fit on the same weights.
 
     Args:
       pred: predicted joints ``[..., J, 3]`` in metres.
@@ -208,10 +210,10 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     pred, target = jnp.asarray(pred), jnp.asarray(target)
     _check_poses(pred, target, name="p_mpjpe")
     weights = None if mask is None else _joint_weights(mask, pred.shape[:-1], name="p_mpjpe")
-    aligned = geometry.procrustes_align(pred, target, scale=True, reflection=False, weights=weights)
+    residuals = geometry.procrustes_residuals(pred, target, scale=True, weights=weights)
     if weights is None:
-        weights = jnp.ones(pred.shape[:-1], dtype=jnp.float32)
-    return _weighted_joint_mean(_per_joint_error(aligned, target), weights)
+        return jnp.mean(residuals, axis=-1)
+    return _weighted_joint_mean(residuals, weights)
 
 
 def n_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:

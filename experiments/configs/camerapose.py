@@ -167,6 +167,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # phase; pairs from config.rd (experiments.wsp.load_pairs). 0 = off (CameraPose as published).
     lo.lambda_rd = 0.0
     lo.rd_temperature = 0.1  # metres per logit unit
+    lo.rd_root_only = True  # RD gradient through the root translation only (not the lifter's
+    # per-joint depths): on the cmu preset the joint-level variant stretched the lifted poses
 
     c.rd = wsp_config.rd_config()  # relative-depth pairs (used when loss.lambda_rd > 0)
 

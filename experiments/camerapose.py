@@ -671,7 +671,10 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         metrics["focal_mean"] = jnp.mean(cam["focal"])
         metrics["depth_mean"] = jnp.mean(cam["translation"][..., 2])
         if use_rd:
-            rd_loss, rd_acc = relative_depth_term(n, batch["rd"])
+            # the pairs (small, off-centre people of multi-person images) must not move the
+            # batch-norm running statistics the lifter is evaluated with
+            n_rd = _Net(setup, functools.partial(ctx.apply, update_stats=False))
+            rd_loss, rd_acc = relative_depth_term(n_rd, batch["rd"])
             total = total + lo.lambda_rd * rd_loss
             metrics["rd_loss"], metrics["rd_acc"] = rd_loss, rd_acc
         return total, metrics
@@ -679,16 +682,17 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
     def relative_depth_term(n: _Net, rd: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
         """WSP eq. 9 on the predicted absolute depths of both people of each pair (no noise
         model: the pairs' 2D are human annotations). With ``loss.rd_root_only`` the gradient
-        reaches the depth only through the camera branch's root translation (the per-joint
-        labels of a pair all say the same thing: which person is nearer)."""
+        reaches only the camera branch's root translation, not the lifter (the per-joint labels
+        of a pair all say the same thing: which person is nearer)."""
         b = rd["pose_a"].shape[0]
         x = jnp.concatenate([rd["pose_a"], rd["pose_b"]])
         c = jnp.concatenate([rd["conf_a"], rd["conf_b"]])
         refined = n.refine(x, c)
         pose = n.lift(refined)
+        if lo.rd_root_only:  # the lifter gets no RD gradient (neither directly nor via the camera)
+            pose = jax.lax.stop_gradient(pose)
         cam = n.camera(refined, pose)
-        rel = jax.lax.stop_gradient(pose[..., 2]) if lo.rd_root_only else pose[..., 2]
-        depth = rel + cam["translation"][..., None, 2]  # [2B, J] camera-frame Z
+        depth = pose[..., 2] + cam["translation"][..., None, 2]  # [2B, J] camera-frame Z
         labels = jnp.broadcast_to(rd["label"][:, None], depth[:b].shape)
         mask = rd["joint_mask"].astype(depth.dtype)
         loss = jnp.mean(

@@ -93,6 +93,7 @@ __all__ = [
     "read_model_info",
     "restore_variables",
     "load_predictor",
+    "to_jsonable",
 ]
 
 LOGGER = logging.getLogger("jpose.experiments")
@@ -787,7 +788,7 @@ def write_model_info(workdir: str | os.PathLike[str], **info: Any) -> pathlib.Pa
     """Write ``<workdir>/model.json``: what inference needs beyond config and checkpoints
     (e.g. camera priors derived from the training data)."""
     path = pathlib.Path(workdir) / "model.json"
-    path.write_text(json.dumps(_jsonable(info), indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(to_jsonable(info), indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -906,17 +907,23 @@ class ResultsHeader:
     notes: Sequence[str] = ()
 
 
-def _jsonable(x: Any) -> Any:
+def to_jsonable(x: Any, *, nonfinite: str = "string") -> Any:
+    """``x`` with arrays / numpy scalars as lists / Python numbers, ready for ``json.dumps``.
+
+    Args:
+      x: nested mappings, sequences, arrays and scalars.
+      nonfinite: how NaN / inf are written: ``"string"`` (``"nan"``) or ``"null"`` (``None``).
+    """
     if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): to_jsonable(v, nonfinite=nonfinite) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [to_jsonable(v, nonfinite=nonfinite) for v in x]
     if isinstance(x, np.ndarray | jax.Array):
-        return _jsonable(np.asarray(x).tolist())
+        return to_jsonable(np.asarray(x).tolist(), nonfinite=nonfinite)
     if isinstance(x, np.generic):
-        return x.item()
+        return to_jsonable(x.item(), nonfinite=nonfinite)
     if isinstance(x, float) and not np.isfinite(x):
-        return str(x)
+        return None if nonfinite == "null" else str(x)
     return x
 
 
@@ -953,7 +960,7 @@ def write_results(
         **dict(extra or {}),
     }
     json_path = wd / "results.json"
-    json_path.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+    json_path.write_text(json.dumps(to_jsonable(record), indent=2) + "\n")
     lines = [
         f"# {header.experiment}: results",
         "",

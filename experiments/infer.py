@@ -798,20 +798,6 @@ _ARRAY_KEYS = (
 )
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray | jax.Array):
-        return _jsonable(np.asarray(x).tolist())
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
-
-
 def write_output(result: Mapping[str, Any], path: str | os.PathLike) -> pathlib.Path:
     """Write a :func:`lift` result as ``.npz`` (arrays + JSON string ``meta``) or ``.json``.
 
@@ -828,14 +814,18 @@ def write_output(result: Mapping[str, Any], path: str | os.PathLike) -> pathlib.
         raise ValueError(f"{path}: unsupported output format {suffix!r}; use .npz or .json")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".json":
-        path.write_text(json.dumps(_jsonable(dict(result)), indent=1) + "\n")
+        path.write_text(
+            json.dumps(common.to_jsonable(dict(result), nonfinite="null"), indent=1) + "\n"
+        )
         return path
     arrays = {k: np.asarray(result[k]) for k in _ARRAY_KEYS if result.get(k) is not None}
     arrays["joint_names"] = np.asarray(result["joint_names"], str)
     meta = {k: v for k, v in result.items() if k not in _ARRAY_KEYS}
     meta["arrays"] = sorted(arrays)
     with open(path, "wb") as f:
-        np.savez(f, meta=np.asarray(json.dumps(_jsonable(meta))), **arrays)
+        np.savez(
+            f, meta=np.asarray(json.dumps(common.to_jsonable(meta, nonfinite="null"))), **arrays
+        )
     return path
 
 

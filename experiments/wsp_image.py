@@ -49,7 +49,7 @@ from experiments import common
 from experiments.zhou_image import PosePool, normalize_images, pose_pool
 from jpose import losses, skeleton
 from jpose import metrics as jm
-from jpose.data import render
+from jpose.data import images, render
 from jpose.models.resnet import RESNET_STAGES, transfer_params, wsp_net
 from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
 
@@ -277,33 +277,58 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       ``{"relative_depth": table, "finetune": {init: summary}, "timings_s": ...}``.
     """
     wd = common.setup_workdir(workdir, config)
-    if config.data.source != "rendered":
-        raise NotImplementedError(
-            "data.source='real' needs COCO / MPII pair crops and Human3.6M frames laid out as in "
-            "experiments/configs/wsp_image.py; no image loader is wired in this build"
-        )
+    if config.data.source not in ("rendered", "real"):
+        raise ValueError(f"data.source must be 'rendered' or 'real', got {config.data.source!r}")
     d, m, t = config.data, config.model, config.train
     seed, size = int(config.seed), int(d.image_size)
     stride = heatmap_stride(m)
     timings: dict[str, float] = {}
-    pool_train = pose_pool(d, split="train", mix=d.mix, seed=seed * 1000 + 1)
-    pool_test = pose_pool(d, split="test", mix=d.mix, seed=seed * 1000 + 2)
-    scene = render.RenderConfig(image_size=size, framing="scene", people=tuple(d.people),
-                                distance_range=tuple(d.distance_range), style=d.style)  # fmt: skip
-    crop = render.RenderConfig(image_size=size, framing="crop", style=d.style)
-    r_pre, timings["render_pretrain_s"] = _render(pool_train, n=int(d.num_pretrain), cfg=scene,
-                                                  seed=seed * 1000 + 11)  # fmt: skip
-    r_rd, _ = _render(pool_test, n=int(d.num_rd_test), cfg=scene, seed=seed * 1000 + 12)
-    r_ft, timings["render_finetune_s"] = _render(pool_train, n=int(d.num_finetune), cfg=crop,
-                                                 seed=seed * 1000 + 13)  # fmt: skip
-    r_te, _ = _render(pool_test, n=int(d.num_test), cfg=crop, seed=seed * 1000 + 14)
-    pre = pretrain_arrays(r_pre, stride=stride, rd_labels=str(d.rd_labels))
-    rd_test = pretrain_arrays(r_rd, stride=stride, rd_labels=str(d.rd_labels))
     ft_kw = dict(stride=stride, depth_bins=int(m.depth_bins), depth_range_m=float(m.depth_range_m))
-    ft, te = finetune_arrays(r_ft, **ft_kw), finetune_arrays(r_te, **ft_kw)
-    common.LOGGER.info("rendered: pretrain %d, rd test %d, finetune %d, test %d (%.1f s)",
-                       len(r_pre), len(r_rd), len(r_ft), len(r_te),
-                       sum(timings.values()))  # fmt: skip
+    if d.source == "real":
+        # layout: experiments/configs/wsp_image.py; loaders: jpose.data.images. Pairs: the file's
+        # eq. 7 labels train and are the reference order; the ankle rule is recomputed on the 2D.
+        if d.rd_labels != "ankle":
+            raise ValueError(
+                "data.source='real' trains on the pair file's labels; "
+                f"data.rd_labels={d.rd_labels!r} needs depth (rendered only)"
+            )
+        t0 = time.perf_counter()
+        kw = dict(image_size=size, padding=float(d.crop_padding))
+        r_pre, lab_pre = images.load_pair_crops(d.image_root, "train",
+                                                max_examples=int(d.num_pretrain), **kw)  # fmt: skip
+        r_rd, lab_rd = images.load_pair_crops(d.image_root, "val",
+                                              max_examples=int(d.num_rd_test), **kw)  # fmt: skip
+        r_ft, _ = images.load_h36m_crops(d.image_root, "train",
+                                         max_examples=int(d.num_finetune), **kw)  # fmt: skip
+        r_te, _ = images.load_h36m_crops(d.image_root, "test", max_examples=int(d.num_test), **kw)
+        pre = pretrain_arrays(r_pre, stride=stride, rd_labels="ankle")
+        pre.update(images.pair_label_arrays(lab_pre, pre["pairs"]))
+        rd_test = pretrain_arrays(r_rd, stride=stride, rd_labels="ankle")
+        rd_test.update(images.pair_label_arrays(lab_rd, rd_test["pairs"]))
+        ft, te = finetune_arrays(r_ft, **ft_kw), finetune_arrays(r_te, **ft_kw)
+        timings["load_images_s"] = time.perf_counter() - t0
+        common.LOGGER.info("loaded %s: pairs %d, rd test %d, finetune %d, test %d (%.1f s)",
+                           d.image_root, len(r_pre), len(r_rd), len(r_ft), len(r_te),
+                           timings["load_images_s"])  # fmt: skip
+    else:
+        pool_train = pose_pool(d, split="train", mix=d.mix, seed=seed * 1000 + 1)
+        pool_test = pose_pool(d, split="test", mix=d.mix, seed=seed * 1000 + 2)
+        scene = render.RenderConfig(image_size=size, framing="scene", people=tuple(d.people),
+                                    distance_range=tuple(d.distance_range),
+                                    style=d.style)  # fmt: skip
+        crop = render.RenderConfig(image_size=size, framing="crop", style=d.style)
+        r_pre, timings["render_pretrain_s"] = _render(pool_train, n=int(d.num_pretrain),
+                                                      cfg=scene, seed=seed * 1000 + 11)  # fmt: skip
+        r_rd, _ = _render(pool_test, n=int(d.num_rd_test), cfg=scene, seed=seed * 1000 + 12)
+        r_ft, timings["render_finetune_s"] = _render(pool_train, n=int(d.num_finetune), cfg=crop,
+                                                     seed=seed * 1000 + 13)  # fmt: skip
+        r_te, _ = _render(pool_test, n=int(d.num_test), cfg=crop, seed=seed * 1000 + 14)
+        pre = pretrain_arrays(r_pre, stride=stride, rd_labels=str(d.rd_labels))
+        rd_test = pretrain_arrays(r_rd, stride=stride, rd_labels=str(d.rd_labels))
+        ft, te = finetune_arrays(r_ft, **ft_kw), finetune_arrays(r_te, **ft_kw)
+        common.LOGGER.info("rendered: pretrain %d, rd test %d, finetune %d, test %d (%.1f s)",
+                           len(r_pre), len(r_rd), len(r_ft), len(r_te),
+                           sum(timings.values()))  # fmt: skip
     common.LOGGER.info(
         "ankle-rule labels agree with the true depth order on %.1f %% of the "
         "training pairs' joints",

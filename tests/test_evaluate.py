@@ -17,13 +17,7 @@ from jpose import metrics as jm
 from jpose import skeleton
 from jpose.training import Checkpointer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @pytest.fixture(scope="module")

@@ -30,12 +30,7 @@ def _smoke_config():
     return cfg
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,7 @@ CENTER = np.array([512.5, 515.0])
 SIZE = np.array([1000.0, 1002.0])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-    old = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _rot_y(a):

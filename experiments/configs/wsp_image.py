@@ -23,13 +23,27 @@ Presets (``--config=experiments/configs/wsp_image.py:<preset>``; the WSP issue n
   (ImageNet stem), 256 x 256 crops of two-person pairs from COCO / MPII (labels: the WSP
   keypoint issue's label file, ``jpose.data.relative_depth``), 64 x 64 heatmaps, alpha = 50,
   batch 64, lr 1e-3 decayed x0.1 at epochs 30 and 40 of 50; fine-tuning on Human3.6M crops
-  (256 x 256, 64 depth bins). File layout (``data.image_root``)::
+  (256 x 256, 64 depth bins). File layout (``data.image_root``; read by
+  :mod:`jpose.data.images`, which checks every key and shape)::
 
-    <root>/pairs_train.npz, pairs_val.npz   keys: image_path [N] str, boxes [N, 2, 4] px,
-        keypoints_2d [N, 2, 17, 2] px (H36M-17), visibility [N, 2, 17], labels [N, 2, 2, 17]
-        (eq. 7), delta_s [N] (eq. 14)
+    <root>/pairs_train.npz, pairs_val.npz   keys: image_path [N] str (relative to <root>),
+        boxes [N, 2, 4] px (u0, v0, u1, v1), keypoints_2d [N, 2, J, 2] px, visibility [N, 2, J]
+        (> 0: labelled), labels [N, 2, 2, 17] (eq. 7 per H36M-17 joint: labels[n, a, b, j] = 1
+        when person a is nearer than person b), delta_s [N] (eq. 14, in [0, 1]), and optional
+        layout: a 0-d str naming the keypoint layout, h36m17 (default, J = 17), coco17 (J = 17)
+        or mpii16 (J = 16), converted to H36M-17 with jpose.skeleton
     <root>/h36m_train.npz, h36m_test.npz    as experiments/configs/zhou_image.py
     <root>/images/...
+
+  Crops: a pair's crop is the square around the union of its two boxes (centre = the union's
+  centre, side = its longer side x ``data.crop_padding``) resized to 256 x 256; Human3.6M crops
+  follow the ``box_center`` / ``box_scale`` convention of experiments/configs/zhou_image.py.
+  Pre-training uses pairs_train (the file's labels; ``data.rd_labels`` must stay ``"ankle"``),
+  the relative-depth test uses pairs_val: its "true order" rows compare with the file's labels
+  (photographs have no depth) and its "ankle labels" rows with the ankle rule recomputed on the
+  2D. Fine-tuning: h36m_train; 3D test: h36m_test. ``data.num_pretrain`` / ``num_rd_test`` /
+  ``num_finetune`` / ``num_test`` cap the rows read per file (evenly spaced; 0 = all): every
+  crop is held in memory (192 KiB at 256 x 256).
 """
 
 from __future__ import annotations
@@ -53,15 +67,16 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     d.mix = {"standing": 0.3, "walking": 0.3, "sitting": 0.15, "bending": 0.1,
              "arms_raised": 0.15}  # fmt: skip
     d.image_size = 64
-    d.num_pretrain = 3000  # multi-person images for pre-training
-    d.num_rd_test = 500  # multi-person test images (relative-depth evaluation)
+    d.num_pretrain = 3000  # multi-person images for pre-training (real: rows of pairs_train)
+    d.num_rd_test = 500  # multi-person test images, relative depth (real: rows of pairs_val)
     d.people = (2, 3)  # persons per pre-training image
     d.distance_range = (3.0, 8.0)  # person depths, metres
-    d.num_finetune = 400  # single-person crops with 3D labels (small: the pre-training question)
-    d.num_test = 400  # single-person test crops
+    d.num_finetune = 400  # single-person 3D crops (small on purpose; real: rows of h36m_train)
+    d.num_test = 400  # single-person test crops (real: rows of h36m_test)
     d.style = "wild"
     d.rd_labels = "ankle"  # ankle (WSP eqs. 1-4, 7 on the 2D joints) | depth (ground truth)
     d.image_root = ""  # real preset (see the module docstring)
+    d.crop_padding = 1.0  # real preset: crop side factor (pairs: on the union of the two boxes)
 
     m = c.model = ml_collections.ConfigDict()
     m.resnet_depth = 10  # 50 for real images
@@ -107,6 +122,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     elif preset == "real":
         d.source = "real"
         d.image_size = 256
+        # in-memory crops (192 KiB each): caps on the rows read per file (0 = all)
+        d.num_pretrain, d.num_rd_test, d.num_finetune, d.num_test = 50_000, 0, 50_000, 0
         m.resnet_depth, m.width, m.deconv_features, m.depth_bins = 50, 64, 256, 64
         m.rd_hidden = (256,)
         t.batch_size = 64

@@ -19,19 +19,28 @@ Presets (``--config=experiments/configs/zhou_image.py:<preset>``):
 
 * ``h36m``: Human3.6M frames (3D) + MPII images (2D only), the paper's setting: 256 x 256 crops,
   64 x 64 heatmaps, 2 stacks x 2 modules, width 256, 240k / 200k / 40k iterations at batch 6
-  (stage 1 / 2 / 3), lambda_reg 0.1, lambda_geo 0.01. File layout (``data.image_root``)::
+  (stage 1 / 2 / 3), lambda_reg 0.1, lambda_geo 0.01. File layout (``data.image_root``; read by
+  :mod:`jpose.data.images`, which checks every key and shape)::
 
     <root>/h36m_train.npz, h36m_test.npz   keys: image_path [N] str (relative to <root>),
-        keypoints_2d [N, 17, 2] px in the frame (H36M-17 order), pose3d_cam [N, 17, 3] m,
-        focal [N, 2] px, center [N, 2] px (principal point), box_center [N, 2] px,
-        box_scale [N] (person height / 200 px, the MPII convention), action [N] str
-    <root>/mpii_train.npz, mpii_val.npz    keys: image_path, keypoints_2d [N, 16, 2] px (MPII
-        order), visibility [N, 16], box_center [N, 2], box_scale [N]
+        keypoints_2d [N, 17, 2] px in the frame (H36M-17 order), pose3d_cam [N, 17, 3] m
+        (camera frame, absolute: root z > 0), focal [N, 2] px, center [N, 2] px (principal
+        point), box_center [N, 2] px, box_scale [N] (person height / 200 px, the MPII
+        convention), action [N] str
+    <root>/mpii_train.npz, mpii_val.npz    keys: image_path [N] str, keypoints_2d [N, 16, 2] px
+        (MPII order), visibility [N, 16] (> 0: labelled), box_center [N, 2] px, box_scale [N]
     <root>/images/...                      the frames / photographs (jpg / png)
 
   Crop convention: a square of side ``200 * box_scale * crop_padding`` px centred at
-  ``box_center`` is resized to 256 x 256 (bilinear); 2D labels follow the same affine map;
-  heatmaps are 64 x 64 (stride 4). GPU days in the paper; not runnable here (no images).
+  ``box_center`` is resized to 256 x 256 (bilinear; outside the frame = black); 2D labels,
+  principal point and focal length (times the scale) follow the same affine map
+  (:func:`jpose.data.images.crop_affine`); heatmaps are 64 x 64 (stride 4). MPII joints become
+  H36M-17 (:func:`jpose.skeleton.mpii16_to_h36m17`); a joint is visible when it is labelled and
+  inside the crop. Splits: ``train_3d`` = h36m_train, ``train_2d`` = mpii_train,
+  ``test_studio`` = h36m_test (MPJPE, PCKh), ``test_wild`` = mpii_val (PCKh only: MPII has no
+  3D). ``data.num_train_3d`` / ``num_train_2d`` / ``num_test`` cap the rows read
+  per file (evenly spaced; 0 = all): every crop is held in memory (192 KiB at 256 x 256). GPU
+  days in the paper.
 """
 
 from __future__ import annotations
@@ -55,9 +64,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     d.data_dir = ""  # shared data folder (cmu); default jpose.data.shared_data_dir()
     d.cmu_subsample = 8  # keep every n-th CMU frame
     d.image_size = 64  # S, input pixels
-    d.num_train_3d = 3000  # studio images with 3D labels
-    d.num_train_2d = 3000  # wild images with 2D labels only
-    d.num_test = 400  # per test split
+    d.num_train_3d = 3000  # studio images with 3D labels (h36m: rows of h36m_train, 0 = all)
+    d.num_train_2d = 3000  # wild images with 2D labels only (h36m: rows of mpii_train, 0 = all)
+    d.num_test = 400  # per test split (h36m: rows of h36m_test / mpii_val, 0 = all)
     d.num_people_pool = 400  # synthetic people per pose pool
     d.mix_3d = {"standing": 0.45, "walking": 0.45, "sitting": 0.04, "bending": 0.03,
                 "arms_raised": 0.03}  # fmt: skip
@@ -66,7 +75,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     d.style_3d = "studio"  # studio | wild
     d.style_2d = "wild"
     d.image_root = ""  # h36m preset: folder of the npz files and images (see module docstring)
-    d.crop_padding = 1.0  # h36m preset: extra crop margin
+    d.crop_padding = 1.0  # h36m preset: crop side factor on 200 * box_scale px
 
     m = c.model = ml_collections.ConfigDict()
     m.features = 32  # F (256 in the paper)
@@ -113,6 +122,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     elif preset == "h36m":
         d.source = "h36m"
         d.image_size = 256
+        # in-memory crops (192 KiB each): subsample Human3.6M; all MPII persons and test rows
+        d.num_train_3d, d.num_train_2d, d.num_test = 50_000, 0, 0
         m.features, m.depth = 256, 4
         t.batch_3d = t.batch_2d = 3
         t.lr = 2.5e-4

@@ -227,3 +227,33 @@ def test_max_norm_constraint():
     np.testing.assert_allclose(out["dense"]["kernel"], [[0.6, 0.1], [0.8, 0.0]], rtol=1e-6)
     np.testing.assert_allclose(out["dense"]["bias"], [9.0])
     assert math.isclose(float(jnp.linalg.norm(out["dense"]["kernel"][:, 0])), 1.0, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("rate", "bits", "keep"), [(0.5, 1, 0.5), (0.25, 2, 0.75), (0.1, 8, 230 / 256)]
+)
+def test_byte_dropout_keeps_the_quantised_fraction_unbiased(rate, bits, keep):
+    from jpose.models.core import _dropout_bits
+
+    assert _dropout_bits(1 - rate)[0] == bits
+    layer = M.ByteDropout(rate)
+    x = jnp.ones((64, 1000))
+    y = layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+    kept = np.asarray(y != 0)
+    assert abs(kept.mean() - keep) < 0.01  # 64k Bernoulli draws: std ~0.002
+    np.testing.assert_allclose(np.asarray(y)[kept], 1 / keep, rtol=1e-6)  # inverted scaling
+    assert abs(float(y.mean()) - 1.0) < 0.02  # unbiased
+    assert abs(kept[:, :500].mean() - kept[:, 500:].mean()) < 0.02  # no positional pattern
+    same = layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+    other = layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(1)})
+    assert np.array_equal(y, same) and not np.array_equal(y, other)
+    assert np.array_equal(layer.apply({}, x, deterministic=True), x)
+
+
+def test_byte_dropout_edge_rates():
+    x = jnp.arange(10.0)
+    rngs = {"dropout": jax.random.key(0)}
+    assert np.array_equal(M.ByteDropout(0.0).apply({}, x, deterministic=False, rngs=rngs), x)
+    assert not np.any(M.ByteDropout(1.0).apply({}, x, deterministic=False, rngs=rngs))
+    with pytest.raises(ValueError, match="dropout rate must be in"):
+        M.ByteDropout(1.5).apply({}, x, deterministic=False, rngs=rngs)

@@ -5,7 +5,7 @@ composition (e.g. a custom head) but training code only sees :class:`Model`.
 """
 
 from jpose.models.camerapose import CameraBranch, RefineNet, camera_branch, refine_net
-from jpose.models.core import Model, kaiming_normal, leaky_relu, param_count
+from jpose.models.core import ByteDropout, Model, kaiming_normal, leaky_relu, param_count
 from jpose.models.lifter import (
     ResidualMLP,
     drover_discriminator,
@@ -31,6 +31,7 @@ __all__ = [
     "CameraBranch",
     "GeneratorMLP",
     "KCSPath",
+    "ByteDropout",
     "Model",
     "PartKCSDiscriminator",
     "PoseAugDiscriminator2D",

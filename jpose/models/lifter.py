@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jpose.models.core import Model, flatten_features, kaiming_normal
+from jpose.models.core import ByteDropout, Model, flatten_features, kaiming_normal
 
 __all__ = [
     "ResidualMLP",
@@ -89,7 +89,7 @@ class ResidualMLP(nn.Module):
             )(h)
         h = nn.relu(h)
         if self.dropout > 0:
-            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            h = ByteDropout(self.dropout, deterministic=not train)(h)
         return h
 
     @nn.compact

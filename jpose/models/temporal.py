@@ -19,7 +19,7 @@ import math
 import flax.linen as nn
 import jax
 
-from jpose.models.core import Model
+from jpose.models.core import ByteDropout, Model
 
 __all__ = ["TemporalConvLifter", "temporal_lifter"]
 
@@ -59,7 +59,7 @@ class TemporalConvLifter(nn.Module):
         )(h)
         h = nn.relu(h)
         if self.dropout > 0:
-            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+            h = ByteDropout(self.dropout, deterministic=not train)(h)
         return h
 
     @nn.compact

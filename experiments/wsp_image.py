@@ -415,7 +415,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             res.state.players["net3d"],
             te,
             batch_size=int(config.eval.batch_size),
-            name=f"rendered test crops ({name} init)",
+            name=f"{'rendered ' if config.data.source == 'rendered' else ''}test crops "
+            f"({name} init)",
             **ft_kw,
         )
         evals[f"test ({name})"] = ev
@@ -426,7 +427,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         dataset=(f"rendered by jpose.data.render from {d.poses} poses: {d.num_pretrain} "
                  f"multi-person images ({d.people[0]}-{d.people[1]} people, {d.rd_labels} "
                  f"labels) for pre-training, {d.num_finetune} single-person crops with 3D labels "
-                 "for fine-tuning"),
+                 "for fine-tuning" if config.data.source == "rendered" else
+                 f"user images from {d.image_root}: relative-depth pair crops (COCO / MPII) "
+                 "for pre-training, Human3.6M frames with 3D labels for fine-tuning"),
         source_2d="images (the network's own heatmaps)",
         protocol=("relative depth: RD protocol 1 by ΔS on multi-person test images; 3D: "
                   "integral regression back-projected with GT intrinsics and root depth, "
@@ -439,7 +442,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     "finetune_pretrained": n_steps(t.finetune_steps),
                     "finetune_scratch": n_steps(t.finetune_steps)},
         model_selection="final checkpoints (no selection on the test images)",
-        notes=["CPU-scaled networks and schedules; rendered images, not MCPC / Human3.6M."],
+        notes=["CPU-scaled networks and schedules; rendered images, not MCPC / Human3.6M."
+               if config.data.source == "rendered" else "user-provided images"],
     )  # fmt: skip
     tables = {
         "Relative depth on multi-person test images by ΔS (RD protocol 1)": rd_rows,

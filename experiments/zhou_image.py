@@ -473,9 +473,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         for split, key_name in test_splits.items():
             sp = splits[key_name]
             # h36m source: test_wild = MPII val has no 3D (NaN), so only its 2D is evaluated
+            prefix = "rendered " if config.data.source == "rendered" else ""
             has3 = split.startswith("test") and bool(np.isfinite(sp["rendered"].pose3d_cam).all())
             ev = evaluate_split(
-                predict, sp["arrays"], labels=sp["labels"], name=f"rendered {split}",
+                predict, sp["arrays"], labels=sp["labels"], name=f"{prefix}{split}",
                 pose3d=sp["rendered"].pose3d_cam[:, 0] if has3 else None,
                 avg_sum_length=avg_sum_length, heatmap_size=heatmap_size,
                 batch_size=int(config.eval.batch_size),
@@ -505,7 +506,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             experiment=f"zhou_image (Zhou et al. ICCV 2017, image form), ablation {a}",
             dataset=(f"rendered by jpose.data.render from {config.data.poses} poses: train_3d "
                      f"{config.data.num_train_3d} {config.data.style_3d} images (3D), train_2d "
-                     f"{config.data.num_train_2d} {config.data.style_2d} images (2D only)"),
+                     f"{config.data.num_train_2d} {config.data.style_2d} images (2D only)"
+                     if config.data.source == "rendered" else
+                     f"Human3.6M frames (3D) + MPII images (2D only) from {config.data.image_root}"
+                     f" ({len(train3)} 3D crops)"),
             source_2d="the network's own 2D module (heatmap arg-max)",
             protocol=("MPJPE after Zhou's skeleton rescale (sec. 4.1.2, avg. training sum of "
                       "bone lengths), root-relative; P-MPJPE similarity-aligned; mm; rendered "
@@ -517,7 +521,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             checkpoint={"stage1": s1.num_steps, "stage2": n_steps(t.stage2_steps),
                         "stage3": n_steps(t.stage3_steps)},
             model_selection="final checkpoint of each stage (no selection on the test splits)",
-            notes=["CPU-scaled schedule and network; rendered images, not the paper's data."],
+            notes=["CPU-scaled schedule and network; rendered images, not the paper's data."
+                   if config.data.source == "rendered" else "user-provided images"],
         )  # fmt: skip
         figs = {}
         if int(config.eval.num_figure_images) > 0:

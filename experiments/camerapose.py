@@ -644,7 +644,13 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
     def weak2d_loss(ctx, batch):
         b2 = batch["2d"]
         x_gt, c_src = b2["pose2d_norm"], b2["confidence"]
-        n = net(ctx)
+        # train.weak2d_bn_stats=False: 2D-only batches do not move the batch-norm running
+        # statistics (the networks are evaluated with those of the 2D-3D batches)
+        n = (
+            net(ctx)
+            if config.train.get("weak2d_bn_stats", True)
+            else _Net(setup, functools.partial(ctx.apply, update_stats=False))
+        )
         x_in, c = n.inputs(ctx.key_for("weak_inputs"), x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)

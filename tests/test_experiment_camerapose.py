@@ -157,6 +157,16 @@ def test_weak2d_step_changes_lifter_and_camera_only(stage3):
         assert _changed(state.players[name].params, new.players[name].params), name
     for name in ("d2d", "d3d", "generator", "refine"):
         assert not _changed(state.players[name].params, new.players[name].params), name
+    # the 2D-only batch moves the lifter's batch-norm running statistics (the default) ...
+    assert _changed(state.players["lifter"].batch_stats, new.players["lifter"].batch_stats)
+    # ... unless train.weak2d_bn_stats=False
+    cfg = _smoke_config()
+    cfg.train.weak2d_bn_stats = False
+    setup = cp.prepare(cfg)
+    weak2d = {p.name: p for p in cp.make_phases(setup, "end2end")}["weak2d"]
+    new2, _ = jax.jit(T.make_train_step([weak2d]))(state, batch, jax.random.key(1))
+    assert _changed(state.players["lifter"].params, new2.players["lifter"].params)
+    assert not _changed(state.players["lifter"].batch_stats, new2.players["lifter"].batch_stats)
 
 
 def test_discriminator_step_changes_discriminators_only(stage3):

@@ -357,10 +357,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         wd, header=header, evaluations=evaluations, extra={"timings": timings, "figures": figures}
     )
     record = {
-        "evaluations": {
-            k: {kk: v[kk] for kk in ("dataset", "num_examples", "metrics")}
-            for k, v in evaluations.items()
-        },  # fmt: skip
+        "evaluations": common.evaluation_record(evaluations),
         "timings": timings,
         "figures": figures,
         "stage": stage,

@@ -94,6 +94,7 @@ __all__ = [
     "restore_variables",
     "load_predictor",
     "to_jsonable",
+    "evaluation_record",
 ]
 
 LOGGER = logging.getLogger("jpose.experiments")
@@ -927,6 +928,15 @@ def to_jsonable(x: Any, *, nonfinite: str = "string") -> Any:
     return x
 
 
+def evaluation_record(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{split: evaluation}`` without the per-example ``predictions`` / ``errors_mm`` (what
+    ``results.json`` and the experiments' return values hold)."""
+    return {
+        k: {kk: vv for kk, vv in v.items() if kk not in ("predictions", "errors_mm")}
+        for k, v in evaluations.items()
+    }
+
+
 def write_results(
     workdir: str | os.PathLike[str],
     *,
@@ -949,10 +959,7 @@ def write_results(
       The two paths.
     """
     wd = pathlib.Path(workdir)
-    evals = {
-        k: {kk: vv for kk, vv in v.items() if kk not in ("predictions", "errors_mm")}
-        for k, v in evaluations.items()
-    }
+    evals = evaluation_record(evaluations)
     record = {
         "header": dataclasses.asdict(header),
         "evaluations": evals,

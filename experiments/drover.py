@@ -733,10 +733,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         extra={"timings": timings, "figures": figures, "summary_p_mpjpe_mm": summary},
     )
     return {
-        "evaluations": {
-            k: {kk: v[kk] for kk in ("dataset", "num_examples", "metrics")}
-            for k, v in evaluations.items()
-        },  # fmt: skip
+        "evaluations": common.evaluation_record(evaluations),
         "summary_p_mpjpe_mm": summary,
         "timings": timings,
         "figures": figures,

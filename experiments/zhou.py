@@ -500,10 +500,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         extra={"timings": timings, "figures": figures, "symmetry": symmetry},
     )  # fmt: skip
     return {
-        "evaluations": {
-            k: {kk: v[kk] for kk in ("dataset", "num_examples", "metrics")}
-            for k, v in evaluations.items()
-        },  # fmt: skip
+        "evaluations": common.evaluation_record(evaluations),
         "symmetry": symmetry,
         "timings": timings,
         "figures": figures,

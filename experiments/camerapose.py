@@ -504,8 +504,9 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
     use_2d = setup.use_2d_only
     use_rd = use_2d and "rd" in setup.train_arrays
 
-    def net(ctx: T.PhaseContext) -> _Net:
-        return _Net(setup, ctx.apply)
+    def net(ctx: T.PhaseContext, *, update_stats: bool | None = None) -> _Net:
+        """The forward pass; ``update_stats=False`` keeps the batch-norm running statistics."""
+        return _Net(setup, functools.partial(ctx.apply, update_stats=update_stats))
 
     # -- stage 1: refinement network, eq. 4 ------------------------------------------------------
     def refine_loss(ctx, batch):
@@ -646,11 +647,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         x_gt, c_src = b2["pose2d_norm"], b2["confidence"]
         # train.weak2d_bn_stats=False: 2D-only batches do not move the batch-norm running
         # statistics (the networks are evaluated with those of the 2D-3D batches)
-        n = (
-            net(ctx)
-            if config.train.get("weak2d_bn_stats", True)
-            else _Net(setup, functools.partial(ctx.apply, update_stats=False))
-        )
+        n = net(ctx, update_stats=None if config.train.get("weak2d_bn_stats", True) else False)
         x_in, c = n.inputs(ctx.key_for("weak_inputs"), x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
@@ -679,8 +676,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         if use_rd:
             # the pairs (small, off-centre people of multi-person images) must not move the
             # batch-norm running statistics the lifter is evaluated with
-            n_rd = _Net(setup, functools.partial(ctx.apply, update_stats=False))
-            rd_loss, rd_acc = relative_depth_term(n_rd, batch["rd"])
+            rd_loss, rd_acc = relative_depth_term(net(ctx, update_stats=False), batch["rd"])
             total = total + lo.lambda_rd * rd_loss
             metrics["rd_loss"], metrics["rd_acc"] = rd_loss, rd_acc
         return total, metrics

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.geometry import _check_matrix
+
 __all__ = [
     "RelativePose",
     "hartley_normalization",
@@ -85,13 +87,6 @@ def _check_points(x: jax.Array, name: str) -> jax.Array:
     if x.ndim < 2 or x.shape[-1] != 2:
         raise ValueError(f"{name} must have shape [..., N, 2] (pixels), got {x.shape}")
     return x
-
-
-def _check_matrix(m: jax.Array, name: str) -> jax.Array:
-    m = jnp.asarray(m)
-    if m.ndim < 2 or m.shape[-2:] != (3, 3):
-        raise ValueError(f"{name} must have shape [..., 3, 3], got {m.shape}")
-    return m
 
 
 def _weights(points: jax.Array, mask: jax.Array | None) -> jax.Array:

@@ -1,6 +1,7 @@
 """Shared test fixtures: a reference pose and a jitted gradient check."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads
 
@@ -23,3 +24,13 @@ STANDING_H36M17 = np.array(
 def check_grads_jit(fn, args, **kwargs):
     """jax.test_util.check_grads on the jitted function (one compilation instead of op-by-op)."""
     check_grads(jax.jit(fn), args, **kwargs)
+
+
+def finite_value_and_grad(fn, *args):
+    """Jitted value and gradients of ``sum(fn(*args))`` w.r.t. every argument, asserted finite."""
+    vg = jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))
+    v, g = jax.jit(vg)(*args)
+    assert np.all(np.isfinite(v)), v
+    for gi in g:
+        assert np.all(np.isfinite(gi)), gi
+    return v, g

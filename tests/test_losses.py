@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from _helpers import GRAD_TOLERANCES, STANDING_H36M17
 from _helpers import check_grads_jit as _check_grads
+from _helpers import finite_value_and_grad as _finite_value_and_grad
 
 from jpose import losses as L
 from jpose.camera import project_unit_focal
@@ -23,15 +24,6 @@ GRAD = GRAD_TOLERANCES
 # A standing Human3.6M-17 pose in the camera frame (metres; x right, y down, z forward).
 _POSE = STANDING_H36M17
 POSE = jnp.asarray(_POSE)
-
-
-def _finite_value_and_grad(fn, *args):
-    vg = jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))
-    v, g = jax.jit(vg)(*args)
-    assert np.all(np.isfinite(v)), v
-    for gi in g:
-        assert np.all(np.isfinite(gi)), gi
-    return v, g
 
 
 def _bone_lengths(pose):

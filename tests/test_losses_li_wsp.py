@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from _helpers import GRAD_TOLERANCES, STANDING_H36M17
 from _helpers import check_grads_jit as _check_grads
+from _helpers import finite_value_and_grad as _finite_value_and_grad
 
 from jpose import losses as L
 from jpose.camera import h36m_camera, project, relative_transform, world_to_camera
@@ -19,15 +20,6 @@ GRAD = GRAD_TOLERANCES
 # A standing 17-joint pose in the Human3.6M world frame (metres, z up), near the capture centre.
 _LOCAL = STANDING_H36M17
 WORLD = jnp.asarray(np.stack([_LOCAL[:, 0], _LOCAL[:, 2], 0.9 - _LOCAL[:, 1]], -1) + [0.2, 0.1, 0])
-
-
-def _finite_value_and_grad(fn, *args):
-    vg = jax.value_and_grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(len(args))))
-    v, g = jax.jit(vg)(*args)
-    assert np.all(np.isfinite(v)), v
-    for gi in g:
-        assert np.all(np.isfinite(gi)), gi
-    return v, g
 
 
 @pytest.fixture(scope="module")

@@ -42,41 +42,7 @@ from __future__ import annotations
 
 import ml_collections
 
-
-def data_config(preset: str = "synthetic") -> ml_collections.ConfigDict:
-    """The ``config.data`` block read by ``experiments.common.load_datasets``.
-
-    Args:
-      preset: ``synthetic | cmu | cmu+coco | h36m``.
-
-    Returns:
-      A config block; every field documented inline.
-    """
-    d = ml_collections.ConfigDict()
-    d.preset = preset  # synthetic | cmu | cmu+coco | h36m
-    d.seed = 0  # synthetic generator / virtual-camera seed
-    d.data_dir = ""  # shared data folder ("" = jpose.data.shared_data_dir())
-    d.synthetic = ml_collections.ConfigDict()
-    d.synthetic.num_people = {"train_3d": 200, "train_2d": 200, "test": 40, "test_2d_mix": 40}
-    d.synthetic.poses_per_person = 50  # poses per synthetic person
-    d.synthetic.views_per_pose = 1  # virtual cameras per synthetic pose
-    d.cmu_subsample = 4  # CMU frame subsampling (120 -> 30 fps)
-    d.cmu_num_cameras = 4  # virtual cameras per CMU frame
-    d.h36m = ml_collections.ConfigDict()
-    d.h36m.dir = ""  # folder with data_3d_h36m.npz / data_2d_h36m_<source>.npz
-    d.h36m.path_3d = ""  # explicit 3D file (overrides dir)
-    d.h36m.path_2d = ""  # explicit 2D file (overrides dir/source)
-    d.h36m.source = "gt"  # 2D source: gt | cpn_ft_h36m_dbb | detectron_ft_h36m | ...
-    d.h36m.subsample = 1  # training frames: every n-th (50 fps / n)
-    d.h36m.test_subsample = 1  # test frames: every n-th
-    d.h36m.normalization = "vp"  # 2D normalisation (VideoPose3D)
-    d.wild2d = ml_collections.ConfigDict()
-    d.wild2d.coco_train = ""  # 2D-only COCO train file (h36m preset)
-    d.wild2d.mpii = ""  # 2D-only MPII file (h36m preset)
-    d.wild2d.coco_val = ""  # COCO val file (2D-only evaluation)
-    d.wild2d.min_h36m_joints = 17  # keep persons with at least this many H36M joints
-    d.max_examples = {}  # per split cap, e.g. {"train_3d": 20000} (0 / absent = all)
-    return d
+from experiments.configs.data import data_config, smoke_data
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -116,8 +82,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.model.width = 512  # CPU-sized (Martinez et al.: 1024)
         c.train.steps = 1500
     elif preset == "smoke":
-        c.data.synthetic.num_people = {"train_3d": 4, "train_2d": 4, "test": 2, "test_2d_mix": 2}
-        c.data.synthetic.poses_per_person = 8
+        smoke_data(c.data)
         c.model.width = 32
         c.model.num_blocks = 1
         c.train.batch_size = 8

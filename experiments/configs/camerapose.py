@@ -64,6 +64,7 @@ from __future__ import annotations
 import ml_collections
 
 from experiments.configs import wsp as wsp_config
+from experiments.configs.data import data_config, smoke_data
 
 PRESETS = ("smoke", "cmu", "h36m")
 
@@ -84,36 +85,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.parallel = "auto"  # "auto" = pmap over all local devices when > 1, "none", or a count
 
     # ---------------------------------------------------------------- data
-    d = c.data = ml_collections.ConfigDict()
-    d.preset = "synthetic"  # synthetic | cmu | cmu+coco | h36m (experiments.common.load_datasets)
-    d.seed = 0  # seed of the synthetic set / virtual cameras / subsets
-    d.data_dir = ""  # shared data folder ("" = jpose.data.shared_data_dir())
-    d.synthetic = ml_collections.ConfigDict()
-    d.synthetic.num_people = ml_collections.ConfigDict(
-        {"train_3d": 100, "train_2d": 100, "test": 40, "test_2d_mix": 40}
-    )
-    d.synthetic.poses_per_person = 50
-    d.synthetic.views_per_pose = 1
-    d.cmu_subsample = 4  # CMU frames: 120 fps / 4
-    d.cmu_num_cameras = 4  # virtual cameras per CMU frame
-    d.h36m = ml_collections.ConfigDict()
-    d.h36m.dir = ""  # folder with data_3d_h36m.npz and data_2d_h36m_<source>.npz
-    d.h36m.path_3d = ""  # explicit files (override dir)
-    d.h36m.path_2d = ""
-    d.h36m.source = "gt"  # 2D source: gt | cpn_ft_h36m_dbb | detectron_ft_h36m | ...
-    d.h36m.subsample = 1  # training frames: 50 fps / subsample
-    d.h36m.test_subsample = 1  # evaluation frames (1 = every frame, the standard protocol)
-    d.h36m.normalization = "image"  # CameraPose: (-1, 1) by image width and height
-    d.wild2d = ml_collections.ConfigDict()
-    d.wild2d.coco_train = ""  # 2D-only training files (h36m preset)
-    d.wild2d.mpii = ""
-    d.wild2d.coco_val = ""  # 2D-only evaluation (re-projection error)
-    d.wild2d.min_h36m_joints = 17  # keep persons with all 17 H36M joints labelled
-    d.cross = ml_collections.ConfigDict()
-    d.cross.mpi3dhp_root = ""  # MPI-INF-3DHP test set folder (cross-dataset evaluation)
-    d.cross.pw3d_path = ""  # 3DPW sequenceFiles folder (cross-dataset evaluation)
-    d.max_examples = ml_collections.ConfigDict(  # per-split random subsets (0 = all)
-        {"train_3d": 0, "train_2d": 0, "test": 0, "test_2d_mix": 0, "val_2d": 0}
+    d = c.data = data_config(
+        num_people={"train_3d": 100, "train_2d": 100, "test": 40, "test_2d_mix": 40},
+        normalization="image",  # CameraPose: (-1, 1) by image width and height
     )
 
     # ---------------------------------------------------------------- detection-noise model
@@ -239,10 +213,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     if preset == "smoke":
-        d.synthetic.num_people = ml_collections.ConfigDict(
-            {"train_3d": 4, "train_2d": 4, "test": 2, "test_2d_mix": 2}
-        )
-        d.synthetic.poses_per_person = 16
+        smoke_data(d, poses_per_person=16)
         mo.lifter.update(width=32, num_blocks=1)
         mo.refine.update(width=32, num_blocks=1)
         mo.camera.update(width=32, num_blocks=1)

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.baseline import data_config
+from experiments.configs.data import data_config, smoke_data
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -115,8 +115,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.train.batch_size = 256
         c.train.steps = 1000
     elif preset == "smoke":
-        c.data.synthetic.num_people = {"train_3d": 4, "train_2d": 4, "test": 2, "test_2d_mix": 2}
-        c.data.synthetic.poses_per_person = 8
+        smoke_data(c.data)
         c.real2d.virtual_cameras = 2
         c.model.width = 32
         c.model.generator_blocks = 1

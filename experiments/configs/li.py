@@ -54,6 +54,8 @@ import math
 
 import ml_collections
 
+from experiments.configs.data import data_config, smoke_data
+
 PRESETS = ("", "smoke", "cmu", "h36m")
 VARIANTS = ("reproj", "trans", "trans_da", "no_pretrain", "uncalibrated")
 
@@ -87,27 +89,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.notes = ["CPU-scaled demo schedule and network width (paper: width 1024, 20 + 300 epochs)"]
 
     # ---- data ------------------------------------------------------------------------------
-    c.data = d = ml_collections.ConfigDict()
-    d.preset = "synthetic"  # synthetic | cmu | h36m (experiments.common.load_datasets)
-    d.seed = 0
-    d.data_dir = ""  # shared data folder ('' = jpose.data.shared_data_dir())
-    d.synthetic = ml_collections.ConfigDict()
-    d.synthetic.num_people = {"train_3d": 80, "train_2d": 1, "test": 20, "test_2d_mix": 1}
-    d.synthetic.poses_per_person = 25
-    d.synthetic.views_per_pose = 4  # synchronised real views per instant
-    d.cmu_subsample = 4  # 120 -> 30 fps
-    d.cmu_num_cameras = 4  # real (virtual-rig) views per CMU instant
+    c.data = d = data_config(
+        num_people={"train_3d": 80, "train_2d": 1, "test": 20, "test_2d_mix": 1},
+        poses_per_person=25,
+        views_per_pose=4,  # synchronised real views per instant
+        h36m_source="cpn_ft_h36m_dbb",  # the paper's CPN detections
+    )
     d.cmu_cameras_per = "sequence"  # one static rig per sequence (RANSAC pools its frames)
-    d.h36m = ml_collections.ConfigDict()
-    d.h36m.dir = ""  # folder with data_3d_h36m.npz and data_2d_h36m_<source>.npz
-    d.h36m.path_3d = ""
-    d.h36m.path_2d = ""
-    d.h36m.source = "cpn_ft_h36m_dbb"  # 2D source (the paper's CPN detections)
-    d.h36m.subsample = 1
-    d.h36m.test_subsample = 1
-    d.h36m.normalization = "vp"
-    d.wild2d = ml_collections.ConfigDict()  # unused by Li et al. (no 2D-only data)
-    d.max_examples = {}  # per split, 0 = all
     d.views = ()  # camera labels forming an instant's views (() = all cameras in the split)
     d.group_keys = ("pose_index",)  # labels identifying one instant (synthetic)
     d.rig_keys = ("pose_index",)  # labels identifying one static camera rig (uncalibrated pooling)
@@ -167,8 +155,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.figures = True
 
     if preset == "smoke":
-        d.synthetic.num_people = {"train_3d": 4, "train_2d": 1, "test": 2, "test_2d_mix": 1}
-        d.synthetic.poses_per_person = 8
+        smoke_data(d, with_2d=False)
         d.synthetic.views_per_pose = 3
         m.num_virtual_views = 2
         u.num_hypotheses = 16

@@ -57,6 +57,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from experiments.configs.data import data_config, smoke_data
+
 PRESETS = ("smoke", "cmu", "h36m", "image")
 
 
@@ -91,30 +93,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     r = c.rd = rd_config()
 
     # ---------------------------------------------------------------- 3D data (fine-tuning)
-    d = c.data = ml_collections.ConfigDict()
-    d.preset = "synthetic"  # synthetic | cmu | h36m (experiments.common.load_datasets)
-    d.seed = 0
-    d.data_dir = ""
-    d.synthetic = ml_collections.ConfigDict()
-    d.synthetic.num_people = ml_collections.ConfigDict(
-        {"train_3d": 100, "train_2d": 1, "test": 40, "test_2d_mix": 1}
+    d = c.data = data_config(
+        num_people={"train_3d": 100, "train_2d": 1, "test": 40, "test_2d_mix": 1},
+        normalization="image",  # the encoder's input convention
     )
-    d.synthetic.poses_per_person = 50
-    d.synthetic.views_per_pose = 1
-    d.cmu_subsample = 4
-    d.cmu_num_cameras = 4
-    d.h36m = ml_collections.ConfigDict()
-    d.h36m.dir = ""
-    d.h36m.path_3d = ""
-    d.h36m.path_2d = ""
-    d.h36m.source = "gt"
-    d.h36m.subsample = 1
-    d.h36m.test_subsample = 1
-    d.h36m.normalization = "image"  # the encoder's input convention
-    d.wild2d = ml_collections.ConfigDict(
-        {"coco_train": "", "mpii": "", "coco_val": "", "min_h36m_joints": 17}
-    )
-    d.max_examples = ml_collections.ConfigDict({"train_3d": 0, "test": 0})
 
     # ---------------------------------------------------------------- model
     m = c.model = ml_collections.ConfigDict()
@@ -174,10 +156,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     if preset == "smoke":
         r.synthetic.update(num_images=60, test_fraction=0.3)
-        d.synthetic.num_people = ml_collections.ConfigDict(
-            {"train_3d": 4, "train_2d": 1, "test": 2, "test_2d_mix": 1}
-        )
-        d.synthetic.poses_per_person = 16
+        smoke_data(d, poses_per_person=16, with_2d=False)
         m.update(width=32, num_blocks=1, feature_dim=4, head_width=8, head_layers=1)
         p.update(steps=4, batch_size=16, num_selected=4)
         f.update(steps=4, batch_size=16)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.baseline import data_config
+from experiments.configs.data import data_config, smoke_data
 
 ABLATIONS = ("3d", "3d+geo", "3d+2d", "3d+2d+geo")
 
@@ -95,8 +95,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized
     elif preset == "smoke":
-        c.data.synthetic.num_people = {"train_3d": 4, "train_2d": 4, "test": 2, "test_2d_mix": 2}
-        c.data.synthetic.poses_per_person = 8
+        smoke_data(c.data)
         c.model.width = 32
         c.model.num_blocks = 1
         c.train.batch_size = 8

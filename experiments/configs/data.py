@@ -1,0 +1,76 @@
+"""The ``config.data`` block shared by the keypoint experiments (read by
+``experiments.common.load_datasets``), and the smoke-test sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import ml_collections
+
+__all__ = ["data_config", "smoke_data"]
+
+_SPLITS = ("train_3d", "train_2d", "test", "test_2d_mix", "val_2d")
+
+
+def data_config(
+    preset: str = "synthetic",
+    *,
+    num_people: Mapping[str, int] | None = None,
+    poses_per_person: int = 50,
+    views_per_pose: int = 1,
+    normalization: str = "vp",
+    h36m_source: str = "gt",
+) -> ml_collections.ConfigDict:
+    """The ``config.data`` block.
+
+    Args:
+      preset: ``synthetic | cmu | cmu+coco | h36m``.
+      num_people: synthetic people per split (``train_3d``, ``train_2d``, ``test``,
+        ``test_2d_mix``); default 200 / 200 / 40 / 40.
+      poses_per_person: poses per synthetic person.
+      views_per_pose: virtual cameras per synthetic pose.
+      normalization: 2D normalisation of the Human3.6M preset (``vp`` or ``image``).
+      h36m_source: Human3.6M 2D source.
+
+    Returns:
+      A config block; every field documented inline.
+    """
+    d = ml_collections.ConfigDict()
+    d.preset = preset  # synthetic | cmu | cmu+coco | h36m
+    d.seed = 0  # synthetic generator / virtual-camera / subset seed
+    d.data_dir = ""  # shared data folder ("" = jpose.data.shared_data_dir())
+    d.synthetic = ml_collections.ConfigDict()
+    d.synthetic.num_people = dict(
+        num_people or {"train_3d": 200, "train_2d": 200, "test": 40, "test_2d_mix": 40}
+    )
+    d.synthetic.poses_per_person = poses_per_person  # poses per synthetic person
+    d.synthetic.views_per_pose = views_per_pose  # virtual cameras per synthetic pose
+    d.cmu_subsample = 4  # CMU frame subsampling (120 -> 30 fps)
+    d.cmu_num_cameras = 4  # virtual cameras per CMU frame
+    d.h36m = ml_collections.ConfigDict()
+    d.h36m.dir = ""  # folder with data_3d_h36m.npz / data_2d_h36m_<source>.npz
+    d.h36m.path_3d = ""  # explicit 3D file (overrides dir)
+    d.h36m.path_2d = ""  # explicit 2D file (overrides dir/source)
+    d.h36m.source = h36m_source  # 2D source: gt | cpn_ft_h36m_dbb | detectron_ft_h36m | ...
+    d.h36m.subsample = 1  # training frames: every n-th (50 fps / n)
+    d.h36m.test_subsample = 1  # test frames: every n-th (1 = the standard protocol)
+    d.h36m.normalization = normalization  # 2D normalisation: vp (VideoPose3D) | image
+    d.wild2d = ml_collections.ConfigDict()
+    d.wild2d.coco_train = ""  # 2D-only COCO train file (h36m preset)
+    d.wild2d.mpii = ""  # 2D-only MPII file (h36m preset)
+    d.wild2d.coco_val = ""  # COCO val file (2D-only evaluation)
+    d.wild2d.min_h36m_joints = 17  # keep persons with at least this many H36M joints
+    d.cross = ml_collections.ConfigDict()
+    d.cross.mpi3dhp_root = ""  # MPI-INF-3DHP test set folder (cross-dataset evaluation)
+    d.cross.pw3d_path = ""  # 3DPW sequenceFiles folder (cross-dataset evaluation)
+    d.max_examples = ml_collections.ConfigDict({s: 0 for s in _SPLITS})  # per split, 0 = all
+    return d
+
+
+def smoke_data(d: ml_collections.ConfigDict, *, poses_per_person: int = 8, with_2d: bool = True
+               ) -> None:  # fmt: skip
+    """Shrink a data block to the smoke-test sizes, in place (4 / 2 synthetic people for
+    training / test, one 2D-only person when ``with_2d`` is False)."""
+    n2d, nmix = (4, 2) if with_2d else (1, 1)
+    d.synthetic.num_people = {"train_3d": 4, "train_2d": n2d, "test": 2, "test_2d_mix": nmix}
+    d.synthetic.poses_per_person = poses_per_person

@@ -120,7 +120,7 @@ from experiments import common
 from jpose import skeleton
 from jpose.camera import solve_root_translation
 from jpose.data import denormalize_2d, normalize_2d
-from jpose.data.wild2d import visibility_to_confidence
+from jpose.data.wild2d import tight_boxes, visibility_to_confidence
 
 __all__ = [
     "KeypointInput",
@@ -588,15 +588,6 @@ def smooth_poses(
 # ------------------------------------------------------------------------------------------------
 
 
-def _tight_boxes(points: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """``[N, 4]`` (x, y, w, h) box of the joints with confidence > 0 (the MPII convention)."""
-    valid = conf > 0
-    lo = np.where(valid[..., None], points, np.inf).min(1)
-    hi = np.where(valid[..., None], points, -np.inf).max(1)
-    box = np.concatenate([lo, hi - lo], -1)
-    return np.where(valid.any(-1)[:, None], box, 0.0).astype(np.float32)
-
-
 def _intrinsics(
     intrinsics_px: Mapping[str, Any], n: int, size: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -684,7 +675,7 @@ def lift(
     pts, conf = pts.astype(np.float32), conf.astype(np.float32)
     bbox = None
     if mode == "bbox":
-        bbox = inp.bbox_px if inp.bbox_px is not None else _tight_boxes(kp, scores)
+        bbox = inp.bbox_px if inp.bbox_px is not None else tight_boxes(kp, scores > 0)
     norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
     norm = np.where(conf[..., None] > 0, norm, 0.0).astype(np.float32)  # as jpose.data.wild2d
 

@@ -52,6 +52,7 @@ from jpose.data.common import (
 
 __all__ = [
     "visibility_to_confidence",
+    "tight_boxes",
     "keypoints_to_h36m17",
     "load_coco_keypoints_json",
     "load_mpii_json",
@@ -59,6 +60,16 @@ __all__ = [
 ]
 
 _SOURCE_LAYOUTS = {"coco": skeleton.COCO17, "mpii": skeleton.MPII16}
+
+
+def tight_boxes(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``[N, 4]`` (x, y, w, h) boxes of the valid joints of ``points [N, J, 2]`` (the MPII
+    convention for ``bbox`` normalisation); all-zero for a person without valid joints."""
+    valid = np.asarray(valid, bool)
+    lo = np.where(valid[..., None], points, np.inf).min(1)
+    hi = np.where(valid[..., None], points, -np.inf).max(1)
+    box = np.concatenate([lo, hi - lo], -1)
+    return np.where(valid.any(-1)[:, None], box, 0.0).astype(np.float32)
 
 
 def visibility_to_confidence(
@@ -421,10 +432,7 @@ def load_mpii_json(
     vis = np.where((kp < -1.5).all(-1), 0, vis)
     names = [str(a.get("image", "")) for a in raw]
     size = np.array([(image_sizes or {}).get(nm, (-1, -1)) for nm in names], np.int32)
-    lab = vis > 0
-    lo = np.where(lab[..., None], kp, np.inf).min(1)
-    hi = np.where(lab[..., None], kp, -np.inf).max(1)
-    bbox = np.where(lab.any(-1)[:, None], np.concatenate([lo, hi - lo], -1), 0.0).astype(np.float32)
+    bbox = tight_boxes(kp, vis > 0)
     image_id = np.array([int("".join(c for c in nm if c.isdigit()) or -1) for nm in names])
     person_index = np.zeros(n, np.int32)
     for i in range(1, n):

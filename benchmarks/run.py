@@ -5,6 +5,7 @@ Run::
     python -m benchmarks.run                 # full suite (~20-30 min on the 2-core CPU)
     python -m benchmarks.run --quick         # tiny repeat counts, smoke preset for e2e
     python -m benchmarks.run --only metrics,engine
+    python -m benchmarks.run --only accuracy [--h36m_dir=DIR]   # P1/P2 vs a plain JAX lifter
     python -m benchmarks.run --render benchmarks/results.json   # re-render RESULTS.md only
 
 Writes ``benchmarks/RESULTS.md`` (machine description, one table per benchmark with the load
@@ -25,16 +26,17 @@ import time
 from benchmarks.common import load_average, machine_info, section_markdown
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ("roofline", "engine", "metrics", "dispatch", "data", "parallel", "e2e")
+BENCHMARKS = ("roofline", "engine", "metrics", "dispatch", "data", "parallel", "e2e", "accuracy")
 
 
-def run_one(name: str, *, quick: bool) -> dict:
+def run_one(name: str, *, quick: bool, extra: tuple[str, ...] = ()) -> dict:
     """``python -m benchmarks.bench_<name> --json`` in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "section.json"
         cmd = [sys.executable, "-m", f"benchmarks.bench_{name}", "--json", str(out)]
         if quick:
             cmd.append("--quick")
+        cmd += list(extra)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -71,7 +73,7 @@ def render(info: dict, sections: dict[str, dict], *, quick: bool) -> str:
         "1-minute load at its start and end; a load above ~2 on 2 cores means the timings are "
         "pessimistic." + (f" ({info['note']}.)" if info.get("note") else ""),
         "",
-        "## Targets of issue 12",
+        "## Targets (issue 12: speed; issue 17: accuracy)",
         "",
         "| benchmark | target | required | measured | met | load (start/end) |",
         "|---|---|---|---|---|---|",
@@ -106,6 +108,9 @@ def main() -> None:
     )
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument(
+        "--h36m_dir", default="", help="accuracy: Human3.6M in VideoPose3D's format (default CMU)"
+    )
+    parser.add_argument(
         "--render", default="", help="only re-render RESULTS.md from this results.json"
     )
     args = parser.parse_args()
@@ -120,7 +125,8 @@ def main() -> None:
     sections = {}
     for name in names:
         print(f"[benchmarks] {name} (load {load_average()[0]})", flush=True)
-        sections[name] = run_one(name, quick=args.quick)
+        extra = ("--h36m_dir", args.h36m_dir) if name == "accuracy" and args.h36m_dir else ()
+        sections[name] = run_one(name, quick=args.quick, extra=extra)
         print(section_markdown(sections[name]), flush=True)
     info["load_average_end"] = load_average()
     raw_path = pathlib.Path(args.output).with_name("results.json")

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from experiments import common
-from jpose import models, skeleton
+from jpose import losses, models, skeleton
 from jpose.data import PoseDataset
 from jpose.training import (
     Phase,
@@ -154,18 +154,25 @@ def lifter_figures(
     return common.write_figures(workdir, figs)
 
 
-def lifter_loss(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Martinez et al. (ICCV 2017, sec. 3) L2 loss: mean squared error over joints and axes.
+def lifter_loss(
+    pred: jax.Array, target: jax.Array, *, std: Any = None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Martinez et al. (ICCV 2017, Sec. 3.1-3.2) L2 loss, batch mean (``losses.martinez_loss``).
 
     Args:
-      pred, target: ``[B, J, 3]`` root-relative poses in metres.
+      pred: ``[B, J, 3]`` raw lifter output in metres (not made root-relative: see
+        ``martinez_loss``).
+      target: ``[B, J, 3]`` root-relative targets in metres.
+      std: per-coordinate target spread (the lifter's ``output_stats[1]``); ``None`` = MSE in m^2.
 
     Returns:
-      ``(loss, {"mse", "mpjpe_mm"})`` (batch means; ``mpjpe_mm`` for monitoring only).
+      ``(loss, {"loss_std_units" or "mse", "mpjpe_mm"})`` (batch means; ``mpjpe_mm`` of the
+      root-relative prediction, for monitoring only).
     """
-    mse = jnp.mean(jnp.square(pred - target))
-    mpjpe = jnp.mean(jnp.linalg.norm(pred - target, axis=-1)) * 1000.0
-    return mse, {"mse": mse, "mpjpe_mm": mpjpe}
+    loss = jnp.mean(losses.martinez_loss(pred, target, std=std))
+    rel = _root_relative(pred)
+    mpjpe = jnp.mean(jnp.linalg.norm(rel - target, axis=-1)) * 1000.0
+    return loss, {"mse" if std is None else "loss_std_units": loss, "mpjpe_mm": mpjpe}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,20 +194,44 @@ def _lift(apply: Callable[[jax.Array], jax.Array], x: jax.Array, c: jax.Array) -
     return _root_relative(apply(x))
 
 
-def build_model(config: ml_collections.ConfigDict, *, num_joints: int) -> models.Model:
+def data_stats(train: PoseDataset) -> dict[str, Any]:
+    """Martinez's standardisation statistics of a training split (``model.json`` fields).
+
+    Returns:
+      ``{"input_stats", "output_stats"}``: per-coordinate ``(mean, std)`` of the training 2D
+      (``pose2d_norm``) and of the root-relative 3D targets (``pose3d``), as float tuples.
+    """
+    return {
+        "input_stats": models.coordinate_stats(train.pose2d_norm),
+        "output_stats": models.coordinate_stats(train.pose3d_root_relative),
+    }
+
+
+def build_model(
+    config: ml_collections.ConfigDict, *, num_joints: int, stats: Mapping[str, Any] | None = None
+) -> models.Model:
     """The Martinez lifter of ``config.model`` (no parameters; no data needed).
 
     Args:
       config: the baseline config.
       num_joints: joints of the layout (17 for ``h36m17``).
+      stats: :func:`data_stats` of the training split (read back from ``model.json`` by the
+        predictor); used when ``config.model.standardize`` is on.
 
     Returns:
       The lifter ``pose2d [B, J, 2] -> pose3d [B, J, 3]``.
     """
     mc = config.model
+    kw: dict[str, Any] = {}
+    # Work directories written before the field existed trained without standardisation.
+    if mc.get("standardize", False):
+        if not stats:
+            raise ValueError("model.standardize needs the training statistics (data_stats)")
+        kw = {k: tuple(tuple(v) for v in stats[k]) for k in ("input_stats", "output_stats")}
     return models.martinez_lifter(
-        num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks), dropout=float(mc.dropout)
-    )
+        num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks), dropout=float(mc.dropout),
+        zero_init_output=bool(mc.get("zero_init_output", False)), **kw,
+    )  # fmt: skip
 
 
 def load_predictor(
@@ -222,7 +253,7 @@ def load_predictor(
     """
     info = common.read_model_info(workdir)
     layout = str(info.get("layout") or skeleton.H36M17.name)
-    model = build_model(config, num_joints=skeleton.get_layout(layout).num_joints)
+    model = build_model(config, num_joints=skeleton.get_layout(layout).num_joints, stats=info)
     variables, steps = common.restore_variables(workdir, STAGES, ["lifter"], step=step)
     predict = apply_fn(model, variables["lifter"], lambda a, x, c: {"pose3d": _lift(a, x, c)})
     return common.Predictor(
@@ -252,8 +283,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     train = datasets["train_3d"]
     lay = skeleton.get_layout(train.layout)
     num_joints = lay.num_joints
+    stats = data_stats(train)
     common.write_model_info(
-        wd, experiment="baseline", layout=lay.name, normalization=train.normalization
+        wd, experiment="baseline", layout=lay.name, normalization=train.normalization, **stats
     )
     tc = config.train
     bs = int(tc.batch_size)
@@ -264,7 +296,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     k_init, k_train = jax.random.split(key)
 
     mc = config.model
-    model = build_model(config, num_joints=num_joints)
+    model = build_model(config, num_joints=num_joints, stats=stats)
+    target_std = stats["output_stats"][1] if mc.standardize else None  # loss units
     constraint = None
     if float(mc.max_norm) > 0:
         max_norm = float(mc.max_norm)
@@ -273,6 +306,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             return models.max_norm_constraint(p, max_norm=max_norm)
 
     tx = optax.adam(schedule_from_config(tc.schedule, steps_per_epoch=steps_per_epoch))
+    if float(tc.clip_norm) > 0:
+        tx = optax.chain(optax.clip_by_global_norm(float(tc.clip_norm)), tx)
     player = create_player(
         model, tx, k_init, jnp.zeros((2, num_joints, 2), jnp.float32), constraint=constraint
     )
@@ -280,8 +315,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     def loss_fn(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
         b = batch["train_3d"]
-        pred = _root_relative(ctx.apply("lifter", b["pose2d_norm"]))
-        return lifter_loss(pred, b["pose3d"])
+        return lifter_loss(ctx.apply("lifter", b["pose2d_norm"]), b["pose3d"], std=target_std)
 
     phases = [Phase("lifter", ("lifter",), loss_fn)]
     num_devices = common.num_parallel_devices(str(tc.parallel))
@@ -311,6 +345,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         samples_per_step=bs,
         phases=phases,
         checkpoint_every=int(tc.checkpoint_every) or None,
+        max_to_keep=int(tc.keep_checkpoints),
         log_every=int(tc.log_every),
     )
 
@@ -337,6 +372,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "width": int(mc.width),
             "num_blocks": int(mc.num_blocks),
             "dropout": float(mc.dropout),
+            "standardize": bool(mc.standardize),
+            "clip_norm": float(tc.clip_norm),
             "batch_size": bs,
             "steps": num_steps,
             "lr": float(tc.schedule.lr),

@@ -61,7 +61,7 @@ import json
 import logging
 import pathlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -148,7 +148,8 @@ class Setup:
       train_arrays: ``{"3d": {...}, "2d": {...}}`` host arrays of the training splits.
       models: ``{player: Model}`` (static; created once so jit caches stay valid).
       use_2d_only: whether a 2D-only split is used (``method.camera`` and present).
-      priors: camera priors (focal, center, translation) from the 2D-3D training data.
+      priors: camera priors (focal, center, translation) from the 2D-3D training data, and the
+        lifter's standardisation statistics (``lifter_input_stats``, ``lifter_output_stats``).
       num_devices: devices of the data-parallel axis.
     """
 
@@ -157,7 +158,7 @@ class Setup:
     train_arrays: dict[str, dict[str, np.ndarray]]
     models: dict[str, M.Model]
     use_2d_only: bool
-    priors: dict[str, tuple[float, ...]]
+    priors: dict[str, Any]
     num_devices: int = 1
 
 
@@ -179,8 +180,36 @@ def _d2d_input(pose2d: jax.Array, *, kind: str) -> jax.Array:
     raise ValueError(f"model.d2d.input must be 'kcs' or 'pose', got {kind!r}")
 
 
+def frame_scale(ds: PoseDataset) -> np.ndarray:
+    """Per-example ``[N, 2]`` factors from the dataset's normalised 2D to an aspect-preserving
+    frame: ``[1, h / w]`` for CameraPose's ``"image"`` normalisation, ones otherwise.
+
+    CameraPose normalises 2D to (-1, 1) by image width *and* height (Sec. 3.1), which stretches
+    the people of non-square images (97 % of COCO) differently from the 2D-3D data. Multiplying
+    by ``[1, h / w]`` gives exactly VideoPose3D's ``uv / w * 2 - [1, h / w]`` (isotropic, the
+    same for every image), where the camera branch, the re-projection loss (eq. 7) and D_2D work:
+    a pinhole camera with square pixels has ``fx = fy`` there, and a discriminator cannot tell
+    real from fake 2D by the images' aspect ratios. The lifter and the refinement network keep the
+    paper's input normalisation.
+
+    Raises:
+      ValueError: ``"image"`` normalisation without image sizes.
+    """
+    n = len(ds)
+    if ds.normalization != "image":
+        return np.ones((n, 2), np.float32)
+    size = ds.image_size_px
+    if size is None or np.any(np.asarray(size) <= 0):
+        raise ValueError(
+            f"{ds.name}: image-normalised 2D without image sizes: the camera branch and D_2D "
+            "need the aspect ratio (use the pixel files, e.g. wild2d_coco_train.npz)"
+        )
+    size = np.asarray(size, np.float64)
+    return np.stack([np.ones(n), size[:, 1] / size[:, 0]], -1).astype(np.float32)
+
+
 def build_models(
-    config: ml_collections.ConfigDict, priors: Mapping[str, Sequence[float]]
+    config: ml_collections.ConfigDict, priors: Mapping[str, Any]
 ) -> dict[str, M.Model]:
     """The players named by ``config.method`` (static :class:`jpose.models.Model` objects).
 
@@ -196,20 +225,17 @@ def build_models(
     lifter_cfg = mc.lifter
     if lifter_cfg.kind != "martinez":
         raise ValueError(f"model.lifter.kind: only 'martinez' is built in, got {lifter_cfg.kind!r}")
-    if lifter_cfg.zero_init_output:  # Martinez's architecture, output layer initialised to 0
-        lifter = M.Model(
-            M.ResidualMLP(
-                out_shape=(LAYOUT.num_joints, 3), in_shape=(LAYOUT.num_joints, 2),
-                width=lifter_cfg.width, num_blocks=lifter_cfg.num_blocks,
-                dropout=lifter_cfg.dropout, zero_init_output=True,
-            ),
-            name="martinez_lifter_zero_init",
-        )  # fmt: skip
-    else:
-        lifter = M.martinez_lifter(
-            LAYOUT.num_joints, width=lifter_cfg.width, num_blocks=lifter_cfg.num_blocks,
-            dropout=lifter_cfg.dropout,
-        )  # fmt: skip
+    stats: dict[str, Any] = {}
+    # Work directories written before the field existed trained without standardisation.
+    if lifter_cfg.get("standardize", False):  # Martinez's z-scored inputs and outputs
+        if "lifter_output_stats" not in priors:
+            raise ValueError("model.lifter.standardize needs the training statistics (prepare)")
+        stats = {k: tuple(tuple(v) for v in priors[f"lifter_{k}"])
+                 for k in ("input_stats", "output_stats")}  # fmt: skip
+    lifter = M.martinez_lifter(
+        LAYOUT.num_joints, width=lifter_cfg.width, num_blocks=lifter_cfg.num_blocks,
+        dropout=lifter_cfg.dropout, zero_init_output=bool(lifter_cfg.zero_init_output), **stats,
+    )  # fmt: skip
     models = {"lifter": lifter}
     if config.method.refine:
         models["refine"] = M.refine_net(width=mc.refine.width, num_blocks=mc.refine.num_blocks)
@@ -279,16 +305,21 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
     a3d = train3d.arrays(["pose2d_norm", "confidence", "pose3d"])
     a3d["root"] = train3d.pose3d_cam[:, LAYOUT.root].astype(np.float32)
     a3d["focal"], a3d["center"] = focal, center
+    a3d["frame_scale"] = frame_scale(train3d)
     arrays = {"3d": a3d}
     use_2d = bool(config.method.camera) and "train_2d" in datasets
     if use_2d:
         arrays["2d"] = datasets["train_2d"].arrays(["pose2d_norm", "confidence"])
+        arrays["2d"]["frame_scale"] = frame_scale(datasets["train_2d"])
     if config.loss.get("lambda_rd", 0.0) > 0:
         arrays["rd"] = relative_depth_arrays(config, train3d.normalization, use_2d=use_2d)
     priors = {
-        "focal": tuple(float(v) for v in focal.mean(0)),
-        "center": tuple(float(v) for v in center.mean(0)),
+        # the camera branch works in the aspect-preserving frame (see frame_scale)
+        "focal": tuple(float(v) for v in (focal * a3d["frame_scale"]).mean(0)),
+        "center": tuple(float(v) for v in (center * a3d["frame_scale"]).mean(0)),
         "translation": tuple(float(v) for v in a3d["root"].mean(0)),
+        "lifter_input_stats": M.coordinate_stats(train3d.pose2d_norm),
+        "lifter_output_stats": M.coordinate_stats(train3d.pose3d_root_relative),
     }
     models = build_models(config, priors)
     return Setup(
@@ -418,7 +449,10 @@ class _Net:
     def lift(self, x2d: jax.Array) -> jax.Array:
         return self.apply("lifter", x2d)
 
-    def camera(self, x2d: jax.Array, pose3d: jax.Array) -> dict[str, jax.Array]:
+    def camera(self, x2d: jax.Array, pose3d: jax.Array, scale: jax.Array) -> dict[str, jax.Array]:
+        """Camera branch on the refined 2D in the aspect-preserving frame (``x2d * scale``,
+        :func:`frame_scale`); its intrinsics are in that frame too."""
+        x2d = x2d * scale[..., None, :]
         if self.config.model.camera.inputs == "2d+3d":
             return self.apply("camera", x2d, pose3d)
         return self.apply("camera", x2d)
@@ -535,18 +569,20 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
                            batch2d["confidence"])  # fmt: skip
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
-        cam = n.camera(refined, pose)
+        cam = n.camera(refined, pose, batch2d["frame_scale"])
         return refined, pose, cam, _project(pose, cam, min_depth=lo.min_depth)
 
     def discriminator_loss(ctx, batch):
         b3 = batch["3d"]
         aug = _augment(setup, ctx, b3, grad=False)
         valid = aug["valid"]
-        real2d = [b3["pose2d_norm"]]
-        fake2d = [aug["x"]]
+        # every 2D that D_2D sees is in the aspect-preserving frame (frame_scale)
+        s3 = b3["frame_scale"][..., None, :]
+        real2d = [b3["pose2d_norm"] * s3]
+        fake2d = [aug["x"] * s3]
         fake_mask = [valid]
         if use_2d and stage == "end2end":
-            real2d.append(batch["2d"]["pose2d_norm"])
+            real2d.append(batch["2d"]["pose2d_norm"] * batch["2d"]["frame_scale"][..., None, :])
             *_, reproj = weak_reprojection(ctx, batch["2d"])
             fake2d.append(jax.lax.stop_gradient(reproj))
             fake_mask.append(jnp.ones(reproj.shape[0], bool))
@@ -574,7 +610,8 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
     def generator_loss(ctx, batch):
         aug = _augment(setup, ctx, batch["3d"], grad=True)
         valid = aug["valid"]
-        d2 = ctx.apply("d2d", _d2d_input(aug["x"], kind=d2d_kind))[..., 0]
+        x_frame = aug["x"] * batch["3d"]["frame_scale"][..., None, :]
+        d2 = ctx.apply("d2d", _d2d_input(x_frame, kind=d2d_kind))[..., 0]
         d3 = ctx.apply("d3d", aug["pose3d"])
         adv2 = _masked_mean(adversarial.lsgan_generator_loss(d2), valid)
         adv3 = _masked_mean(adversarial.lsgan_generator_loss(d3, part_axis=-1), valid)
@@ -585,11 +622,13 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         )  # fmt: skip
         for k in ("x", "pose3d", "root", "valid"):
             ctx.emit(f"aug_{k}", aug[k])
-        loss = g.lambda_adv * (adv2 + adv3) + g.lambda_range * rng
+        # PoseAug's generator objective (Gong et al. 2021, code: 1 L_adv^2D + 6 L_adv^3D +
+        # 3 L_diff); CameraPose: "similar to PoseAug"
+        loss = g.lambda_adv_2d * adv2 + g.lambda_adv_3d * adv3 + g.lambda_range * rng
         return loss, {"adv_2d": adv2, "adv_3d": adv3, "range": rng, **aug["stats"]}
 
     # -- lifter step, eq. 16 on real + augmented pairs ------------------------------------------
-    def eq16(ctx, n, key, x_gt, c_src, pose_gt, root_gt, focal, center):
+    def eq16(ctx, n, key, x_gt, c_src, pose_gt, root_gt, focal, center, scale):
         x_in, c = n.inputs(key, x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
@@ -599,14 +638,16 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
             if "refine" in trainable else jnp.zeros_like(l3d)
         )  # fmt: skip
         if "camera" in has:
-            cam = n.camera(refined, pose)
+            # intrinsics and re-projection in the aspect-preserving frame (frame_scale)
+            cam = n.camera(refined, pose, scale)
             lcam = losses.camerapose_camera_loss(
                 losses.camerapose_intrinsics(jnp.concatenate([cam["focal"], cam["center"]], -1)),
-                losses.camerapose_intrinsics(jnp.concatenate([focal, center], -1)),
+                losses.camerapose_intrinsics(jnp.concatenate([focal * scale, center * scale], -1)),
                 cam["translation"],
                 root_gt,
             )
-            l2d = _reprojection(pose, x_gt, cam, (c_src > 0).astype(x_gt.dtype), lo)
+            x_frame = x_gt * scale[..., None, :]
+            l2d = _reprojection(pose, x_frame, cam, (c_src > 0).astype(x_gt.dtype), lo)
         else:
             lcam = l2d = jnp.zeros_like(l3d)
         total = losses.camerapose_loss_3d(
@@ -619,7 +660,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         b3 = batch["3d"]
         n = net(ctx)
         x, c, pose_gt, root = b3["pose2d_norm"], b3["confidence"], b3["pose3d"], b3["root"]
-        focal, center = b3["focal"], b3["center"]
+        focal, center, scale = b3["focal"], b3["center"], b3["frame_scale"]
         nb = x.shape[0]
         if "generator" in has:  # real and augmented pairs in one forward pass
             o = ctx.outputs
@@ -628,8 +669,9 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
             pose_gt = jnp.concatenate([pose_gt, o["aug_pose3d"]])
             root = jnp.concatenate([root, o["aug_root"]])
             focal, center = jnp.concatenate([focal, focal]), jnp.concatenate([center, center])
+            scale = jnp.concatenate([scale, scale])
         total, pose, parts = eq16(ctx, n, ctx.key_for("inputs"), x, c, pose_gt, root, focal,
-                                  center)  # fmt: skip
+                                  center, scale)  # fmt: skip
         loss = jnp.mean(total[:nb])
         metrics = {f"{k}_real": jnp.mean(v[:nb]) for k, v in parts.items()}
         err = jnp.linalg.norm(pose - pose_gt, axis=-1).mean(-1)
@@ -651,8 +693,10 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         x_in, c = n.inputs(ctx.key_for("weak_inputs"), x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
-        cam = n.camera(refined, pose)
-        l2d = _reprojection(pose, x_gt, cam, (c_src > 0).astype(x_gt.dtype), lo)
+        cam = n.camera(refined, pose, b2["frame_scale"])
+        # L_2D, D_2D and the metrics in the aspect-preserving frame (frame_scale)
+        x_frame = x_gt * b2["frame_scale"][..., None, :]
+        l2d = _reprojection(pose, x_frame, cam, (c_src > 0).astype(x_gt.dtype), lo)
         lref = (
             losses.camerapose_refinement_loss(refined, x_gt, c)
             if "refine" in trainable else jnp.zeros_like(l2d)
@@ -670,7 +714,8 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
             total = total + lo.lambda_adv_weak2d * adv
             metrics["adv_2d"] = adv
         w = (c_src > 0).astype(x_gt.dtype)
-        metrics["reproj_err_norm"] = jnp.sum(jnp.linalg.norm(proj - x_gt, axis=-1) * w) / jnp.sum(w)
+        err = jnp.linalg.norm(proj - x_frame, axis=-1)
+        metrics["reproj_err_norm"] = jnp.sum(err * w) / jnp.sum(w)
         metrics["focal_mean"] = jnp.mean(cam["focal"])
         metrics["depth_mean"] = jnp.mean(cam["translation"][..., 2])
         if use_rd:
@@ -693,7 +738,8 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         pose = n.lift(refined)
         if lo.rd_root_only:  # the lifter gets no RD gradient (neither directly nor via the camera)
             pose = jax.lax.stop_gradient(pose)
-        cam = n.camera(refined, pose)
+        # the pairs come from the normalised COCO file (no image sizes): frame scale 1
+        cam = n.camera(refined, pose, jnp.ones((2 * b, 2), refined.dtype))
         depth = pose[..., 2] + cam["translation"][..., None, 2]  # [2B, J] camera-frame Z
         labels = jnp.broadcast_to(rd["label"][:, None], depth[:b].shape)
         mask = rd["joint_mask"].astype(depth.dtype)
@@ -707,7 +753,9 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
     phases: dict[str, T.Phase | None] = {"discriminator": None, "generator": None, "weak2d": None}
     if "generator" in has:
-        phases["discriminator"] = T.Phase("discriminator", ("d2d", "d3d"), discriminator_loss)
+        # PoseAug updates D_2D / D_3D every d_every-th iteration (its df = 2)
+        phases["discriminator"] = T.Phase("discriminator", ("d2d", "d3d"), discriminator_loss,
+                                          every=int(g.d_every))  # fmt: skip
         phases["generator"] = T.Phase("generator", ("generator",), generator_loss)
     lifter = T.Phase("lifter", lifter_players, lifter_loss)
     if stage == "end2end" and use_2d:
@@ -724,9 +772,14 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
 
 def make_predict(setup: Setup, state: T.TrainState | Mapping[str, Any]) -> Any:
-    """Jitted evaluation-mode ``predict(pose2d_norm, confidence) -> dict`` with ``refined``,
-    ``pose3d`` (root-relative, metres) and, with a camera branch, ``focal``, ``center``,
-    ``translation`` and ``reprojected``.
+    """Jitted evaluation-mode ``predict(pose2d_norm, confidence[, frame_scale]) -> dict`` with
+    ``refined``, ``pose3d`` (root-relative, metres) and, with a camera branch, ``focal``,
+    ``center``, ``translation`` and ``reprojected``.
+
+    ``frame_scale`` ``[..., 2]`` (:func:`frame_scale`: ``[1, h / w]`` of each image for
+    ``"image"``-normalised 2D; default ones, exact for square images and ``"vp"``) lets the
+    camera branch see the 2D in its aspect-preserving frame; ``focal``, ``center`` and
+    ``reprojected`` are returned in the units of ``pose2d_norm``.
 
     Args:
       setup: models and config (``datasets`` may be empty).
@@ -742,15 +795,18 @@ def make_predict(setup: Setup, state: T.TrainState | Mapping[str, Any]) -> Any:
         return setup.models[name].apply(variables[name], *inputs, train=False)[0]
 
     @jax.jit
-    def predict(x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+    def predict(x: jax.Array, c: jax.Array, scale: jax.Array | None = None) -> dict[str, jax.Array]:
         n = _Net(setup, apply)
         refined = n.refine(x, c)
         pose = n.lift(refined)
         out = {"refined": refined, "pose3d": pose}
         if "camera" in setup.models:
-            cam = n.camera(refined, pose)
-            out.update(cam)
-            out["reprojected"] = _project(pose, cam, min_depth=setup.config.loss.min_depth)
+            scale = jnp.ones((*x.shape[:-2], 2), x.dtype) if scale is None else scale
+            cam = n.camera(refined, pose, scale)
+            proj = _project(pose, cam, min_depth=setup.config.loss.min_depth)
+            out.update(cam)  # back from the aspect-preserving frame to the input's units
+            out["focal"], out["center"] = cam["focal"] / scale, cam["center"] / scale
+            out["reprojected"] = proj / scale[..., None, :]
         return out
 
     return predict
@@ -771,7 +827,7 @@ def load_predictor(
     """
     info = common.read_model_info(workdir)
     priors = info.get("camera_priors")
-    if priors is None and config.method.camera:
+    if priors is None and (config.method.camera or config.model.lifter.get("standardize")):
         results = pathlib.Path(workdir) / "results.json"
         if results.is_file():
             priors = json.loads(results.read_text()).get("camera_priors")
@@ -815,8 +871,8 @@ def _noisy_inputs(setup: Setup, ds: PoseDataset) -> tuple[np.ndarray, np.ndarray
 
 def _reprojection_error(setup, predict, ds: PoseDataset, batch_size: int) -> dict[str, float]:
     """2D re-projection error on 2D-only data (normalised units and pixels where sizes known)."""
-    out = common.batched_apply(lambda x, c: predict(x, c)["reprojected"], ds.pose2d_norm,
-                               ds.confidence, batch_size=batch_size)  # fmt: skip
+    out = common.batched_apply(lambda x, c, s: predict(x, c, s)["reprojected"], ds.pose2d_norm,
+                               ds.confidence, frame_scale(ds), batch_size=batch_size)  # fmt: skip
     w = (ds.confidence > 0).astype(np.float64)
     d = out - ds.pose2d_norm
     res = {
@@ -909,6 +965,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             run_block=run_block, num_steps=num_steps, steps_per_block=k, workdir=wd,
             step_offset=offset, samples_per_step=bs, phases=phases,
             checkpoint_every=int(tc.checkpoint_every) or None, log_every=int(tc.log_every),
+            max_to_keep=int(tc.keep_checkpoints),
             progress=bool(tc.progress),
         )  # fmt: skip
         state = result.state
@@ -1057,7 +1114,9 @@ def _figures(setup, predict, evaluations, noisy_cache, workdir) -> dict[str, Any
         if split is not None:
             ds2 = setup.datasets[split]
             idx2 = np.linspace(0, len(ds2) - 1, k).astype(int)
-            out = jax.device_get(predict(ds2.pose2d_norm[idx2], ds2.confidence[idx2]))
+            out = jax.device_get(
+                predict(ds2.pose2d_norm[idx2], ds2.confidence[idx2], frame_scale(ds2)[idx2])
+            )
             figs["reprojection_2d_only"] = functools.partial(
                 viz.figure_reprojection,
                 ds2.pose2d_norm[idx2],

@@ -21,6 +21,10 @@ Work directory layout (``setup_workdir``, ``train_stage``, ``write_results``, ``
     <workdir>/results.json|md         evaluation (MPJPE / P-MPJPE / N-MPJPE in mm, per action,
                                       action-wise and frame-wise means) with a header
     <workdir>/figures/*.png           figures (needs matplotlib, ``jpose[viz]``)
+    <workdir>/status.json             which stages finished and whether the run did
+                                      (``experiments.rundir``; evaluation and inference refuse
+                                      an unfinished run without ``--allow_unfinished``)
+    <workdir>/run.lock                process id + host of the run using the directory
 
 Resume order (``train_stage``): stages run in order; a stage whose checkpoint directory holds its
 final step is restored and skipped, a stage with an earlier checkpoint is restored and continued
@@ -47,7 +51,9 @@ import json
 import logging
 import os
 import pathlib
+import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,24 +61,31 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments import rundir
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.batching import BatchSampler, device_put_dataset
 from jpose.training import Checkpointer, MetricsLogger, fit, jit_step, make_multi_step, parallel
+from jpose.training.checkpoint import CheckpointMismatchError
+from jpose.training.logging import trim_metrics
 from jpose.training.state import TrainState
 
 __all__ = [
     "LOGGER",
     "config_path",
     "cli",
+    "run_experiment",
     "setup_workdir",
     "load_datasets",
     "eval_splits",
     "action_labels",
     "subset",
+    "holdout_split",
     "normalized_intrinsics",
     "device_arrays",
     "num_parallel_devices",
+    "uses_pmap",
+    "compute_dtype",
     "make_sampler",
     "make_block_runner",
     "StageLogger",
@@ -81,6 +94,7 @@ __all__ = [
     "train_stage",
     "batched_apply",
     "evaluate_3d",
+    "make_validator",
     "evaluation_rows",
     "ResultsHeader",
     "write_results",
@@ -143,11 +157,36 @@ def cli(run: Callable[[ml_collections.ConfigDict, str], Any], *, default_config:
         jpose_logger.addHandler(handler)
         jpose_logger.setLevel(logging.INFO)
         jpose_logger.propagate = False
-        config = flags.FLAGS.config
-        parallel.initialize_distributed(config)
-        run(config, flags.FLAGS.workdir)
+        prog = f"experiments.{pathlib.Path(sys.argv[0]).stem}"
+        run_experiment(run, flags.FLAGS.config, flags.FLAGS.workdir, prog=prog)
 
     app.run(main)
+
+
+def run_experiment(
+    run: Callable[[ml_collections.ConfigDict, str], Any],
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    prog: str = "experiments",
+) -> Any:
+    """What :func:`cli` runs after parsing its flags (callable in-process, e.g. by tests).
+
+    Checks the work directory path and the config (``experiments.rundir``) before anything else,
+    initialises multi-process JAX when configured and calls ``run(config, workdir)``. User errors
+    (files, layouts, units, configs, work directories; a missing file anywhere) print
+    ``<prog>: error: <message>`` and exit with status 2, without a traceback; other exceptions
+    keep their traceback.
+
+    Returns:
+      What ``run`` returns.
+    """
+    with rundir.exit_on_user_error(prog):
+        rundir.check_workdir_path(workdir)
+        rundir.validate_config(config)
+        parallel.initialize_distributed(config)
+        with rundir.user_errors(types=rundir.MISSING_FILE_ERRORS):
+            return run(config, workdir)
 
 
 def setup_workdir(
@@ -156,7 +195,11 @@ def setup_workdir(
     """Create ``workdir`` and dump the config to ``config.json``.
 
     On resume with a different config the new one is written to ``config.<n>.json`` and a
-    warning is logged (the first ``config.json`` stays, it describes the checkpoints).
+    warning naming the changed fields is logged (the first ``config.json`` stays, it describes the
+    checkpoints). Before anything is written (``experiments.rundir``): the path must be non-empty,
+    the config valid (``rundir.validate_config``), the work directory not in use by another run
+    (``run.lock``) and, when it has checkpoints, built for the same networks
+    (``rundir.check_resume_config``); ``status.json`` then marks the run unfinished.
 
     Args:
       workdir: output directory.
@@ -164,9 +207,17 @@ def setup_workdir(
 
     Returns:
       The work directory as a path.
+
+    Raises:
+      rundir.UserError: empty path, invalid config, work directory in use, changed networks.
     """
-    wd = pathlib.Path(workdir)
+    wd = rundir.check_workdir_path(workdir)
+    rundir.validate_config(config)
     wd.mkdir(parents=True, exist_ok=True)
+    if not parallel.is_main_process():  # multi-process: process 0 writes
+        return wd
+    rundir.acquire_lock(wd)
+    diffs = rundir.check_resume_config(wd, config)
     text = config.to_json_best_effort(indent=2, sort_keys=True)
     path = wd / "config.json"
     if path.exists() and path.read_text() != text:
@@ -174,8 +225,10 @@ def setup_workdir(
         while (wd / f"config.{n}.json").exists():
             n += 1
         path = wd / f"config.{n}.json"
-        LOGGER.warning("config differs from %s/config.json; saved as %s", wd, path.name)
+        LOGGER.warning("config differs from %s/config.json (%s); saved as %s", wd,
+                       "; ".join(diffs[:10]) or "formatting", path.name)  # fmt: skip
     path.write_text(text)
+    rundir.start_run(wd)
     return wd
 
 
@@ -193,8 +246,64 @@ def subset(ds: PoseDataset, max_examples: int, *, seed: int) -> PoseDataset:
     return ds.take(idx)
 
 
+def holdout_split(
+    ds: PoseDataset,
+    fraction: float,
+    *,
+    seed: int,
+    group_keys: Sequence[str] = ("sequence", "person"),
+) -> tuple[PoseDataset, PoseDataset]:
+    """Hold a validation split out of a *training* split (model selection never sees the test
+    split).
+
+    Whole groups (the first of ``group_keys`` in ``ds.labels``: CMU sequences, synthetic
+    people) go to validation, in random order, until it has ``fraction`` of the examples (groups
+    that would overshoot by half are skipped), so neighbouring frames or other camera views of
+    one sequence are not on both sides; without such a label, a random ``fraction`` of examples.
+
+    Args:
+      ds: the training split.
+      fraction: share of examples held out, in (0, 1).
+      seed: selection seed.
+      group_keys: label names tried as groups.
+
+    Returns:
+      ``(train, validation)``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    n = len(ds)
+    key = next((k for k in group_keys if k in ds.labels), None)
+    held = np.zeros(n, bool)
+    if key is not None and len(np.unique(np.asarray(ds.labels[key]).astype(str))) > 1:
+        groups = np.asarray(ds.labels[key]).astype(str)
+        names, counts = np.unique(groups, return_counts=True)
+        target, total = fraction * n, 0
+        for i in rng.permutation(len(names)):
+            if total >= target:
+                break
+            if total and total + counts[i] > 1.5 * target:  # a large group would overshoot
+                continue
+            held |= groups == names[i]
+            total += counts[i]
+    else:
+        held[rng.choice(n, max(1, int(round(fraction * n))), replace=False)] = True
+    if held.all():
+        raise ValueError(f"{ds.name}: holding out {fraction} leaves no training examples")
+    train = dataclasses.replace(ds.take(np.flatnonzero(~held)), name=ds.name)
+    val = dataclasses.replace(ds.take(np.flatnonzero(held)), name=f"{ds.name} (validation)")
+    LOGGER.info("validation split: %d of %d examples of %s held out (%s)", len(val), n, ds.name,
+                f"whole {key}s" if key else "random examples")  # fmt: skip
+    return train, val
+
+
+@rundir.user_errors("loading data")
 def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
     """Load the splits named by a data config (``config.data``).
+
+    Errors reading the files (missing, truncated, wrong layout or units) are user errors
+    (``experiments.rundir.user_errors``): the command lines report them without a traceback.
 
     Fields: ``preset`` (``synthetic | cmu | cmu+coco | h36m``), ``seed``, ``data_dir`` (shared
     data, default ``jpose.data.shared_data_dir()``), ``synthetic`` (sizes, see
@@ -255,18 +364,25 @@ def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
                                       min_h36m_joints=int(w.min_h36m_joints))
             )  # fmt: skip
         if w.get("mpii"):
-            LOGGER.warning(
-                "MPII has no image sizes: its 2D is normalised by the person box ('bbox'), not "
-                "like the Human3.6M inputs (%s)",
-                h.normalization,
-            )
+            # one normalisation for every split (issue 18): the shared MPII file has no image
+            # sizes, so it can be image/vp-normalised like the Human3.6M inputs only with the
+            # sizes given (wild2d.mpii_image_sizes); a person-box normalised MPII mixed with
+            # image-normalised Human3.6M is refused, never relabelled
+            sizes = _image_sizes_json(w.get("mpii_image_sizes") or "")
+            if not sizes:
+                raise ValueError(
+                    f"data.wild2d.mpii: {w.mpii} has no image sizes, so its 2D cannot be "
+                    f"{h.normalization!r}-normalised like the Human3.6M inputs (person-box "
+                    "normalised MPII would be a different coordinate frame); give "
+                    "data.wild2d.mpii_image_sizes (JSON {image name: [width, height]}) or drop "
+                    "data.wild2d.mpii"
+                )
             parts.append(
-                jdata.load_wild2d_npz(w.mpii, normalization="bbox",
+                jdata.load_wild2d_npz(w.mpii, normalization=h.normalization, image_sizes=sizes,
                                       min_h36m_joints=int(w.min_h36m_joints))
             )  # fmt: skip
         if parts:
-            parts = [dataclasses.replace(p, normalization=h.normalization, labels={})
-                     for p in parts]  # fmt: skip
+            parts = [dataclasses.replace(p, labels={}) for p in parts]
             out["train_2d"] = (
                 parts[0] if len(parts) == 1 else PoseDataset.concatenate(parts, name="wild2d")
             )
@@ -292,6 +408,14 @@ def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
     for name, ds in out.items():
         LOGGER.info("split %s: %s", name, ds.summary())
     return out
+
+
+def _image_sizes_json(path: str) -> dict[str, tuple[int, int]]:
+    """``{image name: (width, height)}`` from a JSON file (``{}`` for an empty path)."""
+    if not path:
+        return {}
+    raw = json.loads(pathlib.Path(path).read_text())
+    return {str(k): (int(v[0]), int(v[1])) for k, v in raw.items()}
 
 
 def eval_splits(datasets: Mapping[str, PoseDataset], names: str | Sequence[str] = "") -> list[str]:
@@ -347,11 +471,35 @@ def device_arrays(
     arrays: Mapping[str, np.ndarray], *, num_devices: int = 1
 ) -> dict[str, jax.Array]:
     """Put host arrays on device once (replicated with a leading device axis for ``pmap``)."""
-    return device_put_dataset(arrays, replicate=num_devices > 1)
+    return device_put_dataset(arrays, replicate=uses_pmap(num_devices))
+
+
+def compute_dtype(name: str | None) -> Any:
+    """``config.model.dtype`` -> the ``dtype`` of a jpose model: ``None`` for ``"float32"`` /
+    empty (full precision), ``jnp.bfloat16`` for ``"bfloat16"`` (mixed precision: bfloat16
+    compute, float32 parameters and optimiser state)."""
+    if name in (None, "", "float32"):
+        return None
+    if name == "bfloat16":
+        return jax.numpy.bfloat16
+    raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {name!r}")
+
+
+def uses_pmap(num_devices: int) -> bool:
+    """Whether training maps over a device axis: more than one local device, or any
+    multi-process run (then the axis spans the devices of all processes)."""
+    return num_devices > 1 or jax.process_count() > 1
 
 
 def num_parallel_devices(mode: str = "auto") -> int:
-    """Devices to ``pmap`` over: ``"auto"`` = all local devices, ``"none"`` = 1, or an integer."""
+    """Local devices to ``pmap`` over: ``"auto"`` = all local devices, ``"none"`` = 1, or an
+    integer. In a multi-process run (``config.distributed``) always all local devices: ``pmap``
+    over a subset is not defined across processes."""
+    if jax.process_count() > 1:
+        if mode not in ("auto", str(jax.local_device_count())):
+            LOGGER.info("multi-process run: parallel=%r replaced by all %d local devices",
+                        mode, jax.local_device_count())  # fmt: skip
+        return jax.local_device_count()
     if mode in ("none", "", None):
         return 1
     if mode == "auto":
@@ -373,25 +521,26 @@ def make_sampler(
 
     ``data`` is ``{name: {field: [N_name, ...]}}``; each dataset ``name`` gets its own
     :class:`~jpose.data.batching.BatchSampler` (per-epoch permutations of its own length, keys
-    decorrelated by ``fold_in(key, i)``). Under ``pmap`` every device takes its slice.
+    decorrelated by ``fold_in(key, i)``). Under ``pmap`` every device takes its slice by its
+    global device index, so in a multi-process run each process draws its own shard.
 
     Args:
       sizes: ``{name: N}``.
-      batch_sizes: ``{name: global batch size}``.
-      num_devices: devices of the ``pmap`` axis (1: no axis).
+      batch_sizes: ``{name: global batch size}`` (all devices of all processes).
+      num_devices: local devices of the ``pmap`` axis (1 in a single process: no axis).
       mode: ``"epoch"`` or ``"random"`` (a dataset smaller than its batch uses ``"random"``).
 
     Returns:
       The sampler.
     """
-    axis = parallel.AXIS if num_devices > 1 else None
+    axis = parallel.AXIS if uses_pmap(num_devices) else None
     samplers = {
         name: BatchSampler(
             int(sizes[name]),
             int(batch_sizes[name]),
             mode=mode if batch_sizes[name] <= sizes[name] else "random",
             axis_name=axis,
-            num_shards=num_devices if axis else None,
+            num_shards=parallel.global_device_count(num_devices) if axis else None,
         )
         for name in sizes
     }
@@ -422,17 +571,24 @@ def make_block_runner(
       steps_per_block: K.
       sampler: from :func:`make_sampler` (built with the same ``num_devices``).
       data: device-resident data (:func:`device_arrays`, replicated when ``num_devices > 1``).
-      num_devices: 1 = ``jit``; more = ``pmap`` over that many local devices.
+      num_devices: 1 = ``jit``; more = ``pmap`` over that many local devices (always ``pmap``
+        in a multi-process run, over the devices of all processes).
 
     Returns:
       ``run_block(state, key) -> (state, metrics)`` on un-replicated states, for
-      ``jpose.training.fit``.
+      ``jpose.training.fit``. Its first call logs a one-line "compiling ..." notice.
     """
-    if num_devices <= 1:
+    notice = _CompileNotice(
+        f"training block ({steps_per_block} steps, "
+        + (f"pmap over {parallel.global_device_count(num_devices)} devices)"
+           if uses_pmap(num_devices) else "1 device)")
+    )  # fmt: skip
+    if not uses_pmap(num_devices):
         multi = jit_step(make_multi_step(build_step(None), steps_per_block, sampler=sampler))
         device = jax.local_devices()[0]
 
         def run_single(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
+            notice()
             # Commit the state to the device: a freshly initialised (uncommitted) template and the
             # committed outputs of the first call would otherwise compile the block twice.
             return multi(jax.device_put(state, device), data, key)
@@ -444,10 +600,24 @@ def make_block_runner(
     devices = jax.local_devices()[:num_devices]
 
     def run_block(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
+        notice()
         state_r, m = p_multi(parallel.replicate(state, devices=devices), data, key)
         return parallel.unreplicate(state_r), parallel.unreplicate(m)
 
     return run_block
+
+
+class _CompileNotice:
+    """Logs ``compiling <what> ...`` once, at the first call (before XLA compiles)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.done = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            LOGGER.info("compiling %s ...", self.what)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -484,6 +654,8 @@ class StageResult:
       trained_steps: steps run by this invocation.
       wall_s: wall time of this invocation's training (compilation included).
       samples_per_s: training throughput of the last logged block (None if not measured).
+      selected_step: the step whose state is returned: ``num_steps``, or the best validation
+        checkpoint with ``select="best"``.
     """
 
     state: TrainState
@@ -493,6 +665,7 @@ class StageResult:
     trained_steps: int
     wall_s: float
     samples_per_s: float | None = None
+    selected_step: int | None = None
 
 
 def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: int,
@@ -534,6 +707,10 @@ def train_stage(
     log_every: int = 1,
     max_to_keep: int = 2,
     progress: bool | None = None,
+    evaluate: Callable[[TrainState], Mapping[str, float]] | None = None,
+    eval_every: int | None = None,
+    best_metric: str | None = None,
+    select: str = "final",
 ) -> StageResult:
     """Train (or resume, or skip when complete) one stage in ``<workdir>/checkpoints/<name>``.
 
@@ -553,18 +730,40 @@ def train_stage(
       log_every: blocks between log records.
       max_to_keep: checkpoints kept.
       progress: progress line (see ``MetricsLogger``).
+      evaluate: ``state -> {metric: float}`` on a *validation* split held out from the training
+        data (:func:`holdout_split`, never the test split); logged with ``split="val"``
+        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure) every
+        ``eval_every`` steps and at the end, and a checkpoint is saved with each evaluation.
+      eval_every: steps between validations (multiple of K; default: end of stage only).
+      best_metric: validation metric (lower is better) whose best checkpoint is kept.
+      select: ``"final"`` (the last step) or ``"best"`` (the checkpoint with the lowest
+        ``best_metric``) as the returned state; say which in the results header.
 
     Returns:
       :class:`StageResult`.
     """
+    if select not in ("final", "best"):
+        raise ValueError(f"select must be 'final' or 'best', got {select!r}")
+    if select == "best" and (evaluate is None or best_metric is None):
+        raise ValueError("select='best' needs evaluate and best_metric (a validation split)")
     wd = pathlib.Path(workdir)
-    ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep)
+    ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep,
+                        best_metric=best_metric if evaluate is not None else None)  # fmt: skip
+    if parallel.is_main_process():
+        # records logged after the checkpoint a resume restores are logged again: drop them
+        # (before the logger opens the file); status.json records the stage as started
+        at = ckpt.latest_step()
+        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (at or 0),
+                     until_step=step_offset + num_steps, stage=float(index))  # fmt: skip
+        rundir.mark_stage(wd, name, index=index, num_steps=num_steps,
+                          finished=at is not None and at >= num_steps)  # fmt: skip
     logger = _ThroughputLogger(
         wd,
         stage=index,
         step_offset=step_offset,
         total_steps=step_offset + num_steps,
         progress=progress,
+        enabled=parallel.is_main_process(),  # multi-process: process 0 writes metrics
     )
     resumed = ckpt.latest_step()
     if resumed is not None:
@@ -586,10 +785,24 @@ def train_stage(
             log_every=log_every,
             checkpointer=ckpt,
             logger=logger,
+            evaluate=evaluate,
+            eval_every=eval_every,
         )
+        selected = num_steps
+        if select == "best":
+            best = ckpt.best_step()
+            if best is not None and best != num_steps:
+                state = ckpt.restore(template, step=best, key=key).state
+                selected = best
+            LOGGER.info("stage %s: best validation %s at step %d of %d", name, best_metric,
+                        selected, num_steps)  # fmt: skip
+    except CheckpointMismatchError as err:  # a changed network restored: the user's config
+        raise rundir.mark_user_error(err) from None
     finally:
         ckpt.close()
         logger.close()
+    if parallel.is_main_process():
+        rundir.mark_stage(wd, name, index=index, num_steps=num_steps, finished=True)
     wall = time.perf_counter() - t0
     trained = num_steps - (resumed or 0)
     LOGGER.info("stage %s: %d steps run in %.1f s", name, trained, wall)
@@ -601,6 +814,7 @@ def train_stage(
         trained_steps=trained,
         wall_s=wall,
         samples_per_s=logger.last_samples_per_s,
+        selected_step=selected,
     )
 
 
@@ -664,6 +878,54 @@ def summarize_errors(
     return out
 
 
+def make_validator(
+    predict: Callable[[Any, jax.Array, jax.Array], jax.Array],
+    dataset: PoseDataset,
+    *,
+    variables: Callable[[TrainState], Any],
+    batch_size: int = 4096,
+) -> Callable[[TrainState], dict[str, float]]:
+    """A ``state -> {"mpjpe_mm", "p_mpjpe_mm"}`` validation function for :func:`train_stage`.
+
+    Args:
+      predict: ``predict(variables, pose2d_norm, confidence) -> pose3d [B, J, 3]`` (metres,
+        evaluation mode); compiled once, the variables are arguments.
+      dataset: the validation split (:func:`holdout_split`; never the test split).
+      variables: ``state -> variables`` passed to ``predict`` (e.g. a player's ``variables()``).
+      batch_size: evaluation batch size.
+
+    Returns:
+      The validation function: frame-wise mean MPJPE and P-MPJPE (root-relative, mm).
+    """
+    jitted = jax.jit(predict)
+    notice = _CompileNotice(f"validation ({dataset.name}, {len(dataset)} examples)")
+    x, c = dataset.pose2d_norm, dataset.confidence
+    target = dataset.pose3d_root_relative.astype(np.float32)
+
+    def evaluate(state: TrainState) -> dict[str, float]:
+        notice()
+        v = variables(state)
+        pred = batched_apply(lambda a, b: jitted(v, a, b), x, c, batch_size=batch_size)
+        errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
+        return {f"{k}_mm": float(np.mean(jm.to_mm(errors[k]))) for k in ("mpjpe", "p_mpjpe")}
+
+    return evaluate
+
+
+_EVALUATED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _notice_evaluation(fn: Any, name: str) -> None:
+    """Log ``compiling evaluation ...`` the first time ``fn`` evaluates (its compilation)."""
+    try:
+        if fn in _EVALUATED:
+            return
+        _EVALUATED.add(fn)
+    except TypeError:  # not weak-referenceable: always say it
+        pass
+    LOGGER.info("compiling evaluation (%s) ...", name)
+
+
 def evaluate_3d(
     predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
     dataset: PoseDataset,
@@ -694,6 +956,7 @@ def evaluate_3d(
         raise ValueError(f"{dataset.name}: evaluate_3d needs 3D poses")
     x = dataset.pose2d_norm if pose2d_norm is None else pose2d_norm
     c = dataset.confidence if confidence is None else confidence
+    _notice_evaluation(predict_3d, dataset.name)
     pred = batched_apply(predict_3d, x, c, batch_size=batch_size)
     target = dataset.pose3d_root_relative.astype(np.float32)
     errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
@@ -743,6 +1006,8 @@ class Predictor:
       metric_scale: whether ``pose3d`` is in metres (False: scale-free, e.g. Drover et al.).
       has_camera: whether ``predict`` returns ``focal``, ``center`` and ``translation``.
       description: one line for reports.
+      unfinished: why the run is unfinished when loaded with ``allow_unfinished`` (stated in
+        results and outputs); ``""`` for a finished run.
     """
 
     experiment: str
@@ -754,6 +1019,7 @@ class Predictor:
     metric_scale: bool = True
     has_camera: bool = False
     description: str = ""
+    unfinished: str = ""
 
 
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
@@ -768,7 +1034,10 @@ def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
             f"{workdir} is not a jpose work directory: no config.json (train with "
             "`python -m experiments.<method> --workdir=...` first)"
         )
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    try:
+        return ml_collections.ConfigDict(json.loads(path.read_text()))
+    except ValueError as err:
+        raise rundir.UserError(f"{path}: not a readable config ({err})") from None
 
 
 def data_normalization(data_cfg: ml_collections.ConfigDict) -> str:
@@ -789,7 +1058,8 @@ def write_model_info(workdir: str | os.PathLike[str], **info: Any) -> pathlib.Pa
     """Write ``<workdir>/model.json``: what inference needs beyond config and checkpoints
     (e.g. camera priors derived from the training data)."""
     path = pathlib.Path(workdir) / "model.json"
-    path.write_text(json.dumps(to_jsonable(info), indent=2, sort_keys=True) + "\n")
+    if parallel.is_main_process():  # multi-process: process 0 writes
+        path.write_text(json.dumps(to_jsonable(info), indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -838,15 +1108,20 @@ def restore_variables(
     return variables, steps
 
 
-def load_predictor(workdir: str | os.PathLike[str], *, step: int | None = None) -> Predictor:
+def load_predictor(
+    workdir: str | os.PathLike[str], *, step: int | None = None, allow_unfinished: bool = False
+) -> Predictor:
     """Restore the trained pipeline of any jpose work directory.
 
-    Reads ``config.json``, imports ``experiments.<config.experiment>`` and calls its
-    ``load_predictor(config, workdir, step=step)``.
+    Reads ``config.json``, imports ``experiments.<config.experiment>``, refuses an unfinished
+    run (``experiments.rundir.require_finished``: ``status.json`` names the missing stage) and
+    calls the experiment's ``load_predictor(config, workdir, step=step)``.
 
     Args:
       workdir: work directory of a training run.
       step: checkpoint step of the last stage (default the latest).
+      allow_unfinished: load an unfinished run anyway (``Predictor.unfinished`` says why it is
+        unfinished; callers state it in their outputs).
 
     Returns:
       :class:`Predictor`.
@@ -854,6 +1129,7 @@ def load_predictor(workdir: str | os.PathLike[str], *, step: int | None = None) 
     Raises:
       FileNotFoundError: not a work directory / no checkpoint.
       ValueError: the config names no experiment, or one without a keypoint predictor.
+      rundir.UnfinishedRunError: the run did not finish (without ``allow_unfinished``).
     """
     import importlib
 
@@ -874,7 +1150,14 @@ def load_predictor(workdir: str | os.PathLike[str], *, step: int | None = None) 
             f"experiment {name!r} has no keypoint predictor (image-based experiments are "
             f"evaluated by their own run); keypoint experiments: {known}"
         )
-    return loader(config, workdir, step=step)
+    planned = module.seed_stages(config) if hasattr(module, "seed_stages") else \
+        getattr(module, "STAGES", ())  # fmt: skip
+    reason = rundir.require_finished(workdir, planned, allow_unfinished=allow_unfinished)
+    predictor = loader(config, workdir, step=step)
+    if reason:
+        LOGGER.warning("%s: using an UNFINISHED run (--allow_unfinished): %s", workdir, reason)
+        predictor = dataclasses.replace(predictor, unfinished=reason)
+    return predictor
 
 
 # ------------------------------------------------------------------------------------------------
@@ -944,8 +1227,13 @@ def write_results(
     evaluations: Mapping[str, Mapping[str, Any]],
     extra_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    finish_run: bool = True,
 ) -> tuple[pathlib.Path, pathlib.Path]:
     """Write ``results.json`` and ``results.md``.
+
+    A training run's results are the last thing it writes: in a work directory with
+    ``status.json`` they mark the run finished (``experiments.rundir.mark_run_finished``) unless
+    ``finish_run`` is False (evaluations of other runs).
 
     Args:
       workdir: output directory.
@@ -954,11 +1242,14 @@ def write_results(
       extra_tables: more markdown tables ``{title: {row: {column: value}}}`` (e.g. the 2D
         re-projection error on 2D-only data).
       extra: more JSON fields (timings, figure list, ...).
+      finish_run: mark a training run in ``workdir`` finished.
 
     Returns:
-      The two paths.
+      The two paths (written by process 0 only in a multi-process run).
     """
     wd = pathlib.Path(workdir)
+    if not parallel.is_main_process():
+        return wd / "results.json", wd / "results.md"
     evals = evaluation_record(evaluations)
     record = {
         "header": dataclasses.asdict(header),
@@ -1012,6 +1303,8 @@ def write_results(
         lines.append(jm.format_table(rows, title=f"## {title}", digits=3))
     md_path = wd / "results.md"
     md_path.write_text("\n".join(lines))
+    if finish_run and (wd / rundir.STATUS_FILE).is_file():  # a run's own results: written last
+        rundir.mark_run_finished(wd)
     return json_path, md_path
 
 
@@ -1038,8 +1331,10 @@ def write_figures(
       figures: ``{name: make_figure}``.
 
     Returns:
-      Paths written (relative to ``workdir``).
+      Paths written (relative to ``workdir``; nothing on processes other than 0).
     """
+    if not parallel.is_main_process():
+        return []
     try:
         from jpose import viz
 

@@ -33,6 +33,10 @@ mirrored back, averaged with the plain prediction), ``--drop_s11_directions``, `
 option is written into the header of the results. Output: ``<workdir>/eval/<tag>/results.json``
 and ``results.md`` (``<tag>`` = dataset + options), and with ``--figures`` the figures in
 ``<workdir>/eval/<tag>/figures/``.
+
+An unfinished training run (a stage killed or not yet run: ``<workdir>/status.json``) is refused
+with a message naming the missing stage; ``--allow_unfinished`` evaluates its latest checkpoint
+and says so in the results header. User errors exit with status 2 and one message.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import common, rundir
 from jpose import metrics as jm
 from jpose import skeleton
 from jpose.data import PoseDataset
@@ -73,6 +77,7 @@ DATASETS = ("config", "cmu", "h36m", "mpi3dhp", "3dpw")
 # ------------------------------------------------------------------------------------------------
 
 
+@rundir.user_errors("loading the evaluation data")
 def load_eval_datasets(
     dataset: str,
     predictor: common.Predictor,
@@ -306,9 +311,13 @@ def evaluate_workdir(
     figures: bool = False,
     output_dir: str | pathlib.Path | None = None,
     batch_size: int = 4096,
+    allow_unfinished: bool = False,
     **paths: Any,
 ) -> dict[str, Any]:
     """Restore a work directory's pipeline, evaluate it and write results (and figures).
+
+    An unfinished run (``status.json``: a stage did not finish) is refused unless
+    ``allow_unfinished``; then the results header says that the run is unfinished and why.
 
     Args:
       workdir: a training run's work directory.
@@ -319,6 +328,7 @@ def evaluate_workdir(
       figures: also write figures (needs matplotlib).
       output_dir: where to write (default ``<workdir>/eval/<tag>``).
       batch_size: evaluation batch size.
+      allow_unfinished: evaluate an unfinished run (stated in the header).
       **paths: ``h36m_dir``, ``h36m_source``, ``mpi3dhp_root``, ``mpi3dhp_sequences``,
         ``pw3d_path``, ``subsample``
         (see :func:`load_eval_datasets`).
@@ -328,7 +338,10 @@ def evaluate_workdir(
     """
     t0 = time.perf_counter()
     wd = pathlib.Path(workdir)
-    predictor = common.load_predictor(wd, step=step)
+    if batch_size < 1:
+        raise rundir.UserError(f"--batch_size must be >= 1, got {batch_size}")
+    with rundir.user_errors():
+        predictor = common.load_predictor(wd, step=step, allow_unfinished=allow_unfinished)
     datasets = load_eval_datasets(
         dataset, predictor, drop_s11_directions=drop_s11_directions, **paths
     )
@@ -348,6 +361,16 @@ def evaluate_workdir(
         )
     if dataset == "mpi3dhp":
         notes.append("3DPCK / AUC over the 17 Human3.6M joints after root (pelvis) alignment")
+    selection = train.get(
+        "model_selection",
+        "final checkpoint of the last stage (no validation split used for selection)",
+    )
+    if predictor.unfinished:
+        selection = (
+            f"UNFINISHED RUN (--allow_unfinished): {predictor.unfinished}; evaluated: the latest "
+            "checkpoint of the last stage that has one, not a final model"
+        )
+        notes.insert(0, f"**Unfinished training run:** {predictor.unfinished}")
     trained_on = train.get("dataset", predictor.config.get("data", {}).get("preset"))
     evaluated_on = ", ".join(f"{s} ({d.name}, N={len(d)})" for s, d in datasets.items())
     header = common.ResultsHeader(
@@ -365,12 +388,10 @@ def evaluate_workdir(
             "drop_s11_directions": drop_s11_directions,
             "step": "latest" if step is None else step,
             "workdir": str(wd),
+            **({"allow_unfinished": True} if predictor.unfinished else {}),
         },
         checkpoint=dict(predictor.checkpoint),
-        model_selection=train.get(
-            "model_selection",
-            "final checkpoint of the last stage (no validation split used for selection)",
-        ),
+        model_selection=selection,
         notes=notes,
     )
     written: list[str] = []
@@ -381,6 +402,7 @@ def evaluate_workdir(
         header=header,
         evaluations=evaluations,
         extra_tables=tables,
+        finish_run=False,  # an evaluation never finishes a training run (even in its folder)
         extra={
             "figures": written,
             "wall_s": round(time.perf_counter() - t0, 2),
@@ -499,16 +521,44 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mpi3dhp_root", default="")
     p.add_argument("--mpi3dhp_sequences", default="", help="e.g. TS1,TS5 (default all)")
     p.add_argument("--pw3d_path", default="")
+    p.add_argument(
+        "--allow_unfinished",
+        action="store_true",
+        help="evaluate a run whose training did not finish (said in the results)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Command-line entry point (see the module docstring)."""
+    """Command-line entry point (see the module docstring).
+
+    User errors (missing or unfinished work directory, data files, options) exit with status 2
+    and one message (``experiments.rundir.exit_on_user_error``).
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip
     logging.getLogger("absl").setLevel(logging.WARNING)
-    record = evaluate_workdir(
+    with rundir.exit_on_user_error("python -m experiments.evaluate"):
+        record = _evaluate(args)
+    out = pathlib.Path(args.output_dir) if args.output_dir else None
+    for split, ev in record["evaluations"].items():
+        m = ev["metrics"]
+        print(
+            f"{split}: N={ev['num_examples']} MPJPE {m['mpjpe']['action_wise']:.1f} / "
+            f"{m['mpjpe']['frame_wise']:.1f} mm, P-MPJPE {m['p_mpjpe']['action_wise']:.1f} / "
+            f"{m['p_mpjpe']['frame_wise']:.1f} mm (action-wise / frame-wise)"
+        )
+    print(f"results: {record.get('output_dir', out)}")
+    return record
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    if not str(args.workdir).strip():
+        raise rundir.UserError("--workdir is empty: give a training run's work directory")
+    if args.subsample < 1:
+        raise rundir.UserError(f"--subsample must be >= 1, got {args.subsample}")
+    return evaluate_workdir(
         args.workdir,
         dataset=args.dataset,
         flip=args.flip,
@@ -523,17 +573,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         mpi3dhp_root=args.mpi3dhp_root,
         mpi3dhp_sequences=args.mpi3dhp_sequences,
         pw3d_path=args.pw3d_path,
+        allow_unfinished=args.allow_unfinished,
     )
-    out = pathlib.Path(args.output_dir) if args.output_dir else None
-    for split, ev in record["evaluations"].items():
-        m = ev["metrics"]
-        print(
-            f"{split}: N={ev['num_examples']} MPJPE {m['mpjpe']['action_wise']:.1f} / "
-            f"{m['mpjpe']['frame_wise']:.1f} mm, P-MPJPE {m['p_mpjpe']['action_wise']:.1f} / "
-            f"{m['p_mpjpe']['frame_wise']:.1f} mm (action-wise / frame-wise)"
-        )
-    print(f"results: {record.get('output_dir', out)}")
-    return record
 
 
 if __name__ == "__main__":

@@ -44,6 +44,17 @@ Scores: joint scores are clipped to ``[0, 1]`` and used as confidences; joints b
 non-finite coordinate is an error. As in training (:mod:`jpose.data.wild2d`), normalised
 coordinates of missing joints are set to 0.
 
+Validity (no pose from garbage): a person is lifted only with at least ``--min_joints`` (8)
+joints of confidence > 0 in the pipeline's layout, confident joints spanning at least 2 px,
+coordinates within 100000 px and one image size of the image, and image sides within 16 ..
+100000 px (:func:`person_validity`); and only when the lifted 3D is plausible (every joint
+within 10 m of the root, a root translation within 10 km). Otherwise a single person is an
+error (exit status 2) and, in a batch, the person comes back with ``valid`` False, its reason
+in ``invalid_reason`` and NaN poses, with one warning line; a batch without a valid person is an
+error. A work directory whose training did not finish is refused unless ``--allow_unfinished``
+(then a warning and ``unfinished`` in the output say so). User errors exit with status 2 and
+one ``jpose: error: ...`` line, without a traceback.
+
 Normalisation: the 2D keypoints are normalised exactly as the pipeline's training inputs were
 (``Predictor.normalization``, :func:`jpose.data.normalize_2d`): ``"vp"`` (VideoPose3D
 ``uv / w * 2 - [1, h / w]``) and ``"image"`` (``uv / (w, h) * 2 - 1``) need each image's size
@@ -92,7 +103,8 @@ Output file (``--output``)
 ``.npz``: arrays ``pose3d_root_relative``, ``pose3d_absolute`` / ``translation`` (root
 position, metres; when any),
 ``focal_px`` / ``center_px`` (camera branch), ``keypoints_px`` (input 2D in the output layout),
-``joint_scores``, ``score``, ``image_id``, ``track_id`` (when given), ``joint_names``, plus a
+``joint_scores``, ``score``, ``image_id``, ``track_id`` (when given), ``valid`` and
+``invalid_reason`` (per person, see Validity), ``joint_names``, plus a
 JSON string ``meta`` with everything else: ``layout``, ``input_layout``, ``units`` (metres),
 ``frame`` (camera, x right, y down, z forward), ``absolute_source``, ``normalization``,
 ``metric_scale``, ``warnings``, the pipeline's ``experiment`` / ``description`` /
@@ -110,13 +122,14 @@ import os
 import pathlib
 import sys
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from experiments import common
+from experiments import common, rundir
 from jpose import skeleton
 from jpose.camera import solve_root_translation
 from jpose.data import denormalize_2d, normalize_2d
@@ -127,6 +140,7 @@ __all__ = [
     "load_keypoints",
     "resolve_layout",
     "lift",
+    "person_validity",
     "tracks_for_smoothing",
     "smooth_poses",
     "write_output",
@@ -136,6 +150,16 @@ __all__ = [
 UNITS = "metres"
 CAMERA_FRAME = "camera (x right, y down, z forward)"
 _NEEDS_IMAGE_SIZE = ("vp", "image")
+
+# Plausibility bounds of one person's 2D (``person_validity``) and 3D (``lift``): outside them
+# a person is flagged instead of lifted (issue 22: never a confident answer from garbage).
+MIN_JOINTS = 8  # default --min_joints: joints (pipeline layout) with confidence > 0
+MIN_IMAGE_SIDE_PX = 16.0  # an image side below this is not a camera image in pixels
+MAX_IMAGE_SIDE_PX = 100_000.0
+MAX_COORD_PX = 100_000.0  # |x|, |y| of a confident joint
+MIN_EXTENT_PX = 2.0  # the confident joints span at least this many pixels on one axis
+MAX_POSE_M = 10.0  # a lifted joint this far from the root is not a human pose
+MAX_TRANSLATION_M = 10_000.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -405,8 +429,15 @@ def load_keypoints(
         raise FileNotFoundError(f"{path}: input file not found (expected detections .json/.npz)")
     suffix = pathlib.Path(path).suffix.lower()
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            parsed = _from_arrays({k: npz[k] for k in npz.files}, path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+            raise ValueError(
+                f"{path}: not a readable .npz archive ({type(err).__name__}: {err}); an empty, "
+                "truncated or corrupt file? (object arrays / pickles are not read)"
+            ) from None
+        parsed = _from_arrays(arrays, path)
     elif suffix == ".json":
         raw = _read_json(path, "detections")
         if isinstance(raw, list):
@@ -616,8 +647,16 @@ def lift(
     smooth_sigma: float = 0.0,
     batch_size: int = 1024,
     min_score: float = 0.0,
+    min_joints: int = MIN_JOINTS,
 ) -> dict[str, Any]:
     """Lift 2D detections to camera-frame 3D with a trained pipeline.
+
+    People whose 2D cannot give a pose (:func:`person_validity`: too few confident joints, a
+    degenerate 2D extent, coordinates or image sizes outside plausible bounds) or whose lifted
+    3D is implausible (a joint more than ``MAX_POSE_M`` from the root, a root translation
+    beyond ``MAX_TRANSLATION_M``, non-finite values) are never returned as a pose: a single
+    person is an error; in a batch they are flagged (``valid`` False, ``invalid_reason``) with
+    NaN outputs and one warning line; a batch with no valid person is an error.
 
     Args:
       predictor: :class:`experiments.common.Predictor` (``common.load_predictor(workdir)``).
@@ -629,21 +668,29 @@ def lift(
         0 = off.
       batch_size: fixed batch size of the network (the last batch is padded: one compilation).
       min_score: joints with a score below this get confidence 0 (missing).
+      min_joints: fewest joints (pipeline layout) with confidence > 0 for a person to be lifted.
 
     Returns:
       The result dict written by :func:`write_output` (arrays ``pose3d_root_relative`` and,
       where available, ``pose3d_absolute``, ``translation``, ``focal_px``, ``center_px``; plus
       ``joint_names``, ``layout``, ``image_id``, ``track_id``, ``score``, ``joint_scores``,
-      ``keypoints_px``, ``units``, ``frame``, ``absolute_source``, ``warnings``, ``timing`` and
-      the pipeline's ``experiment`` / ``description`` / ``checkpoint``).
+      ``keypoints_px``, ``units``, ``frame``, ``absolute_source``, ``warnings``, ``timing``,
+      ``valid`` / ``invalid_reason`` per person, ``unfinished`` and the pipeline's
+      ``experiment`` / ``description`` / ``checkpoint``).
 
     Raises:
       ValueError: empty input, missing image sizes for a ``vp`` / ``image`` pipeline, no
-        converter from the input layout, bad intrinsics, or smoothing without track ids.
+        converter from the input layout, bad intrinsics, smoothing without track ids, bad
+        options, a single person that cannot be lifted or a batch without any.
     """
     n = len(inp)
     if n == 0:
         raise ValueError(f"{inp.source}: empty input: no detections")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not (np.isfinite(min_score) and np.isfinite(smooth_sigma) and smooth_sigma >= 0):
+        raise ValueError(f"min_score and smooth_sigma must be finite, smooth_sigma >= 0; got "
+                         f"{min_score}, {smooth_sigma}")  # fmt: skip
     if smooth_sigma > 0:  # fail before running the network
         tracks_for_smoothing(inp.image_id, inp.track_id)
     out_layout = skeleton.get_layout(predictor.layout)
@@ -673,11 +720,17 @@ def lift(
     src = skeleton.get_layout(inp.layout)
     pts, conf = skeleton.convert_layout(kp, scores, source=src, target=out_layout)
     pts, conf = pts.astype(np.float32), conf.astype(np.float32)
+    if not 1 <= int(min_joints) <= out_layout.num_joints:
+        raise ValueError(f"min_joints must be in 1..{out_layout.num_joints}, got {min_joints}")
+    reasons = person_validity(kp, scores, conf, image_size_px=size, min_joints=int(min_joints))
+    _refuse_if_none_valid(reasons, inp.source)
     bbox = None
     if mode == "bbox":
         bbox = inp.bbox_px if inp.bbox_px is not None else tight_boxes(kp, scores > 0)
-    norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
-    norm = np.where(conf[..., None] > 0, norm, 0.0).astype(np.float32)  # as jpose.data.wild2d
+    with np.errstate(all="ignore"):  # flagged people may overflow; they are zeroed below
+        norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
+    keep = (conf[..., None] > 0) & (reasons == "")[:, None, None] & np.isfinite(norm)
+    norm = np.where(keep, norm, 0.0).astype(np.float32)  # as jpose.data.wild2d
 
     # warm-up (compiles one batch shape), then the timed pass over every batch
     bs = max(1, min(int(batch_size), n))
@@ -692,6 +745,12 @@ def lift(
     root = out_layout.root
     pose_rel = np.asarray(pred["pose3d"], np.float64)
     pose_rel = pose_rel - pose_rel[:, root : root + 1]
+    with np.errstate(invalid="ignore"):
+        reach = np.abs(pose_rel).max(axis=(1, 2))
+    plausible = np.isfinite(pose_rel).all(axis=(1, 2)) & (reach <= MAX_POSE_M)
+    implausible = (reasons == "") & ~plausible
+    for i in np.nonzero(implausible)[0]:
+        reasons[i] = f"implausible 3D output: a joint {reach[i]:.3g} m from the root"
 
     result: dict[str, Any] = {
         "joint_names": list(out_layout.joint_names),
@@ -713,16 +772,22 @@ def lift(
         "absolute_source": None,
         "smooth_sigma": float(smooth_sigma),
         "warnings": [],
+        "unfinished": predictor.unfinished,
     }
+    if predictor.unfinished:
+        result["warnings"].append(
+            f"UNFINISHED training run (--allow_unfinished): {predictor.unfinished}"
+        )
     translation = None
     if predictor.has_camera and "focal" in pred and "center" in pred:
         # u_norm = a u_px + b per axis: f_px = f_norm / a, c_px = denormalize(c_norm)
         kw = {"mode": mode, "image_size": size, "bbox": bbox}
-        zero = denormalize_2d(np.zeros((n, 1, 2), np.float32), **kw)[:, 0]
-        one = denormalize_2d(np.ones((n, 1, 2), np.float32), **kw)[:, 0]
-        result["focal_px"] = np.asarray(pred["focal"], np.float64) * (one - zero)
-        center_norm = np.asarray(pred["center"], np.float32)[:, None]
-        result["center_px"] = denormalize_2d(center_norm, **kw)[:, 0]
+        with np.errstate(all="ignore"):  # flagged people's sizes may overflow (blanked below)
+            zero = denormalize_2d(np.zeros((n, 1, 2), np.float32), **kw)[:, 0]
+            one = denormalize_2d(np.ones((n, 1, 2), np.float32), **kw)[:, 0]
+            result["focal_px"] = np.asarray(pred["focal"], np.float64) * (one - zero)
+            center_norm = np.asarray(pred["center"], np.float32)[:, None]
+            result["center_px"] = denormalize_2d(center_norm, **kw)[:, 0]
     if intrinsics_px is not None:
         focal, center = _intrinsics(intrinsics_px, n, size)
         translation = solve_root_translation(pose_rel, pts, conf, focal=focal, center=center)
@@ -730,7 +795,7 @@ def lift(
         result["intrinsics_px"] = {"focal": focal, "center": center}
         if predictor.has_camera and "translation" in pred:  # kept for comparison
             result["translation_camera_branch"] = np.asarray(pred["translation"], np.float32)
-        bad = int((~np.isfinite(translation).all(-1)).sum())
+        bad = int(((~np.isfinite(translation).all(-1)) & (reasons == "")).sum())
         if bad:
             result["warnings"].append(
                 f"{bad} detections have fewer than 2 joints with confidence > 0: no translation "
@@ -740,9 +805,16 @@ def lift(
         translation = np.asarray(pred["translation"], np.float64)
         result["absolute_source"] = "camera_branch"
     if translation is not None:
+        with np.errstate(invalid="ignore"):
+            far = np.abs(translation).max(-1)
+        far_away = (reasons == "") & np.isfinite(far) & (far > MAX_TRANSLATION_M)
+        for i in np.nonzero(far_away)[0]:
+            reasons[i] = f"implausible 3D output: root {far[i]:.3g} m from the camera"
         result["translation"] = translation
         result["pose3d_absolute"] = pose_rel + translation[:, None, :]
     result["pose3d_root_relative"] = pose_rel
+    _refuse_if_none_valid(reasons, inp.source)
+    _blank_invalid(result, reasons)
     if not predictor.metric_scale:
         result["warnings"].append(
             f"{predictor.experiment}: this pipeline predicts 3D only up to scale (metric_scale "
@@ -754,9 +826,14 @@ def lift(
                 result[key] = smooth_poses(
                     result[key], inp.image_id, inp.track_id, sigma=smooth_sigma
                 )
+    _blank_invalid(result, reasons)  # smoothing fills gaps from neighbours: blank them again
     for key in ("pose3d_root_relative", "pose3d_absolute", "translation", "focal_px", "center_px"):
         if key in result:
             result[key] = np.asarray(result[key], np.float32)
+    result["valid"] = reasons == ""
+    result["invalid_reason"] = reasons.astype(str)
+    if not result["valid"].all():
+        result["warnings"].append(_invalid_summary(reasons))
     result["timing"] = {
         "num_people": n,
         "batch_size": bs,
@@ -768,6 +845,100 @@ def lift(
         "note": "network time after a warm-up call (compilation excluded)",
     }
     return result
+
+
+def person_validity(
+    keypoints_px: np.ndarray,
+    scores: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    image_size_px: np.ndarray | None,
+    min_joints: int = MIN_JOINTS,
+) -> np.ndarray:
+    """Why each person's 2D cannot be lifted (``""`` where it can).
+
+    A person is invalid with fewer than ``min_joints`` joints of confidence > 0 in the
+    pipeline's layout, an image side outside ``[MIN_IMAGE_SIDE_PX, MAX_IMAGE_SIDE_PX]``, a
+    confident joint with ``|x|`` or ``|y|`` above ``MAX_COORD_PX`` or more than one image size
+    outside the image, or confident joints spanning less than ``MIN_EXTENT_PX`` on both axes
+    (every joint on one pixel). The first failing rule is reported.
+
+    Args:
+      keypoints_px: ``[N, J_in, 2]`` input pixels (finite).
+      scores: ``[N, J_in]`` joint scores after ``min_score`` (0 = missing).
+      confidence: ``[N, J]`` confidences in the pipeline's layout.
+      image_size_px: ``[N, 2]`` (width, height), -1 where unknown; or ``None``.
+      min_joints: fewest confident joints (pipeline layout).
+
+    Returns:
+      ``[N]`` object array of reasons.
+    """
+    n = len(keypoints_px)
+    reasons = np.full(n, "", dtype=object)
+
+    def flag(mask: np.ndarray, text: Any) -> None:
+        for i in np.nonzero(mask & (reasons == ""))[0]:
+            reasons[i] = text(i)
+
+    count = (np.asarray(confidence) > 0).sum(-1)
+    flag(count < min_joints,
+         lambda i: f"{count[i]} joints with confidence > 0, fewer than {min_joints} "
+                   "(--min_joints / --min_score)")  # fmt: skip
+    kp = np.asarray(keypoints_px, np.float64)
+    on = np.asarray(scores) > 0
+    if image_size_px is not None:
+        size = np.asarray(image_size_px, np.float64)
+        known = (size > 0).all(-1)
+        odd = known & ((size < MIN_IMAGE_SIDE_PX) | (size > MAX_IMAGE_SIDE_PX)).any(-1)
+        flag(odd, lambda i: f"implausible image size {size[i, 0]:.4g} x {size[i, 1]:.4g} px "
+                            f"(sides {MIN_IMAGE_SIDE_PX:g}..{MAX_IMAGE_SIDE_PX:g} px)")  # fmt: skip
+    reach = np.where(on, np.abs(kp).max(-1), 0.0).max(-1)
+    flag(reach > MAX_COORD_PX,
+         lambda i: f"keypoint coordinates up to {reach[i]:.3g} px (beyond {MAX_COORD_PX:g} px: "
+                   "not pixels?)")  # fmt: skip
+    if image_size_px is not None:
+        lo, hi = -size[:, None, :], 2.0 * size[:, None, :]
+        outside = known & (on[..., None] & ((kp < lo) | (kp > hi))).any(axis=(1, 2))
+        flag(outside, lambda i: f"keypoints far outside the {size[i, 0]:.4g} x {size[i, 1]:.4g} "
+                                "px image (coordinates or image size in other units?)")  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        extent = (np.where(on[..., None], kp, -np.inf).max(1)
+                  - np.where(on[..., None], kp, np.inf).min(1)).max(-1)  # fmt: skip
+    flag(extent < MIN_EXTENT_PX,
+         lambda i: f"degenerate 2D: the confident joints span {max(extent[i], 0.0):.3g} px "
+                   f"(< {MIN_EXTENT_PX:g} px)")  # fmt: skip
+    return reasons
+
+
+def _invalid_summary(reasons: np.ndarray) -> str:
+    bad = np.nonzero(reasons != "")[0]
+    first = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    return (
+        f"{len(bad)} of {len(reasons)} people cannot be lifted and are returned as NaN with "
+        f"valid=False (indices {first}); first reason: {reasons[bad[0]]}"
+    )
+
+
+def _refuse_if_none_valid(reasons: np.ndarray, source: str) -> None:
+    if (reasons == "").any():
+        return
+    if len(reasons) == 1:
+        raise ValueError(f"{source}: the person cannot be lifted: {reasons[0]}")
+    raise ValueError(
+        f"{source}: none of the {len(reasons)} people can be lifted; person 0: {reasons[0]}"
+    )
+
+
+def _blank_invalid(result: dict[str, Any], reasons: np.ndarray) -> None:
+    bad = reasons != ""
+    if not bad.any():
+        return
+    for key in ("pose3d_root_relative", "pose3d_absolute", "translation",
+                "translation_camera_branch", "focal_px", "center_px"):  # fmt: skip
+        if result.get(key) is not None:
+            value = np.array(result[key], np.float64)
+            value[bad] = np.nan
+            result[key] = value
 
 
 # ------------------------------------------------------------------------------------------------
@@ -786,6 +957,8 @@ _ARRAY_KEYS = (
     "score",
     "image_id",
     "track_id",
+    "valid",
+    "invalid_reason",
 )
 
 
@@ -900,6 +1073,17 @@ def _parser() -> argparse.ArgumentParser:
         "--step", type=int, default=None, help="checkpoint step of the last stage (default: latest)"
     )
     p.add_argument("--batch_size", type=int, default=1024, help="network batch size")
+    p.add_argument(
+        "--min_joints",
+        type=int,
+        default=MIN_JOINTS,
+        help="fewest joints with confidence > 0 (pipeline layout) for a person to be lifted",
+    )
+    p.add_argument(
+        "--allow_unfinished",
+        action="store_true",
+        help="use a run whose training did not finish (said in the output's warnings)",
+    )
     return p
 
 
@@ -907,12 +1091,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``jpose --workdir RUN --input IN --output OUT [options]`` (see ``--help``).
 
     Returns:
-      0 on success (input errors exit with status 2 and a message naming the problem).
+      0 on success (input errors exit with status 2 and a message naming the problem, without
+      a traceback; people that cannot be lifted are flagged with one warning line).
     """
     parser = _parser()
     args = parser.parse_args(argv)
     if args.center is not None and args.focal is None:
         parser.error("--center needs --focal (known intrinsics)")
+    if not args.workdir.strip():
+        parser.error("--workdir is empty: give a training run's work directory")
     try:
         image_sizes = None
         if args.image_sizes:
@@ -925,14 +1112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise FileNotFoundError(f"{text}: --image_sizes file not found")
             if not isinstance(image_sizes, Mapping):
                 raise ValueError("--image_sizes must be a JSON object {image_id: [w, h]}")
-        inp = load_keypoints(
-            args.input,
-            layout=args.layout,
-            image_size=args.image_size,
-            image_sizes=image_sizes,
-            annotations=args.annotations,
-        )
-        predictor = common.load_predictor(args.workdir, step=args.step)
+        with rundir.user_errors():  # unreadable / truncated files, bad layouts, units
+            inp = load_keypoints(
+                args.input,
+                layout=args.layout,
+                image_size=args.image_size,
+                image_sizes=image_sizes,
+                annotations=args.annotations,
+            )
+            predictor = common.load_predictor(
+                args.workdir, step=args.step, allow_unfinished=args.allow_unfinished
+            )
         intr = None
         if args.focal is not None:
             intr = {"focal": args.focal, "center": args.center}
@@ -943,10 +1133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             smooth_sigma=args.smooth_sigma,
             batch_size=args.batch_size,
             min_score=args.min_score,
+            min_joints=args.min_joints,
         )
         path = write_output(result, args.output)
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"jpose: error: {err}\n")
+    except Exception as err:
+        if not (rundir.is_user_error(err) or isinstance(err, ValueError | FileNotFoundError)):
+            raise
+        if os.environ.get("JPOSE_TRACEBACK"):
+            raise
+        parser.exit(2, f"jpose: error: {rundir.user_message(err)}\n")
     for w in result["warnings"]:
         print(f"jpose: warning: {w}", file=sys.stderr)
     t = result["timing"]

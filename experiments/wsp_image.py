@@ -50,8 +50,15 @@ from experiments.zhou_image import PosePool, normalize_images, pose_pool
 from jpose import losses, skeleton
 from jpose import metrics as jm
 from jpose.data import images, render
-from jpose.models.resnet import RESNET_STAGES, transfer_params, wsp_net
-from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
+from jpose.models.resnet import RESNET_STAGES, load_flat_weights, transfer_params, wsp_net
+from jpose.training import (
+    Phase,
+    PhaseContext,
+    create_player,
+    create_train_state,
+    make_schedule,
+    make_train_step,
+)
 
 __all__ = [
     "LAYOUT",
@@ -62,6 +69,8 @@ __all__ = [
     "make_finetune_phase",
     "evaluate_relative_depth",
     "evaluate_finetune",
+    "stage_schedule",
+    "load_init_checkpoint",
     "run",
 ]
 
@@ -263,6 +272,50 @@ def evaluate_finetune(player: Any, data: Mapping[str, np.ndarray], *, stride: in
     return ev, summary
 
 
+def stage_schedule(
+    train: ml_collections.ConfigDict, stage: str, *, num_examples: int, steps_per_block: int = 1
+) -> tuple[int, optax.Schedule]:
+    """Steps and learning-rate schedule of ``stage`` (``"pretrain"`` / ``"finetune"``).
+
+    WSP (Qiu et al. Sec. 4): pre-training lr 1e-3, x0.1 at epochs 30 and 40 of 50; fine-tuning
+    lr 1e-3, x0.1 at epochs 17 and 21 of 25 (batch 64). ``train.<stage>_epochs > 0`` sets the
+    stage length in epochs over its ``num_examples`` (else ``train.<stage>_steps``);
+    ``train.<stage>_lr_boundaries`` are epochs (factor ``train.lr_factor``); empty = constant.
+
+    Returns:
+      ``(num_steps rounded up to a multiple of steps_per_block, schedule of the iteration)``.
+    """
+    spe = max(1, int(num_examples) // int(train.batch_size))
+    epochs = float(train.get(f"{stage}_epochs", 0.0) or 0.0)
+    steps = int(round(epochs * spe)) if epochs > 0 else int(train[f"{stage}_steps"])
+    steps = -(-steps // steps_per_block) * steps_per_block
+    bounds = tuple(train.get(f"{stage}_lr_boundaries", ()) or ())
+    sched = make_schedule(kind="step" if bounds else "constant", lr=float(train.lr),
+                          steps_per_epoch=spe, boundaries=bounds,
+                          factor=float(train.get("lr_factor", 0.1)))  # fmt: skip
+    return steps, sched
+
+
+def load_init_checkpoint(path: str, player: Any) -> Any:
+    """``player`` with its ResNet backbone loaded from ``path`` (``model.init_checkpoint``).
+
+    The file is an ``.npz`` of the backbone's variables in flax's flat form
+    (:func:`jpose.models.resnet.load_flat_weights`: ``"params/stem_conv/kernel"``,
+    ``"batch_stats/stem_bn/mean"``, ...), e.g. ImageNet weights converted once by the user; the
+    network's ``resnet_depth`` / ``width`` / ``stem`` must match them. The optimiser state is
+    re-initialised for the new parameters.
+    """
+    with np.load(path) as npz:
+        flat = {k: npz[k] for k in npz.files}
+    params, stats, report = load_flat_weights(flat, player.params, player.batch_stats)
+    ignored = report["ignored"]
+    common.LOGGER.info(
+        "init_checkpoint %s: %d backbone arrays loaded, %d entries ignored %s",
+        path, report["loaded"], len(ignored), ignored[:5],
+    )  # fmt: skip
+    return player.replace(params=params, batch_stats=stats, opt_state=player.tx.init(params))
+
+
 def _render(pool: PosePool, *, n: int, cfg: render.RenderConfig, seed: int):
     t0 = time.perf_counter()
     r = render.render_images(pool.poses, num_images=n, config=cfg, seed=seed)
@@ -341,18 +394,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model_pre = wsp_net(heads=("heatmap", "relative_depth"), pool_normalize=str(m.pool_normalize),
                         rd_hidden=tuple(m.rd_hidden), **net_kw)  # fmt: skip
     model_3d = wsp_net(heads=("heatmap3d",), depth_bins=int(m.depth_bins), **net_kw)
-    tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(float(t.lr)))
     key = jax.random.key(seed)
     k_steps = int(t.steps_per_block)
-    n_steps = lambda s: -(-int(s) // k_steps) * k_steps  # noqa: E731
     num_devices = common.num_parallel_devices(str(t.parallel))
     bs = int(t.batch_size)
+    # the paper's epochs and decays where configured (real preset), else CPU steps at constant lr
+    pre_steps, pre_sched = stage_schedule(t, "pretrain", num_examples=len(r_pre),
+                                          steps_per_block=k_steps)  # fmt: skip
+    ft_steps, ft_sched = stage_schedule(t, "finetune", num_examples=len(r_ft),
+                                        steps_per_block=k_steps)  # fmt: skip
+    tx_pre, tx_ft = (optax.chain(optax.clip_by_global_norm(10.0), optax.adam(sched))
+                     for sched in (pre_sched, ft_sched))  # fmt: skip
+    init_ckpt = str(m.get("init_checkpoint", "") or "")
 
     # --- pre-training -----------------------------------------------------------------------
     pre_fields = ("image", "kp", "vis", "boxes", "pairs", "labels", "label_valid")
     ex = [jnp.asarray(pre[f][:2]) for f in ("image", "boxes", "pairs")]
-    player = create_player(model_pre, tx, jax.random.fold_in(key, 1), normalize_images(ex[0]),
-                           *ex[1:])  # fmt: skip
+    player = create_player(model_pre, tx_pre, jax.random.fold_in(key, 1),
+                           normalize_images(ex[0]), *ex[1:])  # fmt: skip
+    if init_ckpt:  # ImageNet (or any user) ResNet weights for the backbone
+        player = load_init_checkpoint(init_ckpt, player)
     phase_pre = make_pretrain_phase(
         alpha=float(t.alpha),
         num_selected=int(t.num_selected),
@@ -369,7 +430,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     res_pre = common.train_stage(
         "pretrain", create_train_state({"net": player}), index=0,
         key=jax.random.fold_in(key, 100), run_block=run_pre,
-        num_steps=n_steps(t.pretrain_steps), steps_per_block=k_steps, workdir=wd,
+        num_steps=pre_steps, steps_per_block=k_steps, workdir=wd,
         samples_per_step=bs, phases=[phase_pre], log_every=int(t.log_every),
     )  # fmt: skip
     timings["pretrain_s"] = res_pre.wall_s
@@ -389,25 +450,27 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         data={"ft": common.device_arrays({f: ft[f] for f in ft_fields}, num_devices=num_devices)},
         num_devices=num_devices,
     )  # fmt: skip
-    fresh = create_player(model_3d, tx, jax.random.fold_in(key, 2),
+    fresh = create_player(model_3d, tx_ft, jax.random.fold_in(key, 2),
                           normalize_images(jnp.asarray(ft["image"][:2])))  # fmt: skip
+    if init_ckpt:  # the "scratch" baseline starts from the same ImageNet backbone
+        fresh = load_init_checkpoint(init_ckpt, fresh)
     pre_player = res_pre.state.players["net"]
     params = transfer_params(pre_player.params, fresh.params)
     stats = transfer_params(pre_player.batch_stats, fresh.batch_stats)
     copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # noqa: E731 - steps donate
     inits = {
         "pretrained": fresh.replace(params=copy(params), batch_stats=copy(stats),
-                                    opt_state=tx.init(copy(params))),
+                                    opt_state=tx_ft.init(copy(params))),
         "scratch": fresh.replace(params=copy(fresh.params), batch_stats=copy(fresh.batch_stats),
-                                 opt_state=tx.init(copy(fresh.params))),
+                                 opt_state=tx_ft.init(copy(fresh.params))),
     }  # fmt: skip
     evals, summary = {}, {}
     for i, (name, p0) in enumerate(inits.items()):
         res = common.train_stage(
             f"finetune_{name}", create_train_state({"net3d": p0}), index=1 + i,
             key=jax.random.fold_in(key, 200), run_block=run_ft,
-            num_steps=n_steps(t.finetune_steps), steps_per_block=k_steps, workdir=wd,
-            step_offset=res_pre.num_steps + i * n_steps(t.finetune_steps),
+            num_steps=ft_steps, steps_per_block=k_steps, workdir=wd,
+            step_offset=res_pre.num_steps + i * ft_steps,
             samples_per_step=bs, phases=[phase_ft], log_every=int(t.log_every),
         )  # fmt: skip
         timings[f"finetune_{name}_s"] = res.wall_s
@@ -436,11 +499,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "root-relative MPJPE / P-MPJPE in mm on fresh people"),
         options={"resnet_depth": m.resnet_depth, "width": m.width, "image_size": size,
                  "heatmap_stride": stride, "alpha": t.alpha, "N": t.num_selected,
-                 "pretrain_steps": t.pretrain_steps, "finetune_steps": t.finetune_steps,
-                 "batch": bs},
+                 "pretrain_steps": pre_steps, "finetune_steps": ft_steps,
+                 "lr": t.lr, "pretrain_lr_boundaries_epochs": tuple(t.pretrain_lr_boundaries),
+                 "finetune_lr_boundaries_epochs": tuple(t.finetune_lr_boundaries),
+                 "init_checkpoint": init_ckpt or "none (random init)", "batch": bs},
         checkpoint={"pretrain": res_pre.num_steps,
-                    "finetune_pretrained": n_steps(t.finetune_steps),
-                    "finetune_scratch": n_steps(t.finetune_steps)},
+                    "finetune_pretrained": ft_steps,
+                    "finetune_scratch": ft_steps},
         model_selection="final checkpoints (no selection on the test images)",
         notes=["CPU-scaled networks and schedules; rendered images, not MCPC / Human3.6M."
                if config.data.source == "rendered" else "user-provided images"],

@@ -156,7 +156,7 @@ def build_model(config: ml_collections.ConfigDict) -> models.Model:
     mc = config.model
     return models.martinez_lifter(
         LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout),
+        dropout=float(mc.dropout), dtype=common.compute_dtype(mc.get("dtype", "float32")),
     )  # fmt: skip
 
 
@@ -352,6 +352,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     m = config.method
     use_2d, _ = _ablation(str(m.ablation))
     datasets = common.load_datasets(config.data)
+    tc = config.train
+    val_fraction = float(tc.get("val_fraction", 0.0) or 0.0)
+    if val_fraction > 0:  # held out of the training split; the test split is never used
+        datasets["train_3d"], val = common.holdout_split(
+            datasets["train_3d"], val_fraction, seed=int(config.seed) + 7
+        )
     train = datasets["train_3d"]
     if use_2d and "train_2d" not in datasets:
         raise ValueError(
@@ -368,7 +374,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     host = {"d3": _host_batch_arrays(train, with_depth=True, threshold=thr)}
     if use_2d:
         host["d2"] = _host_batch_arrays(datasets["train_2d"], with_depth=False, threshold=thr)
-    tc = config.train
     bs = int(tc.batch_size)
     k_steps = int(tc.steps_per_block)
     sizes = {k: len(v["x"]) for k, v in host.items()}
@@ -383,6 +388,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     key = jax.random.key(int(config.seed))
     k_init, k_train = jax.random.split(key)
     example = jnp.zeros((2, LAYOUT.num_joints, 2), jnp.float32)
+    validate, select = None, str(tc.get("select", "final"))
+    if val_fraction > 0:
+        validate = common.make_validator(
+            lambda v, x, c: rescaled_pose(lambda u: model.apply(v, u, train=False)[0], x, c,
+                                          avg_sum_length=avg_sum_length),
+            val, variables=lambda s: s["depth"].variables(),
+            batch_size=int(config.eval.batch_size),
+        )  # fmt: skip
     stages, state, offset = {}, None, 0
     for index, stage_id in enumerate((2, 3)):
         sc = tc[f"stage{stage_id}"]
@@ -406,7 +419,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             key=jax.random.fold_in(k_train, stage_id), run_block=run_block, num_steps=num_steps,
             steps_per_block=k_steps, workdir=wd, step_offset=offset, samples_per_step=bs,
             phases=[phase], checkpoint_every=int(sc.checkpoint_every) or None,
-            log_every=int(tc.log_every),
+            log_every=int(tc.log_every), evaluate=validate,
+            eval_every=int(tc.get("eval_every", 0) or 0) or None,
+            best_metric="mpjpe_mm" if validate else None, select=select,
         )  # fmt: skip
         stages[f"stage{stage_id}"] = (result, weights)
         state: TrainState = result.state
@@ -461,6 +476,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "total_wall_s": time.perf_counter() - t_start,
         "stages": stage_info,
     }
+    if select == "best":
+        selection = (f"best validation MPJPE of each stage ({len(val)} examples held out of the "
+                     "training split; the test split is never used for selection)")  # fmt: skip
+    else:
+        selection = "final checkpoint of stage 3 (no model selection)"
+        if val_fraction > 0:
+            selection += f"; validation curves on {len(val)} held-out training examples"
     header = common.ResultsHeader(
         experiment=f"zhou (Zhou et al. ICCV 2017, keypoint form), ablation {m.ablation}",
         dataset=(
@@ -483,8 +505,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "batch_size": bs,
             "stage_weights": {k: w for k, (_, w) in stages.items()},
         },
-        checkpoint={k: r.num_steps for k, (r, _) in stages.items()},
-        model_selection="final checkpoint of stage 3 (no model selection)",
+        checkpoint={k: r.selected_step or r.num_steps for k, (r, _) in stages.items()},
+        model_selection=selection,
         notes=(
             f"training wall time (this invocation) {timings['train_wall_s']:.1f} s",
             "stage 1 of the paper (2D heatmap network) does not exist in the keypoint form",

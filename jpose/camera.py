@@ -64,6 +64,16 @@ def _check_last(x, size: int, name: str, *, min_ndim: int = 1) -> jax.Array:
     return x
 
 
+def _check_image_side(x, name: str) -> None:
+    """Concrete image sizes must be finite and positive (traced ones are not checked)."""
+    if isinstance(x, jax.core.Tracer):
+        return
+    arr = np.asarray(x, np.float64)
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        bad = arr[~(np.isfinite(arr) & (arr > 0))].reshape(-1)[0]
+        raise ValueError(f"image {name} must be finite and positive pixels, got {bad}")
+
+
 def _check_matrix(m, name: str) -> jax.Array:
     m = jnp.asarray(m)
     if m.ndim < 2 or m.shape[-2:] != (3, 3):
@@ -566,7 +576,13 @@ def normalize_screen(
 
     Returns:
       ``[..., 2]`` normalised coordinates.
+
+    Raises:
+      ValueError: a (concrete) width or height that is not finite and positive; traced sizes
+        are not checked (a zero there gives inf / NaN).
     """
+    _check_image_side(width, "width")
+    _check_image_side(height, "height")
     uv_px = _check_last(uv_px, 2, "uv_px")
     w = jnp.asarray(width, uv_px.dtype)[..., None]
     h = jnp.asarray(height, uv_px.dtype)[..., None]
@@ -586,7 +602,12 @@ def image_coordinates(
 
     Returns:
       ``[..., 2]`` pixels: ``(uv_norm + [1, h / w]) * w / 2``.
+
+    Raises:
+      ValueError: a (concrete) width or height that is not finite and positive.
     """
+    _check_image_side(width, "width")
+    _check_image_side(height, "height")
     uv_norm = _check_last(uv_norm, 2, "uv_norm")
     w = jnp.asarray(width, uv_norm.dtype)[..., None]
     h = jnp.asarray(height, uv_norm.dtype)[..., None]

@@ -47,6 +47,8 @@ from jpose.kinematics import bone_length_ratios, rescale_to_sum_of_bone_lengths
 from jpose.skeleton import ZHOU_GROUPS, Layout, check_points, get_layout
 
 __all__ = [
+    # Martinez et al. (the supervised reference)
+    "martinez_loss",
     # CameraPose
     "camerapose_normalize_confidence",
     "camerapose_refinement_loss",
@@ -128,6 +130,42 @@ def _sq_dist(a: Array, b: Array) -> Array:
 # --------------------------------------------------------------------------------------------
 # CameraPose (Yang et al. WACV 2023)
 # --------------------------------------------------------------------------------------------
+
+
+def martinez_loss(
+    pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None = None
+) -> Array:
+    """Martinez et al. (ICCV 2017) Sec. 3.1-3.2: L2 loss on standardised 3D, per example.
+
+    ``1/(3J) sum_{j,d} ((pred_jd - target_jd) / std_jd)^2``: the squared error of the z-scored
+    outputs the network predicts (Sec. 3.2, "standard normalization to the 2d inputs and 3d
+    outputs"), so every coordinate counts by its spread in the training set, not by its size in
+    metres.
+
+    Notes:
+      The loss is applied to the network's raw output for every joint, the root (target 0)
+      included, not to ``pred - pred[root]``: subtracting the predicted root inside the loss
+      adds the root's error to every joint and sends the sum of all joints' gradients into the
+      root output (jpose issue 17). Evaluation makes the prediction root-relative afterwards.
+
+    Args:
+      pred: ``[..., J, 3]`` predicted pose (metres).
+      target: ``[..., J, 3]`` target pose (metres).
+      std: per-coordinate spread, ``[J, 3]`` or ``[3 J]`` (``coordinate_stats(...)[1]``);
+        ``None``: plain mean squared error in metres^2.
+
+    Returns:
+      ``[...]`` per-example loss (standardised units, or metres^2 without ``std``).
+    """
+    pred = _check_last(pred, 3, "pred", min_ndim=2)
+    target = _check_last(target, 3, "target", min_ndim=2)
+    err = pred - target
+    if std is not None:
+        s = jnp.asarray(std, err.dtype)
+        if s.size != math.prod(err.shape[-2:]):
+            raise ValueError(f"std must have {math.prod(err.shape[-2:])} values, got {s.size}")
+        err = err / s.reshape(err.shape[-2:])
+    return jnp.mean(jnp.square(err), axis=(-2, -1))
 
 
 def camerapose_normalize_confidence(confidence: ArrayLike) -> Array:

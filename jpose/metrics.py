@@ -210,10 +210,28 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     pred, target = jnp.asarray(pred), jnp.asarray(target)
     _check_poses(pred, target, name="p_mpjpe")
     weights = None if mask is None else _joint_weights(mask, pred.shape[:-1], name="p_mpjpe")
-    residuals = geometry.procrustes_residuals(pred, target, scale=True, weights=weights)
+    # Centre and scale before any square (poses far from the origin or at 1e19 m would lose
+    # every digit or overflow in float32): the alignment is invariant to a translation of either
+    # pose and to the scale of ``pred``, and the error is linear in the scale of ``target``.
+    pred = pred - jnp.mean(pred, axis=-2, keepdims=True)
+    target = target - jnp.mean(target, axis=-2, keepdims=True)
+    pred = pred / _pose_scale(pred)
+    t_scale = _pose_scale(target)
+    residuals = geometry.procrustes_residuals(pred, target / t_scale, scale=True, weights=weights)
+    residuals = residuals * t_scale[..., 0]
     if weights is None:
         return jnp.mean(residuals, axis=-1)
     return _weighted_joint_mean(residuals, weights)
+
+
+def _pose_scale(x: jax.Array) -> jax.Array:
+    """``[..., 1, 1]`` power of two at or above the largest absolute coordinate (1 where that is
+    0 or non-finite): dividing by it is exact. No gradient: the metrics are homogeneous in it,
+    so treating it as a constant gives their exact gradient."""
+    s = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=(-2, -1), keepdims=True))
+    ok = jnp.isfinite(s) & (s > 0)
+    s = jnp.exp2(jnp.ceil(jnp.log2(jnp.where(ok, s, jnp.ones_like(s)))))
+    return jnp.where(jnp.isfinite(s) & (s > 0), s, jnp.ones_like(s))
 
 
 def n_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
@@ -235,6 +253,14 @@ def n_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     """
     pred, target = jnp.asarray(pred), jnp.asarray(target)
     _check_poses(pred, target, name="n_mpjpe")
+    # scale before any square (1e19 m would overflow float32): the error does not depend on the
+    # scale of ``pred`` (it is fitted) and is linear in the scale of ``target``
+    t_scale = _pose_scale(target)
+    pred, target = pred / _pose_scale(pred), target / t_scale
+    return t_scale[..., 0, 0] * _n_mpjpe_unit(pred, target, mask=mask)
+
+
+def _n_mpjpe_unit(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None) -> jax.Array:
     if mask is None:
         weights = jnp.ones(pred.shape[:-1], dtype=jnp.float32)
         scale = geometry.optimal_scale(pred, target)
@@ -243,7 +269,10 @@ def n_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
         root_w = jnp.sqrt(jax.lax.stop_gradient(weights)).astype(pred.dtype)[..., None]
         scale = geometry.optimal_scale(pred * root_w, target * root_w)
     scaled = scale[..., None, None] * pred
-    return _weighted_joint_mean(_per_joint_error(scaled, target), weights)
+    diff = scaled - target  # per-example power-of-two scale: no underflow in the squares
+    d_scale = _pose_scale(diff)
+    return _weighted_joint_mean(geometry.safe_norm(diff / d_scale, axis=-1) * d_scale[..., 0],
+                                weights)  # fmt: skip
 
 
 def mpjve(

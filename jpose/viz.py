@@ -601,7 +601,7 @@ def default_curve_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list
     for r in records:
         target = val_keys if r.get("split") == "val" else keys
         for k, v in r.items():
-            if k in ("step", "split", "time") or not isinstance(v, int | float):
+            if k in ("step", "split", "time", "stage") or not isinstance(v, int | float):
                 continue
             target[k] = None
     groups = {

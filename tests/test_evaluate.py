@@ -11,7 +11,7 @@ from test_data_h36m import vp_files  # noqa: F401 - fixture: Human3.6M files in 
 from test_data_mpi3dhp_pw3d import _3dpw_pickle, mpi_root  # noqa: F401 - fixture / writer
 
 from experiments import camerapose as cp
-from experiments import common, evaluate
+from experiments import common, evaluate, rundir
 from experiments.configs import camerapose as cp_configs
 from jpose import metrics as jm
 from jpose import skeleton
@@ -35,6 +35,8 @@ def workdir(tmp_path_factory):
                             camera_priors=setup.priors)  # fmt: skip
     with Checkpointer(wd / "checkpoints" / "end2end") as ckpt:
         ckpt.save(state, key=jax.random.key(0))
+    rundir.mark_stage(wd, "end2end", index=2, num_steps=7, finished=True)
+    rundir.mark_run_finished(wd)  # a finished run as far as status.json goes
     return wd
 
 

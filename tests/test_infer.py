@@ -279,15 +279,21 @@ def test_coco_annotation_file_and_json_output(tmp_path, lifter):
     assert inp.layout == "coco17" and inp.track_id.tolist() == [0, 1]
     np.testing.assert_allclose(inp.image_size_px, [[640, 480], [640, 480]])
     rel = _poses(2)[0]
-    res = infer.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)})
+    # by default a person with one joint is flagged (valid False, NaN), not lifted
+    flagged = infer.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)})
+    assert flagged["valid"].tolist() == [True, False]
+    assert np.isnan(flagged["pose3d_root_relative"][1]).all()
+    assert "fewer than 8" in flagged["warnings"][-1]
+    res = infer.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)}, min_joints=1)
     assert res["joint_scores"][0, skeleton.H36M17.index("Neck/Nose")] == 0.0
     assert (res["joint_scores"][1] > 0).sum() == 1
     out = infer.write_output(res, tmp_path / "o.json")
     back = json.loads(out.read_text())
     assert back["track_id"] == [0, 1] and back["image_id"] == [5, 5]
     assert np.isfinite(np.asarray(back["pose3d_absolute"][0], float)).all()
-    assert back["pose3d_absolute"][1][0][0] is None  # NaN (no translation) written as null
-    assert "fewer than 2 joints" in back["warnings"][0]
+    assert back["pose3d_absolute"][1][0][0] is None  # NaN (flagged person) written as null
+    # one joint is also a degenerate 2D extent: flagged even with min_joints=1
+    assert back["valid"] == [True, False] and "degenerate 2D" in back["warnings"][-1]
 
 
 def test_bbox_normalisation_needs_no_image_size(tmp_path):

@@ -457,3 +457,66 @@ def test_shard_and_distributed_helpers():
     with pytest.raises(ValueError, match="divisible"):
         parallel.shard(jnp.zeros((6, 3)))
     assert parallel.initialize_distributed({"distributed": False}) is False
+
+
+# -- harness rules (issue 18): schedules count iterations; frozen players in inference mode ------
+
+
+class _Linear(nn.Module):
+    @nn.compact
+    def __call__(self, x, *, train=False):
+        return nn.Dense(1, use_bias=False, kernel_init=nn.initializers.zeros)(x)
+
+
+class _BatchNormNet(nn.Module):
+    @nn.compact
+    def __call__(self, x, *, train=False):
+        return nn.BatchNorm(use_running_average=not train, momentum=0.5)(x)
+
+
+def test_schedule_is_a_function_of_the_iteration_not_of_the_update_count():
+    """A player stepped in two phases per iteration gets lr(iteration) in both (plain SGD on
+    loss = sum(w) moves w by exactly -lr per update)."""
+    sched = optax.piecewise_constant_schedule(1.0, {3: 0.1, 6: 0.1})  # iterations 3 and 6
+    player = T.create_player(M.Model(_Linear()), optax.sgd(sched), KEY, jnp.zeros((2, 1)))
+    state = T.create_train_state({"w": player})
+
+    def loss(ctx, batch):
+        return jnp.sum(ctx.params("w")["Dense_0"]["kernel"]), {}
+
+    step = jax.jit(T.make_train_step([T.Phase("a", ("w",), loss), T.Phase("b", ("w",), loss)]))
+    moves = []
+    for _ in range(8):
+        before = float(state.players["w"].params["Dense_0"]["kernel"].sum())
+        state, _ = step(state, {}, KEY)
+        moves.append(before - float(state.players["w"].params["Dense_0"]["kernel"].sum()))
+    # two updates per iteration at lr(iteration); the update count would decay at iteration 2
+    np.testing.assert_allclose(moves, [2.0] * 3 + [0.2] * 3 + [0.02] * 2, atol=1e-5)
+
+
+def test_frozen_player_runs_in_inference_mode_and_keeps_its_statistics():
+    """A player no phase updates uses its running batch-norm statistics inside the step (equal
+    to the evaluation-mode forward pass) and its statistics are not updated."""
+    frozen = T.create_player(M.Model(_BatchNormNet()), optax.set_to_zero(), KEY, jnp.zeros((2, 3)))
+    frozen = frozen.replace(
+        batch_stats={"BatchNorm_0": {"mean": jnp.full(3, 0.5), "var": jnp.full(3, 4.0)}}
+    )
+    lin = T.create_player(M.Model(_Linear()), optax.sgd(0.1), KEY, jnp.zeros((2, 3)))
+    state = T.create_train_state({"frozen": frozen, "lin": lin})
+    x = jax.random.normal(KEY, (8, 3)) * 3.0 + 1.0
+
+    def loss(ctx, batch):
+        y = ctx.apply("frozen", batch["x"])  # train=True by default
+        ctx.emit("y", y)
+        return jnp.sum(ctx.apply("lin", y)), {}
+
+    seen = {}
+
+    def probe(ctx, batch):
+        seen["y"] = ctx.outputs["y"]
+        return jnp.sum(ctx.apply("lin", batch["x"])), {}
+
+    step = T.make_train_step([T.Phase("lin", ("lin",), loss), T.Phase("p", ("lin",), probe)])
+    new, _ = step(state, {"x": x}, KEY)
+    np.testing.assert_allclose(seen["y"], T.predict(frozen, x), rtol=1e-6)
+    _assert_trees_close(new.players["frozen"].batch_stats, frozen.batch_stats, rtol=0)

@@ -77,11 +77,18 @@ def paper_schedule(config: ml_collections.ConfigDict) -> None:
     s.stage3.update(epochs=75.0, steps=0, lr=5e-4, kind="step", boundaries=(30, 60))
 
 
+def poseaug_gan(config: ml_collections.ConfigDict) -> None:
+    """PoseAug's generator objective and discriminator cadence (Gong et al. CVPR 2021, its code
+    ``function_poseaug``): ``L_G = 1 L_adv^2D + 6 L_adv^3D + 3 L_diff``, D every 2nd step."""
+    config.gan.update(lambda_adv_2d=1.0, lambda_adv_3d=6.0, lambda_range=3.0, d_every=2)
+
+
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     """The CameraPose config; ``preset`` in :data:`PRESETS` or None (synthetic demo)."""
     c = ml_collections.ConfigDict()
     c.experiment = "camerapose"
     c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
+    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.parallel = "auto"  # "auto" = pmap over all local devices when > 1, "none", or a count
 
     # ---------------------------------------------------------------- data
@@ -127,12 +134,15 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # zero-initialised output layer: the untrained lifter predicts every joint at the root, so the
     # re-projection loss (eq. 7) starts finite and small (Martinez: Kaiming init, False)
     mo.lifter.zero_init_output = True
+    # Martinez's standardisation: the lifter reads z-scored 2D and predicts z-scored 3D (training
+    # statistics, stored in model.json); without it training starts metres off (issue 17)
+    mo.lifter.standardize = True
     mo.refine = ml_collections.ConfigDict({"width": 256, "num_blocks": 2})  # paper: 512
     mo.camera = ml_collections.ConfigDict({"width": 256, "num_blocks": 2})  # paper: 512, 2
     mo.camera.inputs = "2d+3d"  # camera branch sees the refined 2D and the lifted 3D ("2d": 2D)
     mo.generator = ml_collections.ConfigDict({"width": 128, "num_stages": 2, "noise_dim": 48})
     mo.d2d = ml_collections.ConfigDict({"width": 100, "input": "kcs"})  # kcs (eq. 12) | pose
-    mo.d3d = ml_collections.ConfigDict({"width": 128, "bottleneck": 100})  # paper/PoseAug: 256
+    mo.d3d = ml_collections.ConfigDict({"width": 128, "bottleneck": 100})  # PoseAug: 256 (h36m)
 
     # ---------------------------------------------------------------- losses (Sec. 4.3)
     lo = c.loss = ml_collections.ConfigDict()
@@ -165,8 +175,14 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     g.ba_range_target = 0.205  # bone-angle range loss band (PoseAug)
     g.ba_range_width = 0.165
     g.bl_range_limit = 0.1  # bone-length rectified L2 band (PoseAug)
-    g.lambda_adv = 1.0  # generator: LS-GAN terms of D_2D and D_3D
-    g.lambda_range = 1.0  # generator: range losses
+    # generator objective and D cadence. PoseAug (Gong et al. CVPR 2021, its code; CameraPose:
+    # "similar to PoseAug"): L_G = 1 L_adv^2D + 6 L_adv^3D + 3 L_range, D_2D / D_3D updated every
+    # 2nd iteration (df = 2); set at paper size (h36m). The CPU presets keep 1 / 1 / 1 and D every
+    # iteration unless a measurement says otherwise (see the cmu docstring).
+    g.lambda_adv_2d = 1.0  # generator: LS-GAN term of D_2D (PoseAug 1)
+    g.lambda_adv_3d = 1.0  # generator: LS-GAN term of D_3D (PoseAug 6)
+    g.lambda_range = 1.0  # generator: range losses (PoseAug 3)
+    g.d_every = 1  # discriminators updated every n-th iteration (PoseAug 2)
     g.aug_weight = 1.0  # weight of augmented pairs in the lifter loss
     g.valid_bound = 1.5  # augmented 2D kept when every |coordinate| <= bound (normalised)
 
@@ -179,6 +195,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.steps_per_block = 50  # K steps fused in one lax.scan call
     t.log_every = 1  # blocks between metric records
     t.checkpoint_every = 0  # steps between checkpoints (0 = end of each stage only)
+    t.keep_checkpoints = 2  # most recent checkpoints kept per stage
     t.clip_norm = 1.0  # global gradient-norm clip of every player
     t.progress = True
 
@@ -240,12 +257,14 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     elif preset == "h36m":
         c.rd.source = "coco"
         d.preset = "h36m"
-        d.wild2d.coco_train = "../shared/data/wild2d_coco_train_norm.npz"
+        d.wild2d.coco_train = "../shared/data/wild2d_coco_train.npz"  # pixels + image sizes
         d.wild2d.coco_val = "../shared/data/wild2d_coco.npz"
         mo.lifter.update(width=1024, num_blocks=2, dropout=0.5)
         mo.refine.update(width=512, num_blocks=2)
         mo.camera.update(width=512, num_blocks=2)
         mo.generator.update(width=256, num_stages=2)
+        mo.d3d.update(width=256, bottleneck=100)  # PoseAug's KCSpath: 256 wide, 100 bottleneck
+        poseaug_gan(c)
         t.batch_size = t.batch_size_2d = 1024
         t.steps_per_block = 100
         t.checkpoint_every = 5000

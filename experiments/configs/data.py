@@ -56,8 +56,11 @@ def data_config(
     d.h36m.test_subsample = 1  # test frames: every n-th (1 = the standard protocol)
     d.h36m.normalization = normalization  # 2D normalisation: vp (VideoPose3D) | image
     d.wild2d = ml_collections.ConfigDict()
-    d.wild2d.coco_train = ""  # 2D-only COCO train file (h36m preset)
-    d.wild2d.mpii = ""  # 2D-only MPII file (h36m preset)
+    d.wild2d.coco_train = ""  # 2D-only COCO train file in pixels (h36m preset)
+    d.wild2d.mpii = ""  # 2D-only MPII file (h36m preset; needs mpii_image_sizes)
+    # JSON {image name: [width, height]} for the MPII file (it stores no image sizes): MPII is
+    # then normalised like the Human3.6M inputs; without it MPII is refused (never mixed)
+    d.wild2d.mpii_image_sizes = ""
     d.wild2d.coco_val = ""  # COCO val file (2D-only evaluation)
     d.wild2d.min_h36m_joints = 17  # keep persons with at least this many H36M joints
     d.cross = ml_collections.ConfigDict()

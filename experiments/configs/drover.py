@@ -62,6 +62,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "drover"
     c.seed = 0  # base PRNG seed
+    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.ensemble_seeds = ()  # extra seeds trained like `seed`; 3D predictions averaged (paper: 11)
     c.data = data_config("synthetic")
 

@@ -86,6 +86,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.experiment = "li"  # module of experiments.common.load_predictor
     c.preset = arg or "default"
     c.seed = 0  # base PRNG seed (parameters, dropout, batches, RANSAC)
+    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.notes = ["CPU-scaled demo schedule and network width (paper: width 1024, 20 + 300 epochs)"]
 
     # ---- data ------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "wsp"
     c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
+    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.parallel = "none"  # "auto" = pmap over local devices, "none", or a count
 
     # ---------------------------------------------------------------- relative-depth pairs

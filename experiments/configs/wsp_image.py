@@ -23,8 +23,11 @@ Presets (``--config=experiments/configs/wsp_image.py:<preset>``; the WSP issue n
   (ImageNet stem), 256 x 256 crops of two-person pairs from COCO / MPII (labels: the WSP
   keypoint issue's label file, ``jpose.data.relative_depth``), 64 x 64 heatmaps, alpha = 50,
   batch 64, lr 1e-3 decayed x0.1 at epochs 30 and 40 of 50; fine-tuning on Human3.6M crops
-  (256 x 256, 64 depth bins). File layout (``data.image_root``; read by
-  :mod:`jpose.data.images`, which checks every key and shape)::
+  (256 x 256, 64 depth bins), lr 1e-3 decayed x0.1 at epochs 17 and 21 of 25 (Sec. 4;
+  ``train.*_epochs`` / ``*_lr_boundaries``). ImageNet initialisation: convert your ResNet-50
+  weights once to the flat ``.npz`` of ``model.init_checkpoint`` and pass
+  ``--config.model.init_checkpoint=/path/resnet50_imagenet.npz``. File layout
+  (``data.image_root``; read by :mod:`jpose.data.images`, which checks every key and shape)::
 
     <root>/pairs_train.npz, pairs_val.npz   keys: image_path [N] str (relative to <root>),
         boxes [N, 2, 4] px (u0, v0, u1, v1), keypoints_2d [N, 2, J, 2] px, visibility [N, 2, J]
@@ -57,6 +60,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The config; ``preset`` in ``"" | image | rendered | smoke | real``."""
     c = ml_collections.ConfigDict()
     c.seed = 0
+    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
 
     d = c.data = ml_collections.ConfigDict()
     d.source = "rendered"  # rendered | real
@@ -89,15 +93,25 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     m.pool_normalize = "box"  # eq. 5 pooling: box | heatmap | none
     m.rd_hidden = (128,)  # hidden widths of f (eq. 6)
     m.sigma = 1.0  # Gaussian heatmap std, heatmap pixels
+    # .npz of the ResNet backbone's variables in flax's flat form ("params/stem_conv/kernel",
+    # "batch_stats/stem_bn/mean", ...; jpose.models.resnet.load_flat_weights), e.g. ImageNet
+    # weights converted once (WSP: "ResNet pre-trained on ImageNet"); loaded into the
+    # pre-training network and the "scratch" fine-tuning baseline. "" = random initialisation.
+    m.init_checkpoint = ""
 
     t = c.train = ml_collections.ConfigDict()
     t.alpha = 50.0  # eq. 8
     t.num_selected = 8  # N < J keypoints per pair (sec. 3.4.1)
     t.heatmap_squared = False  # eq. 10 as printed (L2 norm); True = sum of squares
     t.batch_size = 32
-    t.lr = 1e-3
-    t.pretrain_steps = 400
-    t.finetune_steps = 300
+    t.lr = 1e-3  # initial learning rate of both stages (WSP: 1e-3)
+    t.lr_factor = 0.1  # decay at each boundary (WSP: x0.1)
+    t.pretrain_steps = 400  # used when pretrain_epochs = 0
+    t.finetune_steps = 300  # used when finetune_epochs = 0
+    t.pretrain_epochs = 0.0  # > 0: stage length in epochs over the pairs (WSP: 50)
+    t.pretrain_lr_boundaries = ()  # epochs of the decays; () = constant (WSP: 30, 40)
+    t.finetune_epochs = 0.0  # > 0: epochs over the fine-tuning crops (WSP: 25)
+    t.finetune_lr_boundaries = ()  # WSP: 17, 21
     t.steps_per_block = 10
     t.parallel = "none"
     t.log_every = 5
@@ -128,6 +142,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         m.rd_hidden = (256,)
         t.batch_size = 64
         t.parallel = "auto"
+        # WSP Sec. 4: 50 epochs, x0.1 at 30 and 40 (pre-training); 25, x0.1 at 17 and 21
+        t.pretrain_epochs, t.pretrain_lr_boundaries = 50.0, (30, 40)
+        t.finetune_epochs, t.finetune_lr_boundaries = 25.0, (17, 21)
     else:
         raise ValueError(f"unknown preset {preset!r}; expected '', image, rendered, smoke or real")
     return c

@@ -33,6 +33,12 @@ Presets (``--config=<this file>:<preset>``):
   256, width 256; the paper runs 200k + 40k iterations). Measured (125-172 s wall each): MPJPE
   after rescale 74.9 / 74.8 / 70.6 / 70.5 mm for 3d / 3d+geo / 3d+2d / 3d+2d+geo.
 
+  Validation curves (issue 21; off by default so the numbers above stay those of the full
+  training split): ``--config.train.val_fraction=0.05 --config.train.eval_every=100`` holds whole
+  CMU sequences out of the training split and evaluates them every 100 steps (``val/*`` in
+  ``metrics.jsonl``, TensorBoard and ``figures/training_curves.png``); add
+  ``--config.train.select=best`` to evaluate the best-on-validation checkpoint of each stage.
+
 * ``h36m``: Human3.6M (``--config.data.h36m.dir=...``, 10 fps as in the paper: subsample 5) +
   MPII / COCO 2D-only (``--config.data.wild2d.mpii=...`` / ``coco_train``); evaluation on S9 +
   S11. GPU hours; not run on this machine.
@@ -52,6 +58,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = "zhou"
     c.seed = 0
+    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.data = data_config("synthetic")
 
     c.method = ml_collections.ConfigDict()
@@ -68,12 +75,16 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.width = 1024  # depth module: residual MLP (the paper: a half hourglass on images)
     c.model.num_blocks = 2
     c.model.dropout = 0.0
+    c.model.dtype = "float32"  # compute: float32 | bfloat16 (params, Adam stay float32)
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 256  # global batch; half 3D, half 2D when 2D-only data is used
     c.train.steps_per_block = 100
     c.train.log_every = 1
     c.train.parallel = "none"
+    c.train.val_fraction = 0.0  # share of train_3d held out as validation (0 = no validation)
+    c.train.eval_every = 0  # steps between validations (multiple of K; 0 = end of each stage)
+    c.train.select = "final"  # evaluated checkpoint: final | best (lowest validation MPJPE)
     c.train.stage2 = ml_collections.ConfigDict()
     c.train.stage2.steps = 1500  # paper: 200k iterations
     c.train.stage2.epochs = 0.0

@@ -10,9 +10,7 @@ Modules (all joints converted to Human3.6M-17, :data:`jpose.skeleton.H36M17`):
 * :mod:`~jpose.data.cmu` -- CMU mocap through virtual cameras (:mod:`~jpose.data.virtual_cameras`);
 * :mod:`~jpose.data.synthetic` -- the in-process demonstration set;
 * :mod:`~jpose.data.batching` -- device-resident sampling and a host iterator;
-* :mod:`~jpose.data.presets` -- named presets ``synthetic``, ``cmu``, ``cmu+coco``;
-* ``jpose.data.tfds_builders`` -- optional TFDS builders (needs the ``tfds`` extra; not imported
-  here).
+* :mod:`~jpose.data.presets` -- named presets ``synthetic``, ``cmu``, ``cmu+coco``.
 
 Logging goes to the ``jpose.data`` logger (counts of everything read and filtered).
 """

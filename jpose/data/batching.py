@@ -19,9 +19,10 @@ with ``k = fold_in(key, SAMPLER_SALT)`` so the sampler's randomness is independe
 own ``fold_in(key, step)``. Restarting at step ``s`` therefore replays exactly the batches of an
 uninterrupted run, with no sampler state to checkpoint.
 
-Data parallelism (``pmap`` over a named axis): give the sampler ``axis_name``; every device
-computes the same global indices and takes its contiguous slice ``[d * B/D, (d+1) * B/D)``, so the
-concatenation of the device batches equals the single-device batch of the same step. Put the data
+Data parallelism (``pmap`` over a named axis): give the sampler ``axis_name``; device ``d`` (the
+*global* index over all processes) computes only its contiguous slice ``[d * B/D, (d+1) * B/D)`` of
+the step's global indices, so the concatenation of the device batches equals the single-device
+batch of the same step, and in a multi-process run each process feeds its own shard. Put the data
 on the devices with ``device_put_dataset(..., replicate=True)`` (leading device axis).
 
 The sampler matches ``jpose.training.steps.make_multi_step``'s ``sampler(data, step, key)``.
@@ -209,12 +210,25 @@ class BatchSampler:
     def shard_indices(
         self, key: jax.Array, step: int | jax.Array, *, shard: int | jax.Array, num_shards: int
     ) -> jax.Array:
-        """Indices ``[B / D]`` of device ``shard`` (contiguous slice of :meth:`indices`)."""
+        """Indices ``[B / D]`` of device ``shard`` (contiguous slice of :meth:`indices`).
+
+        In ``epoch`` mode only this shard's positions of the epoch permutation are computed
+        (O(B / D) per device); ``shard`` is the global device index, so under multi-process
+        ``pmap`` every process feeds its own part of each global batch.
+        """
         if self.batch_size % num_shards:
             raise ValueError(
                 f"batch_size {self.batch_size} is not divisible by {num_shards} devices"
             )
         per = self.batch_size // num_shards
+        if self.mode == "epoch":
+            k = jax.random.fold_in(key, SAMPLER_SALT)
+            step = jnp.asarray(step, jnp.int32)
+            spe = self.steps_per_epoch
+            start = (step % spe) * self.batch_size + jnp.asarray(shard, jnp.int32) * per
+            positions = start + jnp.arange(per, dtype=jnp.int32)
+            epoch_key = jax.random.fold_in(k, step // spe)
+            return keyed_permutation(epoch_key, positions, num_items=self.num_examples)
         return jax.lax.dynamic_slice(self.indices(key, step), (shard * per,), (per,))
 
     def batch(

@@ -4,11 +4,12 @@
   fresh machine (no files, no licences).
 * ``cmu`` -- real CMU mocap 3D (``cmu_mocap_h36m17.npz``) through virtual Human3.6M-like cameras;
   the release's train / test split. 2D-only split: none.
-* ``cmu+coco`` -- ``cmu`` plus COCO train2017 2D keypoints (``wild2d_coco_train_norm.npz``,
-  persons with all 17 H36M joints) as the 2D-only split, and COCO val2017
+* ``cmu+coco`` -- ``cmu`` plus COCO train2017 2D keypoints (``wild2d_coco_train.npz``: pixels
+  with image sizes, persons with all 17 H36M joints) as the 2D-only split, and COCO val2017
   (``wild2d_coco.npz``) as ``val_2d``. Normalisation is CameraPose's ``"image"`` (-1, 1) by
-  image width and height for every split (the COCO train file has no image sizes, so VideoPose3D
-  normalisation is impossible there).
+  image width and height for every split; ``image_size_px`` is kept, so the aspect ratio of
+  every person is known (97 % of COCO images are not square; ``wild2d_coco_train_norm.npz``,
+  without sizes, is the fallback when the pixel file is absent, with a warning).
 
 The CMU and COCO files are developer / CI data in ``../shared/data`` (not part of the package);
 :func:`shared_data_dir` finds them (``$JPOSE_SHARED_DATA`` or ``<repo>/../shared/data``).
@@ -87,8 +88,16 @@ def load_preset(
         "test": cmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **common),
     }
     if name == "cmu+coco":
+        train_px = folder / "wild2d_coco_train.npz"
+        if not train_px.is_file():
+            LOGGER.warning(
+                "%s absent: using wild2d_coco_train_norm.npz (x / width, y / height without "
+                "image sizes: aspect ratios unknown)",
+                train_px,
+            )
+            train_px = folder / "wild2d_coco_train_norm.npz"
         out["train_2d"] = wild2d.load_wild2d_npz(
-            folder / "wild2d_coco_train_norm.npz", normalization="image", min_h36m_joints=17
+            train_px, normalization="image", min_h36m_joints=17
         )
         out["val_2d"] = wild2d.load_wild2d_npz(
             folder / "wild2d_coco.npz", normalization="image", min_h36m_joints=17

@@ -195,6 +195,7 @@ def load_wild2d_npz(
     min_joints: int = 1,
     min_h36m_joints: int = 0,
     occluded_confidence: float = 1.0,
+    image_sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> PoseDataset:
     """Load one of the compact shared files (``wild2d_coco.npz``, ``wild2d_coco_train_norm.npz``,
     ``wild2d_mpii.npz``) as H36M-17 2D.
@@ -207,6 +208,8 @@ def load_wild2d_npz(
       min_h36m_joints: keep persons with at least this many H36M-17 joints of confidence > 0
         (17 = complete skeleton).
       occluded_confidence: confidence of labelled-but-occluded joints.
+      image_sizes: ``{image name: (width, height)}`` for persons whose file stores no size
+        (``wild2d_mpii.npz``): makes ``"image"`` / ``"vp"`` normalisation possible.
 
     Returns:
       2D-only :class:`PoseDataset` ``"<dataset>/<split>"``; ``pose2d_px`` is ``None`` for the
@@ -264,6 +267,12 @@ def load_wild2d_npz(
                 f"{path}: expected key 'keypoints' (pixels) or 'keypoints_normalized'; "
                 f"keys present: {sorted(files)}"
             )
+        if image_sizes:
+            if "image_name" not in files:
+                raise DataFormatError(f"{path}: image_sizes given but the file has no image_name")
+            names_img = [str(nm) for nm in npz["image_name"]]
+            given = np.array([image_sizes.get(nm, (-1, -1)) for nm in names_img], np.int32)
+            size = np.where((size > 0).all(-1, keepdims=True), size, given)
         labels = {"image_id": npz["image_id"].astype(np.int64)}
         for key in ("image_name", "person_index", "num_keypoints"):
             if key in files:

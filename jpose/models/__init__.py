@@ -8,6 +8,7 @@ from jpose.models.camerapose import CameraBranch, RefineNet, camera_branch, refi
 from jpose.models.core import ByteDropout, Model, kaiming_normal, leaky_relu, param_count
 from jpose.models.lifter import (
     ResidualMLP,
+    coordinate_stats,
     drover_discriminator,
     drover_generator,
     li_lifter,
@@ -44,6 +45,7 @@ __all__ = [
     "drover_generator",
     "kaiming_normal",
     "leaky_relu",
+    "coordinate_stats",
     "li_lifter",
     "li_root_branch",
     "martinez_lifter",

@@ -48,6 +48,7 @@ __all__ = [
     "box_masks",
     "wsp_net",
     "transfer_params",
+    "load_flat_weights",
 ]
 
 #: ``depth -> (stage sizes, bottleneck)`` of He et al. 2016, Table 1 (10 is a small variant).
@@ -387,3 +388,64 @@ def transfer_params(
             raise ValueError(f"module {name!r}: parameter shapes differ between source and target")
         out[name] = source[name]
     return out
+
+
+def load_flat_weights(
+    flat: Mapping[str, Any],
+    params: Mapping[str, Any],
+    batch_stats: Mapping[str, Any],
+    *,
+    module: str = "backbone",
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Replace sub-tree ``module`` of ``params`` / ``batch_stats`` by weights given flat.
+
+    The flat form is ``flax.traverse_util.flatten_dict({"params": ..., "batch_stats": ...},
+    sep="/")`` of a :class:`ResNet` (e.g. ``"params/stem_conv/kernel"``,
+    ``"batch_stats/stem_bn/mean"``): a user's ImageNet weights converted once to this layout
+    (WSP, Qiu et al. Sec. 4: "ResNet pre-trained on ImageNet as the backbone"). Every variable of
+    ``module`` must be present with its shape; extra entries (a classifier) are ignored and
+    reported.
+
+    Args:
+      flat: ``{"params/<path>" | "batch_stats/<path>": array}``.
+      params: the network's parameters (``module`` at the top level).
+      batch_stats: its batch-norm statistics.
+      module: the top-level sub-tree the weights are for.
+
+    Returns:
+      ``(params, batch_stats, report)``; ``report`` has ``loaded`` (number of arrays) and
+      ``ignored`` (sorted keys not used).
+
+    Raises:
+      ValueError: a variable missing from ``flat`` or with another shape (all are named).
+    """
+    import numpy as np
+    from flax import traverse_util
+
+    out, used, problems = {}, set(), []
+    for collection, tree in (("params", params), ("batch_stats", batch_stats)):
+        if module not in tree:
+            out[collection] = dict(tree)
+            continue
+        target = traverse_util.flatten_dict(dict(tree[module]), sep="/")
+        new = {}
+        for path, value in target.items():
+            key = f"{collection}/{path}"
+            if key not in flat:
+                problems.append(f"{key} missing")
+                continue
+            w = np.asarray(flat[key])
+            if w.shape != tuple(value.shape):
+                problems.append(f"{key} has shape {w.shape}, the network {tuple(value.shape)}")
+                continue
+            new[path] = jnp.asarray(w, value.dtype)
+            used.add(key)
+        out[collection] = {**tree, module: traverse_util.unflatten_dict(new, sep="/")}
+    if problems:
+        raise ValueError(
+            f"weights for {module!r} do not match the network ({len(problems)} problems): "
+            + "; ".join(problems[:10])
+            + (" ..." if len(problems) > 10 else "")
+        )
+    report = {"loaded": len(used), "ignored": sorted(set(flat) - used)}
+    return out["params"], out["batch_stats"], report

@@ -21,7 +21,9 @@ continue at ``state.step``; with no checkpoint the template, key and initial dat
 returned unchanged.
 
 States must be un-replicated (``parallel.unreplicate``) before saving; replicate after restoring.
-Multi-host: every process calls ``save`` (orbax coordinates; process 0 writes the metadata).
+Multi-process: every process calls ``save`` and ``restore`` (orbax synchronises them; the arrays,
+identical on every process, are written as host arrays by process 0); the directory must be on a
+file system all processes share.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ from orbax.checkpoint import checkpoint_managers
 
 from jpose.training.state import TrainState
 
-__all__ = ["Checkpointer", "Restored"]
+__all__ = ["Checkpointer", "CheckpointMismatchError", "Restored"]
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the template it is restored into (other networks: a changed
+    architecture, player set or optimiser)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +65,26 @@ class Restored:
     key: jax.Array
     data_position: Any
     step: int | None
+
+
+def _check_fits(expected: Any, restored: Any, *, where: str) -> None:
+    """Raise :class:`CheckpointMismatchError` naming the arrays whose structure / shape differ."""
+    exp = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
+    got = dict(jax.tree_util.tree_flatten_with_path(restored)[0])
+    problems = [f"{jax.tree_util.keystr(k)} missing" for k in exp if k not in got]
+    problems += [f"{jax.tree_util.keystr(k)} unexpected" for k in got if k not in exp]
+    problems += [
+        f"{jax.tree_util.keystr(k)} {tuple(np.shape(got[k]))} saved, {tuple(v.shape)} now"
+        for k, v in exp.items()
+        if k in got and tuple(np.shape(got[k])) != tuple(v.shape)
+    ]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; ... ({len(problems)} in all)" * (len(problems) > 6))
+        raise CheckpointMismatchError(
+            f"checkpoint {where} does not fit the networks built now (changed architecture, "
+            "players or optimiser since it was saved?): " + shown + ". Resume with the config it "
+            "was trained with, or use a new work directory"
+        )
 
 
 class Checkpointer:
@@ -157,6 +184,11 @@ class Checkpointer:
             "train_state": serialization.to_state_dict(state),
             "key_data": jax.random.key_data(key),
         }
+        # Host arrays: a checkpoint records no device topology, so it restores on any machine
+        # (a run on 4 devices evaluated on 1); in a multi-process run every process holds the
+        # same replicated state and orbax writes host arrays once, from the primary process,
+        # while all processes take part in the save.
+        tree = jax.device_get(tree)
         meta = {
             "step": step,
             "key_impl": str(jax.random.key_impl(key)),
@@ -201,13 +233,22 @@ class Checkpointer:
             ),
             target,
         )
-        out = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
+        try:
+            out = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            detail = " ".join(str(err).split())
+            raise CheckpointMismatchError(
+                f"checkpoint {self.directory}/{step} does not fit the networks built now (changed "
+                "architecture, players or optimiser since it was saved?); resume with the config "
+                f"it was trained with or use a new work directory. orbax: {detail[:300]}"
+            ) from err
         tree, meta = out["state"], out["meta"]
+        _check_fits(abstract, tree, where=f"{self.directory}/{step}")
         state = serialization.from_state_dict(template, tree["train_state"])
         restored_key = jax.random.wrap_key_data(
             np.asarray(tree["key_data"]), impl=meta.get("key_impl") or None

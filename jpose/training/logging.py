@@ -3,8 +3,11 @@
 * ``<workdir>/metrics.jsonl``: one JSON object per :meth:`MetricsLogger.log` call with ``step``,
   ``split``, ``time`` (seconds since the logger started) and the scalar metrics, plus
   ``throughput/samples_per_s`` and ``throughput/steps_per_s`` when ``samples`` is given.
-* TensorBoard (``tensorboardX``, ``torch.utils.tensorboard`` or ``flax.metrics.tensorboard``,
-  whichever imports first) under ``<workdir>/tensorboard``; silently skipped if none is installed.
+  :func:`trim_metrics` drops the records a resumed run logs again (those after the restored
+  checkpoint), so every record appears once.
+* TensorBoard event files under ``<workdir>/tensorboard`` through ``tensorboardX`` (the
+  ``tensorboard`` extra, also in ``test``; no TensorFlow or torch needed), scalars tagged
+  ``<split>/<metric>``; when it is missing one warning is logged and only the JSONL is written.
 * On a TTY a single refreshed progress line with ETA; otherwise plain lines.
 
 :func:`discriminator_accuracy` is a pure (jit-able) GAN-health helper for use inside loss
@@ -14,6 +17,7 @@ functions' metrics.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import pathlib
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MetricsLogger", "discriminator_accuracy", "format_duration"]
+__all__ = ["MetricsLogger", "discriminator_accuracy", "format_duration", "trim_metrics"]
 
 
 def discriminator_accuracy(
@@ -63,6 +67,52 @@ def discriminator_accuracy(
     return {"acc_real": acc_real, "acc_fake": acc_fake, "acc": 0.5 * (acc_real + acc_fake)}
 
 
+def trim_metrics(
+    path: str | os.PathLike[str],
+    *,
+    after_step: int,
+    until_step: int | None = None,
+    stage: float | None = None,
+) -> int:
+    """Drop the records a resumed run will log again (issue 22: no duplicates after a resume).
+
+    Removes from the JSONL file every record with ``after_step < step`` (and ``step <=
+    until_step`` when given) and, with ``stage``, only records of that stage. Records that do
+    not parse are kept. The file is rewritten atomically (temporary file + ``os.replace``).
+
+    Args:
+      path: ``metrics.jsonl``.
+      after_step: the restored checkpoint's (global) step: records up to it stay.
+      until_step: last (global) step of the resumed span (default: no upper bound).
+      stage: the ``stage`` field of the records to consider (default all).
+
+    Returns:
+      The number of records removed.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return 0
+    kept, removed = [], 0
+    for line in path.read_text().splitlines(keepends=True):
+        try:
+            rec = json.loads(line)
+            step = int(rec["step"])
+            drop = step > after_step and (until_step is None or step <= until_step)
+            if stage is not None:
+                drop = drop and float(rec.get("stage", -1)) == float(stage)
+        except (ValueError, KeyError, TypeError):
+            drop = False
+        if drop:
+            removed += 1
+        else:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if removed:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+    return removed
+
+
 def format_duration(seconds: float) -> str:
     """``H:MM:SS`` (``--:--:--`` for unknown)."""
     if not math.isfinite(seconds) or seconds < 0:
@@ -71,37 +121,23 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+_TB_WARNED = False
+
+
 def _tensorboard_writer(logdir: pathlib.Path) -> Any | None:
-    try:  # pragma: no cover - depends on optional packages
+    """A ``tensorboardX.SummaryWriter`` on ``logdir``, or None (with one warning per process)."""
+    global _TB_WARNED
+    try:
         from tensorboardX import SummaryWriter
-
-        return SummaryWriter(str(logdir))
-    except Exception:  # noqa: BLE001
-        pass
-    try:  # pragma: no cover
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(str(logdir))
-    except Exception:  # noqa: BLE001
-        pass
-    try:  # pragma: no cover
-        from flax.metrics import tensorboard
-
-        writer = tensorboard.SummaryWriter(str(logdir))
-
-        class _Adapter:
-            def add_scalar(self, tag: str, value: float, step: int) -> None:
-                writer.scalar(tag, value, step)
-
-            def flush(self) -> None:
-                writer.flush()
-
-            def close(self) -> None:
-                writer.close()
-
-        return _Adapter()
-    except Exception:  # noqa: BLE001
+    except ImportError:
+        if not _TB_WARNED:
+            _TB_WARNED = True
+            logging.getLogger("jpose.training").warning(
+                "TensorBoard curves need tensorboardX (pip install 'jpose[tensorboard]'); "
+                "writing metrics.jsonl only"
+            )
         return None
+    return SummaryWriter(str(logdir), flush_secs=30)
 
 
 def _to_float(v: Any) -> float | None:
@@ -213,6 +249,8 @@ class MetricsLogger:
 
     def _progress(self, step: int, values: Mapping[str, float], split: str) -> None:
         shown = [k for k in values if k.endswith("loss") and "grad_norm" not in k][:4]
+        if split != "train":  # validation records have no losses: show their metrics
+            shown = [k for k in values if k != "stage"][:4]
         parts = [f"{k}={values[k]:.4g}" for k in shown]
         if "throughput/samples_per_s" in values:
             parts.append(f"{values['throughput/samples_per_s']:.0f} samples/s")

@@ -69,7 +69,8 @@ def fit(
       samples_per_step: global batch size (for throughput).
       phases: the step's phases (to name players in non-finite errors).
       evaluate: ``state -> {metric: float}`` on the *validation* split.
-      eval_every / checkpoint_every: in steps (multiples of K; default: at the end only).
+      eval_every / checkpoint_every: in steps (multiples of K; default: at the end only); a
+        checkpoint is also saved at every evaluation (with its metrics, for ``best_metric``).
       max_to_keep, best_metric, best_mode: see :class:`Checkpointer`.
       log_every: log every this many blocks.
       progress: see :class:`MetricsLogger`.
@@ -109,7 +110,12 @@ def fit(
             ):
                 val = dict(evaluate(state))
                 log.log(step, val, split="val")
-            if step >= num_steps or (checkpoint_every and step % checkpoint_every == 0):
+            # every validated step is saved too, so "best on validation" has its candidates
+            if (
+                step >= num_steps
+                or (checkpoint_every and step % checkpoint_every == 0)
+                or val is not None
+            ):
                 ckpt.save(state, key=key, data_position={"step": step}, metrics=val)
         return state
     finally:

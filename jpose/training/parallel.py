@@ -13,17 +13,23 @@ broadcast (not sharded): the step folds in the step and, by default, the device 
 multi-step functions (``make_multi_step``) are pmapped the same way; with stacked batches shard
 with ``shard(batches, axis=1)`` (-> ``[devices, K, per_device, ...]``).
 
-Multi-host (N hosts, each with its local devices): call :func:`initialize_distributed` first on
-every host, e.g. ::
+Multi-process (N processes, each with its local devices; one per host, or several on one host):
+call :func:`initialize_distributed` first in every process (``common.cli`` does it when the
+config has ``distributed=True`` or ``JPOSE_DISTRIBUTED=1``), e.g. ::
 
-    # host i of N (same command everywhere, only the process id differs)
+    # process i of N (same command everywhere, only the process id differs)
     JPOSE_COORDINATOR=10.0.0.1:1234 JPOSE_NUM_PROCESSES=N JPOSE_PROCESS_ID=i \\
         python -m experiments.camerapose --config=... --config.distributed=True
 
-On SLURM / Cloud TPU / GKE the arguments can be omitted (``jax.distributed`` auto-detects them).
-``pmap`` then runs over the local devices of each host and ``pmean`` reduces over all devices of
-all hosts; each host feeds its own shard of the global batch (``jax.process_index()``-based data
-split, done by the data pipeline) and only process 0 should write checkpoints and logs.
+On SLURM (``srun``), Open MPI (``mpirun``), Cloud TPU and GKE the three variables can be omitted:
+``jax.distributed`` reads the launcher's own environment. ``pmap`` then maps over the local
+devices of each process while the named axis spans all devices of all processes
+(``lax.axis_index`` is the *global* device index, ``pmean`` / ``psum`` reduce over every device):
+each process feeds its local devices their own shard of the global batch
+(``BatchSampler(num_shards=global_device_count())`` slices by the global index), and only
+process 0 writes logs and reports (:func:`is_main_process`); checkpoints are written through
+orbax by all processes together. On CPU the cross-process collectives use gloo
+(``jax_cpu_collectives_implementation``), which :func:`initialize_distributed` selects.
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ import numpy as np
 
 __all__ = [
     "AXIS",
+    "distributed_requested",
+    "global_device_count",
     "initialize_distributed",
+    "is_main_process",
     "pmap_step",
     "replicate",
     "shard",
@@ -74,21 +83,40 @@ def pmap_step(
 
 
 def replicate(tree: Any, *, devices: list[jax.Device] | None = None) -> Any:
-    """Copy a pytree onto every local device (leading device axis)."""
+    """Copy a pytree onto every local device (leading device axis).
+
+    Built from one host-to-device copy per device (no cross-device computation), so it is safe
+    in multi-process runs, where a resharding computation would need a CPU collective.
+    """
     devices = jax.local_devices() if devices is None else devices
     n = len(devices)
     sharding = jax.sharding.NamedSharding(
         jax.sharding.Mesh(np.asarray(devices), ("_replica",)),
         jax.sharding.PartitionSpec("_replica"),
     )
-    return jax.tree_util.tree_map(
-        lambda x: jax.device_put(jnp.broadcast_to(x, (n, *np.shape(x))), sharding), tree
-    )
+
+    def put(x: Any) -> jax.Array:
+        x = jnp.expand_dims(jnp.asarray(x), 0)
+        shards = [jax.device_put(x, d) for d in devices]
+        return jax.make_array_from_single_device_arrays((n, *x.shape[1:]), sharding, shards)
+
+    return jax.tree_util.tree_map(put, tree)
 
 
 def unreplicate(tree: Any) -> Any:
-    """Take device 0's copy of a replicated pytree (leaves ``x[0]``)."""
-    return jax.tree_util.tree_map(lambda x: x[0], tree)
+    """Take the first local device's copy of a replicated pytree (leaves ``x[0]``).
+
+    Reads that device's shard directly: indexing the device-sharded array would compile a
+    gather across the local devices, a collective that can deadlock the gloo CPU collectives
+    of a multi-process run.
+    """
+
+    def first(x: Any) -> Any:
+        if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+            return x.addressable_data(0).reshape(x.shape[1:])
+        return x[0]
+
+    return jax.tree_util.tree_map(first, tree)
 
 
 def shard(tree: Any, *, num_devices: int | None = None, axis: int = 0) -> Any:
@@ -119,26 +147,48 @@ def shard(tree: Any, *, num_devices: int | None = None, axis: int = 0) -> Any:
     return jax.tree_util.tree_map(split, tree)
 
 
+def is_main_process() -> bool:
+    """True on process 0 (the only one that writes logs, figures and reports); always True in a
+    single-process run."""
+    return jax.process_index() == 0
+
+
+def global_device_count(num_local: int | None = None) -> int:
+    """Size of the ``pmap`` axis: ``num_local`` (default all local devices) times the number of
+    processes (every process maps over the same number of local devices)."""
+    local = jax.local_device_count() if num_local is None else int(num_local)
+    return local * jax.process_count()
+
+
+def distributed_requested(config: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``config["distributed"]`` or ``JPOSE_DISTRIBUTED`` asks for a multi-process run."""
+    config = {} if config is None else config
+    return bool(config.get("distributed", False)) or os.environ.get(
+        "JPOSE_DISTRIBUTED", ""
+    ) not in ("", "0", "false", "False")
+
+
 def initialize_distributed(config: Mapping[str, Any] | None = None) -> bool:
-    """Initialise ``jax.distributed`` for multi-host runs when asked.
+    """Initialise ``jax.distributed`` for multi-process runs when asked.
 
     Enabled by ``config["distributed"]`` or the environment variable ``JPOSE_DISTRIBUTED=1``;
-    arguments come from ``config`` (``coordinator_address``, ``num_processes``, ``process_id``) or
-    the environment (``JPOSE_COORDINATOR``, ``JPOSE_NUM_PROCESSES``, ``JPOSE_PROCESS_ID``); missing
-    ones are auto-detected by JAX (SLURM, Cloud TPU, ...). Call before any other JAX use.
+    arguments come from ``config`` (``coordinator_address``, ``num_processes``, ``process_id``,
+    when the config has them) or the environment (``JPOSE_COORDINATOR``,
+    ``JPOSE_NUM_PROCESSES``, ``JPOSE_PROCESS_ID``); missing ones are auto-detected by JAX from the
+    launcher (SLURM, Open MPI, Cloud TPU, GKE). On CPU the cross-process collectives are set to
+    gloo. Call before any other JAX use; calling it again in an initialised process is a no-op.
 
     Args:
       config: mapping (e.g. an ``ml_collections.ConfigDict``) or None.
 
     Returns:
-      True if ``jax.distributed.initialize`` was called.
+      True if the process is part of an initialised multi-process run.
     """
     config = {} if config is None else config
-    enabled = bool(config.get("distributed", False)) or os.environ.get(
-        "JPOSE_DISTRIBUTED", ""
-    ) not in ("", "0", "false", "False")
-    if not enabled:
+    if not distributed_requested(config):
         return False
+    if jax.distributed.is_initialized():
+        return True
 
     def pick(name: str, env: str, cast: Callable[[str], Any]) -> Any:
         value = config.get(name)
@@ -146,6 +196,8 @@ def initialize_distributed(config: Mapping[str, Any] | None = None) -> bool:
             value = cast(os.environ[env])
         return value
 
+    # CPU collectives across processes (no-op for GPU / TPU backends); must precede the backend.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=pick("coordinator_address", "JPOSE_COORDINATOR", str),
         num_processes=pick("num_processes", "JPOSE_NUM_PROCESSES", int),

@@ -20,7 +20,13 @@ import optax
 
 from jpose.models.core import Model
 
-__all__ = ["PlayerState", "TrainState", "create_player", "create_train_state"]
+__all__ = [
+    "PlayerState",
+    "TrainState",
+    "create_player",
+    "create_train_state",
+    "with_schedule_count",
+]
 
 PyTree = Any
 
@@ -55,9 +61,28 @@ class PlayerState:
             "batch_stats": self.batch_stats,
         }
 
-    def apply_gradients(self, grads: PyTree, *, batch_stats: PyTree | None = None) -> PlayerState:
-        """One optimiser update (then the constraint); optionally replace the batch statistics."""
-        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    def apply_gradients(
+        self,
+        grads: PyTree,
+        *,
+        batch_stats: PyTree | None = None,
+        step: jax.Array | int | None = None,
+    ) -> PlayerState:
+        """One optimiser update (then the constraint); optionally replace the batch statistics.
+
+        Args:
+          grads: gradients with the structure of ``params``.
+          batch_stats: new batch-norm running averages (None keeps the current ones).
+          step: the iteration count of the stage. When given, every learning-rate schedule inside
+            ``tx`` (``optax.scale_by_schedule``, hence ``optax.adam(schedule)``, and
+            ``optax.inject_hyperparams``) is evaluated at ``step`` instead of at the number of
+            updates this optimiser has made (:func:`with_schedule_count`): a player updated in
+            two phases of one iteration gets the same rate in both, and epoch boundaries
+            (``steps_per_epoch`` iterations) are where the schedule says. Adam's bias correction
+            keeps counting updates.
+        """
+        opt_state = self.opt_state if step is None else with_schedule_count(self.opt_state, step)
+        updates, opt_state = self.tx.update(grads, opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
         if self.constraint is not None:
             params = self.constraint(params)
@@ -66,6 +91,38 @@ class PlayerState:
             opt_state=opt_state,
             batch_stats=self.batch_stats if batch_stats is None else batch_stats,
         )
+
+
+_SCHEDULE_STATES = (
+    optax.ScaleByScheduleState,
+    optax.InjectHyperparamsState,
+    optax.InjectStatefulHyperparamsState,
+)
+
+
+def with_schedule_count(opt_state: optax.OptState, count: jax.Array | int) -> optax.OptState:
+    """``opt_state`` with the count read by its learning-rate schedules set to ``count``.
+
+    The harness's rule (``jpose.training.steps``): a schedule is a function of the stage's
+    iteration count, never of how many times a player's optimiser was stepped. The counters of
+    ``optax.scale_by_schedule`` (used by ``optax.adam(schedule)`` and friends) and of
+    ``optax.inject_hyperparams`` are replaced; all other state (Adam's moments and its
+    bias-correction count) is untouched.
+
+    Args:
+      opt_state: an optax state.
+      count: int scalar (the iteration).
+
+    Returns:
+      The state with the schedule counters replaced (same tree structure and dtypes).
+    """
+
+    def fix(s: Any) -> Any:
+        if isinstance(s, _SCHEDULE_STATES):
+            return s._replace(count=jnp.asarray(count, s.count.dtype))
+        return s
+
+    return jax.tree_util.tree_map(fix, opt_state, is_leaf=lambda s: isinstance(s, _SCHEDULE_STATES))
 
 
 def create_player(

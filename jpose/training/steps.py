@@ -26,6 +26,18 @@ and new batch statistics are ``pmean``-ed over that axis, and every ``ctx.apply`
 the axis name, so normalisation uses global-batch statistics. Losses must be means over the local
 batch (equal local batch sizes) for the data-parallel step to equal the global-batch step.
 
+Rules the step enforces for every method (one place, so no method can forget them):
+
+* **Schedules count iterations.** A learning-rate schedule is a function of ``state.step`` (the
+  stage's iteration count), never of how many times a player's optimiser was stepped
+  (:func:`jpose.training.state.with_schedule_count`): a player updated in two phases of one
+  iteration (CameraPose's ``lifter`` and ``weak2d``) gets the same rate in both, and a player
+  updated every second iteration (``Phase.every``) sees epoch boundaries where they are.
+* **Frozen players run in inference mode.** A player that no phase of the step updates (frozen
+  for the stage, e.g. CameraPose's refinement network after stage 1) is applied with
+  ``train=False`` by every ``ctx.apply`` (batch-norm running averages, no dropout), and its
+  running statistics are never updated, so training and evaluation see the same function.
+
 Non-finite guard: with ``skip_nonfinite=True`` a phase whose loss or gradients are not finite
 leaves its players unchanged and reports ``<phase>/nonfinite = 1``; :func:`check_finite` raises a
 :class:`NonFiniteError` naming step, phase, players and metric keys on the host.
@@ -106,6 +118,8 @@ class PhaseContext:
       step: ``state.step`` (int32 scalar, the iteration index).
       outputs: arrays emitted by earlier phases of this iteration.
       axis_name: the data-parallel axis name or None.
+      stage_players: the players some phase of the step updates (None: all players); the
+        others are frozen and always run in inference mode.
     """
 
     def __init__(
@@ -116,12 +130,14 @@ class PhaseContext:
         key: jax.Array,
         axis_name: str | None,
         outputs: Mapping[str, Any],
+        stage_players: frozenset[str] | None = None,
     ) -> None:
         self.state = state
         self.step = state.step
         self.outputs = dict(outputs)
         self.axis_name = axis_name
         self._trainable = trainable
+        self._stage_players = stage_players
         self._key = key
         self._counter = 0
         self.new_batch_stats: dict[str, PyTree] = {}
@@ -149,6 +165,10 @@ class PhaseContext:
         """A key derived from a name (independent of the call order)."""
         return jax.random.fold_in(self._key, _stable_hash(name))
 
+    def frozen(self, name: str) -> bool:
+        """Whether no phase of the step updates ``name`` (it then runs in inference mode)."""
+        return self._stage_players is not None and name not in self._stage_players
+
     def apply(
         self,
         name: str,
@@ -162,14 +182,18 @@ class PhaseContext:
         Args:
           name: player name.
           *inputs: model inputs.
-          train: training mode (batch statistics, dropout, running-average update).
+          train: training mode (batch statistics, dropout, running-average update). Ignored
+            for a frozen player (:meth:`frozen`): it always runs in inference mode.
           key: RNG key (default: ``next_key()``).
           update_stats: keep the new batch-norm running averages (default: ``train`` and the player
-            is trained by this phase). Repeated calls chain the running averages.
+            is trained by this phase). Repeated calls chain the running averages. Never for a
+            frozen player.
 
         Returns:
           The model output.
         """
+        if self.frozen(name):  # the harness's rule: frozen players are in inference mode
+            train, update_stats = False, False
         player = self.state.players[name]
         batch_stats = self.new_batch_stats.get(name, player.batch_stats)
         out, new_stats = player.model.apply(
@@ -207,6 +231,7 @@ def _run_phase(
     *,
     axis_name: str | None,
     skip_nonfinite: bool,
+    stage_players: frozenset[str] | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array], dict[str, Any]]:
     for n in phase.players:
         if n not in state.players:
@@ -217,7 +242,9 @@ def _run_phase(
     params = {n: state.players[n].params for n in phase.players}
 
     def loss_wrapper(p: PyTree) -> tuple[jax.Array, tuple[Any, ...]]:
-        ctx = PhaseContext(state, p, key=key, axis_name=axis_name, outputs=outputs)
+        ctx = PhaseContext(
+            state, p, key=key, axis_name=axis_name, outputs=outputs, stage_players=stage_players
+        )
         loss, metrics = phase.loss_fn(ctx, batch)
         loss = jnp.asarray(loss)
         if loss.shape != ():
@@ -240,7 +267,10 @@ def _run_phase(
         gnorm = optax.global_norm(grads[n])
         out_metrics[f"{phase.name}/grad_norm/{n}"] = gnorm
         finite = finite & jnp.isfinite(gnorm)
-        players[n] = players[n].apply_gradients(grads[n], batch_stats=new_stats.get(n))
+        # schedules see the iteration (state.step), not this optimiser's update count
+        players[n] = players[n].apply_gradients(
+            grads[n], batch_stats=new_stats.get(n), step=state.step
+        )
     for n, stats in new_stats.items():
         if n not in phase.players:
             players[n] = players[n].replace(batch_stats=stats)
@@ -263,7 +293,9 @@ def make_train_step(
     """Build one training iteration from ordered phases.
 
     The phases run in the given order, each seeing the parameters updated by its predecessors
-    (alternating updates). For the adversarial methods use :func:`alternating_gan_phases` to get
+    (alternating updates). Players no phase updates are frozen: they run in inference mode
+    everywhere in the step. Learning-rate schedules are evaluated at ``state.step`` (see the
+    module docstring). For the adversarial methods use :func:`alternating_gan_phases` to get
     the documented order :data:`GAN_PHASE_ORDER`.
 
     Args:
@@ -284,6 +316,7 @@ def make_train_step(
         raise ValueError(f"phase names must be unique, got {names}")
     if not phases:
         raise ValueError("a train step needs at least one phase")
+    stage_players = frozenset(n for p in phases for n in p.players)
 
     def step(state: TrainState, batch: Any, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
         step_key = jax.random.fold_in(key, state.step)
@@ -303,6 +336,7 @@ def make_train_step(
                     outputs,
                     axis_name=axis_name,
                     skip_nonfinite=skip_nonfinite,
+                    stage_players=stage_players,
                 )
 
             if phase.every == 1 and phase.when is None:

@@ -17,8 +17,9 @@ batch (1024) and width (1024, 2 blocks, dropout 0.5) and is scored by the same n
 * ``jpose baseline``: ``experiments.baseline`` (``:cmu`` / ``:h36m`` preset at this batch and
   width), checkpoints every 500 steps, each restored with ``common.load_predictor``.
 * ``CameraPose, switches off``: ``experiments.camerapose`` with ``method.refine / camera / gan``
-  off: the same lifter trained by CameraPose's code (500 warm-up + 2,500 end-to-end steps at a
-  constant 1e-3, its detection-noise input augmentation as configured).
+  and its detection-noise input corruption (``noise.enabled``) off: the same lifter trained by
+  CameraPose's code (500 warm-up + 2,500 end-to-end steps at a constant 1e-3). With the noise
+  on, the lifter trains on corrupted 2D and is tested on clean 2D (see benchmarks/FINDINGS.md).
 
 Wall times are whole training runs (compilation included) on this machine; the machine may be
 shared (load average in the section header).
@@ -89,6 +90,7 @@ def _jpose_camerapose_off(preset: str, steps: tuple[int, ...], h36m_dir: str, tm
 
     cfg = cfg_mod.get_config(preset)
     cfg.method.refine = cfg.method.camera = cfg.method.gan = False
+    cfg.noise.enabled = False  # the noise simulates detections for the refinement network
     cfg.model.lifter.update(width=WIDTH, num_blocks=2, dropout=0.5)
     cfg.train.batch_size = BATCH
     warm = min(steps)
@@ -211,7 +213,7 @@ def run(quick: bool, h36m_dir: str = "") -> dict[str, Any]:
             + ".",
             "`ref` = independent plain JAX/Flax/optax lifter (benchmarks/reference_lifter.py); "
             "`base` = experiments.baseline; `cp` = experiments.camerapose with refine, camera "
-            "and GAN off.",
+            "GAN and input noise off.",
         ],
         "walls": walls,
     }

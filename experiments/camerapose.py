@@ -40,12 +40,24 @@ Readings and deviations from the paper:
   (``common.normalized_intrinsics``), so L_cam mixes normalised-unit and metre errors instead of
   pixels and metres; with pixels the focal term (~1e6 px^2) would swamp everything at
   lambda_cam = 0.01.
+* 2D frames (issue 18): the refinement network and the lifter see the paper's normalisation
+  (-1, 1) by image width and height; the camera branch, the re-projection loss (eq. 7) and D_2D
+  work in the aspect-preserving frame ``pose2d_norm * [1, h / w]`` (:func:`frame_scale`; exactly
+  VideoPose3D's normalisation), so square pixels have ``fx = fy`` whatever the image's shape and
+  D_2D cannot separate real COCO 2D from CMU-camera augmentations by aspect ratio. Intrinsics
+  predicted there are converted back to the input's units by :func:`make_predict`.
+* Players a stage does not train (the refinement network in stages 2-3) run in inference mode
+  and learning-rate schedules count iterations, not optimiser updates (rules of
+  ``jpose.training.steps``): stage 3's lifter and camera branch, updated in the ``lifter`` and
+  ``weak2d`` phases of one iteration, decay at epochs 30 and 60, not 15 and 30.
 * The RT operation predicts a bounded offset from the original root (x, y: +-``translation_
   limit``; depth: x exp(+-``depth_log_limit``)) instead of PoseAug's free ``t`` with ``t_z^2``,
   so early generator outputs stay in front of the camera; the rotation limit is a config value
   (PoseAug: pi; CPU presets use 0.5 rad).
 * PoseAug's feedback loss (generator rewarded for poses the lifter finds hard) and the fake
-  history buffer are not used.
+  history buffer are not used. PoseAug's generator weights (1 L_adv^2D + 6 L_adv^3D + 3 L_range)
+  and D every second iteration are config fields (``gan.lambda_adv_2d`` / ``lambda_adv_3d`` /
+  ``lambda_range`` / ``d_every``; on in ``h36m`` with its 256-wide D_3D).
 * The refinement network is frozen after stage 1 by default (``method.finetune_refine``); with
   it on, stage 3 trains it with the lifter (eq. 1's ``min over theta_ref``, eqs. 16-17's
   ``lambda_ref L_ref``; lambda_ref is not reported, 0.1 here). L_ref (normalised units^2) is
@@ -102,13 +114,8 @@ STAGES = ("refine", "warmup", "end2end")
 def detection_noise(
     key: jax.Array, pose2d: jax.Array, confidence: jax.Array, *, cfg: ml_collections.ConfigDict
 ) -> tuple[jax.Array, jax.Array]:
-    """Simulated detections from ground-truth 2D (the model is documented in ``config.noise``).
-
-    Per joint: a synthetic confidence ``c = 1 - (1 - conf_min) u^conf_power`` with
-    ``u ~ U(0, 1)`` (mean ``1 - (1 - conf_min) / (conf_power + 1)``), Gaussian noise of std
-    ``sigma_min + (sigma_max - sigma_min) (1 - c)``, and with probability
-    ``outlier_prob (1 - c)`` an extra outlier offset of std ``outlier_sigma``. Joints whose source
-    confidence is 0 (missing) keep coordinates and confidence 0.
+    """Simulated detections from ground-truth 2D: :func:`jpose.augment.detection_noise` with
+    the options of ``cfg`` (``config.noise``; the model is documented there).
 
     Args:
       key: PRNG key.
@@ -119,18 +126,8 @@ def detection_noise(
     Returns:
       ``(noisy [..., J, 2], synthetic confidence [..., J])``.
     """
-    kc, kn, ko, kb = jax.random.split(key, 4)
-    shape = confidence.shape
-    u = jax.random.uniform(kc, shape)
-    c = 1.0 - (1.0 - cfg.conf_min) * u**cfg.conf_power
-    sigma = cfg.sigma_min + (cfg.sigma_max - cfg.sigma_min) * (1.0 - c)
-    noise = sigma[..., None] * jax.random.normal(kn, (*shape, 2))
-    outlier = jax.random.uniform(kb, shape) < cfg.outlier_prob * (1.0 - c)
-    noise = noise + jnp.where(
-        outlier[..., None], cfg.outlier_sigma * jax.random.normal(ko, (*shape, 2)), 0.0
-    )
-    present = confidence > 0
-    return pose2d + jnp.where(present[..., None], noise, 0.0), jnp.where(present, c, 0.0)
+    options = {k: float(cfg[k]) for k in augment.DETECTION_NOISE_OPTIONS}
+    return augment.detection_noise(key, pose2d, confidence, **options)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -857,6 +854,7 @@ def load_predictor(
         config=config,
         layout=LAYOUT.name,
         has_camera="camera" in models,
+        takes_frame_scale="camera" in models,
         description="CameraPose (Yang et al. WACV 2023): " + " + ".join(parts),
     )
 

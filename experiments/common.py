@@ -1008,6 +1008,9 @@ class Predictor:
       description: one line for reports.
       unfinished: why the run is unfinished when loaded with ``allow_unfinished`` (stated in
         results and outputs); ``""`` for a finished run.
+      takes_frame_scale: ``predict`` accepts a third argument ``frame_scale [B, 2]`` (``[1, h /
+        w]`` of each image for ``"image"``-normalised 2D; CameraPose's camera branch works in
+        that aspect-preserving frame, see ``experiments.camerapose.frame_scale``).
     """
 
     experiment: str
@@ -1019,6 +1022,7 @@ class Predictor:
     metric_scale: bool = True
     has_camera: bool = False
     description: str = ""
+    takes_frame_scale: bool = False
     unfinished: str = ""
 
 
@@ -1058,8 +1062,9 @@ def write_model_info(workdir: str | os.PathLike[str], **info: Any) -> pathlib.Pa
     """Write ``<workdir>/model.json``: what inference needs beyond config and checkpoints
     (e.g. camera priors derived from the training data)."""
     path = pathlib.Path(workdir) / "model.json"
-    if parallel.is_main_process():  # multi-process: process 0 writes
+    if parallel.is_main_process():  # multi-process: process 0 writes, the others wait for it
         path.write_text(json.dumps(to_jsonable(info), indent=2, sort_keys=True) + "\n")
+    parallel.barrier("jpose.write_model_info")
     return path
 
 
@@ -1245,11 +1250,30 @@ def write_results(
       finish_run: mark a training run in ``workdir`` finished.
 
     Returns:
-      The two paths (written by process 0 only in a multi-process run).
+      The two paths (written by process 0 only in a multi-process run; every process returns
+      once they are written).
     """
     wd = pathlib.Path(workdir)
     if not parallel.is_main_process():
+        parallel.barrier("jpose.write_results")
         return wd / "results.json", wd / "results.md"
+    try:
+        return _write_results(wd, header=header, evaluations=evaluations,
+                              extra_tables=extra_tables, extra=extra,
+                              finish_run=finish_run)  # fmt: skip
+    finally:
+        parallel.barrier("jpose.write_results")
+
+
+def _write_results(
+    wd: pathlib.Path,
+    *,
+    header: ResultsHeader,
+    evaluations: Mapping[str, Mapping[str, Any]],
+    extra_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None,
+    extra: Mapping[str, Any] | None,
+    finish_run: bool,
+) -> tuple[pathlib.Path, pathlib.Path]:
     evals = evaluation_record(evaluations)
     record = {
         "header": dataclasses.asdict(header),

@@ -25,8 +25,16 @@ camera frame):
 - ``mpi3dhp``: the MPI-INF-3DHP test set (valid frames), 3DPCK@150 mm and AUC (0-150 mm, 31
   thresholds) over the 17 Human3.6M joints, by scene (GS / no GS / outdoor) and overall, plus the
   MPJPE table;
+- ``mpi3dhp`` with ``--mpi3dhp_protocol=zhou`` (the default for Zhou et al. work directories):
+  also the protocol of Zhou et al. ICCV 2017 Sec. 4.1 -- the predicted pelvis and hips moved
+  towards the neck by 0.2, the prediction scaled to the subject's known size (limb lengths), root
+  (pelvis) alignment, 3DPCK@150 mm / AUC over the 14 3DHP evaluation joints;
 - ``3dpw``: the 3DPW test split (SMPL joints converted to Human3.6M-17), PA-MPJPE (= P-MPJPE)
-  and MPJPE.
+  and MPJPE over the 17 joints and PA-MPJPE over the 14 joints both skeletons share
+  (:data:`jpose.metrics.PW3D_COMMON14_JOINTS`, Procrustes on those 14). The 2D input is the
+  ground truth by default (``--pw3d_2d=gt``: the 3D joints projected with the sequence's
+  intrinsics, as CameraPose's Table 4); ``--pw3d_2d=openpose`` feeds the published detections
+  (person-frames without a detection dropped).
 
 Options: ``--flip`` (flip test-time augmentation: the prediction on the mirrored 2D input,
 mirrored back, averaged with the plain prediction), ``--drop_s11_directions``, ``--step``; every
@@ -87,6 +95,7 @@ def load_eval_datasets(
     mpi3dhp_root: str = "",
     mpi3dhp_sequences: str = "",
     pw3d_path: str = "",
+    pw3d_2d: str = "gt",
     subsample: int = 1,
     drop_s11_directions: bool = False,
 ) -> dict[str, PoseDataset]:
@@ -99,6 +108,7 @@ def load_eval_datasets(
       mpi3dhp_root: MPI-INF-3DHP test-set folder (``TS1`` ... ``TS6``).
       mpi3dhp_sequences: comma-separated subset of the test sequences (default all six).
       pw3d_path: 3DPW ``sequenceFiles`` folder.
+      pw3d_2d: 3DPW 2D input, ``"gt"`` (projected ground truth) or ``"openpose"``.
       subsample: keep every n-th frame (Human3.6M).
       drop_s11_directions: drop S11 "Directions" (Human3.6M only).
 
@@ -164,7 +174,9 @@ def load_eval_datasets(
         }
     if not pw3d_path:
         raise ValueError("--dataset=3dpw needs --pw3d_path (3DPW sequenceFiles folder)")
-    return {"3dpw_test": jdata.load_3dpw(pw3d_path, split="test", normalization=norm)}
+    return {
+        "3dpw_test": jdata.load_3dpw(pw3d_path, split="test", source_2d=pw3d_2d, normalization=norm)
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -202,13 +214,29 @@ def flip_augmented(
 
 
 def _pck_tables(
-    pred: np.ndarray, target: np.ndarray, groups: np.ndarray
+    pred: np.ndarray, target: np.ndarray, groups: np.ndarray, *, protocol: str = "standard"
 ) -> dict[str, dict[str, float]]:
-    """3DPCK@150 mm and AUC (%) per group and overall (root-relative, all joints)."""
+    """3DPCK@150 mm and AUC (%) per group and overall, root-relative.
+
+    ``protocol="standard"``: all 17 joints as predicted. ``"zhou"`` (Zhou et al. ICCV 2017,
+    Sec. 4.1): pelvis and hips of the prediction moved towards the neck by 0.2
+    (:func:`jpose.metrics.move_hips_towards_neck`), the prediction scaled to the subject's known
+    size (:func:`jpose.metrics.limb_length_scale`), then root alignment at the (moved) pelvis and
+    the 14 evaluation joints (:data:`jpose.metrics.MPI3DHP_EVAL14_JOINTS`).
+    """
+    joints = None
+    pred = np.asarray(pred, np.float32)
+    if protocol == "zhou":
+        pred = pred * np.asarray(jm.limb_length_scale(pred, target))[:, None, None]
+        pred = np.asarray(jm.move_hips_towards_neck(pred, ratio=0.2))
+        joints = jm.joint_indices(jm.MPI3DHP_EVAL14_JOINTS)
+    elif protocol != "standard":
+        raise ValueError(f"unknown 3DHP protocol {protocol!r}; expected 'standard' or 'zhou'")
     pred_r = jnp.asarray(pred - pred[:, :1])
     tgt_r = jnp.asarray(target - target[:, :1])
-    pck = np.asarray(jm.pck3d(pred_r, tgt_r, threshold=0.15), np.float64) * 100.0
-    auc = np.asarray(jm.auc3d(pred_r, tgt_r, max_threshold=0.15), np.float64) * 100.0
+    pck = np.asarray(jm.pck3d(pred_r, tgt_r, threshold=0.15, joints=joints), np.float64) * 100.0
+    auc = np.asarray(jm.auc3d(pred_r, tgt_r, max_threshold=0.15, joints=joints), np.float64)
+    auc = auc * 100.0
     rows = {"3DPCK@150mm (%)": {}, "AUC (%)": {}}
     for g in list(dict.fromkeys(groups.tolist())) + ["all"]:
         sel = np.ones(len(groups), bool) if g == "all" else groups == g
@@ -232,6 +260,7 @@ def evaluate_predictor(
     *,
     flip: bool = False,
     batch_size: int = 4096,
+    mpi3dhp_protocol: str = "standard",
 ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, float]]]]:
     """Protocol 1 / 2 / N-MPJPE of ``predictor`` on each dataset, plus dataset-specific tables.
 
@@ -240,6 +269,8 @@ def evaluate_predictor(
       datasets: ``{split: PoseDataset}`` with 3D.
       flip: flip test-time augmentation (:func:`flip_augmented`).
       batch_size: evaluation batch (one compilation per input shape).
+      mpi3dhp_protocol: ``"standard"`` (17 joints) or ``"zhou"`` (also the table of Zhou et al.'s
+        protocol, :func:`_pck_tables`) for datasets with a ``scene`` label (MPI-INF-3DHP).
 
     Returns:
       ``(evaluations, tables)``: ``{split: common.evaluate_3d(..., keep_predictions=True)}`` and
@@ -265,11 +296,21 @@ def evaluate_predictor(
             tables[f"{split}: 3DPCK / AUC by scene (%)"] = _pck_tables(
                 ev["predictions"], ds.pose3d_root_relative, np.asarray(ds.labels["scene"])
             )
+            if mpi3dhp_protocol == "zhou":
+                tables[f"{split}: 3DPCK / AUC by scene, Zhou et al. protocol (%)"] = _pck_tables(
+                    ev["predictions"], ds.pose3d_root_relative,
+                    np.asarray(ds.labels["scene"]), protocol="zhou",
+                )  # fmt: skip
         if split.startswith("3dpw"):
             m = ev["metrics"]
+            j14 = jm.joint_indices(jm.PW3D_COMMON14_JOINTS)
+            pa14 = jm.p_mpjpe(
+                jnp.asarray(ev["predictions"][:, j14]), jnp.asarray(ds.pose3d_root_relative[:, j14])
+            )
             tables[f"{split}: PA-MPJPE (mm)"] = {
-                "PA-MPJPE": {"frame-wise": m["p_mpjpe"]["frame_wise"]},
-                "MPJPE": {"frame-wise": m["mpjpe"]["frame_wise"]},
+                "PA-MPJPE (17 joints)": {"frame-wise": m["p_mpjpe"]["frame_wise"]},
+                "PA-MPJPE (14 common joints)": {"frame-wise": float(np.mean(jm.to_mm(pa14)))},
+                "MPJPE (17 joints)": {"frame-wise": m["mpjpe"]["frame_wise"]},
             }
         LOGGER.info(
             "%s (%d examples): MPJPE %.1f mm, P-MPJPE %.1f mm (action-wise), %.1f s",
@@ -297,8 +338,11 @@ _SOURCES = {
     "config": "the training run's own test splits (their 2D as in training)",
     "cmu": "projections of the CMU test poses through the run's virtual cameras (exact 2D)",
     "mpi3dhp": "MPI-INF-3DHP annotated 2D (annot2), valid frames",
-    "3dpw": "3DPW 2D from the published sequence files (OpenPose-style 2D with confidences)",
+    "3dpw": "3DPW ground-truth 2D: the 3D joints projected with each sequence's intrinsics",
+    "3dpw-openpose": "3DPW OpenPose detections from the sequence files (missing detections "
+    "dropped)",
 }
+_ZHOU_EXPERIMENTS = ("zhou", "zhou_image")
 
 
 def evaluate_workdir(
@@ -312,6 +356,7 @@ def evaluate_workdir(
     output_dir: str | pathlib.Path | None = None,
     batch_size: int = 4096,
     allow_unfinished: bool = False,
+    mpi3dhp_protocol: str = "auto",
     **paths: Any,
 ) -> dict[str, Any]:
     """Restore a work directory's pipeline, evaluate it and write results (and figures).
@@ -329,8 +374,11 @@ def evaluate_workdir(
       output_dir: where to write (default ``<workdir>/eval/<tag>``).
       batch_size: evaluation batch size.
       allow_unfinished: evaluate an unfinished run (stated in the header).
+      mpi3dhp_protocol: ``"standard"``, ``"zhou"`` (adds Zhou et al.'s protocol table) or
+        ``"auto"`` (``"zhou"`` for Zhou et al. work directories, the paper that reports 3DHP
+        numbers with it; ``"standard"`` otherwise).
       **paths: ``h36m_dir``, ``h36m_source``, ``mpi3dhp_root``, ``mpi3dhp_sequences``,
-        ``pw3d_path``, ``subsample``
+        ``pw3d_path``, ``pw3d_2d``, ``subsample``
         (see :func:`load_eval_datasets`).
 
     Returns:
@@ -345,13 +393,24 @@ def evaluate_workdir(
     datasets = load_eval_datasets(
         dataset, predictor, drop_s11_directions=drop_s11_directions, **paths
     )
-    evaluations, tables = evaluate_predictor(predictor, datasets, flip=flip, batch_size=batch_size)
+    if mpi3dhp_protocol == "auto":
+        zhou = predictor.experiment in _ZHOU_EXPERIMENTS
+        mpi3dhp_protocol = "zhou" if zhou else "standard"
+    if mpi3dhp_protocol not in ("standard", "zhou"):
+        raise rundir.UserError(
+            f"--mpi3dhp_protocol must be auto, standard or zhou, got {mpi3dhp_protocol!r}"
+        )
+    evaluations, tables = evaluate_predictor(
+        predictor, datasets, flip=flip, batch_size=batch_size, mpi3dhp_protocol=mpi3dhp_protocol
+    )
     out = pathlib.Path(output_dir) if output_dir else wd / "eval" / _tag(
         dataset, flip=flip, drop_s11_directions=drop_s11_directions, step=step
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     train = _training_header(wd)
     source = _SOURCES.get(dataset, "")
+    if dataset == "3dpw" and paths.get("pw3d_2d", "gt") != "gt":
+        source = _SOURCES["3dpw-openpose"]
     if dataset == "h36m":
         source = f"Human3.6M 2D source '{paths.get('h36m_source', 'gt')}'"
     notes = []
@@ -361,6 +420,17 @@ def evaluate_workdir(
         )
     if dataset == "mpi3dhp":
         notes.append("3DPCK / AUC over the 17 Human3.6M joints after root (pelvis) alignment")
+        if mpi3dhp_protocol == "zhou":
+            notes.append(
+                "Zhou et al. protocol table: predicted pelvis and hips moved towards the neck by "
+                "0.2, prediction scaled to the subject's limb lengths (known global scale), "
+                "3DPCK / AUC over the 14 3DHP evaluation joints (Zhou et al. ICCV 2017, Sec. 4.1)"
+            )
+    if dataset == "3dpw":
+        notes.append(
+            "PA-MPJPE over the 17 Human3.6M joints and over the 14 joints SMPL and Human3.6M "
+            "share (limbs, neck, head; Procrustes on those 14)"
+        )
     selection = train.get(
         "model_selection",
         "final checkpoint of the last stage (no validation split used for selection)",
@@ -387,6 +457,8 @@ def evaluate_workdir(
             "flip_tta": flip,
             "drop_s11_directions": drop_s11_directions,
             "step": "latest" if step is None else step,
+            **({"mpi3dhp_protocol": mpi3dhp_protocol} if dataset == "mpi3dhp" else {}),
+            **({"pw3d_2d": paths.get("pw3d_2d", "gt")} if dataset == "3dpw" else {}),
             "workdir": str(wd),
             **({"allow_unfinished": True} if predictor.unfinished else {}),
         },
@@ -521,6 +593,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mpi3dhp_root", default="")
     p.add_argument("--mpi3dhp_sequences", default="", help="e.g. TS1,TS5 (default all)")
     p.add_argument("--pw3d_path", default="")
+    p.add_argument("--pw3d_2d", default="gt", choices=("gt", "openpose"),
+                   help="3DPW 2D: projected ground truth (CameraPose T.4) or OpenPose")  # fmt: skip
+    p.add_argument("--mpi3dhp_protocol", default="auto", choices=("auto", "standard", "zhou"),
+                   help="auto: Zhou et al.'s protocol for Zhou work directories")  # fmt: skip
     p.add_argument(
         "--allow_unfinished",
         action="store_true",
@@ -573,6 +649,8 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         mpi3dhp_root=args.mpi3dhp_root,
         mpi3dhp_sequences=args.mpi3dhp_sequences,
         pw3d_path=args.pw3d_path,
+        pw3d_2d=args.pw3d_2d,
+        mpi3dhp_protocol=args.mpi3dhp_protocol,
         allow_unfinished=args.allow_unfinished,
     )
 

@@ -734,13 +734,20 @@ def lift(
 
     # warm-up (compiles one batch shape), then the timed pass over every batch
     bs = max(1, min(int(batch_size), n))
+    arrays = [norm, conf]
+    if predictor.takes_frame_scale:  # the camera branch's aspect-preserving frame
+        scale = np.ones((n, 2), np.float32)
+        if mode == "image":
+            with np.errstate(all="ignore"):  # flagged people may have no usable size
+                scale[:, 1] = np.where(reasons == "", size[:, 1] / size[:, 0], 1.0)
+        arrays.append(scale)
     t0 = time.perf_counter()
     jax.block_until_ready(
-        common.batched_apply(predictor.predict, norm[:bs], conf[:bs], batch_size=bs)
+        common.batched_apply(predictor.predict, *(a[:bs] for a in arrays), batch_size=bs)
     )
     warmup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pred = common.batched_apply(predictor.predict, norm, conf, batch_size=bs)
+    pred = common.batched_apply(predictor.predict, *arrays, batch_size=bs)
     predict_s = time.perf_counter() - t0
     root = out_layout.root
     pose_rel = np.asarray(pred["pose3d"], np.float64)

@@ -48,9 +48,9 @@ import optax
 
 from experiments import common
 from experiments.baseline import apply_fn
+from jpose import augment, skeleton
 from jpose import losses as jl
 from jpose import multiview as mv
-from jpose import skeleton
 from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d
 from jpose.models import Model, li_lifter, li_root_branch
@@ -520,10 +520,31 @@ def train_loss_fn(
     transform_weight: float,
     confidence_view: str = "source",
     root_depth_offset: float = 0.0,
+    detection_noise: Mapping[str, float] | None = None,
+    confidence_weighting: bool = True,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Eq. 7 ``L_reproj + lambda L_t-reproj`` (eqs. 2, 5), averaged over batch and view pairs."""
-    b = batch["mv"]
+    """Eq. 7 ``L_reproj + lambda L_t-reproj`` (eqs. 2, 5), averaged over batch and view pairs.
+
+    Args:
+      ctx: the phase context.
+      batch: ``{"mv": {TRAIN_KEYS: [B, V, ...]}}``.
+      transform_weight: lambda of eq. 7.
+      confidence_view: eq. 5's weights (``jpose.losses.li_transform_reprojection_loss``).
+      root_depth_offset: added to the root branch's depth (metres).
+      detection_noise: options of :func:`jpose.augment.detection_noise` (None = GT 2D): every
+        view's 2D becomes a simulated detection with confidences (fresh each step), used as the
+        lifter input, the re-projection target and the weights w of eqs. 2 and 5.
+      confidence_weighting: False = the ablation without the w of eqs. 2 and 5 (every present
+        joint weighted 1).
+    """
+    b = dict(batch["mv"])
     _check_batch(b)
+    if detection_noise is not None:
+        b["pose2d"], b["confidence"] = augment.detection_noise(
+            ctx.key_for("detection_noise"), b["pose2d"], b["confidence"], **detection_noise
+        )
+    if not confidence_weighting:
+        b["confidence"] = (b["confidence"] > 0).astype(b["pose2d"].dtype)
     glob = forward_global(ctx, b["pose2d"], root_depth_offset=root_depth_offset)
     pairs = _pairs_of(b)
     per_view = jl.li_reprojection_loss(
@@ -544,7 +565,19 @@ def train_loss_fn(
         )
     )
     loss = jl.li_total_loss(reproj, trans, weight=transform_weight)
-    return loss, {"reproj": reproj, "t_reproj": trans, "root_depth": jnp.mean(glob[..., ROOT, 2])}
+    present = b["confidence"] > 0
+    mean_conf = jnp.sum(jnp.where(present, b["confidence"], 0.0)) / jnp.maximum(jnp.sum(present), 1)
+    return loss, {"reproj": reproj, "t_reproj": trans, "root_depth": jnp.mean(glob[..., ROOT, 2]),
+                  "mean_confidence": mean_conf}  # fmt: skip
+
+
+def noise_options(config: ml_collections.ConfigDict) -> dict[str, float] | None:
+    """Keyword options of :func:`jpose.augment.detection_noise` from ``config.noise`` (None when
+    absent or disabled: ground-truth 2D with its own confidences)."""
+    n = config.get("noise")
+    if n is None or not n.get("enabled", False):
+        return None
+    return {k: float(n[k]) for k in augment.DETECTION_NOISE_OPTIONS}
 
 
 def _check_batch(b: Mapping[str, Any]) -> None:
@@ -614,17 +647,60 @@ def load_predictor(
     )
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _ScaledOutput(Model):
+    """A model whose output is multiplied by ``output_scale`` (same parameters as ``module``)."""
+
+    output_scale: float = 1.0
+
+    def apply(
+        self,
+        variables: dict[str, Any],
+        *inputs: Any,
+        train: bool,
+        key: jax.Array | None = None,
+        axis_name: str | None = None,
+    ) -> tuple[Any, Any]:
+        """:meth:`Model.apply`, output times ``output_scale``."""
+        out, stats = super().apply(variables, *inputs, train=train, key=key, axis_name=axis_name)
+        return out * self.output_scale, stats
+
+
+def output_scale(width: int, scale: float = 0.0, *, reference_width: int = 128) -> float:
+    """The metre-valued branches' output multiplier: ``scale``, or when 0 ``min(1,
+    reference_width / width)``.
+
+    Adam moves every output weight by about ``lr`` on its first steps whatever the gradient's
+    size (global-norm clipping before Adam does not change that), so a zero-initialised output
+    layer over ``width`` hidden units moves the metre-valued output by about
+    ``lr * width * mean|h|``: ~0.1 m at width 128 but ~1 m at the paper's 1024 (doubled by
+    dropout 0.5's rescaling), which throws joints behind the camera, where eqs. 2 / 5 explode at
+    the depth clamp. Multiplying the output by ``reference_width / width`` (a readout multiplier,
+    as in maximal-update parametrisations) keeps the per-step output change of the CPU-tested
+    width at every width. Not in Li et al. (AAAI 2020), who do not state their output units.
+    """
+    return float(scale) if float(scale) > 0 else min(1.0, reference_width / max(int(width), 1))
+
+
 def _branches(mcfg: ml_collections.ConfigDict, num_joints: int) -> tuple[Model, Model]:
     """Lifting and root branches (Li et al.: residual MLP, 4 blocks, separate weights).
 
     ``zero_init_output`` (not in the paper) starts the lifter at the collapsed pose and the root
     at ``(0, 0, root_depth_offset_m)``: with the default initialisation the metre-valued outputs
     are several metres, joints land behind the camera and eqs. 2 / 5 explode at the depth clamp.
+    ``output_scale`` (:func:`output_scale`; 1 at width 128) keeps Adam's first steps of the
+    outputs width-independent.
     """
     width, dropout = int(mcfg.width), float(mcfg.dropout)
     zero = bool(mcfg.get("zero_init_output", False))
     lifter = li_lifter(num_joints, width=width, dropout=dropout, zero_init_output=zero)
     root = li_root_branch(width=int(mcfg.root_width), dropout=dropout, zero_init_output=zero)
+    scales = [output_scale(w, float(mcfg.get("output_scale", 0.0) or 0.0))
+              for w in (width, int(mcfg.root_width))]  # fmt: skip
+    lifter, root = (
+        m if s == 1.0 else _ScaledOutput(m.module, m.name, output_scale=s)
+        for m, s in zip((lifter, root), scales)
+    )
     return lifter, root
 
 
@@ -652,6 +728,10 @@ def build_state(
     else:
         spe = steps_per_epoch
     sched = schedule_from_config(sched_cfg, steps_per_epoch=spe)
+    warmup = int(stage.get("warmup_steps", 0) or 0)
+    if warmup > 0:  # linear warm-up of each stage's fresh Adam (see the config's comment)
+        base = sched
+        sched = lambda step: base(step) * jnp.minimum(1.0, (step + 1.0) / warmup)  # noqa: E731
     tx = optax.adam(sched)
     if float(config.clip_norm) > 0:
         tx = optax.chain(optax.clip_by_global_norm(float(config.clip_norm)), tx)
@@ -720,6 +800,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         transform_weight=float(config.train.transform_weight),
         confidence_view=str(config.train.confidence_view),
         root_depth_offset=offset_m,
+        detection_noise=noise_options(config),
+        confidence_weighting=bool(config.train.get("confidence_weighting", True)),
     )
     stages.append(("train", config.train, [Phase("train", ("lifter", "root"), train_fn)]))
 
@@ -782,6 +864,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "pretrain": bool(config.pretrain.enabled),
         "width": int(config.model.width),
         "batch_instants": bs,
+        "detection_noise": noise_options(config) or "off (GT 2D)",
+        "confidence_weighting": bool(config.train.get("confidence_weighting", True)),
     }
     header = common.ResultsHeader(
         experiment=f"Li et al. AAAI 2020 (experiments.li, preset {config.preset})",

@@ -14,6 +14,10 @@ sec. 3.3), predicts three sets of parameters from a 3D pose; the pure functions 
 and the range losses that stop the generator collapsing to the identity
 (:func:`bone_angle_range_loss`, :func:`bone_length_range_loss`).
 
+:func:`detection_noise` turns ground-truth 2D into simulated detections with per-joint
+confidences (the 2D-input model shared by CameraPose's refinement network and Li et al.'s
+confidence-weighted losses).
+
 Conventions: poses are ``[..., J, 3]`` camera-frame joints in metres (any leading batch axes);
 bones follow :mod:`jpose.skeleton` (vector child - parent, one per non-root joint, ordered by child
 index) and every bone set is derived from the layout by joint name. PoseAug's code stores bones as
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -45,7 +50,20 @@ __all__ = [
     "reproject",
     "bone_angle_range_loss",
     "bone_length_range_loss",
+    "DETECTION_NOISE_OPTIONS",
+    "detection_noise",
 ]
+
+DETECTION_NOISE_OPTIONS = (
+    "conf_power",
+    "conf_min",
+    "sigma_min",
+    "sigma_max",
+    "outlier_prob",
+    "outlier_sigma",
+)
+"""The keyword options of :func:`detection_noise` (an experiment passes
+``{k: cfg[k] for k in DETECTION_NOISE_OPTIONS}`` from its config)."""
 
 BA_KEPT_BONES = ("Spine", "Thorax")
 """Child joints of the bones whose direction BA keeps (pelvis->spine, spine->thorax; PoseAug bones
@@ -289,3 +307,54 @@ def bone_length_range_loss(ratios: ArrayLike, *, limit: float = 0.1) -> Array:
     """
     sq = jnp.square(jnp.asarray(ratios))
     return jnp.mean(jnp.where(sq > limit**2, sq, 0.0), axis=-1)
+
+
+def detection_noise(
+    key: Array,
+    pose2d: ArrayLike,
+    confidence: ArrayLike,
+    *,
+    conf_power: float = 3.0,
+    conf_min: float = 0.05,
+    sigma_min: float = 0.004,
+    sigma_max: float = 0.04,
+    outlier_prob: float = 0.2,
+    outlier_sigma: float = 0.1,
+) -> tuple[Array, Array]:
+    """Simulated 2D detections with confidences from ground-truth 2D.
+
+    Ground-truth 2D has no detector confidences (the heatmap maxima of CameraPose eq. 3, the
+    weights ``w`` of Li et al. eqs. 2 and 5). Per joint: a confidence
+    ``c = 1 - (1 - conf_min) u^conf_power`` with ``u ~ U(0, 1)`` (mean
+    ``1 - (1 - conf_min) / (conf_power + 1)``), Gaussian noise of std
+    ``sigma_min + (sigma_max - sigma_min) (1 - c)``, and with probability ``outlier_prob (1 - c)``
+    an extra outlier offset of std ``outlier_sigma`` (a confused joint). Joints whose source
+    confidence is 0 (missing) keep their coordinates and confidence 0. Low confidence therefore
+    goes with large errors, as with real detectors.
+
+    Args:
+      key: PRNG key.
+      pose2d: ``[..., J, 2]`` ground-truth 2D in normalised image units (0.01 = 5 px on a
+        1000 px wide image).
+      confidence: ``[..., J]`` source confidences (0 = missing joint).
+      conf_power, conf_min: confidence distribution.
+      sigma_min, sigma_max: noise std at confidence 1 and 0 (units of ``pose2d``).
+      outlier_prob, outlier_sigma: outlier probability at confidence 0 and outlier std.
+
+    Returns:
+      ``(noisy [..., J, 2], synthetic confidence [..., J])``.
+    """
+    pose2d = jnp.asarray(pose2d)
+    confidence = jnp.asarray(confidence)
+    kc, kn, ko, kb = jax.random.split(key, 4)
+    shape = confidence.shape
+    u = jax.random.uniform(kc, shape)
+    c = 1.0 - (1.0 - conf_min) * u**conf_power
+    sigma = sigma_min + (sigma_max - sigma_min) * (1.0 - c)
+    noise = sigma[..., None] * jax.random.normal(kn, (*shape, 2))
+    outlier = jax.random.uniform(kb, shape) < outlier_prob * (1.0 - c)
+    noise = noise + jnp.where(
+        outlier[..., None], outlier_sigma * jax.random.normal(ko, (*shape, 2)), 0.0
+    )
+    present = confidence > 0
+    return pose2d + jnp.where(present[..., None], noise, 0.0), jnp.where(present, c, 0.0)

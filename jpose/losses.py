@@ -132,9 +132,7 @@ def _sq_dist(a: Array, b: Array) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
-def martinez_loss(
-    pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None = None
-) -> Array:
+def martinez_loss(pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None = None) -> Array:
     """Martinez et al. (ICCV 2017) Sec. 3.1-3.2: L2 loss on standardised 3D, per example.
 
     ``1/(3J) sum_{j,d} ((pred_jd - target_jd) / std_jd)^2``: the squared error of the z-scored

@@ -58,6 +58,11 @@ __all__ = [
     "n_mpjpe",
     "mpjve",
     "pck3d",
+    "MPI3DHP_EVAL14_JOINTS",
+    "PW3D_COMMON14_JOINTS",
+    "joint_indices",
+    "move_hips_towards_neck",
+    "limb_length_scale",
     "auc3d",
     "symmetric_bone_length_difference",
     "binary_confusion_counts",
@@ -412,6 +417,86 @@ def auc3d(
     thresholds = np.linspace(0.0, max_threshold, num_thresholds)
     curve = _pck_curve(pred, target, thresholds, joints=joints, mask=mask, name="auc3d")
     return jnp.mean(curve, axis=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset protocols: joint subsets, Zhou et al.'s 3DHP post-processing, known global scale
+# --------------------------------------------------------------------------------------------
+
+MPI3DHP_EVAL14_JOINTS = (
+    "Head", "Thorax", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot",
+)  # fmt: skip
+"""Human3.6M-17 names of the 14 MPI-INF-3DHP evaluation joints (head top, neck, limbs): the
+test set's 17 joints less pelvis, spine and head centre [Mehta17, Sec. 5; Zhou17, Sec. 4.1]."""
+
+PW3D_COMMON14_JOINTS = (
+    "Thorax", "Neck/Nose", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot",
+)  # fmt: skip
+"""Human3.6M-17 names of the 14 joints SMPL-24 and Human3.6M-17 share (limbs, SMPL neck =
+Thorax, SMPL head = Neck/Nose). Left out: Spine (interpolated) and Head (extrapolated) -- no SMPL
+joint -- and the pelvis, whose SMPL definition (below the hip line) differs from Human3.6M's."""
+
+
+def joint_indices(names: Sequence[str], *, layout: str | skeleton.Layout = "h36m17") -> np.ndarray:
+    """Indices ``[K]`` of the named joints in ``layout`` (e.g. :data:`MPI3DHP_EVAL14_JOINTS`,
+    the 14 joints of [Mehta17, Sec. 5])."""
+    lay = skeleton.get_layout(layout)
+    return np.asarray([lay.index(n) for n in names], dtype=np.int32)
+
+
+def move_hips_towards_neck(
+    pose: jax.Array, *, ratio: float = 0.2, layout: str | skeleton.Layout = "h36m17"
+) -> jax.Array:
+    """Zhou et al.'s MPI-INF-3DHP post-processing: pelvis and hips moved towards the neck.
+
+    ``X_j <- X_j + ratio (X_neck - X_j)`` for the pelvis and both hips, ``ratio = 0.2``
+    [Zhou17, Sec. 4.1 "MPI-INF-3DHP": "we moved the pelvis and hips towards neck in a fixed
+    ratio (0.2) as post processing"]; the neck is Human3.6M's ``Thorax`` (3DHP ``neck``).
+
+    Args:
+      pose: ``[..., J, D]`` joints (any unit).
+      ratio: fraction of the joint-to-neck vector to move by.
+      layout: Human3.6M-17 (joint names ``Hip``, ``LHip``, ``RHip``, ``Thorax``).
+
+    Returns:
+      ``[..., J, D]`` with the three joints moved.
+    """
+    lay = skeleton.get_layout(layout)
+    pose = jnp.asarray(pose)
+    moved = np.asarray([lay.index(n) for n in ("Hip", "LHip", "RHip")])
+    neck = pose[..., lay.index("Thorax"), None, :]
+    return pose.at[..., moved, :].add(ratio * (neck - pose[..., moved, :]))
+
+
+def limb_length_scale(
+    pred: jax.Array, target: jax.Array, *, layout: str | skeleton.Layout = "h36m17"
+) -> jax.Array:
+    """Known global scale: the factor ``s`` giving ``s * pred`` the target's limb lengths.
+
+    ``s = sum_b ||target bone b|| / sum_b ||pred bone b||`` over the eight limb bones (upper and
+    lower arms and legs: Zhou et al.'s ``zhou_arms`` and ``zhou_legs`` groups), whose
+    definitions agree between skeletons. Uses the subject's size only, not the pose, which is
+    what "we assume the global scale is known" [Zhou17, Sec. 4.1] needs; a pose-fitted scale
+    (N-MPJPE's least squares) would also absorb pose errors.
+
+    Args:
+      pred: predicted joints ``[..., J, 3]`` (any unit).
+      target: ground-truth joints ``[..., J, 3]`` (metres).
+      layout: a layout with the ``zhou_arms`` / ``zhou_legs`` bone sets.
+
+    Returns:
+      ``[...]`` scale factors (1 where the prediction has zero-length limbs).
+    """
+    lay = skeleton.get_layout(layout)
+    pred, target = jnp.asarray(pred), jnp.asarray(target)
+    _check_poses(pred, target, name="limb_length_scale")
+    bones = np.concatenate([lay.bone_set("zhou_arms"), lay.bone_set("zhou_legs")])
+    pred_len = jnp.take(kinematics.bone_lengths(pred, layout=lay), bones, axis=-1).sum(-1)
+    tgt_len = jnp.take(kinematics.bone_lengths(target, layout=lay), bones, axis=-1).sum(-1)
+    ok = pred_len > 1e-9
+    return jnp.where(ok, tgt_len / jnp.where(ok, pred_len, 1.0), 1.0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def _3dpw_pickle(path, t=6, people=2, seed=0):
 def test_3dpw_loader(tmp_path):
     (tmp_path / "test").mkdir()
     seq = _3dpw_pickle(tmp_path / "test" / "courtyard_fixture_00.pkl")
-    ds = pw3d.load_3dpw(tmp_path, split="test")
+    ds = pw3d.load_3dpw(tmp_path, split="test", source_2d="openpose", min_2d_joints=0)
     assert len(ds) == 6 + 6 - 1  # person 0 frame 4 invalid
     p0 = ds.labels["person"] == 0
     j = seq["jointPositions"][0].reshape(6, 24, 3)
@@ -143,8 +143,29 @@ def test_3dpw_loader(tmp_path):
     np.testing.assert_array_equal(ds.image_size_px[0], [1080, 1920])  # portrait from cx = 540
     p1 = ds.labels["person"] == 1
     assert np.all(ds.confidence[p1][2] == 0)  # the missing detection
-    strict = pw3d.load_3dpw(tmp_path / "test" / "courtyard_fixture_00.pkl", min_2d_joints=10)
+    strict = pw3d.load_3dpw(
+        tmp_path / "test" / "courtyard_fixture_00.pkl", source_2d="openpose", min_2d_joints=10
+    )
     assert len(strict) == len(ds) - 1
+
+
+def test_3dpw_ground_truth_2d_is_the_default(tmp_path):
+    """CameraPose Table 4 protocol: GT 2D = the 3D joints through the sequence's intrinsics."""
+    seq = _3dpw_pickle(tmp_path / "s.pkl")
+    ds = pw3d.load_3dpw(tmp_path / "s.pkl")
+    assert len(ds) == 11  # only campose_valid filters: a missing detection does not matter
+    k = seq["cam_intrinsics"]
+    p3 = ds.pose3d_cam.astype(np.float64)
+    u = k[0, 0] * p3[..., 0] / p3[..., 2] + k[0, 2]  # numpy pinhole reference
+    v = k[1, 1] * p3[..., 1] / p3[..., 2] + k[1, 2]
+    np.testing.assert_allclose(ds.pose2d_px, np.stack([u, v], -1), rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(ds.confidence, 1.0)
+    # detections: the person-frame without any detection (person 1, frame 2) is dropped
+    det = pw3d.load_3dpw(tmp_path / "s.pkl", source_2d="openpose")
+    assert len(det) == 10 and (det.confidence.max(-1) > 0).all()
+    assert 2 not in det.labels["frame"][det.labels["person"] == 1]
+    with pytest.raises(ValueError, match="unknown 3DPW 2D source"):
+        pw3d.load_3dpw(tmp_path / "s.pkl", source_2d="hrnet")
 
 
 def test_3dpw_errors(tmp_path):

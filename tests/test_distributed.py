@@ -26,8 +26,14 @@ import pytest
 from jpose.training import Checkpointer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("fast_compile")
 # Global batch 16 (8 3D + 8 2D-only examples: 2 + 2 per device), two stages, checkpoints every
-# two steps, so a run killed after its first checkpoint resumes inside stage 2.
+# two steps, so a run killed after its first checkpoint resumes inside stage 2. Each topology is
+# bitwise reproducible, but the two add their all-reduces in different orders (gloo vs XLA's
+# in-process collectives). With Adam's default eps = 1e-8 the rounding noise (~1e-4 at this loss
+# scale) of an analytically zero gradient element becomes a +-lr step, i.e. one kernel element
+# ends 2e-3 apart; eps = 1 keeps Adam's normalisation of the real gradients and removes that
+# amplification (BUILD_NOTES "Scale-out").
 ARGS = [
     "--config=experiments/configs/zhou.py:smoke",
     "--config.train.parallel=auto",
@@ -35,6 +41,7 @@ ARGS = [
     "--config.train.stage2.steps=6",
     "--config.train.stage2.checkpoint_every=2",
     "--config.train.stage3.steps=4",
+    "--config.train.adam_eps=1.0",
 ]
 TIMEOUT_S = 240
 
@@ -45,11 +52,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env(devices: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPOSE_", "XLA_"))}
+def _env(devices: int, cache: pathlib.Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPOSE_", "XLA_", "JAX_"))}
     env.update(
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
+        # as the in-process reference (fast_compile fixture); the restarted processes reuse the
+        # compilations of the killed ones from the persistent cache
+        JAX_DISABLE_MOST_OPTIMIZATIONS="1",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         **extra,
     )
@@ -60,10 +72,9 @@ def _start(workdir: pathlib.Path, *, devices: int, log: pathlib.Path, **extra: s
     cmd = [sys.executable, "-m", "experiments.zhou", f"--workdir={workdir}", *ARGS]
     if "JPOSE_PROCESS_ID" in extra:
         cmd.append("--config.distributed=True")
-    return subprocess.Popen(
-        cmd, cwd=ROOT, env=_env(devices, **extra), stdout=log.open("w"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    env = _env(devices, workdir.parent / "jax_cache", **extra)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 
 def _start_pair(workdir: pathlib.Path, tag: str) -> list[subprocess.Popen]:
@@ -106,11 +117,15 @@ def _final_variables(workdir: pathlib.Path) -> dict:
     return variables
 
 
-def _assert_same(a: dict, b: dict, atol: float = 1e-6) -> None:
+def _assert_same(a: dict, b: dict, tol: float = 1e-5) -> None:
+    """Equal to ``tol`` (absolute). Measured: 1.3e-6 to 1.9e-6 (10-15 float32 ulps of the O(1)
+    weights): the two topologies add their all-reduces in different orders at every step."""
     la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)
     assert len(la) == len(lb) and any("batch_stats" in jax.tree_util.keystr(p) for p, _ in la)
+    worst = max(float(np.max(np.abs(x - y))) for (_, x), y in zip(la, lb))
+    print(f"max |2 processes - 1 process| = {worst:.3g}")
     for (path, x), y in zip(la, lb):
-        np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=jax.tree_util.keystr(path))
+        np.testing.assert_allclose(x, y, atol=tol, rtol=0, err_msg=jax.tree_util.keystr(path))
 
 
 def _reference_run(workdir: pathlib.Path) -> None:
@@ -199,14 +214,17 @@ def test_compiling_notice_once_per_block_and_evaluation(caplog):
     import logging
 
     from experiments import common
-    from jpose.data import SyntheticConfig, make_synthetic
 
-    sizes = {"train_3d": 1, "train_2d": 1, "test": 2, "test_2d_mix": 1}
-    test = make_synthetic(seed=0, config=SyntheticConfig(num_people=sizes, poses_per_person=4))
-    test = test["test"]
-    predict = jax.jit(lambda x, c: jax.numpy.concatenate([x, 0 * x[..., :1]], -1))
+    def predict(x, c):
+        return x
+
+    block = common._CompileNotice("training block (2 steps, 1 device)")
     with caplog.at_level(logging.INFO, logger="jpose.experiments"):
         for _ in range(2):
-            common.evaluate_3d(predict, test)
+            block()
+            common._notice_evaluation(predict, "test")
     notices = [r.getMessage() for r in caplog.records if "compiling" in r.getMessage()]
-    assert notices == [f"compiling evaluation ({test.name}) ..."]
+    assert notices == [
+        "compiling training block (2 steps, 1 device) ...",
+        "compiling evaluation (test) ...",
+    ]

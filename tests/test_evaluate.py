@@ -109,8 +109,71 @@ def test_3dpw_pa_mpjpe(workdir, predictor, tmp_path):
     table = record["tables"]["3dpw_test: PA-MPJPE (mm)"]
     ds = evaluate.load_eval_datasets("3dpw", predictor, pw3d_path=str(tmp_path))["3dpw_test"]
     ref = _reference_errors(predictor, ds)["p_mpjpe"].mean()
-    np.testing.assert_allclose(table["PA-MPJPE"]["frame-wise"], ref, rtol=1e-4)
+    np.testing.assert_allclose(table["PA-MPJPE (17 joints)"]["frame-wise"], ref, rtol=1e-4)
     assert (tmp_path / "out" / "results.md").is_file()
+    # ground-truth 2D by default (CameraPose Table 4), said in the header
+    assert np.all(ds.confidence == 1) and record["header"]["options"]["pw3d_2d"] == "gt"
+    assert "ground-truth 2D" in record["header"]["source_2d"]
+    # PA-MPJPE over the 14 joints SMPL and Human3.6M share: Procrustes on those 14 (numpy)
+    names = ["Thorax", "Neck/Nose", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow",
+             "LWrist", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot"]  # fmt: skip
+    j14 = [skeleton.H36M17.index(n) for n in names]
+    pred = np.asarray(predictor.predict(ds.pose2d_norm, ds.confidence)["pose3d"], np.float64)
+    errs = [_procrustes_error_np(p[j14], t[j14]) for p, t in zip(pred, ds.pose3d_root_relative)]
+    np.testing.assert_allclose(
+        table["PA-MPJPE (14 common joints)"]["frame-wise"], 1000 * np.mean(errs), rtol=1e-3
+    )
+    det = evaluate.load_eval_datasets("3dpw", predictor, pw3d_path=str(tmp_path),
+                                      pw3d_2d="openpose")["3dpw_test"]  # fmt: skip
+    assert len(det) == len(ds) - 1  # the person-frame without a detection is not evaluated
+
+
+def _procrustes_error_np(p, t):
+    """Mean joint error after similarity alignment of ``p`` to ``t`` (Umeyama, numpy)."""
+    p0, t0 = p - p.mean(0), t - t.mean(0)
+    u, s, vt = np.linalg.svd(p0.T @ t0)
+    d = np.sign(np.linalg.det(u @ vt))
+    s[-1] *= d
+    u[:, -1] *= d
+    r = u @ vt
+    scale = s.sum() / (p0**2).sum()
+    return np.linalg.norm(scale * p0 @ r - t0, axis=-1).mean()
+
+
+def test_mpi3dhp_zhou_protocol(workdir, predictor, mpi_root):  # noqa: F811
+    """Zhou et al. ICCV 2017 Sec. 4.1: pelvis and hips moved 0.2 towards the neck, known global
+    scale, 14 joints (a numpy reference of each step)."""
+    kw = {"mpi3dhp_root": str(mpi_root[0]), "mpi3dhp_sequences": "TS1,TS5"}
+    record = evaluate.evaluate_workdir(workdir, dataset="mpi3dhp", mpi3dhp_protocol="zhou",
+                                       output_dir=workdir / "eval" / "zhou3dhp", **kw)  # fmt: skip
+    rows = record["tables"]["mpi3dhp_test: 3DPCK / AUC by scene, Zhou et al. protocol (%)"]
+    assert record["header"]["options"]["mpi3dhp_protocol"] == "zhou"
+    ds = evaluate.load_eval_datasets("mpi3dhp", predictor, **kw)["mpi3dhp_test"]
+    pred = np.asarray(predictor.predict(ds.pose2d_norm, ds.confidence)["pose3d"], np.float64)
+    tgt = ds.pose3d_root_relative.astype(np.float64)
+    ix = skeleton.H36M17.index
+    limbs = [("LShoulder", "LElbow"), ("LElbow", "LWrist"), ("RShoulder", "RElbow"),
+             ("RElbow", "RWrist"), ("LHip", "LKnee"), ("LKnee", "LFoot"), ("RHip", "RKnee"),
+             ("RKnee", "RFoot")]  # fmt: skip
+
+    def size(x):
+        return sum(np.linalg.norm(x[:, ix(a)] - x[:, ix(b)], axis=-1) for a, b in limbs)
+
+    pred = pred * (size(tgt) / size(pred))[:, None, None]
+    for j in ("Hip", "LHip", "RHip"):
+        pred[:, ix(j)] += 0.2 * (pred[:, ix("Thorax")] - pred[:, ix(j)])
+    pred -= pred[:, :1]
+    names = ["Head", "Thorax", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+             "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot"]  # fmt: skip
+    j14 = [ix(n) for n in names]
+    err = np.linalg.norm(pred[:, j14] - tgt[:, j14], axis=-1)
+    np.testing.assert_allclose(rows["3DPCK@150mm (%)"]["all"], 100 * (err < 0.15).mean(),
+                               rtol=1e-4)  # fmt: skip
+    auc = np.mean([(err < t).mean() for t in np.linspace(0, 0.15, 31)]) * 100
+    np.testing.assert_allclose(rows["AUC (%)"]["all"], auc, rtol=1e-4)
+    # a CameraPose work directory gets the standard table only unless asked
+    plain = evaluate.evaluate_workdir(workdir, dataset="mpi3dhp", **kw)
+    assert not any("Zhou" in t for t in plain["tables"])
 
 
 def test_flip_tta_matches_a_numpy_reference():

@@ -520,3 +520,19 @@ def test_frozen_player_runs_in_inference_mode_and_keeps_its_statistics():
     new, _ = step(state, {"x": x}, KEY)
     np.testing.assert_allclose(seen["y"], T.predict(frozen, x), rtol=1e-6)
     _assert_trees_close(new.players["frozen"].batch_stats, frozen.batch_stats, rtol=0)
+
+
+def test_block_metrics_of_a_phase_run_every_second_step_average_over_its_steps():
+    """A discriminator updated every second step reports its accuracy over the steps it ran,
+    not diluted by the skipped steps' zeros."""
+    player = T.create_player(M.Model(_Linear()), optax.sgd(0.0), KEY, jnp.zeros((2, 1)))
+    state = T.create_train_state({"w": player})
+
+    def loss(ctx, batch):
+        return jnp.sum(ctx.params("w")["Dense_0"]["kernel"]), {"acc": jnp.asarray(0.9)}
+
+    phases = [T.Phase("g", ("w",), loss), T.Phase("d", ("w",), loss, every=2)]
+    multi = jax.jit(T.make_multi_step(T.make_train_step(phases), 4))
+    _, m = multi(state, {"x": jnp.zeros((4, 1))}, KEY)
+    assert float(m["d/active"]) == pytest.approx(0.5)
+    assert float(m["d/acc"]) == pytest.approx(0.9) and float(m["g/acc"]) == pytest.approx(0.9)

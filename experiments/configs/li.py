@@ -41,6 +41,8 @@ Presets (the schedule of every CPU preset is scaled down and says so in ``notes`
 
   Expected: days on a CPU, hours on one GPU; the paper reports 57.0 / 44.1 mm (P1 / P2, CPN
   detections, with virtual cameras) and 59.0 / 45.7 mm without.
+  Stable from the first step at these sizes (issue 18 item 11; checked on CMU data with batch
+  16): outputs x 128 / width (``model.output_scale``) and a 100-step lr warm-up per stage.
 
 Variants (comma-separated after the preset): ``reproj`` (lambda = 0, Table 1 "Reproj"), ``trans``
 (transform re-projection, no virtual cameras, Table 1 "Trans_Reproj"), ``trans_da`` (the
@@ -122,6 +124,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.dropout = 0.0  # paper: Martinez-style dropout (0.5); 0 converges better at CPU sizes
     c.model.root_depth_offset_m = 5.0  # added to the root branch's depth (not in the paper)
     c.model.zero_init_output = True  # zero-initialised output layers (not in the paper)
+    # multiplier of both branches' metre-valued outputs (not in the paper); 0 = auto,
+    # min(1, 128 / width): Adam moves a zero-initialised output by ~lr * width per step, so at
+    # width 1024 the first steps throw joints behind the camera (experiments.li.output_scale)
+    c.model.output_scale = 0.0
 
     # ---- stages --------------------------------------------------------------------------------
     c.batch_size = 128  # instants per step (each with all its views and view pairs)
@@ -131,6 +137,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     p.steps = 300  # > 0 overrides epochs (CPU scale)
     p.lr = 1e-3
     p.kind = "constant"
+    p.warmup_steps = 0  # linear lr warm-up of the stage's fresh Adam (not in the paper)
     c.train = t = ml_collections.ConfigDict()
     t.epochs = 300.0  # paper: 300
     t.steps = 1500  # > 0 overrides epochs (CPU scale)
@@ -138,8 +145,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     t.kind = "step"  # x factor at each boundary (paper: x0.1 every 100 epochs)
     t.boundaries = (100.0, 200.0)  # epochs (rescaled to the stage length when steps > 0)
     t.factor = 0.1
+    t.warmup_steps = 0  # linear lr warm-up (not in the paper; h36m preset: 100)
     t.transform_weight = 1.0  # lambda of eq. 7 (0 = re-projection only, Table 1 "Reproj")
     t.confidence_view = "source"  # eq. 5 weights (jpose.losses.li_transform_reprojection_loss)
+    # the w of eqs. 2 and 5 (confidence weighting); False = ablation: every present joint 1
+    t.confidence_weighting = True
+
+    # ---- simulated detections (jpose.augment.detection_noise, CameraPose's model) ---------------
+    # GT 2D has no detector confidences, so eqs. 2 / 5's weights would all be 1. When enabled,
+    # each view's GT 2D is replaced by a detection with per-joint confidence
+    # c = 1 - (1 - conf_min) u^conf_power and noise falling with c (std sigma_min..sigma_max in
+    # normalised units, outliers with probability outlier_prob (1 - c)), fresh every step; the
+    # noisy 2D is the lifter input and the re-projection target, c the weight (paper: heatmap
+    # maxima of the 2D detector). Off by default (the published numbers use GT 2D).
+    c.noise = n = ml_collections.ConfigDict()
+    n.enabled = False
+    n.conf_power = 3.0
+    n.conf_min = 0.05
+    n.sigma_min = 0.004
+    n.sigma_max = 0.04
+    n.outlier_prob = 0.2
+    n.outlier_sigma = 0.1
     c.clip_norm = 1.0  # global-norm gradient clipping (not in the paper; 0 = off): joints that
     # cross the depth clamp give loss spikes that otherwise derail Adam (CMU runs: P1 679 -> 94 mm)
     c.steps_per_block = 50  # K fused steps per compiled call
@@ -187,12 +213,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         d.views = (0, 1, 2, 3)
         c.model.width = c.model.root_width = 1024
         c.model.dropout = 0.5
+        # stable from the first step at paper size (issue 18 item 11): output scale auto
+        # (128 / 1024) and a 100-step warm-up of each stage's fresh Adam (dropout 0.5 noise
+        # plus Adam's full-size first steps otherwise put joints behind the camera)
+        p.warmup_steps = t.warmup_steps = 100
         c.batch_size = 256
         p.steps, t.steps = 0, 0  # use the paper's epochs
         c.steps_per_block = 100
         c.checkpoint_every = 5000
         c.parallel = "auto"
-        c.notes = ["paper sizes and schedule; lambda of eq. 7 not reported (1.0 here)"]
+        c.notes = [
+            "paper sizes and schedule; lambda of eq. 7 not reported (1.0 here); not in the "
+            "paper: outputs x 128 / width, 100-step lr warm-up per stage, clipping 1.0"
+        ]
 
     for v in variants:
         if v == "reproj":

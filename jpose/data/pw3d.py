@@ -21,6 +21,14 @@ shipped); results on these joints are labelled ``3dpw-smpl-joints``. 2D ``openpo
 -- as COCO with Thorax = OpenPose neck; derived joints take the minimum confidence of their
 sources.
 
+2D source (``source_2d``): ``"gt"`` (default, the evaluation protocol of CameraPose, Yang et
+al. WACV 2023, Table 4: "using the 2D ground-truth keypoints as the input") projects the
+converted camera-frame 3D joints with the sequence's intrinsics ``u = fx X / Z + cx``,
+``v = fy Y / Z + cy`` (the SMPL joints, and the combinations of them that Spine / Head are, seen
+through the 3DPW camera; confidence 1). ``"openpose"`` feeds the published detections; person-
+frames with fewer than ``min_2d_joints`` detected joints (default 1: the detection is missing,
+every joint at pixel 0 with confidence 0) are dropped.
+
 Image size is not stored in the files; the videos are 1080 x 1920 (portrait) or 1920 x 1080
 (landscape) and the principal point is near the image centre, so the loader picks the
 orientation from ``cx`` (``cx < 750`` -> 1080 wide) unless ``image_size`` is given.
@@ -125,19 +133,23 @@ def load_3dpw(
     *,
     split: str | None = None,
     only_valid: bool = True,
-    min_2d_joints: int = 0,
+    source_2d: str = "gt",
+    min_2d_joints: int = 1,
     normalization: str = "vp",
     image_size: tuple[int, int] | None = None,
 ) -> PoseDataset:
-    """Load 3DPW sequences as H36M-17 camera-frame 3D with detected 2D.
+    """Load 3DPW sequences as H36M-17 camera-frame 3D with ground-truth or detected 2D.
 
     Args:
       path: a ``.pkl`` file, a list of them, or a folder (``sequenceFiles`` or one split folder;
         all ``*.pkl`` found, sorted).
       split: with a ``sequenceFiles`` folder: ``"train"``, ``"validation"`` or ``"test"``.
       only_valid: drop frames with ``campose_valid == 0`` (count logged).
-      min_2d_joints: drop frames whose 2D detection has fewer OpenPose joints with confidence > 0
-        (0 keeps all; missing detections then have confidence 0); count logged.
+      source_2d: ``"gt"`` (3D joints projected with the sequence's intrinsics, confidence 1; the
+        protocol of CameraPose Table 4) or ``"openpose"`` (the published detections).
+      min_2d_joints: ``"openpose"`` only: drop frames whose 2D detection has fewer OpenPose
+        joints with confidence > 0 (default 1 drops missing detections; 0 keeps all, missing
+        detections then have confidence 0 at pixel 0); count logged.
       normalization: convention of ``pose2d_norm`` (``"vp"`` or ``"image"``).
       image_size: (width, height) pixels; default inferred from the principal point.
 
@@ -146,6 +158,10 @@ def load_3dpw(
       ``pose2d_norm``, ``confidence``, intrinsics, extrinsics and labels ``sequence``,
       ``person``, ``frame``, ``img_frame_id``.
     """
+    if source_2d not in ("gt", "openpose"):
+        raise ValueError(f"unknown 3DPW 2D source {source_2d!r}; expected 'gt' or 'openpose'")
+    if source_2d == "gt":
+        min_2d_joints = 0
     files = _list_files(path, split)
     parts = []
     dropped_valid = dropped_2d = total = 0
@@ -175,10 +191,15 @@ def load_3dpw(
                 continue
             j3c = np.einsum("tij,tkj->tki", rot[frames], j3w[frames]) + trans[frames, None, :]
             p3, _ = skeleton.smpl24_to_h36m17(j3c.astype(np.float32))
-            p2, conf = skeleton.openpose18_to_h36m17(
-                j2[frames, :, :2].astype(np.float32),
-                np.clip(j2[frames, :, 2], 0, 1).astype(np.float32),
-            )
+            if source_2d == "gt":
+                depth = np.maximum(p3[..., 2:], 1e-6)  # people are metres in front of the camera
+                p2 = (p3[..., :2] / depth * focal + center).astype(np.float32)
+                conf = np.ones(p2.shape[:-1], np.float32)
+            else:
+                p2, conf = skeleton.openpose18_to_h36m17(
+                    j2[frames, :, :2].astype(np.float32),
+                    np.clip(j2[frames, :, 2], 0, 1).astype(np.float32),
+                )
             sizes = np.broadcast_to(np.asarray(size, np.float32), (n, 2)).copy()
             parts.append(
                 PoseDataset(
@@ -205,11 +226,12 @@ def load_3dpw(
         raise DataFormatError(f"3dpw: no frames left in {files} after filtering")
     ds = PoseDataset.concatenate(parts, name=f"3dpw/{split or 'files'}")
     LOGGER.info(
-        "3dpw: %d sequences, %d person-frames read, %d kept (campose_valid == 0: %d "
+        "3dpw: %d sequences, %d person-frames read, %d kept, 2D %s (campose_valid == 0: %d "
         "dropped; fewer than %d 2D joints: %d dropped)",
         len(files),
         total,
         len(ds),
+        source_2d,
         dropped_valid,
         min_2d_joints,
         dropped_2d,

@@ -8,9 +8,11 @@ Sources:
   ``{"image", "center", "scale", "joints" (16 x 2, MATLAB 1-based), "joints_vis" (16)}``):
   :func:`load_mpii_json`.
 * The compact files of ``../shared/data`` (developer / CI data, not part of the package; see its
-  README): ``wild2d_coco.npz`` (val2017, pixels), ``wild2d_coco_train_norm.npz`` (train2017,
-  coordinates divided by image width / height) and ``wild2d_mpii.npz`` (MPII validation, pixels):
-  :func:`load_wild2d_npz`.
+  README): ``wild2d_coco.npz`` (val2017, pixels), ``wild2d_coco_train.npz`` (train2017, pixels
+  with image sizes; use it wherever 2D geometry matters), ``wild2d_coco_train_norm.npz`` (the
+  same persons divided by image width / height, no sizes: aspect ratios lost) and
+  ``wild2d_mpii.npz`` (MPII validation, pixels, no image sizes: ``image_sizes`` of
+  :func:`load_wild2d_npz` supplies them): :func:`load_wild2d_npz`.
 
 Confidence from visibility (COCO convention 0 = not labelled, 1 = labelled but occluded,
 2 = visible): ``0 -> 0``, ``1 -> occluded_confidence`` (default 1.0: the position is annotated),

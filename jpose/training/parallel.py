@@ -44,6 +44,7 @@ import numpy as np
 
 __all__ = [
     "AXIS",
+    "barrier",
     "distributed_requested",
     "global_device_count",
     "initialize_distributed",
@@ -151,6 +152,15 @@ def is_main_process() -> bool:
     """True on process 0 (the only one that writes logs, figures and reports); always True in a
     single-process run."""
     return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Wait until every process reaches ``barrier(name)`` (no-op in a single process); e.g. after
+    process 0 wrote a file the others read."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def global_device_count(num_local: int | None = None) -> int:

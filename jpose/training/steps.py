@@ -382,7 +382,18 @@ def alternating_gan_phases(
 
 
 def _reduce_metrics(stacked: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    out = {k: jnp.mean(v.astype(jnp.float32), axis=0) for k, v in stacked.items()}
+    """Mean over the K steps of a block; a conditional phase's metrics (``<phase>/active``)
+    average over the steps where it ran (a skipped step reports zeros, which would halve e.g.
+    the accuracy of a discriminator updated every second step)."""
+    out = {}
+    for k, v in stacked.items():
+        v = v.astype(jnp.float32)
+        active = stacked.get(f"{k.partition('/')[0]}/active")
+        if active is None or k.endswith("/active"):
+            out[k] = jnp.mean(v, axis=0)
+        else:
+            w = active.astype(jnp.float32).reshape((-1,) + (1,) * (v.ndim - 1))
+            out[k] = jnp.sum(v * w, axis=0) / jnp.maximum(jnp.sum(w, axis=0), 1.0)
     bad = jnp.zeros(next(iter(stacked.values())).shape[0], bool) if stacked else None
     if bad is not None:
         for k, v in stacked.items():

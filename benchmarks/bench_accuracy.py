@@ -60,24 +60,29 @@ def _score(predictor: Any, x: np.ndarray, c: np.ndarray, y: np.ndarray) -> tuple
     return float(mpjpe_mm(pred, y).mean()), float(p_mpjpe_mm(pred, y).mean())
 
 
-def _jpose_baseline(preset: str, steps: tuple[int, ...], h36m_dir: str, tmp: str, test: Any):
-    from experiments import baseline, common
-    from experiments.configs import baseline as cfg_mod
-
-    cfg = cfg_mod.get_config(preset)
+def _train(run: Any, cfg: Any, steps: tuple[int, ...], h36m_dir: str, wd: str) -> float:
+    """Shared budget fields, then ``run(cfg, wd)``; returns its wall time (s)."""
     cfg.train.batch_size = BATCH
-    cfg.model.width = WIDTH
-    cfg.train.steps = max(steps)
-    cfg.train.steps_per_block = min(100, min(steps))
     cfg.train.checkpoint_every = min(steps) if len(steps) == 2 else 500
     cfg.train.keep_checkpoints = 10
     cfg.figures = False
     if h36m_dir:
         cfg.data.h36m.dir = h36m_dir
-    wd = f"{tmp}/baseline"
     t0 = time.perf_counter()
-    baseline.run(cfg, wd)
-    wall = time.perf_counter() - t0
+    run(cfg, wd)
+    return time.perf_counter() - t0
+
+
+def _jpose_baseline(preset: str, steps: tuple[int, ...], h36m_dir: str, tmp: str, test: Any):
+    from experiments import baseline, common
+    from experiments.configs import baseline as cfg_mod
+
+    cfg = cfg_mod.get_config(preset)
+    cfg.model.width = WIDTH
+    cfg.train.steps = max(steps)
+    cfg.train.steps_per_block = min(100, min(steps))
+    wd = f"{tmp}/baseline"
+    wall = _train(baseline.run, cfg, steps, h36m_dir, wd)
     out = {}
     for s in steps:
         out[s] = _score(common.load_predictor(wd, step=s), *test)
@@ -92,20 +97,12 @@ def _jpose_camerapose_off(preset: str, steps: tuple[int, ...], h36m_dir: str, tm
     cfg.method.refine = cfg.method.camera = cfg.method.gan = False
     cfg.noise.enabled = False  # the noise simulates detections for the refinement network
     cfg.model.lifter.update(width=WIDTH, num_blocks=2, dropout=0.5)
-    cfg.train.batch_size = BATCH
     warm = min(steps)
     cfg.train.steps_per_block = min(50, warm)
-    cfg.train.checkpoint_every = warm if len(steps) == 2 else 500
-    cfg.train.keep_checkpoints = 10
     cfg.stages.stage2.update(steps=warm, lr=1e-3, kind="constant", boundaries=())
     cfg.stages.stage3.update(steps=max(steps) - warm, lr=1e-3, kind="constant", boundaries=())
-    cfg.figures = False
-    if h36m_dir:
-        cfg.data.h36m.dir = h36m_dir
     wd = f"{tmp}/camerapose_off"
-    t0 = time.perf_counter()
-    camerapose.run(cfg, wd)
-    wall = time.perf_counter() - t0
+    wall = _train(camerapose.run, cfg, steps, h36m_dir, wd)
     out = {}
     for s in steps:
         if s == warm:  # the end of the warm-up stage: evaluate its checkpoint directly

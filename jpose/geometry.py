@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -794,9 +795,6 @@ def procrustes_residuals(
     else:
         wb = jnp.broadcast_to(w, (*batch, num_joints)).reshape(-1, num_joints)
         wj = [wb[:, j] for j in range(num_joints)]
-    # Coordinates relative to joint 0 (exact shift; keeps the sums well conditioned).
-    xs = [[x[:, j, c] - x[:, 0, c] for c in range(3)] for j in range(num_joints)]
-    ys = [[y[:, j, c] - y[:, 0, c] for c in range(3)] for j in range(num_joints)]
 
     def wsum(fn):
         terms = [fn(j) if wj[j] is None else wj[j] * fn(j) for j in range(num_joints)]
@@ -807,36 +805,77 @@ def procrustes_residuals(
     else:
         total = _sum_list(wj)
     inv_total = _safe_div(jnp.ones_like(total), total, eps=0.0)
-    mx = [wsum(lambda j, c=c: xs[j][c]) * inv_total for c in range(3)]
-    my = [wsum(lambda j, c=c: ys[j][c]) * inv_total for c in range(3)]
-    cov = [
-        [
-            wsum(lambda j, a=a, b=b: ys[j][a] * xs[j][b]) * inv_total - my[a] * mx[b]
-            for b in range(3)
+
+    def fit(rescale: bool, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+        # Coordinates relative to joint 0 (exact shift; keeps the sums well conditioned), formed
+        # inside each branch so that they stay fused (never materialised).
+        xs = [[x[:, j, c] - x[:, 0, c] for c in range(3)] for j in range(num_joints)]
+        ys = [[y[:, j, c] - y[:, 0, c] for c in range(3)] for j in range(num_joints)]
+        fy = jnp.ones_like(total)
+        if rescale:
+            # Divide by each pose's largest magnitude so that no square below overflows or
+            # underflows (poses at 1e19 m or 1e-20 m); the distances are scaled back at the end.
+            # A similarity fit is invariant to the scale of ``pred`` (its own factor); a rigid fit
+            # needs one common factor. No gradient: the distances are homogeneous in them.
+            fx = _max_scale([v for row in xs for v in row])
+            fy = _max_scale([v for row in ys for v in row])
+            if not scale:
+                fx = fy = jnp.maximum(fx, fy)
+            ix, iy = 1.0 / fx, 1.0 / fy
+            xs = [[v * ix for v in row] for row in xs]
+            ys = [[v * iy for v in row] for row in ys]
+        mx = [wsum(lambda j, c=c: xs[j][c]) * inv_total for c in range(3)]
+        my = [wsum(lambda j, c=c: ys[j][c]) * inv_total for c in range(3)]
+        cov = [
+            [
+                wsum(lambda j, a=a, b=b: ys[j][a] * xs[j][b]) * inv_total - my[a] * mx[b]
+                for b in range(3)
+            ]
+            for a in range(3)
         ]
-        for a in range(3)
-    ]
-    var_x = wsum(lambda j: _sum_list([xs[j][c] * xs[j][c] for c in range(3)])) * inv_total
-    var_x = var_x - _sum_list([mx[c] * mx[c] for c in range(3)])
-    cov_arr = jnp.stack([cov[a][b] for a in range(3) for b in range(3)], axis=-1)
-    rot_arr = _procrustes_rotation(cov_arr.reshape(-1, 3, 3), False).reshape(-1, 9)
-    rot = [[rot_arr[:, 3 * a + b] for b in range(3)] for a in range(3)]
-    if scale:
-        trace = _sum_list([rot[a][b] * cov[a][b] for a in range(3) for b in range(3)])
-        s = _safe_div(trace, var_x, eps=_PROCRUSTES_EPS, fill=1.0)
-    else:
-        s = jnp.ones_like(var_x)
-    sr = [[s * rot[a][b] for b in range(3)] for a in range(3)]
-    off = [my[a] - _sum_list([sr[a][b] * mx[b] for b in range(3)]) for a in range(3)]
-    dist = []
-    for j in range(num_joints):
-        err = [
-            _sum_list([sr[a][b] * xs[j][b] for b in range(3)]) + off[a] - ys[j][a] for a in range(3)
-        ]
-        sq = _sum_list([e * e for e in err])
-        ok = sq > 1e-12
-        dist.append(jnp.where(ok, jnp.sqrt(jnp.where(ok, sq, 1.0)), 0.0))
-    return jnp.stack(dist, axis=-1).reshape(*batch, num_joints)
+        var_x = wsum(lambda j: _sum_list([xs[j][c] * xs[j][c] for c in range(3)])) * inv_total
+        var_x = var_x - _sum_list([mx[c] * mx[c] for c in range(3)])
+        cov_arr = jnp.stack([cov[a][b] for a in range(3) for b in range(3)], axis=-1)
+        rot_arr = _procrustes_rotation(cov_arr.reshape(-1, 3, 3), False).reshape(-1, 9)
+        rot = [[rot_arr[:, 3 * a + b] for b in range(3)] for a in range(3)]
+        if scale:
+            trace = _sum_list([rot[a][b] * cov[a][b] for a in range(3) for b in range(3)])
+            s = _safe_div(trace, var_x, eps=_PROCRUSTES_EPS, fill=1.0)
+        else:
+            s = jnp.ones_like(var_x)
+        sr = [[s * rot[a][b] for b in range(3)] for a in range(3)]
+        off = [my[a] - _sum_list([sr[a][b] * mx[b] for b in range(3)]) for a in range(3)]
+        dist = []
+        for j in range(num_joints):
+            err = [
+                _sum_list([sr[a][b] * xs[j][b] for b in range(3)]) + off[a] - ys[j][a]
+                for a in range(3)
+            ]
+            sq = _sum_list([e * e for e in err])
+            ok = sq > 1e-12
+            dist.append(jnp.where(ok, jnp.sqrt(jnp.where(ok, sq, 1.0)), 0.0))
+        spread_y = wsum(lambda j: _sum_list([ys[j][c] * ys[j][c] for c in range(3)]))
+        out = jnp.stack(dist, axis=-1) * fy[:, None]
+        return out, jnp.minimum(var_x, spread_y * inv_total)
+
+    # The plain fit, and the rescaled one only where a spread (m^2) is outside float32's
+    # comfortable range or a distance is not finite: one fused pass for ordinary poses.
+    out, spread = fit(False, x, y)
+    need = jnp.any(~jnp.isfinite(out)) | jnp.any((spread < 1e-24) | (spread > 1e24))
+    out = jax.lax.cond(need, lambda o, a, b: fit(True, a, b)[0], lambda o, a, b: o, out, x, y)
+    return out.reshape(*batch, num_joints)
+
+
+def _max_scale(columns: list[jax.Array]) -> jax.Array:
+    """``max |column|`` per example (1 where that is 0 or not finite), no gradient."""
+    m = jax.lax.stop_gradient(functools.reduce(jnp.maximum, [jnp.abs(v) for v in columns]))
+    return jnp.where(jnp.isfinite(m) & (m > 0), m, jnp.ones_like(m))
+
+
+def fused_procrustes_supported(num_joints: int, dtype: Any) -> bool:
+    """Whether :func:`procrustes_residuals` takes its fused path (overflow-safe at any scale)
+    for ``num_joints`` joints of ``dtype`` on the default backend."""
+    return num_joints <= _FUSED_MAX_JOINTS and _use_horn(jnp.result_type(dtype, jnp.float32))
 
 
 # --------------------------------------------------------------------------------------------

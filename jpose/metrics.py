@@ -215,6 +215,12 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     pred, target = jnp.asarray(pred), jnp.asarray(target)
     _check_poses(pred, target, name="p_mpjpe")
     weights = None if mask is None else _joint_weights(mask, pred.shape[:-1], name="p_mpjpe")
+    if geometry.fused_procrustes_supported(pred.shape[-2], jnp.result_type(pred, target)):
+        # the fused path shifts and scales each pose itself (overflow-safe at any scale)
+        residuals = geometry.procrustes_residuals(pred, target, scale=True, weights=weights)
+        if weights is None:
+            return jnp.mean(residuals, axis=-1)
+        return _weighted_joint_mean(residuals, weights)
     # Centre and scale before any square (poses far from the origin or at 1e19 m would lose
     # every digit or overflow in float32): the alignment is invariant to a translation of either
     # pose and to the scale of ``pred``, and the error is linear in the scale of ``target``.

@@ -21,6 +21,18 @@ STANDING_H36M17 = np.array(
 )  # fmt: skip
 
 
+def procrustes_error_np(p, t):
+    """Mean joint error of ``p [J, 3]`` after its similarity alignment to ``t`` (Umeyama with the
+    reflection fix, numpy float64): an independent reference for P-MPJPE."""
+    p0, t0 = p - p.mean(0), t - t.mean(0)
+    u, s, vt = np.linalg.svd(p0.T @ t0)
+    d = np.sign(np.linalg.det(u @ vt))
+    s[-1] *= d
+    u[:, -1] *= d
+    scale = s.sum() / (p0**2).sum()
+    return np.linalg.norm(scale * p0 @ (u @ vt) - t0, axis=-1).mean()
+
+
 def check_grads_jit(fn, args, **kwargs):
     """jax.test_util.check_grads on the jitted function (one compilation instead of op-by-op)."""
     check_grads(jax.jit(fn), args, **kwargs)

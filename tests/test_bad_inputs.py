@@ -35,7 +35,7 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
-from _helpers import STANDING_H36M17
+from _helpers import STANDING_H36M17, procrustes_error_np
 
 from experiments import baseline, common, evaluate, infer, rundir
 from experiments.configs import baseline as baseline_config
@@ -541,24 +541,14 @@ def test_aligned_metrics_far_away_and_at_extreme_scales(scale, offset):
     pred = STANDING_H36M17 + rng.normal(0, 0.03, STANDING_H36M17.shape)
     tgt = STANDING_H36M17.astype(np.float64)
 
-    def ref_p(p, t):  # float64 similarity Procrustes with the reflection fix (Umeyama)
-        p0, t0 = p - p.mean(0), t - t.mean(0)
-        u, s, vt = np.linalg.svd(p0.T @ t0)
-        d = np.sign(np.linalg.det(u @ vt))
-        s[-1] *= d
-        u[:, -1] *= d
-        r = u @ vt
-        a = s.sum() / (p0**2).sum()
-        return np.linalg.norm(a * p0 @ r - t0, axis=-1).mean()
-
     def ref_n(p, t):
         return np.linalg.norm((p * t).sum() / (p * p).sum() * p - t, axis=-1).mean()
 
     p32 = (pred * scale + offset).astype(np.float32)
     t32 = (tgt * scale + offset).astype(np.float32)
     p64, t64 = p32.astype(np.float64), t32.astype(np.float64)
-    np.testing.assert_allclose(float(jm.p_mpjpe(p32, t32)) / scale, ref_p(p64, t64) / scale,
-                               rtol=1e-4)  # fmt: skip
+    want = procrustes_error_np(p64, t64) / scale
+    np.testing.assert_allclose(float(jm.p_mpjpe(p32, t32)) / scale, want, rtol=1e-4)
     np.testing.assert_allclose(float(jm.n_mpjpe(p32, t32)) / scale, ref_n(p64, t64) / scale,
                                rtol=1e-4)  # fmt: skip
 

@@ -7,6 +7,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from _helpers import procrustes_error_np
 from test_data_h36m import vp_files  # noqa: F401 - fixture: Human3.6M files in VP's format
 from test_data_mpi3dhp_pw3d import _3dpw_pickle, mpi_root  # noqa: F401 - fixture / writer
 
@@ -119,25 +120,13 @@ def test_3dpw_pa_mpjpe(workdir, predictor, tmp_path):
              "LWrist", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot"]  # fmt: skip
     j14 = [skeleton.H36M17.index(n) for n in names]
     pred = np.asarray(predictor.predict(ds.pose2d_norm, ds.confidence)["pose3d"], np.float64)
-    errs = [_procrustes_error_np(p[j14], t[j14]) for p, t in zip(pred, ds.pose3d_root_relative)]
+    errs = [procrustes_error_np(p[j14], t[j14]) for p, t in zip(pred, ds.pose3d_root_relative)]
     np.testing.assert_allclose(
         table["PA-MPJPE (14 common joints)"]["frame-wise"], 1000 * np.mean(errs), rtol=1e-3
     )
     det = evaluate.load_eval_datasets("3dpw", predictor, pw3d_path=str(tmp_path),
                                       pw3d_2d="openpose")["3dpw_test"]  # fmt: skip
     assert len(det) == len(ds) - 1  # the person-frame without a detection is not evaluated
-
-
-def _procrustes_error_np(p, t):
-    """Mean joint error after similarity alignment of ``p`` to ``t`` (Umeyama, numpy)."""
-    p0, t0 = p - p.mean(0), t - t.mean(0)
-    u, s, vt = np.linalg.svd(p0.T @ t0)
-    d = np.sign(np.linalg.det(u @ vt))
-    s[-1] *= d
-    u[:, -1] *= d
-    r = u @ vt
-    scale = s.sum() / (p0**2).sum()
-    return np.linalg.norm(scale * p0 @ r - t0, axis=-1).mean()
 
 
 def test_mpi3dhp_zhou_protocol(workdir, predictor, mpi_root):  # noqa: F811

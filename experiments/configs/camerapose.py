@@ -79,7 +79,7 @@ from __future__ import annotations
 import ml_collections
 
 from experiments.configs import wsp as wsp_config
-from experiments.configs.data import data_config, smoke_data
+from experiments.configs.data import data_config, noise_config, smoke_data
 
 PRESETS = ("smoke", "cmu", "h36m")
 
@@ -120,14 +120,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # (normalised image units: 0.01 = 5 px on a 1000 px wide image), plus, with probability
     # outlier_prob * (1 - c), an outlier offset of std outlier_sigma (a confused joint).
     # Joints the source marks missing (confidence 0) stay at confidence 0.
-    n = c.noise = ml_collections.ConfigDict()
-    n.enabled = True  # corrupt GT 2D for the refinement network and the lifter inputs
-    n.conf_power = 3.0
-    n.conf_min = 0.05
-    n.sigma_min = 0.004
-    n.sigma_max = 0.04
-    n.outlier_prob = 0.2
-    n.outlier_sigma = 0.1
+    n = c.noise = noise_config(enabled=True)  # refinement network and lifter inputs
     n.eval_seed = 1234  # fixed noise of the "+noise" evaluation inputs
 
     # ---------------------------------------------------------------- method switches

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-__all__ = ["data_config", "smoke_data"]
+__all__ = ["data_config", "noise_config", "smoke_data"]
 
 _SPLITS = ("train_3d", "train_2d", "test", "test_2d_mix", "val_2d")
 
@@ -68,6 +68,20 @@ def data_config(
     d.cross.pw3d_path = ""  # 3DPW sequenceFiles folder (cross-dataset evaluation)
     d.max_examples = ml_collections.ConfigDict({s: 0 for s in _SPLITS})  # per split, 0 = all
     return d
+
+
+def noise_config(*, enabled: bool) -> ml_collections.ConfigDict:
+    """The ``config.noise`` block: options of ``jpose.augment.detection_noise`` (simulated
+    detections with confidences from GT 2D; CameraPose's model, also used by Li et al.)."""
+    n = ml_collections.ConfigDict()
+    n.enabled = enabled  # corrupt GT 2D and draw confidences (fresh every step)
+    n.conf_power = 3.0  # c = 1 - (1 - conf_min) u^conf_power, u ~ U(0, 1)
+    n.conf_min = 0.05  # lowest confidence
+    n.sigma_min = 0.004  # noise std at c = 1 (normalised units)
+    n.sigma_max = 0.04  # noise std at c = 0
+    n.outlier_prob = 0.2  # outlier probability at c = 0 (scaled by 1 - c)
+    n.outlier_sigma = 0.1  # outlier offset std (a confused joint)
+    return n
 
 
 def smoke_data(d: ml_collections.ConfigDict, *, poses_per_person: int = 8, with_2d: bool = True

@@ -56,7 +56,7 @@ import math
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data
+from experiments.configs.data import data_config, noise_config, smoke_data
 
 PRESETS = ("", "smoke", "cmu", "h36m")
 VARIANTS = ("reproj", "trans", "trans_da", "no_pretrain", "uncalibrated")
@@ -158,14 +158,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # normalised units, outliers with probability outlier_prob (1 - c)), fresh every step; the
     # noisy 2D is the lifter input and the re-projection target, c the weight (paper: heatmap
     # maxima of the 2D detector). Off by default (the published numbers use GT 2D).
-    c.noise = n = ml_collections.ConfigDict()
-    n.enabled = False
-    n.conf_power = 3.0
-    n.conf_min = 0.05
-    n.sigma_min = 0.004
-    n.sigma_max = 0.04
-    n.outlier_prob = 0.2
-    n.outlier_sigma = 0.1
+    c.noise = noise_config(enabled=False)
     c.clip_norm = 1.0  # global-norm gradient clipping (not in the paper; 0 = off): joints that
     # cross the depth clamp give loss spikes that otherwise derail Adam (CMU runs: P1 679 -> 94 mm)
     c.steps_per_block = 50  # K fused steps per compiled call

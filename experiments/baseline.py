@@ -201,10 +201,7 @@ def data_stats(train: PoseDataset) -> dict[str, Any]:
       ``{"input_stats", "output_stats"}``: per-coordinate ``(mean, std)`` of the training 2D
       (``pose2d_norm``) and of the root-relative 3D targets (``pose3d``), as float tuples.
     """
-    return {
-        "input_stats": models.coordinate_stats(train.pose2d_norm),
-        "output_stats": models.coordinate_stats(train.pose3d_root_relative),
-    }
+    return models.lifter_stats(train.pose2d_norm, train.pose3d_root_relative)
 
 
 def build_model(

@@ -315,9 +315,9 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
         "focal": tuple(float(v) for v in (focal * a3d["frame_scale"]).mean(0)),
         "center": tuple(float(v) for v in (center * a3d["frame_scale"]).mean(0)),
         "translation": tuple(float(v) for v in a3d["root"].mean(0)),
-        "lifter_input_stats": M.coordinate_stats(train3d.pose2d_norm),
-        "lifter_output_stats": M.coordinate_stats(train3d.pose3d_root_relative),
-    }
+        **{f"lifter_{k}": v for k, v in
+           M.lifter_stats(train3d.pose2d_norm, train3d.pose3d_root_relative).items()},
+    }  # fmt: skip
     models = build_models(config, priors)
     return Setup(
         config=config,

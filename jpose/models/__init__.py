@@ -13,6 +13,7 @@ from jpose.models.lifter import (
     drover_generator,
     li_lifter,
     li_root_branch,
+    lifter_stats,
     martinez_lifter,
     max_norm_constraint,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "kaiming_normal",
     "leaky_relu",
     "coordinate_stats",
+    "lifter_stats",
     "li_lifter",
     "li_root_branch",
     "martinez_lifter",

@@ -26,7 +26,7 @@ Standardisation (Martinez et al. Sec. 3.2, "we apply standard normalization to t
 z-scored inputs and predict z-scored outputs, while its interface stays in the caller's units
 (``[..., J, 2]`` normalised 2D in, metres out). Without them a freshly initialised network
 predicts poses metres away from the data and spends hundreds of steps shrinking its output layer
-(jpose issue 17: P1 150 mm vs 63 mm after 500 steps on CMU).
+(jpose issue 17: P1 165 mm vs 63 mm after 500 steps on CMU).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from jpose.models.core import ByteDropout, Model, flatten_features, kaiming_norm
 __all__ = [
     "ResidualMLP",
     "coordinate_stats",
+    "lifter_stats",
     "martinez_lifter",
     "li_lifter",
     "li_root_branch",
@@ -152,6 +153,20 @@ def _stats_arrays(
             f"{mean.shape} and {std.shape}"
         )
     return mean, std
+
+
+def lifter_stats(pose2d: Any, pose3d: Any) -> dict[str, tuple[tuple[float, ...], ...]]:
+    """Martinez's standardisation statistics of a training split (Sec. 3.2).
+
+    Args:
+      pose2d: ``[N, J, 2]`` training inputs (normalised 2D).
+      pose3d: ``[N, J, 3]`` root-relative training targets (metres).
+
+    Returns:
+      ``{"input_stats", "output_stats"}``: :func:`coordinate_stats` of each, the keyword
+      arguments of :func:`martinez_lifter` (JSON-serialisable for ``model.json``).
+    """
+    return {"input_stats": coordinate_stats(pose2d), "output_stats": coordinate_stats(pose3d)}
 
 
 def coordinate_stats(

@@ -115,16 +115,15 @@ def _jpose_camerapose_off(preset: str, steps: tuple[int, ...], h36m_dir: str, tm
 
 def _stage_predictor(workdir: str, stage: str, step: int) -> Any:
     """CameraPose's lifter at a checkpoint of an earlier stage (switches off: lifter only)."""
-    from experiments import baseline, common
     from experiments import camerapose as cp
+    from experiments import common
+    from jpose.evaluation import apply_fn
 
     config = common.read_config(workdir)
     info = common.read_model_info(workdir)
     models = cp.build_models(config, info.get("camera_priors") or {})
     variables, _ = common.restore_variables(workdir, (stage,), ["lifter"], step=step)
-    predict = baseline.apply_fn(
-        models["lifter"], variables["lifter"], lambda a, x, c: {"pose3d": a(x)}
-    )
+    predict = apply_fn(models["lifter"], variables["lifter"], lambda a, x, c: {"pose3d": a(x)})
     return common.Predictor(
         experiment="camerapose", predict=predict, normalization=info["normalization"],
         checkpoint={stage: step}, config=config, layout="h36m17", description="warm-up lifter",

@@ -12,10 +12,6 @@ normalisation), ``metrics.jsonl``, ``checkpoints/lifter/``, ``results.json|md`` 
 ``figures/*.png``. Running the same command again resumes from the last checkpoint (or only
 re-evaluates when training is complete). :func:`load_predictor` (or
 ``experiments.common.load_predictor(DIR)``) restores the trained lifter for inference.
-
-Also a small library for the other lifting experiments (``experiments.drover``,
-``experiments.zhou``): :func:`jit_predict`, :func:`apply_fn`, :func:`lifter_figures`,
-:func:`eval_datasets`.
 """
 
 from __future__ import annotations
@@ -28,12 +24,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from experiments import common
+from experiments.lifting import eval_datasets, lifter_figures
 from jpose import losses, models, skeleton
 from jpose.data import PoseDataset
+from jpose.evaluation import apply_fn, jit_predict
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -42,116 +39,19 @@ from jpose.training import (
     make_train_step,
     schedule_from_config,
 )
-from jpose.training.state import PlayerState
 
 __all__ = [
     "STAGES",
     "run",
     "build_model",
     "load_predictor",
-    "jit_predict",
-    "apply_fn",
-    "eval_datasets",
-    "lifter_figures",
     "lifter_loss",
 ]
 
 
 # ------------------------------------------------------------------------------------------------
-# Helpers shared by the lifting experiments
+# Loss
 # ------------------------------------------------------------------------------------------------
-
-
-def apply_fn(
-    model: models.Model, variables: Any, fn: Callable[[Any, jax.Array, jax.Array], Any]
-) -> Callable[[jax.Array, jax.Array], Any]:
-    """A jitted ``predict(pose2d, confidence) = fn(apply, pose2d, confidence)``.
-
-    Args:
-      model: the network (evaluation mode: running batch statistics, no dropout).
-      variables: its ``{"params", "batch_stats"?}`` (a player's ``variables()`` or restored
-        with :func:`experiments.common.restore_variables`).
-      fn: ``fn(apply, pose2d, confidence) -> output`` (any pytree) where ``apply(x)`` runs the
-        network.
-
-    Returns:
-      ``predict`` with the variables passed as arguments (not baked-in constants).
-    """
-
-    @jax.jit
-    def run(variables: Any, x: jax.Array, c: jax.Array) -> Any:
-        def apply(inp: jax.Array) -> jax.Array:
-            return model.apply(variables, inp, train=False)[0]
-
-        return fn(apply, x, c)
-
-    return lambda x, c: run(variables, x, c)
-
-
-def jit_predict(
-    player: PlayerState, fn: Callable[[Any, jax.Array, jax.Array], jax.Array]
-) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """A jitted ``predict_3d(pose2d, confidence)`` for ``common.evaluate_3d``.
-
-    Args:
-      player: the trained player (evaluation mode: running batch statistics, no dropout).
-      fn: ``fn(apply, pose2d, confidence) -> pose3d`` where ``apply(x)`` runs the player.
-
-    Returns:
-      ``predict_3d`` with the parameters passed as arguments (not baked-in constants).
-    """
-    return apply_fn(player.model, player.variables(), fn)
-
-
-def eval_datasets(
-    datasets: Mapping[str, PoseDataset], cfg: ml_collections.ConfigDict
-) -> dict[str, PoseDataset]:
-    """The 3D evaluation splits named by ``cfg.eval.splits`` (default: every 3D test split)."""
-    return {n: datasets[n] for n in common.eval_splits(datasets, cfg.eval.get("splits", ""))}
-
-
-def lifter_figures(
-    workdir: Any,
-    evaluations: Mapping[str, Mapping[str, Any]],
-    datasets: Mapping[str, PoseDataset],
-    *,
-    title: str,
-    extra: Mapping[str, Callable[[], Any]] | None = None,
-) -> list[str]:
-    """Training curves plus predicted-vs-true 3D poses of each evaluated split.
-
-    Args:
-      workdir: output directory.
-      evaluations: ``{split: evaluate_3d(..., keep_predictions=True)}``.
-      datasets: the loaded splits.
-      title: figure title prefix.
-      extra: more ``{name: make_figure}``.
-
-    Returns:
-      Written figure paths (relative to ``workdir``); none when matplotlib is missing.
-    """
-    from jpose import viz
-
-    figs: dict[str, Callable[[], Any]] = {
-        "training_curves": lambda: common.training_curves_figure(workdir, title=title)
-    }
-    for split, ev in evaluations.items():
-        if "predictions" not in ev:
-            continue
-        ds = datasets[split]
-
-        def poses(ev=ev, ds=ds, split=split) -> Any:
-            idx = np.linspace(0, len(ds) - 1, 4).astype(int)
-            return viz.figure_poses_3d(
-                ev["predictions"][idx],
-                ds.pose3d_root_relative[idx],
-                errors_mm=ev["errors_mm"]["p_mpjpe"][idx],
-                title=f"{title}: {split} (P-MPJPE in titles)",
-            )
-
-        figs[f"poses_3d_{split.replace('/', '_')}"] = poses
-    figs.update(extra or {})
-    return common.write_figures(workdir, figs)
 
 
 def lifter_loss(

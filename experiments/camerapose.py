@@ -13,7 +13,7 @@ network, Sec. 3.1), ``lifter`` (residual linear, camera-frame root-relative 3D i
 Stages (the paper's Sec. 4.3; sizes in ``config.stages``):
 
 1. ``refine``: the refinement network alone, eq. 4 (confidence-weighted, eq. 3 normalisation) on
-   GT 2D corrupted by the detection-noise model (:func:`detection_noise`).
+   GT 2D corrupted by the detection-noise model (:func:`jpose.augment.detection_noise`).
 2. ``warmup``: lifter + camera branch + generator + discriminators on 2D-3D data (eq. 16 without
    the 2D-only step).
 3. ``end2end``: one iteration = D step, G step against the updated D, lifter step on real +
@@ -82,17 +82,17 @@ import ml_collections
 import numpy as np
 import optax
 
-from experiments import common, wsp
+from experiments import common
 from jpose import adversarial, augment, kinematics, losses, skeleton
 from jpose import models as M
 from jpose import training as T
 from jpose.data import PoseDataset
+from jpose.data import relative_depth as rdd
 from jpose.training import discriminator_accuracy
 
 __all__ = [
     "LAYOUT",
     "Setup",
-    "detection_noise",
     "prepare",
     "init_players",
     "stage_state",
@@ -104,30 +104,6 @@ __all__ = [
 LOGGER = logging.getLogger("jpose.experiments.camerapose")
 LAYOUT = skeleton.H36M17
 STAGES = ("refine", "warmup", "end2end")
-
-
-# ------------------------------------------------------------------------------------------------
-# Detection-noise model for GT-2D data
-# ------------------------------------------------------------------------------------------------
-
-
-def detection_noise(
-    key: jax.Array, pose2d: jax.Array, confidence: jax.Array, *, cfg: ml_collections.ConfigDict
-) -> tuple[jax.Array, jax.Array]:
-    """Simulated detections from ground-truth 2D: :func:`jpose.augment.detection_noise` with
-    the options of ``cfg`` (``config.noise``; the model is documented there).
-
-    Args:
-      key: PRNG key.
-      pose2d: ``[..., J, 2]`` GT 2D, normalised image units.
-      confidence: ``[..., J]`` source confidences (0 = missing joint).
-      cfg: ``config.noise``.
-
-    Returns:
-      ``(noisy [..., J, 2], synthetic confidence [..., J])``.
-    """
-    options = {k: float(cfg[k]) for k in augment.DETECTION_NOISE_OPTIONS}
-    return augment.detection_noise(key, pose2d, confidence, **options)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -262,10 +238,11 @@ def relative_depth_arrays(
 ) -> dict[str, np.ndarray]:
     """Relative-depth pairs for the auxiliary WSP loss (``loss.lambda_rd > 0``).
 
-    Pairs come from :func:`experiments.wsp.load_pairs` (``config.rd``: COCO images with several
-    people, or synthetic scenes); their 2D is ``"image"``-normalised, so the 2D-3D data must be
-    too (``"vp"`` is accepted for the square synthetic scenes, where both coincide). A random
-    half of the pairs is swapped (A <-> B) so both labels are balanced.
+    Pairs come from :func:`jpose.data.relative_depth.load_pair_splits` with the ``config.rd``
+    fields (COCO images with several people, or synthetic scenes); their 2D is
+    ``"image"``-normalised, so the 2D-3D data must be too (``"vp"`` is accepted for the square
+    synthetic scenes, where both coincide). A random half of the pairs is swapped (A <-> B) so
+    both labels are balanced.
 
     Raises:
       ValueError: the loss cannot be used (no camera branch / 2D-only phase, or normalisation).
@@ -280,7 +257,7 @@ def relative_depth_arrays(
             f"loss.lambda_rd > 0: relative-depth pairs are 'image'-normalised but the 2D-3D data "
             f"is {normalization!r}-normalised; use a data preset with image normalisation"
         )
-    pairs = wsp.load_pairs(config.rd, seed=int(config.seed))["train"]
+    pairs = rdd.load_pair_splits(seed=int(config.seed), **config.rd.to_dict())["train"]
     arrays = pairs.pair_arrays(orientation_seed=int(config.seed))
     LOGGER.info("relative-depth pairs for the auxiliary loss: %s", pairs.counts)
     keys = ("pose_a", "conf_a", "pose_b", "conf_b", "label", "joint_mask")
@@ -419,6 +396,12 @@ def _masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     return jnp.sum(x * m) / jnp.maximum(jnp.sum(m), 1.0)
 
 
+def _noise_options(config: ml_collections.ConfigDict) -> dict[str, float]:
+    """Keyword options of :func:`jpose.augment.detection_noise` from ``config.noise`` (the
+    detection-noise model is documented there)."""
+    return {k: float(config.noise[k]) for k in augment.DETECTION_NOISE_OPTIONS}
+
+
 def _refine_input(x: jax.Array, c: jax.Array) -> jax.Array:
     """Refinement-network input: normalised 2D and eq.-3 normalised confidence ``[..., J, 3]``."""
     return jnp.concatenate([x, losses.camerapose_normalize_confidence(c)[..., None]], -1)
@@ -435,7 +418,7 @@ class _Net:
     def inputs(self, key: jax.Array, x: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Training inputs: GT 2D through the detection-noise model (if enabled)."""
         if self.config.noise.enabled:
-            return detection_noise(key, x, c, cfg=self.config.noise)
+            return augment.detection_noise(key, x, c, **_noise_options(self.config))
         return x, c
 
     def refine(self, x: jax.Array, c: jax.Array) -> jax.Array:
@@ -741,7 +724,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         labels = jnp.broadcast_to(rd["label"][:, None], depth[:b].shape)
         mask = rd["joint_mask"].astype(depth.dtype)
         loss = jnp.mean(
-            wsp.relative_depth_aux_loss(
+            losses.wsp_relative_depth_aux_loss(
                 depth[:b], depth[b:], labels, mask=mask, temperature=lo.rd_temperature
             )
         )
@@ -861,7 +844,8 @@ def load_predictor(
 
 def _noisy_inputs(setup: Setup, ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
     key = jax.random.key(setup.config.noise.eval_seed)
-    x, c = jax.jit(lambda k, x, c: detection_noise(k, x, c, cfg=setup.config.noise))(
+    options = _noise_options(setup.config)
+    x, c = jax.jit(lambda k, x, c: augment.detection_noise(k, x, c, **options))(
         key, ds.pose2d_norm, ds.confidence
     )
     return np.asarray(x), np.asarray(c)

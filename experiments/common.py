@@ -46,6 +46,7 @@ mean (each action counts equally, the Human3.6M convention) and the frame-wise m
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -54,7 +55,7 @@ import pathlib
 import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -62,6 +63,7 @@ import ml_collections
 import numpy as np
 
 from experiments import rundir
+from jpose import inference
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.batching import BatchSampler, device_put_dataset
@@ -106,6 +108,7 @@ __all__ = [
     "write_model_info",
     "read_model_info",
     "restore_variables",
+    "recording_restores",
     "load_predictor",
     "to_jsonable",
     "evaluation_record",
@@ -339,6 +342,10 @@ def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
             data_dir=cfg.get("data_dir") or None,
             cmu_subsample=int(cfg.cmu_subsample),
             cmu_num_cameras=int(cfg.cmu_num_cameras),
+            # configs saved before the field existed have no cross-domain split
+            cmu_actions_3d=[
+                a.strip() for a in cfg.get("cmu_actions_3d", "").split(",") if a.strip()
+            ],
         )
     elif preset == "h36m":
         h = cfg.h36m
@@ -1074,6 +1081,28 @@ def read_model_info(workdir: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+# open recorders of restore_variables calls (recording_restores; what jpose-export stores)
+_RESTORE_RECORDERS: list[list[dict[str, Any]]] = []
+
+
+@contextlib.contextmanager
+def recording_restores() -> Iterator[list[dict[str, Any]]]:
+    """Record every :func:`restore_variables` call made inside the block.
+
+    Yields:
+      A list that receives ``{"stage", "players", "variables", "steps"}`` per call: the stage
+      the variables came from, the players, ``{player: variables}`` and the returned
+      ``{stage: step}``. ``experiments.export`` stores exactly these (the networks a method's
+      ``load_predictor`` needs, whatever the method).
+    """
+    calls: list[dict[str, Any]] = []
+    _RESTORE_RECORDERS.append(calls)
+    try:
+        yield calls
+    finally:
+        _RESTORE_RECORDERS.remove(calls)
+
+
 def restore_variables(
     workdir: str | os.PathLike[str],
     stages: Sequence[str],
@@ -1083,8 +1112,12 @@ def restore_variables(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Variables of ``players`` from the last of ``stages`` that has a checkpoint.
 
+    ``workdir`` may also be a pretrained bundle (``jpose.inference``: ``bundle.json`` +
+    ``weights.npz``, no ``checkpoints/``): its weights are returned (sha256 checked), with the
+    checkpoint steps of the run it was exported from.
+
     Args:
-      workdir: work directory.
+      workdir: work directory (or bundle directory).
       stages: the experiment's stage names in training order.
       players: networks to restore.
       step: checkpoint step of the last trained stage (default its latest).
@@ -1094,7 +1127,11 @@ def restore_variables(
 
     Raises:
       FileNotFoundError: no stage has a checkpoint (or ``step`` does not exist).
+      jpose.inference.BundleError: a bundle whose weights fail their checksum or lack a player.
     """
+    if inference.is_bundle(workdir):
+        variables, steps = inference.bundle_variables(workdir, stages, players, step=step)
+        return variables, steps
     root = pathlib.Path(workdir) / "checkpoints"
     steps: dict[str, int] = {}
     for stage in stages:
@@ -1110,6 +1147,9 @@ def restore_variables(
     with Checkpointer(root / last) as ckpt:
         variables, used = ckpt.restore_variables(step=step, players=players)
     steps[last] = used
+    for calls in _RESTORE_RECORDERS:
+        calls.append({"stage": last, "players": list(players), "variables": variables,
+                      "steps": dict(steps)})  # fmt: skip
     return variables, steps
 
 
@@ -1123,7 +1163,8 @@ def load_predictor(
     calls the experiment's ``load_predictor(config, workdir, step=step)``.
 
     Args:
-      workdir: work directory of a training run.
+      workdir: work directory of a training run, or a pretrained bundle (``jpose.inference``;
+        exported from a finished run, loaded the same way).
       step: checkpoint step of the last stage (default the latest).
       allow_unfinished: load an unfinished run anyway (``Predictor.unfinished`` says why it is
         unfinished; callers state it in their outputs).

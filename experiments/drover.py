@@ -64,10 +64,11 @@ import numpy as np
 import optax
 
 from experiments import common
-from experiments.baseline import eval_datasets, jit_predict, lifter_figures
+from experiments.lifting import eval_datasets, lifter_figures
 from jpose import adversarial, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
+from jpose.evaluation import jit_predict
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -475,7 +476,7 @@ def make_predict_3d(
       head_root_distance: the training inputs' average head-root distance (``model.json``).
 
     Returns:
-      ``fn`` for :func:`experiments.baseline.jit_predict`.
+      ``fn`` for :func:`jpose.evaluation.jit_predict`.
     """
     spec = joint_spec(int(config.method.num_joints))
     unit_m = float(config.eval.unit_m)

@@ -3,6 +3,7 @@
 Usage::
 
     python -m experiments.evaluate --workdir=/tmp/cp_cmu                  # the run's own test set
+    python -m experiments.evaluate --pretrained=lifter_cmu --dataset=cmu  # a shipped bundle
     python -m experiments.evaluate --workdir=/tmp/cp_cmu --dataset=cmu --flip --figures
     python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=h36m --h36m_dir=/data/h36m \\
         --h36m_source=cpn_ft_h36m_dbb --drop_s11_directions
@@ -63,8 +64,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common, rundir
+from jpose import inference, skeleton
 from jpose import metrics as jm
-from jpose import skeleton
 from jpose.data import PoseDataset
 
 __all__ = [
@@ -148,6 +149,9 @@ def load_eval_datasets(
                 subsample=int(d.get("cmu_subsample", 4)),
                 num_cameras=int(d.get("cmu_num_cameras", 4)),
                 normalization=norm,
+                exclude_actions=[
+                    a.strip() for a in str(d.get("cmu_actions_3d", "")).split(",") if a.strip()
+                ],  # the cross-domain split's held-out actions
             )
         }
     if dataset == "h36m":
@@ -324,6 +328,9 @@ def _training_header(workdir: pathlib.Path) -> dict[str, Any]:
     path = workdir / "results.json"
     if path.is_file():
         return json.loads(path.read_text()).get("header", {})
+    card = workdir / "card.json"  # a pretrained bundle: the training run's header is in its card
+    if card.is_file():
+        return json.loads(card.read_text()).get("training_results", {}).get("header", {})
     return {}
 
 
@@ -403,9 +410,11 @@ def evaluate_workdir(
     evaluations, tables = evaluate_predictor(
         predictor, datasets, flip=flip, batch_size=batch_size, mpi3dhp_protocol=mpi3dhp_protocol
     )
-    out = pathlib.Path(output_dir) if output_dir else wd / "eval" / _tag(
-        dataset, flip=flip, drop_s11_directions=drop_s11_directions, step=step
-    )  # fmt: skip
+    tag = _tag(dataset, flip=flip, drop_s11_directions=drop_s11_directions, step=step)
+    # a bundle (maybe a shipped one, inside the installed package) stays read-only
+    default_out = pathlib.Path("jpose_eval") / wd.name / tag if inference.is_bundle(wd) \
+        else wd / "eval" / tag  # fmt: skip
+    out = pathlib.Path(output_dir) if output_dir else default_out
     out.mkdir(parents=True, exist_ok=True)
     train = _training_header(wd)
     source = _SOURCES.get(dataset, "")
@@ -578,7 +587,14 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m experiments.evaluate",
         description="Evaluate a trained jpose work directory on a 3D test set.",
     )
-    p.add_argument("--workdir", required=True, help="work directory of a training run")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
+    src.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="a shipped pretrained bundle (jpose.inference.list_pretrained()) or a bundle "
+        "directory; results go to ./jpose_eval/<name>/ unless --output_dir",
+    )
     p.add_argument("--dataset", default="config", choices=DATASETS)
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--drop_s11_directions", action="store_true",
@@ -630,12 +646,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    if not str(args.workdir).strip():
+    if args.pretrained is not None:
+        with rundir.user_errors():  # an unknown name lists the shipped bundles
+            workdir = inference.resolve_bundle(args.pretrained)
+    elif not str(args.workdir).strip():
         raise rundir.UserError("--workdir is empty: give a training run's work directory")
+    else:
+        workdir = args.workdir
     if args.subsample < 1:
         raise rundir.UserError(f"--subsample must be >= 1, got {args.subsample}")
     return evaluate_workdir(
-        args.workdir,
+        workdir,
         dataset=args.dataset,
         flip=args.flip,
         drop_s11_directions=args.drop_s11_directions,

@@ -2,6 +2,8 @@
 
 Usage::
 
+    jpose --pretrained=camerapose_cmu_coco --input=detections.json --output=poses.json \
+        --image_size=1920,1080                   # a shipped bundle (jpose.inference), no training
     jpose --workdir=RUN --input=detections.json --output=poses3d.npz --image_size=1920,1080
     python -m experiments.infer --workdir=RUN --input=kp.npz --output=out.json \
         --focal=1145,1144 --center=960,540 --smooth_sigma=2
@@ -17,7 +19,9 @@ Input formats (``--input``)
 a) **COCO keypoint results** (``.json``, what COCO-style detectors such as mmpose, Detectron2 or
    HRNet write): a list of ``{"image_id", "category_id", "keypoints": [x, y, s] * 17, "score",
    optional "track_id", optional "bbox" [x, y, w, h]}``. ``x, y`` are pixels, ``s`` the joint's
-   score. Layout ``coco17`` (``--layout`` may name another layout with as many joints).
+   score. Layout ``coco17`` (``--layout`` may name another layout with as many joints); 26
+   joints per entry are AlphaPose's Halpe-26 (``halpe26``; AlphaPose's ``"box"`` is read as
+   ``"bbox"``).
 b) **COCO ground-truth annotations** (``.json`` dict with ``"images"`` and ``"annotations"``):
    ``keypoints`` with COCO visibility flags (0 unlabelled, 1 occluded, 2 visible), converted to
    confidences 0 / 1 / 1 as in :mod:`jpose.data.wild2d`; image sizes from ``"images"``.
@@ -27,17 +31,26 @@ c) **Arrays** (``.npz``, or ``.json`` dict of lists): ``keypoints`` ``[N, J, 2]`
    ``image_id`` or ``frame`` ``[N]`` (ints or strings; default ``0..N-1``), ``track_id``
    ``[N]``, ``score`` ``[N]`` (person score; default the mean joint score) and ``bbox``
    ``[N, 4]`` (x, y, w, h pixels, used by the ``"bbox"`` normalisation only).
+d) **OpenPose** (``--write_json`` output): a directory of per-frame ``*_keypoints.json`` files
+   (``{"people": [{"pose_keypoints_2d": [x, y, c] * J, "person_id": ...}]}``), or one such file.
+   Files named ``<video>_<frame number>_keypoints.json`` (one video) are frames in frame-number
+   order and the frame number is the ``image_id``; other names give the file name (without
+   ``_keypoints.json``) as ``image_id``, in name order. ``person_id`` other than -1 is the
+   ``track_id``. Layout ``body25`` (BODY_25, the default model) for 25 joints, ``openpose18``
+   (OpenPose's COCO model) for 18; other counts are resolved as for arrays. Joints with
+   confidence 0 (written as 0, 0, 0) are missing. OpenPose records no image size: give
+   ``--image_size`` (or ``--image_sizes``) for pipelines that need one.
 
 Joint order: the source layout (``N`` people x ``J`` joints in that layout's order, see
 ``jpose.skeleton``: ``coco17``, ``mpii16``, ``h36m17``, ``h36m16``, ``h36m32``, ``mpi3dhp17``,
-``mpi3dhp28``, ``smpl24``, ``openpose18``). The layout is ``--layout``, else the file's
-``layout``, else the only layout with that many joints; 16 joints (``mpii16`` / ``h36m16``) and
-17 joints (``coco17`` / ``h36m17`` / ``mpi3dhp17``) are ambiguous and need ``--layout``. Inputs
-are converted to the pipeline's layout (``h36m17``: Hip, RHip, RKnee, RFoot, LHip, LKnee, LFoot,
-Spine, Thorax, Neck/Nose, Head, LShoulder, LElbow, LWrist, RShoulder, RElbow, RWrist) with
-:func:`jpose.skeleton.convert_layout`: a derived joint (e.g. COCO's Hip = mid-hips) gets the
-minimum score of its sources. All outputs are in the pipeline's layout (``joint_names``); "left"
-is the person's own left.
+``mpi3dhp28``, ``smpl24``, ``openpose18``, ``body25``, ``halpe26``). The layout is
+``--layout``, else the file's ``layout``, else the only layout with that many joints; 16 joints
+(``mpii16`` / ``h36m16``) and 17 joints (``coco17`` / ``h36m17`` / ``mpi3dhp17``) are
+ambiguous and need ``--layout``. Inputs are converted to the pipeline's layout (``h36m17``:
+Hip, RHip, RKnee, RFoot, LHip, LKnee, LFoot, Spine, Thorax, Neck/Nose, Head, LShoulder, LElbow,
+LWrist, RShoulder, RElbow, RWrist) with :func:`jpose.skeleton.convert_layout`: a derived joint
+(e.g. COCO's Hip = mid-hips) gets the minimum score of its sources. All outputs are in the
+pipeline's layout (``joint_names``); "left" is the person's own left.
 
 Scores: joint scores are clipped to ``[0, 1]`` and used as confidences; joints below
 ``--min_score`` get confidence 0 (missing). Missing joints may have NaN coordinates; any other
@@ -111,6 +124,15 @@ JSON string ``meta`` with everything else: ``layout``, ``input_layout``, ``units
 ``checkpoint``, ``input_file`` and ``timing`` (seconds per person of the lifting network,
 excluding compilation: measured after a warm-up call). ``.json``: one object with the same
 fields (arrays as nested lists, NaN as null).
+
+``.bvh`` (:mod:`jpose.bvh`, :func:`write_bvh_files`): a motion file per person for animation
+tools, in centimetres in the camera frame turned 180 degrees about x (x right, y up, z towards
+the camera), the root at ``pose3d_absolute``'s root when there is one, else at the origin;
+``Frame Time`` = 1 / ``--fps`` (default 30); joint rotations (``Zrotation Xrotation
+Yrotation``) against a T-pose with the sequence's mean bone lengths. One track: the file named;
+several tracks (``track_id``): one ``<stem>_track<id>.bvh`` per track. Each track needs evenly
+spaced frame numbers and a valid pose in every frame. BVH has one length per bone: when the
+lifted bone lengths vary along a track, a warning gives the resulting joint-position error.
 """
 
 from __future__ import annotations
@@ -120,8 +142,10 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -130,7 +154,7 @@ import jax
 import numpy as np
 
 from experiments import common, rundir
-from jpose import skeleton
+from jpose import bvh, skeleton
 from jpose.camera import solve_root_translation
 from jpose.data import denormalize_2d, normalize_2d
 from jpose.data.wild2d import tight_boxes, visibility_to_confidence
@@ -144,6 +168,7 @@ __all__ = [
     "tracks_for_smoothing",
     "smooth_poses",
     "write_output",
+    "write_bvh_files",
     "main",
 ]
 
@@ -311,7 +336,7 @@ def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
         image_id.append(det.get("image_id", i))
         track_id.append(det.get("track_id"))
         score.append(det.get("score", np.nan))
-        bbox.append(det.get("bbox"))
+        bbox.append(det.get("bbox", det.get("box")))  # AlphaPose writes "box" (x, y, w, h)
     kp = np.stack(rows).reshape(len(rows), -1, 3)
     has_track = [t is not None for t in track_id]
     if any(has_track) and not all(has_track):
@@ -326,6 +351,89 @@ def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
         "bbox": np.asarray(bbox, np.float64) if has_box else None,
         "default_layout": "coco17" if kp.shape[1] == 17 else None,
     }
+
+
+# OpenPose --write_json names: "<video>_<12-digit frame number>_keypoints.json"
+_OPENPOSE_NAME = re.compile(r"^(?P<prefix>.*?)(?P<frame>\d+)_keypoints\.json$")
+_OPENPOSE_LAYOUTS = {25: "body25", 18: "openpose18"}  # BODY_25 and COCO models
+
+
+def _openpose_person_id(value: Any) -> int | None:
+    """OpenPose's ``person_id`` (``[-1]`` in OpenPose >= 1.5, a number before): None for -1."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else -1
+    if value is None or int(value) == -1:
+        return None
+    return int(value)
+
+
+def _from_openpose(frames: Sequence[tuple[str, Any]], where: str) -> dict[str, Any]:
+    """Detections of OpenPose ``*_keypoints.json`` frames ``[(file, loaded JSON), ...]``."""
+    names = [os.path.basename(f) for f, _ in frames]
+    parts = [_OPENPOSE_NAME.match(n) for n in names]
+    prefixes = {m["prefix"].rstrip("_") for m in parts if m}
+    if all(parts) and len(prefixes) == 1:
+        ids: list[Any] = [int(m["frame"]) for m in parts]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{where}: two OpenPose files have the same frame number")
+    elif all(parts) and len(frames) > 1:
+        raise ValueError(
+            f"{where}: OpenPose files of {len(prefixes)} videos "
+            f"({', '.join(sorted(prefixes)[:3])}, ...); give one video's files"
+        )
+    else:  # images: the file name is the image id
+        ids = [n[: -len("_keypoints.json")] if n.endswith("_keypoints.json") else n for n in names]
+    rows, image_id, track_id = [], [], []
+    for (file, raw), frame in zip(frames, ids, strict=True):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("people"), list):
+            raise ValueError(f"{file}: not an OpenPose keypoint file (no 'people' list)")
+        for k, person in enumerate(raw["people"]):
+            if not isinstance(person, Mapping):
+                raise ValueError(f"{file}: people[{k}] is not an object with 'pose_keypoints_2d'")
+            kp = np.asarray(person.get("pose_keypoints_2d") or [], np.float64).reshape(-1)
+            if kp.size == 0 or kp.size % 3:
+                raise ValueError(
+                    f"{file}: people[{k}] 'pose_keypoints_2d' has {kp.size} values, expected "
+                    "x, y, confidence per joint (was OpenPose run with the body model?)"
+                )
+            if rows and kp.size != rows[0].size:
+                raise ValueError(
+                    f"{file}: people[{k}] has {kp.size // 3} keypoints, the first person "
+                    f"{rows[0].size // 3}"
+                )
+            rows.append(kp)
+            image_id.append(frame)
+            track_id.append(_openpose_person_id(person.get("person_id", -1)))
+    if not rows:
+        raise ValueError(f"{where}: empty input: no people in {len(frames)} OpenPose file(s)")
+    tracked = [t is not None for t in track_id]
+    if any(tracked) and not all(tracked):
+        raise ValueError(f"{where}: 'person_id' is set (not -1) for some people but not all")
+    kp = np.stack(rows).reshape(len(rows), -1, 3)
+    return {
+        "keypoints": kp[..., :2],
+        "scores": kp[..., 2],
+        "image_id": image_id,
+        "track_id": track_id if all(tracked) else None,
+        "default_layout": _OPENPOSE_LAYOUTS.get(kp.shape[1]),
+    }
+
+
+def _from_openpose_dir(path: str) -> dict[str, Any]:
+    files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith("_keypoints.json"))
+    if not files:
+        raise ValueError(
+            f"{path}: a directory, but it has no OpenPose *_keypoints.json files (OpenPose "
+            "--write_json output expected)"
+        )
+    parsed = _from_openpose([(f, _read_json(f, "OpenPose keypoints")) for f in files], path)
+    order = np.argsort(np.asarray(parsed["image_id"]), kind="stable")  # frame-number order
+    for key in ("keypoints", "scores"):
+        parsed[key] = parsed[key][order]
+    for key in ("image_id", "track_id"):
+        if parsed[key] is not None:
+            parsed[key] = [parsed[key][i] for i in order]
+    return parsed
 
 
 def _from_coco_annotations(raw: Mapping, path: str) -> dict[str, Any]:
@@ -410,7 +518,8 @@ def load_keypoints(
     """Read 2D detections (formats in the module docstring).
 
     Args:
-      path: ``.json`` (COCO results, COCO annotations or a dict of arrays) or ``.npz``.
+      path: ``.json`` (COCO results, COCO annotations, a dict of arrays or one OpenPose
+        frame), ``.npz``, or a directory of OpenPose ``*_keypoints.json`` files.
       layout: source layout name (overrides the file's; needed for ambiguous joint counts).
       image_size: ``(width, height)`` pixels of every image.
       image_sizes: ``{image_id: (width, height)}`` (keys compared as strings).
@@ -425,10 +534,15 @@ def load_keypoints(
         non-finite keypoints (with a positive score) or scores, non-positive image sizes.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: input file not found (expected detections .json/.npz)")
+    if not os.path.isfile(path) and not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"{path}: input file not found (expected detections .json/.npz, or a directory of "
+            "OpenPose *_keypoints.json files)"
+        )
     suffix = pathlib.Path(path).suffix.lower()
-    if suffix == ".npz":
+    if os.path.isdir(path):  # OpenPose --write_json: one *_keypoints.json file per frame
+        parsed = _from_openpose_dir(path)
+    elif suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
@@ -444,6 +558,8 @@ def load_keypoints(
             parsed = _from_coco_results(raw, path)
         elif isinstance(raw, Mapping) and "annotations" in raw and "images" in raw:
             parsed = _from_coco_annotations(raw, path)
+        elif isinstance(raw, Mapping) and "people" in raw:  # one OpenPose frame
+            parsed = _from_openpose([(path, raw)], path)
         elif isinstance(raw, Mapping):
             parsed = _from_arrays(raw, path)
         else:
@@ -969,21 +1085,40 @@ _ARRAY_KEYS = (
 )
 
 
-def write_output(result: Mapping[str, Any], path: str | os.PathLike) -> pathlib.Path:
-    """Write a :func:`lift` result as ``.npz`` (arrays + JSON string ``meta``) or ``.json``.
+def write_output(
+    result: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    fps: float = 30.0,
+    messages: list[str] | None = None,
+) -> pathlib.Path:
+    """Write a :func:`lift` result as ``.npz`` (arrays + JSON string ``meta``), ``.json`` or
+    ``.bvh`` (:func:`write_bvh_files`).
 
     Args:
       result: :func:`lift` output.
       path: output file; the suffix picks the format.
+      fps: frames per second of a ``.bvh`` (its ``Frame Time`` is ``1 / fps``).
+      messages: ``.bvh`` only: notes on the export (bone-length variation) are appended here;
+        ``None``: they are issued with :func:`warnings.warn`.
 
     Returns:
-      The path written.
+      The path written; for a ``.bvh`` with several tracks, the pattern ``<stem>_track*.bvh`` of
+      the files written.
     """
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".npz", ".json"):
-        raise ValueError(f"{path}: unsupported output format {suffix!r}; use .npz or .json")
+    if suffix not in (".npz", ".json", ".bvh"):
+        raise ValueError(f"{path}: unsupported output format {suffix!r}; use .npz, .json or .bvh")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".bvh":
+        files, notes = write_bvh_files(result, path, fps=fps)
+        if messages is None:
+            for note in notes:
+                warnings.warn(note, stacklevel=2)
+        else:
+            messages.extend(notes)
+        return files[0] if len(files) == 1 else path.with_name(f"{path.stem}_track*.bvh")
     if suffix == ".json":
         path.write_text(
             json.dumps(common.to_jsonable(dict(result), nonfinite="null"), indent=1) + "\n"
@@ -998,6 +1133,100 @@ def write_output(result: Mapping[str, Any], path: str | os.PathLike) -> pathlib.
             f, meta=np.asarray(json.dumps(common.to_jsonable(meta, nonfinite="null"))), **arrays
         )
     return path
+
+
+BVH_NOTE_M = 0.005  # write_bvh_files notes BVH joints farther than this from the lifted ones
+
+
+def write_bvh_files(
+    result: Mapping[str, Any], path: str | os.PathLike, *, fps: float = 30.0
+) -> tuple[list[pathlib.Path], list[str]]:
+    """Write a :func:`lift` result as BVH motion, one file per person (:mod:`jpose.bvh`).
+
+    The poses (``pose3d_absolute`` when present, else ``pose3d_root_relative`` with the root at
+    the origin) are turned from the camera frame to the BVH frame (x right, y up, z towards the
+    camera: :func:`jpose.bvh.from_camera_frame`) and fitted with :func:`jpose.bvh.fit_bvh`
+    (centimetres, T-pose rest with the track's mean bone lengths, ``Zrotation Xrotation
+    Yrotation`` channels). Tracks: ``track_id``, or one track when every frame has one person.
+    Frames are sorted by frame number (:func:`tracks_for_smoothing`'s order).
+
+    Args:
+      result: :func:`lift` output.
+      path: the ``.bvh`` file; with several tracks ``<stem>_track<id>.bvh`` files instead.
+      fps: frames per second (``Frame Time = 1 / fps``).
+
+    Returns:
+      ``(files written, notes)``; a note per track whose BVH joints lie more than
+      ``BVH_NOTE_M`` from the lifted ones (BVH keeps one length per bone).
+
+    Raises:
+      ValueError: several people in a frame without ``track_id``; a track whose frame numbers
+        are not evenly spaced or repeat; a frame without a valid finite pose; degenerate poses
+        (zero-length bones).
+    """
+    path = pathlib.Path(path)
+    layout = skeleton.get_layout(result["layout"])
+    absolute = result.get("pose3d_absolute") is not None
+    poses = np.asarray(result["pose3d_absolute" if absolute else "pose3d_root_relative"])
+    image_id = np.asarray(result["image_id"])
+    frames = _frame_numbers(image_id)
+    tracks = result.get("track_id")
+    if tracks is None:
+        ids, counts = np.unique(image_id, return_counts=True)
+        if np.any(counts > 1):
+            k = int(np.argmax(counts))
+            raise ValueError(
+                f"BVH output: image_id {ids[k]} has {counts[k]} people; a BVH file holds one "
+                "person: give a track_id per detection (one file per track)"
+            )
+        groups: list[tuple[Any, np.ndarray]] = [(None, np.arange(len(image_id)))]
+    else:
+        tracks = np.asarray(tracks)
+        groups = [(t, np.nonzero(tracks == t)[0]) for t in np.unique(tracks)]
+    valid = np.asarray(result.get("valid", np.ones(len(poses), bool)), bool)
+    reasons = result.get("invalid_reason")
+    written, notes = [], []
+    for track, rows in groups:
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        label = "BVH output" + ("" if track is None else f", track {track}")
+        step = np.diff(frames[rows])
+        if np.any(step == 0):
+            k = rows[int(np.argmax(step == 0))]
+            raise ValueError(f"{label}: two detections in frame {image_id[k]}")
+        if step.size and not np.allclose(step, step[0]):
+            k = int(np.argmax(~np.isclose(step, step[0])))
+            raise ValueError(
+                f"{label}: frames not evenly spaced (image_id {image_id[rows[k]]} -> "
+                f"{image_id[rows[k + 1]]}, while the first step is {step[0]:g}); a BVH has one "
+                "pose per frame at a fixed rate: fill the gap or split the track"
+            )
+        missing = ~valid[rows] | ~np.isfinite(poses[rows]).all(axis=(1, 2))
+        if missing.any():
+            k = rows[int(np.argmax(missing))]
+            why = str(reasons[k]) if reasons is not None and str(reasons[k]) else "no 3D"
+            raise ValueError(
+                f"{label}: {int(missing.sum())} frames without a valid 3D pose, first image_id "
+                f"{image_id[k]} ({why}); a BVH needs a pose in every frame"
+            )
+        if len(groups) == 1:
+            target = path
+        else:
+            tag = re.sub(r"[^A-Za-z0-9_.-]", "_", str(track))
+            target = path.with_name(f"{path.stem}_track{tag}{path.suffix}")
+        try:
+            fit = bvh.fit_bvh(bvh.from_camera_frame(poses[rows]), layout=layout, fps=fps)
+        except ValueError as err:
+            raise ValueError(f"{label}: {err}") from None
+        bvh.write_bvh(target, fit.bvh)
+        written.append(target)
+        if fit.max_position_error_m > BVH_NOTE_M:
+            notes.append(
+                f"{target.name}: BVH keeps one length per bone (the mean over {len(rows)} "
+                f"frames); the lifted bone lengths vary by up to "
+                f"{fit.max_length_deviation_m * 100:.1f} cm, so BVH joints lie up to "
+                f"{fit.max_position_error_m * 100:.1f} cm from the lifted ones"
+            )
+    return written, notes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1021,13 +1250,23 @@ def _parser() -> argparse.ArgumentParser:
         "pipeline (formats and conventions: python -c 'import experiments.infer as m; "
         "help(m)').",
     )
-    p.add_argument("--workdir", required=True, help="work directory of a training run")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
+    src.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="a shipped pretrained bundle (python -c 'import jpose.inference as i; "
+        "print(i.pretrained_descriptions())') or a bundle directory",
+    )
     p.add_argument(
         "--input",
         required=True,
-        help="detections: COCO results .json, or .npz/.json with keypoints [N, J, 2|3]",
+        help="detections: COCO results .json, or .npz/.json with keypoints [N, J, 2|3], or an "
+        "OpenPose --write_json directory",
     )
-    p.add_argument("--output", required=True, help="output file (.npz or .json)")
+    p.add_argument(
+        "--output", required=True, help="output file (.npz, .json, or .bvh: one per track)"
+    )
     p.add_argument(
         "--layout", default=None, help=f"input joint layout ({', '.join(skeleton.LAYOUTS)})"
     )
@@ -1071,6 +1310,9 @@ def _parser() -> argparse.ArgumentParser:
         help="Gaussian temporal smoothing of the 3D along frames, per track (frames; 0 = off)",
     )
     p.add_argument(
+        "--fps", type=float, default=30.0, help="frames per second of a .bvh output (default 30)"
+    )
+    p.add_argument(
         "--min_score",
         type=float,
         default=0.0,
@@ -1105,7 +1347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.center is not None and args.focal is None:
         parser.error("--center needs --focal (known intrinsics)")
-    if not args.workdir.strip():
+    if not (np.isfinite(args.fps) and args.fps > 0):
+        parser.error(f"--fps must be a positive number, got {args.fps}")
+    if args.workdir is not None and not args.workdir.strip():
         parser.error("--workdir is empty: give a training run's work directory")
     try:
         image_sizes = None
@@ -1127,8 +1371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 image_sizes=image_sizes,
                 annotations=args.annotations,
             )
+            from jpose.inference import resolve_bundle  # unknown names list the shipped ones
+
+            source = args.workdir if args.pretrained is None else resolve_bundle(args.pretrained)
             predictor = common.load_predictor(
-                args.workdir, step=args.step, allow_unfinished=args.allow_unfinished
+                source, step=args.step, allow_unfinished=args.allow_unfinished
             )
         intr = None
         if args.focal is not None:
@@ -1142,7 +1389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_score=args.min_score,
             min_joints=args.min_joints,
         )
-        path = write_output(result, args.output)
+        path = write_output(result, args.output, fps=args.fps, messages=result["warnings"])
     except Exception as err:
         if not (rundir.is_user_error(err) or isinstance(err, ValueError | FileNotFoundError)):
             raise

@@ -47,12 +47,12 @@ import numpy as np
 import optax
 
 from experiments import common
-from experiments.baseline import apply_fn
 from jpose import augment, skeleton
 from jpose import losses as jl
 from jpose import multiview as mv
 from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d
+from jpose.evaluation import apply_fn
 from jpose.models import Model, li_lifter, li_root_branch
 from jpose.training import Phase, create_player, create_train_state, make_train_step
 from jpose.training.schedules import schedule_from_config
@@ -106,10 +106,13 @@ def load_li_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
             "cameras_per": "sequence",
         }
         seed = int(cfg.get("seed", 0))
+        actions = [a.strip() for a in cfg.get("cmu_actions_3d", "").split(",") if a.strip()]
         out = {
-            "train_3d": jcmu.cmu_pose_pairs(mocap, split="train", seed=seed, **kw),
-            "test": jcmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **kw),
-        }
+            "train_3d": jcmu.cmu_pose_pairs(mocap, split="train", seed=seed,
+                                            actions=actions or None, **kw),
+            "test": jcmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1,
+                                        exclude_actions=actions, **kw),
+        }  # fmt: skip
         limits = cfg.get("max_examples") or {}
         for i, (name, ds) in enumerate(sorted(out.items())):
             out[name] = common.subset(ds, int(limits.get(name, 0) or 0), seed=seed + 101 + i)

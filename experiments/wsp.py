@@ -25,8 +25,9 @@ Inference: ``run`` writes ``<workdir>/model.json`` (input normalisation and the 
 stages); :func:`load_predictor` (or ``experiments.common.load_predictor(DIR)``) restores one
 fine-tuned lifter (default: the pre-trained initialisation at the largest label fraction).
 
-Auxiliary loss for other experiments (behind a config flag there, e.g. a CameraPose
-``loss.lambda_rd > 0``): see :func:`relative_depth_aux_loss` and :func:`load_pairs`.
+Pairs: :func:`jpose.data.relative_depth.load_pair_splits` with the ``config.rd`` fields. The
+auxiliary loss on predicted absolute depths that other experiments use (CameraPose's
+``loss.lambda_rd > 0``) is :func:`jpose.losses.wsp_relative_depth_aux_loss`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pathlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,116 +61,9 @@ __all__ = [
     "finetune_stages",
     "default_variant",
     "load_predictor",
-    "load_pairs",
     "pairwise_loss_fn",
-    "relative_depth_aux_loss",
     "evaluate_relative_depth",
 ]
-
-
-# ------------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------------
-
-
-def _data_dir(path: str) -> pathlib.Path:
-    from jpose.data import shared_data_dir
-
-    folder = pathlib.Path(path) if path else shared_data_dir()
-    if folder is None:
-        raise FileNotFoundError("rd.source='coco' needs ../shared/data (or rd.data_dir)")
-    return folder
-
-
-def load_pairs(rd: ml_collections.ConfigDict, *, seed: int) -> dict[str, Any]:
-    """Training / test relative-depth pairs (image-disjoint) and the builder counts.
-
-    Args:
-      rd: the ``config.rd`` block (``source``: ``synthetic`` or ``coco``).
-      seed: seed of the synthetic scenes and of subsets.
-
-    Returns:
-      ``{"train": RelativeDepthPairs, "test": RelativeDepthPairs, "counts": {file: counts},
-      "label_agreement": float | None}`` (synthetic: fraction of test-pair joints whose eq. 4
-      label agrees with the true depth order).
-    """
-    opts = dict(
-        ankle_rule=rd.ankle_rule,
-        require_visible=bool(rd.require_visible),
-        min_ankle_gap=float(rd.min_ankle_gap),
-        occluded_confidence=float(rd.occluded_confidence),
-    )
-    agreement = None
-    if rd.source == "synthetic":
-        s = rd.synthetic
-        scenes = rdd.make_synthetic_scenes(
-            seed=seed,
-            num_images=int(s.num_images),
-            people_range=(int(s.people_min), int(s.people_max)),
-        )
-        pairs = rdd.build_relative_depth_pairs(
-            scenes["keypoints"],
-            scenes["visibility"],
-            scenes["image_id"],
-            layout="h36m17",
-            image_size=scenes["image_size"],
-            depth=scenes["depth"],
-            name="synthetic_scenes",
-            **opts,
-        )
-        train, test = rdd.split_by_image(pairs, test_fraction=float(s.test_fraction), seed=seed)
-        d = test.depth
-        true = d[test.pair_a] <= d[test.pair_b]
-        agreement = float(np.mean(true == (test.label[:, None] > 0.5)))
-        counts = {
-            "synthetic scenes (all)": pairs.counts,
-            "train split": train.counts,
-            "test split": test.counts,
-        }
-    elif rd.source == "coco":
-        folder = _data_dir(rd.data_dir)
-        train = rdd.load_relative_depth_pairs(folder / rd.coco_train, **opts)
-        test = rdd.load_relative_depth_pairs(folder / rd.coco_val, **opts)
-        rdd.check_image_disjoint(train, test)
-        counts = {train.name: train.counts, test.name: test.counts}
-        if rd.mpii:
-            mpii = rdd.load_relative_depth_pairs(folder / rd.mpii, **opts)
-            counts[mpii.name] = mpii.counts
-            if rd.mpii_train:
-                train = _concat_pairs([train, mpii], name=f"{train.name}+{mpii.name}")
-    else:
-        raise ValueError(f"rd.source must be synthetic or coco, got {rd.source!r}")
-    if rd.max_train_pairs and train.num_pairs > rd.max_train_pairs:
-        keep = np.zeros(train.num_pairs, bool)
-        keep[np.random.default_rng(seed).choice(train.num_pairs, rd.max_train_pairs, False)] = True
-        train = train.select_pairs(keep)
-    return {"train": train, "test": test, "counts": counts, "label_agreement": agreement}
-
-
-def _concat_pairs(sets: list[rdd.RelativeDepthPairs], *, name: str) -> rdd.RelativeDepthPairs:
-    """Concatenate pair sets (image ids offset so they stay distinct)."""
-    off, parts = 0, []
-    id_off = 0
-    for s in sets:
-        parts.append((s, off, id_off))
-        off += len(s.pose2d)
-        id_off += int(s.image_id.max()) + 1 if len(s.image_id) else 0
-    cat = lambda f: np.concatenate([getattr(s, f) for s, _, _ in parts])  # noqa: E731
-    counts = {k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts}
-    return rdd.RelativeDepthPairs(
-        name=name,
-        pose2d=cat("pose2d"),
-        confidence=cat("confidence"),
-        image_id=np.concatenate([s.image_id + i for s, _, i in parts]),
-        ankle_height=cat("ankle_height"),
-        person_scale=cat("person_scale"),
-        pair_a=np.concatenate([s.pair_a + o for s, o, _ in parts]).astype(np.int32),
-        pair_b=np.concatenate([s.pair_b + o for s, o, _ in parts]).astype(np.int32),
-        label=cat("label"),
-        delta_s=cat("delta_s"),
-        scale_defined=cat("scale_defined"),
-        counts=counts,
-    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -233,46 +126,6 @@ def pairwise_loss_fn(
         return loss, {"bce": loss, "accuracy": acc}
 
     return loss_fn
-
-
-def relative_depth_aux_loss(
-    depth_a: jax.Array,
-    depth_b: jax.Array,
-    labels: jax.Array,
-    *,
-    mask: jax.Array | None = None,
-    temperature: float = 0.1,
-) -> jax.Array:
-    """Pairwise relative-depth auxiliary loss on *predicted absolute depths* (WSP eq. 9).
-
-    For any model that predicts camera-frame depths of two people of one image (e.g. CameraPose's
-    lifter + camera-branch translation), the logit of "A's joint j is nearer" is
-    ``(Z_B^j - Z_A^j) / temperature`` and the loss is eq. 9's BCE against the perspective labels
-    (eq. 7). How another experiment uses it, behind a config flag (``loss.lambda_rd > 0``)::
-
-        pairs = experiments.wsp.load_pairs(config.rd, seed=config.seed)["train"]
-        data["rd"] = common.device_arrays(pairs.pair_arrays(orientation_seed=0))
-        sizes["rd"], batch_sizes["rd"] = pairs.num_pairs, config.train.batch_size_rd
-        # in the 2D-only phase's loss_fn:
-        rd = batch["rd"]
-        z_a = predicted_depth(rd["pose_a"], rd["conf_a"])   # [B, J] metres, camera frame
-        z_b = predicted_depth(rd["pose_b"], rd["conf_b"])
-        loss += lambda_rd * jnp.mean(wsp.relative_depth_aux_loss(
-            z_a, z_b, rd["label"][:, None] * jnp.ones_like(z_a), mask=rd["joint_mask"]))
-
-    (``pose_*`` are ``"image"``-normalised H36M-17 2D, as CameraPose's inputs.)
-
-    Args:
-      depth_a, depth_b: ``[..., J]`` predicted depths (metres).
-      labels: ``[..., J]`` eq. 7 labels (1 = A nearer).
-      mask: optional ``[..., J]`` joints to average over.
-      temperature: metres per logit unit.
-
-    Returns:
-      ``[...]`` per-pair loss (nats).
-    """
-    logits = (jnp.asarray(depth_b) - jnp.asarray(depth_a)) / temperature
-    return losses.wsp_relative_depth_loss(logits, labels, mask=mask)
 
 
 def _lifter_loss_fn(ctx: Any, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -521,7 +374,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     # -- data -------------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    rd = load_pairs(config.rd, seed=int(config.seed))
+    rd = rdd.load_pair_splits(seed=int(config.seed), **config.rd.to_dict())
     train_pairs, test_pairs = rd["train"], rd["test"]
     if train_pairs.num_pairs < config.pretrain.batch_size:
         raise ValueError(

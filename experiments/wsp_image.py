@@ -46,10 +46,10 @@ import numpy as np
 import optax
 
 from experiments import common
-from experiments.zhou_image import PosePool, normalize_images, pose_pool
 from jpose import losses, skeleton
 from jpose import metrics as jm
 from jpose.data import images, render
+from jpose.data.images import PosePool, normalize_images
 from jpose.models.resnet import RESNET_STAGES, load_flat_weights, transfer_params, wsp_net
 from jpose.training import (
     Phase,
@@ -364,8 +364,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                            d.image_root, len(r_pre), len(r_rd), len(r_ft), len(r_te),
                            timings["load_images_s"])  # fmt: skip
     else:
-        pool_train = pose_pool(d, split="train", mix=d.mix, seed=seed * 1000 + 1)
-        pool_test = pose_pool(d, split="test", mix=d.mix, seed=seed * 1000 + 2)
+        pool_options = {k: d[k] for k in images.POSE_POOL_OPTIONS}
+        pool_train = images.pose_pool(
+            split="train", mix=d.mix, seed=seed * 1000 + 1, **pool_options
+        )
+        pool_test = images.pose_pool(split="test", mix=d.mix, seed=seed * 1000 + 2, **pool_options)
         scene = render.RenderConfig(image_size=size, framing="scene", people=tuple(d.people),
                                     distance_range=tuple(d.distance_range),
                                     style=d.style)  # fmt: skip

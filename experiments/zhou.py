@@ -19,7 +19,8 @@ Losses (``jpose.losses``, Zhou et al. eq. 2 and 3), batch means of per-example v
 * ``geo_3d``: ``L_geo`` on the 2D-3D samples (only the ``3d+geo`` ablation, "3D/w geo").
 
 ``loss = lambda_reg reg + lambda_geo (w_2d geo_2d + w_3d geo_3d)`` with the switches of
-:func:`loss_weights`: stage 2 has no geometric term; stage 3 adds it for ``*+geo`` ablations.
+:func:`jpose.losses.zhou_loss_weights`: stage 2 has no geometric term; stage 3 adds it for
+``*+geo`` ablations.
 
 What the keypoint form's ablations test (Zhou et al. sec. 4.1.3, Table 2): in the paper, 2D-only
 images also train the shared 2D heatmap network, so "3D+2D/wo geo" gains from 2D data without
@@ -65,19 +66,19 @@ import numpy as np
 import optax
 
 from experiments import common
-from experiments.baseline import apply_fn, eval_datasets, jit_predict, lifter_figures
 from experiments.configs.zhou import ABLATIONS
+from experiments.lifting import eval_datasets, lifter_figures
 from jpose import kinematics, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d
+from jpose.evaluation import apply_fn, jit_predict
 from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
 from jpose.training.state import TrainState
 
 __all__ = [
     "ABLATIONS",
     "LAYOUT",
-    "loss_weights",
     "loss_terms",
     "scale_2d",
     "aspect_preserving_2d",
@@ -87,7 +88,6 @@ __all__ = [
     "rescaled_pose",
     "build_model",
     "load_predictor",
-    "symmetry_table",
     "run",
 ]
 
@@ -100,28 +100,6 @@ def _ablation(ablation: str) -> tuple[bool, bool]:
     if ablation not in ABLATIONS:
         raise ValueError(f"unknown Zhou ablation {ablation!r}; expected one of {ABLATIONS}")
     return "2d" in ablation, "geo" in ablation
-
-
-def loss_weights(ablation: str, *, stage: int, lambda_reg: float, lambda_geo: float) -> dict:
-    """Weights of the loss terms for an ablation and stage (Zhou et al. sec. 3.4 and 4.1.3).
-
-    Args:
-      ablation: ``3d | 3d+geo | 3d+2d | 3d+2d+geo``.
-      stage: 2 (no geometric loss) or 3.
-      lambda_reg, lambda_geo: eq. 2 weights.
-
-    Returns:
-      ``{"reg", "geo_2d", "geo_3d"}`` weights (0 = inactive).
-    """
-    if stage not in (2, 3):
-        raise ValueError(f"stage must be 2 or 3, got {stage}")
-    use_2d, use_geo = _ablation(ablation)
-    geo = lambda_geo if (stage == 3 and use_geo) else 0.0
-    return {
-        "reg": float(lambda_reg),
-        "geo_2d": float(geo) if use_2d else 0.0,
-        "geo_3d": 0.0 if use_2d else float(geo),
-    }
 
 
 def scale_2d(pose2d: jax.Array, confidence: jax.Array, *, threshold: float = 0.5) -> jax.Array:
@@ -365,34 +343,6 @@ def _host_batch_arrays(ds: PoseDataset, *, with_depth: bool, threshold: float) -
     return out
 
 
-_BONE_NAMES = {"Hip": "hip", "Knee": "upper leg", "Foot": "lower leg", "Shoulder": "shoulder",
-               "Elbow": "upper arm", "Wrist": "lower arm"}  # fmt: skip
-
-
-def _pair_names() -> list[str]:
-    names = []
-    for left, _ in LAYOUT.symmetric_bone_pairs:
-        child = LAYOUT.bone_names[left]
-        names.append(_BONE_NAMES.get(child[1:], child))
-    return names
-
-
-def symmetry_table(poses: np.ndarray, *, scale: float = 1.0) -> dict[str, float]:
-    """Zhou et al. Table 4: mean ``| |left bone| - |right bone| |`` per symmetric pair.
-
-    Args:
-      poses: ``[N, J, 3]``.
-      scale: multiplier of the result (e.g. 1000 for metres -> mm).
-
-    Returns:
-      ``{bone pair: mean difference}`` plus ``"mean"`` over pairs.
-    """
-    diff = np.asarray(jm.symmetric_bone_length_difference(jnp.asarray(poses), layout=LAYOUT))
-    row = {n: float(v) * scale for n, v in zip(_pair_names(), diff.mean(0))}
-    row["mean"] = float(diff.mean()) * scale
-    return row
-
-
 def _packed_inputs(ds: PoseDataset) -> np.ndarray:
     """``[N, J, 7]``: 2D, then normalised focal (2), centre (2) and pelvis depth (1) per joint
     (so ``common.evaluate_3d`` can feed the perspective predictor per example)."""
@@ -472,8 +422,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     stages, state, offset = {}, None, 0
     for index, stage_id in enumerate((2, 3)):
         sc = tc[f"stage{stage_id}"]
-        weights = loss_weights(str(m.ablation), stage=stage_id, lambda_reg=float(m.lambda_reg),
-                               lambda_geo=float(m.lambda_geo))  # fmt: skip
+        weights = losses.zhou_loss_weights(str(m.ablation), stage=stage_id,
+                                           lambda_reg=float(m.lambda_reg),
+                                           lambda_geo=float(m.lambda_geo))  # fmt: skip
         phase = make_phase(weights, use_2d=use_2d, canonical_lengths=canonical,
                            scale_px=float(m.scale_px), threshold=thr)  # fmt: skip
         tx = optax.adam(float(sc.lr), eps=float(tc.get("adam_eps", 1e-8)))
@@ -530,9 +481,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 predict_perspective, ds, batch_size=bs_eval, action_key=action_key,
                 pose2d_norm=_packed_inputs(ds),
             )  # fmt: skip
-        symmetry[f"{split}: prediction (mm)"] = symmetry_table(ev["predictions"], scale=1000.0)
-        symmetry[f"{split}: ground truth (mm)"] = symmetry_table(ds.pose3d_root_relative,
-                                                                 scale=1000.0)  # fmt: skip
+        symmetry[f"{split}: prediction (mm)"] = jm.symmetry_table(ev["predictions"], scale=1000.0)
+        symmetry[f"{split}: ground truth (mm)"] = jm.symmetry_table(
+            ds.pose3d_root_relative, scale=1000.0
+        )
     held = {"val_2d": datasets.get("val_2d"), "heldout_2d": heldout_2d}
     name_2d = next((k for k, v in held.items() if v is not None), None)
     symmetry_2d = None
@@ -540,7 +492,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         ds2 = common.subset(held[name_2d], int(config.eval.max_2d_examples), seed=1)
         pred2 = common.batched_apply(jit_predict(player, normalised), ds2.pose2d_norm,
                                      ds2.confidence, batch_size=bs_eval)  # fmt: skip
-        symmetry_2d = symmetry_table(pred2)
+        symmetry_2d = jm.symmetry_table(pred2)
         symmetry[f"{name_2d}: held-out 2D-only people, prediction (units of s)"] = symmetry_2d
 
     stage_info = {

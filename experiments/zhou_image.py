@@ -16,7 +16,7 @@ visible joints, summed over the stacks: intermediate supervision) ``+ L_dep`` (e
 ``lambda_reg ||d^ - d||^2`` on 3D-labelled images, ``lambda_geo L_geo`` (eq. 3) on 2D-only
 images from the ground-truth 2D and the predicted depth). The predicted depth is made
 root-relative before the losses. Term weights per ablation and stage:
-:func:`experiments.zhou.loss_weights` (the keypoint experiment's switches); ``3d`` / ``3d+geo``
+:func:`jpose.losses.zhou_loss_weights` (the keypoint experiment's switches); ``3d`` / ``3d+geo``
 train stages 2-3 on 3D-labelled images only (the ``geo`` weight then acts on them: "3D/w geo").
 
 Three-stage schedule (sec. 3.4): stage 1 = 2D module on 2D-labelled images (shared by the
@@ -35,7 +35,6 @@ the 3D test splits and in 256-pixel crop units on the 2D-only images.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import pathlib
 import re
@@ -51,20 +50,18 @@ import optax
 
 from experiments import common
 from experiments.configs.zhou_image import ABLATIONS
-from experiments.zhou import loss_weights, symmetry_table
 from jpose import kinematics, losses, skeleton
 from jpose import metrics as jm
-from jpose.data import images, render, synthetic
+from jpose.data import images, render
+from jpose.data.images import PosePool, normalize_images
 from jpose.models.hourglass import stacked_hourglass
 from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
 from jpose.training.state import TrainState
 
 __all__ = [
     "LAYOUT",
-    "pose_pool",
     "render_split",
     "image_labels",
-    "normalize_images",
     "heatmap_argmax",
     "pckh",
     "make_phase",
@@ -82,37 +79,6 @@ _HEAD, _NECK = LAYOUT.index("Head"), LAYOUT.index("Neck/Nose")
 # ------------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class PosePool:
-    """3D poses (z up, metres) to render, with a label per pose (pose class / action)."""
-
-    poses: np.ndarray
-    labels: np.ndarray
-
-
-def pose_pool(cfg: ml_collections.ConfigDict, *, split: str, mix: Mapping[str, float],
-              seed: int) -> PosePool:  # fmt: skip
-    """Poses to render: the synthetic generator (``mix`` of pose classes, fresh people per seed)
-    or the CMU mocap split (``train`` / ``test``; ``mix`` ignored)."""
-    if cfg.poses == "synthetic":
-        g = synthetic.generate_poses(
-            np.random.default_rng(seed), num_people=int(cfg.num_people_pool),
-            poses_per_person=max(1, 4000 // int(cfg.num_people_pool)), mix=dict(mix),
-        )  # fmt: skip
-        return PosePool(g["pose"], np.asarray(g["pose_class"]).astype(str))
-    if cfg.poses == "cmu":
-        from jpose.data import load_cmu_mocap, shared_data_dir
-
-        root = cfg.data_dir or shared_data_dir()
-        if root is None:
-            raise FileNotFoundError("CMU mocap: set data.data_dir (folder of cmu_mocap_h36m17.npz)")
-        mocap = load_cmu_mocap(pathlib.Path(root) / "cmu_mocap_h36m17.npz")
-        poses, labels = mocap.frames("test" if split.startswith("test") else "train",
-                                     subsample=int(cfg.cmu_subsample))  # fmt: skip
-        return PosePool(poses.astype(np.float32), labels["action"].astype(str))
-    raise ValueError(f"data.poses must be 'synthetic' or 'cmu', got {cfg.poses!r}")
 
 
 def render_split(pool: PosePool, *, num_images: int, image_size: int, style: str,
@@ -139,11 +105,6 @@ def image_labels(r: render.RenderedImages, *, heatmap_size: int) -> dict[str, np
         "depth": depth.astype(np.float32),
         "vis": r.visibility[:, 0].astype(np.float32),
     }
-
-
-def normalize_images(images: jax.Array) -> jax.Array:
-    """uint8 ``[..., S, S, 3]`` -> float32 in ``[-0.5, 0.5]``."""
-    return images.astype(jnp.float32) / 255.0 - 0.5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,7 +159,9 @@ def stage_weights(ablation: str, *, stage: int, lambda_reg: float, lambda_geo: f
     if stage == 1:
         w = {"reg": 0.0, "geo_2d": 0.0, "geo_3d": 0.0, "hm_3d": 0.0}
     else:
-        w = loss_weights(ablation, stage=stage, lambda_reg=lambda_reg, lambda_geo=lambda_geo)
+        w = losses.zhou_loss_weights(
+            ablation, stage=stage, lambda_reg=lambda_reg, lambda_geo=lambda_geo
+        )
         w["hm_3d"] = 1.0
     return {k: jnp.asarray(v, jnp.float32) for k, v in w.items()}
 
@@ -276,7 +239,7 @@ def evaluate_split(predict: Any, data: Mapping[str, np.ndarray], *, labels: np.n
     depth = pred["depth"] - pred["depth"][:, _ROOT : _ROOT + 1]
     pose_hm = np.concatenate([pred["kp"], depth[..., None]], -1)
     crop_units = 256.0 / heatmap_size  # Table 4 on 2D-only data: 256 x 256 crop pixels
-    out["symmetry_crop_px"] = symmetry_table(pose_hm, scale=crop_units)
+    out["symmetry_crop_px"] = jm.symmetry_table(pose_hm, scale=crop_units)
     if pose3d is not None:
         rescaled = np.asarray(losses.zhou_skeleton_rescale(
             jnp.asarray(pose_hm), layout=LAYOUT, avg_sum_length=avg_sum_length))  # fmt: skip
@@ -294,8 +257,8 @@ def evaluate_split(predict: Any, data: Mapping[str, np.ndarray], *, labels: np.n
                 "action_wise": jm.action_wise_mean(mm, labels),
                 "frame_wise": jm.frame_wise_mean(mm),
             }
-        out["symmetry_mm"] = symmetry_table(rescaled, scale=1000.0)
-        out["symmetry_gt_mm"] = symmetry_table(target, scale=1000.0)
+        out["symmetry_mm"] = jm.symmetry_table(rescaled, scale=1000.0)
+        out["symmetry_gt_mm"] = jm.symmetry_table(target, scale=1000.0)
     out["predictions_2d"] = pred["kp"]
     return out
 
@@ -323,7 +286,12 @@ def load_rendered(config: ml_collections.ConfigDict, *, heatmap_size: int) -> di
     out = {}
     for name, (split, mix, style, n, s) in specs.items():
         t0 = time.perf_counter()
-        pool = pose_pool(d, split=split, mix=mix, seed=seed * 1000 + s)
+        pool = images.pose_pool(
+            split=split,
+            mix=mix,
+            seed=seed * 1000 + s,
+            **{k: d[k] for k in images.POSE_POOL_OPTIONS},
+        )
         r, labels = render_split(pool, num_images=n, image_size=size, style=style,
                                  seed=seed * 1000 + 10 + s)  # fmt: skip
         out[name] = {"arrays": image_labels(r, heatmap_size=heatmap_size), "labels": labels,

@@ -65,6 +65,8 @@ __all__ = [
     "zhou_geometric_loss",
     "zhou_depth_loss",
     "zhou_skeleton_rescale",
+    "ZHOU_ABLATIONS",
+    "zhou_loss_weights",
     # Drover et al.
     "DROVER_AZIMUTH_RANGE",
     "DROVER_ELEVATION_RANGE",
@@ -84,6 +86,7 @@ __all__ = [
     "wsp_person_scale",
     "wsp_scale_gap_ratio",
     "wsp_relative_depth_loss",
+    "wsp_relative_depth_aux_loss",
     "wsp_heatmap_loss",
     "soft_argmax_3d",
     "wsp_coordinate_loss",
@@ -625,6 +628,45 @@ def zhou_skeleton_rescale(
     return scaled + _check_last(root_position, 3, "root_position")[..., None, :]
 
 
+ZHOU_ABLATIONS = ("3d", "3d+geo", "3d+2d", "3d+2d+geo")
+"""Zhou et al.'s ablations (sec. 4.1.3, Table 2): 3D-labelled data only, with or without the
+geometric loss on it ("3D/w geo"), and 3D plus 2D-only data, with or without the geometric loss
+on the 2D-only samples."""
+
+
+def zhou_loss_weights(
+    ablation: str, *, stage: int, lambda_reg: float, lambda_geo: float
+) -> dict[str, float]:
+    """Weights of the depth-loss terms for an ablation and a training stage, Zhou et al. eq. 2
+    with the schedule of sec. 3.4 and the ablations of sec. 4.1.3 (Table 2).
+
+    Stage 2 trains without the geometric loss; stage 3 adds ``lambda_geo`` for the ``*+geo``
+    ablations: on the 2D-only samples (``geo_2d``) when the ablation uses 2D-only data, else on
+    the 3D-labelled samples (``geo_3d``, "3D/w geo"). The regression term always has
+    ``lambda_reg``.
+
+    Args:
+      ablation: one of :data:`ZHOU_ABLATIONS` (``3d | 3d+geo | 3d+2d | 3d+2d+geo``).
+      stage: 2 (no geometric loss) or 3.
+      lambda_reg: eq. 2 weight of the depth regression.
+      lambda_geo: eq. 2 weight of the geometric loss ``L_geo`` (eq. 3).
+
+    Returns:
+      ``{"reg", "geo_2d", "geo_3d"}`` weights (0 = inactive).
+    """
+    if stage not in (2, 3):
+        raise ValueError(f"stage must be 2 or 3, got {stage}")
+    if ablation not in ZHOU_ABLATIONS:
+        raise ValueError(f"unknown Zhou ablation {ablation!r}; expected one of {ZHOU_ABLATIONS}")
+    use_2d, use_geo = "2d" in ablation, "geo" in ablation
+    geo = lambda_geo if (stage == 3 and use_geo) else 0.0
+    return {
+        "reg": float(lambda_reg),
+        "geo_2d": float(geo) if use_2d else 0.0,
+        "geo_3d": 0.0 if use_2d else float(geo),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Drover et al. ECCV-W 2018
 # --------------------------------------------------------------------------------------------
@@ -1059,6 +1101,43 @@ def wsp_relative_depth_loss(
     y = jnp.asarray(labels, l.dtype)
     bce = -(y * jax.nn.log_sigmoid(l) + (1.0 - y) * jax.nn.log_sigmoid(-l))
     return _masked_mean(bce, mask)
+
+
+def wsp_relative_depth_aux_loss(
+    depth_a: ArrayLike,
+    depth_b: ArrayLike,
+    labels: ArrayLike,
+    *,
+    mask: ArrayLike | None = None,
+    temperature: float = 0.1,
+) -> Array:
+    """WSP eq. 9 on *predicted absolute depths*: a relative-depth auxiliary loss for any model
+    that predicts the camera-frame depths of two people of one image.
+
+    The logit of "A's joint j is nearer" is ``(Z_B^j - Z_A^j) / temperature`` and the loss is
+    :func:`wsp_relative_depth_loss` (eq. 9's BCE) against the perspective labels (eq. 7). For
+    example CameraPose's lifter plus camera-branch translation, behind its
+    ``loss.lambda_rd > 0`` (pairs from :func:`jpose.data.relative_depth.load_pair_splits`)::
+
+        rd = batch["rd"]  # RelativeDepthPairs.pair_arrays() fields
+        z_a = predicted_depth(rd["pose_a"], rd["conf_a"])  # [B, J] metres, camera frame
+        z_b = predicted_depth(rd["pose_b"], rd["conf_b"])
+        labels = rd["label"][:, None] * jnp.ones_like(z_a)
+        loss += lambda_rd * jnp.mean(
+            wsp_relative_depth_aux_loss(z_a, z_b, labels, mask=rd["joint_mask"])
+        )
+
+    Args:
+      depth_a, depth_b: ``[..., J]`` predicted depths (metres).
+      labels: ``[..., J]`` eq. 7 labels (1 = A nearer).
+      mask: optional ``[..., J]`` joints to average over.
+      temperature: metres per logit unit.
+
+    Returns:
+      ``[...]`` per-pair loss (nats).
+    """
+    logits = (jnp.asarray(depth_b) - jnp.asarray(depth_a)) / temperature
+    return wsp_relative_depth_loss(logits, labels, mask=mask)
 
 
 def wsp_heatmap_loss(

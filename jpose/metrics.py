@@ -15,8 +15,8 @@ Relative-depth classification metrics (WSP) are *batch statistics*: they take sc
 labels of any shape ``[...]`` and return a scalar over all (unmasked) elements.
 
 Host-side aggregation helpers (:func:`frame_wise_mean`, :func:`action_wise_mean`,
-:func:`per_group`, :func:`per_action`, :func:`per_subject`, :func:`format_table`) run on numpy
-arrays of per-example values after evaluation; they do no I/O.
+:func:`per_group`, :func:`per_action`, :func:`per_subject`, :func:`symmetry_table`,
+:func:`format_table`) run on numpy arrays of per-example values after evaluation; they do no I/O.
 
 References:
   [Martinez17] J. Martinez et al., "A simple yet effective baseline for 3d human pose estimation",
@@ -65,11 +65,9 @@ __all__ = [
     "limb_length_scale",
     "auc3d",
     "symmetric_bone_length_difference",
+    "symmetry_table",
     "binary_confusion_counts",
     "binary_accuracy",
-    "binary_precision",
-    "binary_recall",
-    "binary_f1",
     "roc_auc",
     "relative_depth_metrics",
     "frame_wise_mean",
@@ -543,6 +541,48 @@ def symmetric_bone_length_difference(
     return jnp.abs(left - right)
 
 
+_SYMMETRIC_BONE_NAMES = {
+    "Hip": "hip",
+    "Knee": "upper leg",
+    "Foot": "lower leg",
+    "Shoulder": "shoulder",
+    "Elbow": "upper arm",
+    "Wrist": "lower arm",
+}
+
+
+def _symmetric_pair_names(layout: skeleton.Layout) -> list[str]:
+    """A name per symmetric bone pair: Zhou et al.'s bone names for Human3.6M-17's limbs (child
+    joint without its L/R prefix), else the left bone's child joint."""
+    names = []
+    for left, _ in layout.symmetric_bone_pairs:
+        child = layout.bone_names[left]
+        names.append(_SYMMETRIC_BONE_NAMES.get(child[1:], child))
+    return names
+
+
+def symmetry_table(
+    poses: Any, *, layout: str | skeleton.Layout = "h36m17", scale: float = 1.0
+) -> dict[str, float]:
+    """Zhou et al. Table 4: mean ``| |left bone| - |right bone| |`` per symmetric bone pair.
+
+    The mean over examples of :func:`symmetric_bone_length_difference`, one row of the table.
+
+    Args:
+      poses: ``[N, J, 3]`` poses (any length unit).
+      layout: their joint layout (pairs ``layout.symmetric_bone_pairs``).
+      scale: multiplier of the result (e.g. 1000 for metres -> mm).
+
+    Returns:
+      ``{bone pair: mean difference}`` plus ``"mean"`` over pairs, as Python floats.
+    """
+    layout = skeleton.get_layout(layout)
+    diff = np.asarray(symmetric_bone_length_difference(jnp.asarray(poses), layout=layout))
+    row = {n: float(v) * scale for n, v in zip(_symmetric_pair_names(layout), diff.mean(0))}
+    row["mean"] = float(diff.mean()) * scale
+    return row
+
+
 # --------------------------------------------------------------------------------------------
 # Relative-depth classification (WSP) -- batch statistics, scalar outputs
 # --------------------------------------------------------------------------------------------
@@ -646,64 +686,6 @@ def binary_accuracy(
         scores, labels, mask=mask, from_logits=from_logits, threshold=threshold
     )
     return _ratio(c["tp"] + c["tn"], c["tp"] + c["tn"] + c["fp"] + c["fn"])
-
-
-def binary_precision(
-    scores: jax.Array,
-    labels: jax.Array,
-    *,
-    mask: jax.Array | None = None,
-    from_logits: bool = False,
-    threshold: float = 0.5,
-) -> jax.Array:
-    """Precision ``TP / (TP + FP)`` at a probability threshold (WSP, [Qiu] Sec. 4).
-
-    Batch statistic: scalar; 0 when nothing is predicted positive. Arguments as in
-    :func:`binary_confusion_counts`.
-    """
-    c = binary_confusion_counts(
-        scores, labels, mask=mask, from_logits=from_logits, threshold=threshold
-    )
-    return _ratio(c["tp"], c["tp"] + c["fp"])
-
-
-def binary_recall(
-    scores: jax.Array,
-    labels: jax.Array,
-    *,
-    mask: jax.Array | None = None,
-    from_logits: bool = False,
-    threshold: float = 0.5,
-) -> jax.Array:
-    """Recall ``TP / (TP + FN)`` at a probability threshold (WSP, [Qiu] Sec. 4).
-
-    Batch statistic: scalar; 0 when there are no positive labels. Arguments as in
-    :func:`binary_confusion_counts`.
-    """
-    c = binary_confusion_counts(
-        scores, labels, mask=mask, from_logits=from_logits, threshold=threshold
-    )
-    return _ratio(c["tp"], c["tp"] + c["fn"])
-
-
-def binary_f1(
-    scores: jax.Array,
-    labels: jax.Array,
-    *,
-    mask: jax.Array | None = None,
-    from_logits: bool = False,
-    threshold: float = 0.5,
-) -> jax.Array:
-    """F1 score ``2 TP / (2 TP + FP + FN)`` (harmonic mean of precision and recall; WSP, Qiu et al.,
-    sec. 4 relative-depth evaluation).
-
-    Batch statistic: scalar; 0 when ``TP + FP + FN == 0``. Arguments as in
-    :func:`binary_confusion_counts`.
-    """
-    c = binary_confusion_counts(
-        scores, labels, mask=mask, from_logits=from_logits, threshold=threshold
-    )
-    return _ratio(2.0 * c["tp"], 2.0 * c["tp"] + c["fp"] + c["fn"])
 
 
 def roc_auc(

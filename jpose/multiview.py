@@ -55,7 +55,6 @@ __all__ = [
     "rotation_angle_error",
     "direction_angle_error",
     "view_pairs",
-    "camera_centres",
     "pair_transforms",
     "reference_frame_extrinsics",
     "project_views",
@@ -528,20 +527,6 @@ def view_pairs(num_views: int, *, ordered: bool = False) -> np.ndarray:
     a, b = np.nonzero(~np.eye(num_views, dtype=bool) if ordered else np.triu(
         np.ones((num_views, num_views), bool), 1))  # fmt: skip
     return np.stack([a, b], -1).astype(np.int32)
-
-
-def camera_centres(rotation: jax.Array, translation: jax.Array) -> jax.Array:
-    """Camera centres ``C = -R^T t`` in world coordinates.
-
-    Args:
-      rotation: ``[..., 3, 3]`` world -> camera.
-      translation: ``[..., 3]`` metres.
-
-    Returns:
-      ``[..., 3]`` metres.
-    """
-    r = _check_matrix(rotation, "rotation")
-    return -jnp.einsum("...ji,...j->...i", r, jnp.asarray(translation))
 
 
 def pair_transforms(

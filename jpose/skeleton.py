@@ -34,6 +34,15 @@ from (a joint built from a missing joint is missing). Rules and their sources:
   H36M joints from the mesh, which needs the SMPL model): Hip = pelvis, Spine = mid(pelvis, neck),
   Thorax = neck, Neck/Nose = head, Head = head + (head − neck) (extrapolated).
 * OpenPose-18 → H36M-17 (3DPW ``poses2d``): as COCO, with Thorax = OpenPose neck.
+* OpenPose BODY_25 → H36M-17 (order from the OpenPose output documentation,
+  ``doc/02_output.md``, ``POSE_BODY_25_BODY_PARTS``): Hip = MidHip, Thorax = neck,
+  Spine = mid(MidHip, neck), Neck/Nose = nose, Head = mid-eyes, limbs by name (the six foot
+  points are not used).
+* Halpe-26 → H36M-17 (AlphaPose's 26 body keypoints, order from the Halpe-FullBody README,
+  github.com/Fang-Haoshu/Halpe-FullBody: COCO-17, then head, neck, hip, left/right big toe,
+  left/right small toe, left/right heel): Hip = hip (the annotated pelvis), Thorax = neck,
+  Spine = mid(hip, neck), Neck/Nose = nose, Head = head (Halpe's head point is the top of the
+  head, as H36M's Head), limbs by name.
 """
 
 from __future__ import annotations
@@ -57,13 +66,14 @@ __all__ = [
     "MPI3DHP28",
     "SMPL24",
     "OPENPOSE18",
+    "BODY25",
+    "HALPE26",
     "LAYOUTS",
     "ZHOU_GROUPS",
     "KCS_PARTS",
     "get_layout",
     "check_points",
     "convert_layout",
-    "conversion_matrix",
     "coco17_to_h36m17",
     "mpii16_to_h36m17",
     "h36m17_to_h36m16",
@@ -74,6 +84,8 @@ __all__ = [
     "mpi3dhp17_to_h36m17",
     "smpl24_to_h36m17",
     "openpose18_to_h36m17",
+    "body25_to_h36m17",
+    "halpe26_to_h36m17",
     "flip_points",
 ]
 
@@ -616,10 +628,110 @@ OPENPOSE18 = Layout(
     symmetric_pairs=_lr_pairs(_OPENPOSE18_NAMES),
 )
 
+# OpenPose BODY_25 (the default OpenPose model): joint order of OpenPose's output documentation
+# (doc/02_output.md, POSE_BODY_25_BODY_PARTS): 0 Nose, 1 Neck, 2-4 right arm, 5-7 left arm,
+# 8 MidHip, 9-11 right leg, 12-14 left leg, 15-18 eyes and ears, 19-21 left foot (big toe, small
+# toe, heel), 22-24 right foot. The tree follows OpenPose's drawing pairs
+# (POSE_BODY_25_PAIRS_RENDER), rooted at MidHip: big toe and heel hang from the ankle, the small
+# toe from the big toe.
+_BODY25_NAMES = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+    "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+    "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
+    "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+)  # fmt: skip
+
+
+def _limb_parents(side: str) -> dict[str, str]:
+    """Arm and leg chains of one side (``"left"`` / ``"right"``), snake_case names."""
+    return {
+        f"{side}_elbow": f"{side}_shoulder",
+        f"{side}_wrist": f"{side}_elbow",
+        f"{side}_knee": f"{side}_hip",
+        f"{side}_ankle": f"{side}_knee",
+    }
+
+
+BODY25 = Layout(
+    name="body25",
+    joint_names=_BODY25_NAMES,
+    parents=_parents_by_name(
+        _BODY25_NAMES,
+        {
+            "mid_hip": None,
+            "neck": "mid_hip",
+            "nose": "neck",
+            "right_eye": "nose",
+            "left_eye": "nose",
+            "right_ear": "right_eye",
+            "left_ear": "left_eye",
+            "right_shoulder": "neck",
+            "left_shoulder": "neck",
+            "right_hip": "mid_hip",
+            "left_hip": "mid_hip",
+            **_limb_parents("left"),
+            **_limb_parents("right"),
+            "left_big_toe": "left_ankle",
+            "left_small_toe": "left_big_toe",
+            "left_heel": "left_ankle",
+            "right_big_toe": "right_ankle",
+            "right_small_toe": "right_big_toe",
+            "right_heel": "right_ankle",
+        },
+    ),
+    symmetric_pairs=_lr_pairs(_BODY25_NAMES),
+    bone_sets=COCO17.bone_sets,
+)
+
+# Halpe-26 (AlphaPose's 26 body keypoints, "halpe26" models): order of the Halpe-FullBody README
+# (github.com/Fang-Haoshu/Halpe-FullBody, "26 body keypoints"): COCO-17, then 17 Head (top of
+# the head), 18 Neck, 19 Hip (pelvis), 20/21 left/right big toe, 22/23 left/right small toe,
+# 24/25 left/right heel. Tree after AlphaPose's halpe26 drawing pairs (alphapose/utils/vis.py),
+# rooted at the pelvis: the heel hangs from the ankle, both toes from the heel; the nose (linked
+# only to the eyes there) hangs from the neck.
+_HALPE26_NAMES = (
+    *_COCO17_NAMES, "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe",
+    "right_small_toe", "left_heel", "right_heel",
+)  # fmt: skip
+HALPE26 = Layout(
+    name="halpe26",
+    joint_names=_HALPE26_NAMES,
+    parents=_parents_by_name(
+        _HALPE26_NAMES,
+        {
+            "hip": None,
+            "neck": "hip",
+            "head": "neck",
+            "nose": "neck",
+            "left_eye": "nose",
+            "right_eye": "nose",
+            "left_ear": "left_eye",
+            "right_ear": "right_eye",
+            "left_shoulder": "neck",
+            "right_shoulder": "neck",
+            "left_hip": "hip",
+            "right_hip": "hip",
+            **_limb_parents("left"),
+            **_limb_parents("right"),
+            "left_heel": "left_ankle",
+            "right_heel": "right_ankle",
+            "left_big_toe": "left_heel",
+            "right_big_toe": "right_heel",
+            "left_small_toe": "left_heel",
+            "right_small_toe": "right_heel",
+        },
+    ),
+    symmetric_pairs=_lr_pairs(_HALPE26_NAMES),
+    bone_sets=COCO17.bone_sets,
+)
+
 LAYOUTS: dict[str, Layout] = {
     lay.name: lay
-    for lay in (H36M17, H36M16, H36M32, COCO17, MPII16, MPI3DHP17, MPI3DHP28, SMPL24, OPENPOSE18)
-}
+    for lay in (
+        H36M17, H36M16, H36M32, COCO17, MPII16, MPI3DHP17, MPI3DHP28, SMPL24, OPENPOSE18, BODY25,
+        HALPE26,
+    )
+}  # fmt: skip
 
 
 def get_layout(layout: str | Layout) -> Layout:
@@ -696,6 +808,22 @@ _CONVERSION_RULES: dict[tuple[str, str], Rule] = {
         "Neck/Nose": "nose",
         "Head": _mid("left_eye", "right_eye"),
     },
+    ("body25", "h36m17"): {
+        **_H36M_LIMBS_FROM_SNAKE,
+        "Hip": "mid_hip",
+        "Thorax": "neck",
+        "Spine": _mid("mid_hip", "neck"),
+        "Neck/Nose": "nose",
+        "Head": _mid("left_eye", "right_eye"),
+    },
+    ("halpe26", "h36m17"): {
+        **_H36M_LIMBS_FROM_SNAKE,
+        "Hip": "hip",
+        "Thorax": "neck",
+        "Spine": _mid("hip", "neck"),
+        "Neck/Nose": "nose",
+        "Head": "head",
+    },
 }
 
 
@@ -721,11 +849,6 @@ def _conversion(source: Layout, target: Layout) -> tuple[np.ndarray, np.ndarray]
         for s_name, weight in terms.items():
             w[target.index(t_name), source.index(s_name)] = weight
     return w, w != 0
-
-
-def conversion_matrix(*, source: str | Layout, target: str | Layout) -> np.ndarray:
-    """``(J_target, J_source)`` weights with ``target_points = W @ source_points``."""
-    return _conversion(get_layout(source), get_layout(target))[0].copy()
 
 
 def convert_layout(
@@ -794,6 +917,8 @@ mpi3dhp28_to_h36m17 = _named_converter(MPI3DHP28, H36M17)
 mpi3dhp17_to_h36m17 = _named_converter(MPI3DHP17, H36M17)
 smpl24_to_h36m17 = _named_converter(SMPL24, H36M17)
 openpose18_to_h36m17 = _named_converter(OPENPOSE18, H36M17)
+body25_to_h36m17 = _named_converter(BODY25, H36M17)
+halpe26_to_h36m17 = _named_converter(HALPE26, H36M17)
 
 
 def flip_points(points: Any, *, layout: str | Layout, axis: int = 0) -> Any:

@@ -117,15 +117,25 @@ def _final_variables(workdir: pathlib.Path) -> dict:
     return variables
 
 
-def _assert_same(a: dict, b: dict, tol: float = 1e-5) -> None:
-    """Equal to ``tol`` (absolute). Measured: 1.3e-6 to 1.9e-6 (10-15 float32 ulps of the O(1)
-    weights): the two topologies add their all-reduces in different orders at every step."""
+def _assert_same(a: dict, b: dict, tol: float = 1e-6) -> None:
+    """Parameters equal to ``tol`` (absolute), running batch statistics to ``tol`` relative.
+
+    Gradients and batch-norm statistics are averaged in device order
+    (``jpose.models.ordered_pmean``), so the two topologies no longer add their all-reduces in
+    different orders (1.3e-6 to 1.9e-6 apart with ``lax.pmean``). Measured now: parameters
+    4.8e-7, batch-norm running variances 8.3e-7 (a few float32 ulps, from the per-device
+    programs XLA compiles for 2 and for 4 local devices)."""
     la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)
     assert len(la) == len(lb) and any("batch_stats" in jax.tree_util.keystr(p) for p, _ in la)
-    worst = max(float(np.max(np.abs(x - y))) for (_, x), y in zip(la, lb))
-    print(f"max |2 processes - 1 process| = {worst:.3g}")
+    diffs = {jax.tree_util.keystr(p): float(np.max(np.abs(x - y))) for (p, x), y in zip(la, lb)}
+    for kind in ("params", "batch_stats"):
+        part = {k: v for k, v in diffs.items() if kind in k}
+        where = max(part, key=part.get)
+        print(f"max |2 processes - 1 process| of {kind} = {part[where]:.3g} ({where})")
     for (path, x), y in zip(la, lb):
-        np.testing.assert_allclose(x, y, atol=tol, rtol=0, err_msg=jax.tree_util.keystr(path))
+        name = jax.tree_util.keystr(path)
+        rtol = tol if "batch_stats" in name else 0.0
+        np.testing.assert_allclose(x, y, atol=tol, rtol=rtol, err_msg=name)
 
 
 def _reference_run(workdir: pathlib.Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from experiments import common, zhou
 from experiments.configs import zhou as zhou_config
-from jpose import models
+from jpose import losses, models
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.training import PhaseContext, create_player, create_train_state
 
@@ -61,10 +61,11 @@ def test_loss_weights_table():
     }
     for ablation, per_stage in expected.items():
         for stage, want in zip((2, 3), per_stage):
-            w = zhou.loss_weights(ablation, stage=stage, lambda_reg=lr, lambda_geo=lg)
+            w = losses.zhou_loss_weights(ablation, stage=stage, lambda_reg=lr, lambda_geo=lg)
             assert (w["reg"], w["geo_2d"], w["geo_3d"]) == pytest.approx(want), (ablation, stage)
     with pytest.raises(ValueError):
-        zhou.loss_weights("2d", stage=3, lambda_reg=lr, lambda_geo=lg)
+        losses.zhou_loss_weights("2d", stage=3, lambda_reg=lr, lambda_geo=lg)
+    assert losses.ZHOU_ABLATIONS == zhou.ABLATIONS  # the library's and the config's lists agree
 
 
 def test_ablation_switch_changes_only_active_terms():
@@ -85,7 +86,7 @@ def test_ablation_switch_changes_only_active_terms():
     out = {}
     for ablation in zhou.ABLATIONS:
         for stage in (2, 3):
-            w = zhou.loss_weights(ablation, stage=stage, lambda_reg=0.1, lambda_geo=0.01)
+            w = losses.zhou_loss_weights(ablation, stage=stage, lambda_reg=0.1, lambda_geo=0.01)
             phase = zhou.make_phase(w, use_2d="2d" in ablation, canonical_lengths=canon,
                                     scale_px=16.0, threshold=0.5)  # fmt: skip
 

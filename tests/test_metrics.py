@@ -281,9 +281,6 @@ def test_classification_metrics_match_numpy():
         np.testing.assert_allclose(got_logits[name], value, rtol=1e-6, err_msg=name)
         assert np.shape(got[name]) == ()
     np.testing.assert_allclose(metrics.binary_accuracy(probs, labels, mask=mask), ref["accuracy"])
-    np.testing.assert_allclose(metrics.binary_precision(probs, labels, mask=mask), ref["precision"])
-    np.testing.assert_allclose(metrics.binary_recall(probs, labels, mask=mask), ref["recall"])
-    np.testing.assert_allclose(metrics.binary_f1(probs, labels, mask=mask), ref["f1"], rtol=1e-6)
     counts = metrics.binary_confusion_counts(logits, labels, mask=mask, from_logits=True)
     assert [int(counts[k]) for k in ("tp", "fp", "tn", "fn")] == [tp, fp, tn, fn]
 
@@ -297,8 +294,8 @@ def test_roc_auc_hand_numbers_and_edge_cases():
     np.testing.assert_allclose(metrics.roc_auc(np.array([np.inf, 0.0, np.inf]), [1, 0, 0]), 0.75)
     assert np.isnan(metrics.roc_auc(scores, np.ones(4)))
     # No predicted positives / no positives -> 0 (zero_division=0), not NaN.
-    assert float(metrics.binary_precision(np.zeros(4), labels)) == 0.0
-    assert float(metrics.binary_recall(scores, np.zeros(4))) == 0.0
+    assert float(metrics.relative_depth_metrics(np.zeros(4), labels)["precision"]) == 0.0
+    assert float(metrics.relative_depth_metrics(scores, np.zeros(4))["recall"]) == 0.0
 
 
 # --------------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def test_encoder_weights_transfer_to_lifter():
 
 
 def test_aux_loss_matches_numpy():
-    from experiments.wsp import relative_depth_aux_loss
+    from jpose.losses import wsp_relative_depth_aux_loss as relative_depth_aux_loss
 
     za = np.array([[2.0, 3.0]], np.float32)
     zb = np.array([[3.0, 2.0]], np.float32)

@@ -1,44 +1,48 @@
-"""Supervised baseline: the Martinez et al. (ICCV 2017) residual lifter on 2D-3D pairs.
+r"""Supervised baseline: the Martinez et al. (ICCV 2017) residual lifter on 2D-3D pairs.
 
 The reference every weakly supervised method is compared with (the CameraPose ablation
-"without GAN augmentation" is the same network). Presets (``--config=<this file>:<preset>``):
+"without GAN augmentation" is the same network). Presets (``--config=<this file>:<preset>``);
+runtimes on the 2-core development CPU. Each paper's comparison at equal budget over seeds:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default (no preset): the embedded synthetic demo, no files needed::
+* default (no preset): the embedded synthetic demo, no files needed; 1500 steps, width 512::
 
     python -m experiments.baseline --workdir=/tmp/baseline_demo
 
-  Expected: a few minutes on a 2-core CPU (1500 steps, width 512; estimated from the ``cmu``
-  run's 8 steps/s, not re-measured); the test MPJPE falls well below its initial value. The
-  synthetic set is a demonstration set: its numbers say nothing about real benchmarks.
+  Runtime: a few minutes (estimated from the ``cmu`` run's 8 steps/s, not measured). Expected:
+  the test MPJPE falls well below its initial value (a demonstration set: its numbers say
+  nothing about real benchmarks).
 
-* ``smoke``: seconds; a few steps of a tiny network on a tiny synthetic set (the test suite)::
+* ``smoke``: a few steps of a tiny network on a tiny synthetic set (the test suite); seconds::
 
     python -m experiments.baseline --workdir=/tmp/baseline_smoke \
         --config=experiments/configs/baseline.py:smoke
 
 * ``cmu``: CMU mocap through virtual Human3.6M-like cameras (``../shared/data``), evaluated on
-  the CMU test split (per-sequence "actions")::
+  the CMU test split (per-sequence "actions"); 3,000 steps at batch 1024, width 1024 (Martinez's
+  network; ~100 epochs of CMU)::
 
     python -m experiments.baseline --workdir=/tmp/baseline_cmu \
         --config=experiments/configs/baseline.py:cmu
 
-  3,000 steps at batch 1024, width 1024 (Martinez's network; ~100 epochs of CMU). Expected:
-  CMU test P1 49.6 / P2 39.0 mm (frame-wise means; 359 s training wall on an idle 2-core CPU,
-  ``python -m benchmarks.run --only accuracy``, 2026-12-02), where an independent plain JAX
-  lifter reaches 55.3 / 42.5 mm at the same budget (benchmarks/RESULTS.md).
+  Runtime: 359 s of training on an idle machine (``python -m benchmarks.run --only accuracy``,
+  2026-12-02); 526 s from start to results on the shared machine (commit eaf7070, the run of the
+  ``lifter_cmu`` bundle in ``jpose/pretrained``). Expected: CMU test P1 49.6 / P2 39.0 mm
+  (frame-wise means; action-wise 37.7 / 30.6 at eaf7070), where an independent plain JAX lifter
+  reaches 55.3 / 42.5 mm at the same budget (benchmarks/RESULTS.md).
 
 * ``h36m``: Human3.6M in VideoPose3D format, train S1/S5/S6/S7/S8, test S9 + S11, P1 / P2 per
-  action (set ``--config.data.h36m.dir=/path/to/npz``; 2D source ``gt`` by default, e.g.
-  ``--config.data.h36m.source=cpn_ft_h36m_dbb``)::
+  action (``--config.data.h36m.dir=/path/to/npz``; 2D source ``gt`` by default, e.g.
+  ``--config.data.h36m.source=cpn_ft_h36m_dbb``); Martinez's schedule (batch 64, lr 1e-3 x 0.96
+  every 100k steps, 200 epochs)::
 
     python -m experiments.baseline --workdir=/tmp/baseline_h36m \
         --config=experiments/configs/baseline.py:h36m --config.data.h36m.dir=/data/h36m
 
-  Martinez's schedule (batch 64, lr 1e-3 x 0.96 every 100k steps, 200 epochs); expected P1
-  ~45 mm with GT 2D (Martinez et al. report 45.5 mm), hours on a GPU, days on a CPU. The CPU
-  budget of the accuracy benchmark (about 10 minutes on an idle 2-core CPU for the training;
-  a plain JAX lifter reached P1 45.5 / P2 38.0 mm at these 3,000 steps, issue 17; not measured
-  here, no Human3.6M copy)::
+  Runtime: hours on a GPU, days on the CPU. Expected: P1 ~45 mm with GT 2D (Martinez et al.
+  report 45.5 mm). The accuracy benchmark's CPU budget (not run here: no Human3.6M copy; about
+  10 minutes of training on an idle machine, where a plain JAX lifter reached P1 45.5 / P2
+  38.0 mm, issue 17)::
 
     python -m experiments.baseline --workdir=/tmp/baseline_h36m_cpu \
         --config=experiments/configs/baseline.py:h36m --config.data.h36m.dir=/data/h36m \

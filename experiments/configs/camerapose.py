@@ -1,68 +1,44 @@
 r"""CameraPose (Yang et al., WACV 2023) configs: ``get_config(preset)``.
 
-Presets (``--config=experiments/configs/camerapose.py:<preset>``; no preset = default):
+Presets (``--config=experiments/configs/camerapose.py:<preset>``; no preset = default). Runtimes
+are wall times on the 2-core development CPU, compilation included. Each paper's comparison at
+equal budget over seeds: ``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default -- the embedded synthetic demo (no files needed)::
+* default -- the embedded synthetic demo (no files needed); CPU-scaled (widths 128-512 instead
+  of 256-1024, 300 / 250 / 400 steps instead of the paper's 100 / 10 / 75 epochs)::
 
       python -m experiments.camerapose --workdir=/tmp/cp_default
 
-  Expected: 3.5 minutes on a lightly loaded 2-core CPU (measured 207 s wall, 172 s CPU,
-  compilation included; 7 min 44 s on the same machine shared by ~6 jobs), metrics moving in
-  every stage (refinement error slightly below the input noise, lifter loss falling from ~0.8
-  to ~0.07, D_2D accuracy settling near 0.65, D_3D near 0.95), synthetic ``test`` MPJPE about
-  105 mm and P-MPJPE about 67 mm (action-wise), four figures in ``/tmp/cp_default/figures``.
-  CPU-scaled: widths 128-512 instead of 256-1024 and 300 / 250 / 400 steps instead of the
-  paper's 100 / 10 / 75 epochs. (Numbers above: before issue 18.) After the issue-18 fixes with
-  PoseAug's generator objective (1 / 6 / 3, D every 2nd step; now the default), measured on
-  commit 75b2559 (+ the lead's work-in-progress lifter standardisation) on the 2-core machine
-  shared with 3 other sessions (604 s wall): synthetic ``test`` MPJPE 100.4 mm, P-MPJPE 61.6 mm
-  (action-wise), D_3D accuracy 0.80-0.88 and D_2D 0.47-0.61 in stages 2-3.
+  Runtime: 604 s with the machine shared by three other sessions (commit 75b2559). Expected:
+  synthetic ``test`` MPJPE 100.4 mm, P-MPJPE 61.6 mm (action-wise); D_3D accuracy 0.80-0.88 and
+  D_2D 0.47-0.61 in stages 2-3; four figures in ``/tmp/cp_default/figures``.
 
-* ``smoke`` -- seconds; tiny networks and a handful of steps per stage (used by the tests)::
+* ``smoke`` -- tiny networks, 2 steps per stage (the test suite); seconds::
 
       python -m experiments.camerapose --config=experiments/configs/camerapose.py:smoke \
           --workdir=/tmp/cp_smoke
 
-* ``cmu`` -- real data from ``../shared/data``: CMU mocap 3D-2D pairs (train split, virtual
-  Human3.6M-like cameras) + COCO train2017 2D-only (complete skeletons), evaluated on the CMU test
-  split (3D, per action) and by the 2D re-projection error on COCO val2017::
+* ``cmu`` -- CMU mocap 3D-2D pairs from ``../shared/data`` (train split, virtual Human3.6M-like
+  cameras) + COCO train2017 2D-only, evaluated on the CMU test split (3D, per action) and by the
+  2D re-projection error on COCO val2017; 300 / 300 / 600 steps at batch 256::
 
       python -m experiments.camerapose --config=experiments/configs/camerapose.py:cmu \
           --workdir=/tmp/cp_cmu
 
-  Expected: about 4-5 minutes of CPU time with the CPU-scaled budget set here (stage steps
-  300 / 300 / 600 at batch 256; override ``--config.stages.stage3.steps=...``); measured 16 min
-  wall / 4 min 10 s CPU on a 2-core machine shared by ~6 jobs. CMU test (GT 2D) MPJPE about
-  100 mm, P-MPJPE about 83 mm (action-wise); COCO val re-projection error about 12 px.
-  After the fidelity fixes of issue 18 (schedules count iterations, frozen refinement network
-  in inference mode, COCO train2017 read in pixels with a camera branch / D_2D in an
-  aspect-preserving frame, PoseAug's generator weights 1 / 6 / 3 and D every 2nd step), measured
-  on commit 75b2559 (which also holds the lead's work-in-progress Martinez standardisation of
-  the lifter), on the 2-core machine shared with 3 other sessions: CMU test MPJPE 95.8 mm,
-  P-MPJPE 77.3 mm (action-wise; +noise 101.9 / 81.3), COCO val re-projection 11.1 px, 535 s
-  wall; D_3D accuracy about 0.8 in stages 2-3. The same code with the previous generator
-  objective (``--config.gan.lambda_adv_3d=1 --config.gan.lambda_range=1 --config.gan.d_every=1``,
-  one run each, so differences of 1-2 mm are within run-to-run noise): 94.1 / 77.8 mm, 11.5 px,
-  709 s wall, D_3D accuracy 0.87-0.89. PoseAug's values are the default (healthier D_3D, half
-  the D updates, P-MPJPE and re-projection no worse).
-  Ablations: ``--config.method.refine=False``, ``--config.method.camera=False`` (no camera
-  branch, no 2D-only data), ``--config.method.gan=False``; all three False = the Martinez et al.
-  baseline (ablation numbers: see the closing report of issue 6). On a GPU use
-  the paper's epochs: ``--config.stages.stage1.steps=0 --config.stages.stage2.steps=0
-  --config.stages.stage3.steps=0`` (epochs then decide; see ``paper_schedule``).
-  Batch-norm statistics and the 2D-only data (measured here, same budget, idle machine):
-  default (2D-only COCO batches update the running statistics, as PyTorch's train mode does)
-  CMU MPJPE 97.9 mm, COCO val re-projection 10.6 px; ``--config.train.weak2d_bn_stats=False``
-  77.2 mm / 18.9 px; plus ``--config.model.camera.inputs=2d`` 73.9 mm / 24.8 px. The running
-  statistics average the two domains: in-domain 3D improves by 21 mm when they come from the
-  2D-3D data only, in-the-wild re-projection gets worse.
-  WSP's relative-depth loss on COCO image pairs (``--config.loss.lambda_rd=0.1``): measured here
-  (278 / 246 s wall on an idle machine) CMU MPJPE 98.8 -> 105.7 mm, person depth order on the
-  image-disjoint COCO val2017 pairs 69.7 % -> 89.9 % (``experiments.wsp`` builds the pairs).
+  Runtime: 156 s (commit eaf7070, the run of the ``camerapose_cmu_coco`` bundle in
+  ``jpose/pretrained``); 535 s with the machine shared by three other sessions (commit 75b2559).
+  Expected (both commits): CMU test MPJPE 95.8 mm, P-MPJPE 77.3 mm (action-wise; frame-wise
+  106.2 / 83.0; with the "+noise" inputs 101.9 / 81.3 action-wise), COCO val re-projection error
+  11.1 px (75b2559); D_3D accuracy about 0.8 in stages 2-3.
+  Ablations: ``--config.method.refine=False``, ``--config.method.camera=False`` (no camera branch,
+  no 2D-only data), ``--config.method.gan=False`` (all three False = the Martinez baseline);
+  ``--config.train.weak2d_bn_stats=False`` and ``--config.loss.lambda_rd=0.1`` are measured in
+  BUILD_NOTES.md. With the paper's epochs (a GPU): ``--config.stages.stage1.steps=0
+  --config.stages.stage2.steps=0 --config.stages.stage3.steps=0`` (see ``paper_schedule``).
 
 * ``h36m`` -- Human3.6M in VideoPose3D format (bring your own licensed files), COCO train2017 as
   2D-only data (MPII optional), protocol 1/2 on S9/S11 per action, 3DHP / 3DPW cross-dataset when
-  paths are given; the paper's schedule (100 / 10 / 75 epochs, batch 1024)::
+  paths are given; the paper's sizes and schedule (100 / 10 / 75 epochs, batch 1024)::
 
       python -m experiments.camerapose --config=experiments/configs/camerapose.py:h36m \
           --config.data.h36m.dir=/path/to/videopose3d/data --workdir=/tmp/cp_h36m \
@@ -70,8 +46,8 @@ Presets (``--config=experiments/configs/camerapose.py:<preset>``; no preset = de
           [--config.data.cross.mpi3dhp_root=/path/mpi_inf_3dhp_test_set] \
           [--config.data.cross.pw3d_path=/path/3DPW/sequenceFiles]
 
-  Expected (paper, Table 4, GT 2D): Human3.6M MPJPE 38.9 mm, 3DHP 78.9 mm, 3DPW PA-MPJPE
-  63.3 mm. Runtime: GPU hours (not run on this machine; the 2-core CPU would take days).
+  Runtime: GPU hours (not run here; days on the 2-core CPU). Expected (paper, Table 4, GT 2D):
+  Human3.6M MPJPE 38.9 mm, 3DHP 78.9 mm, 3DPW PA-MPJPE 63.3 mm.
 """
 
 from __future__ import annotations
@@ -165,7 +141,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     lo.min_depth = 0.3  # depth clamp (m) of the re-projection: bounds the loss of bad lifts
     # WSP (Qiu et al.) pairwise relative-depth loss (eq. 9) on the predicted absolute depths
     # (lifter + camera-branch translation) of two people of one image, in stage 3's 2D-only
-    # phase; pairs from config.rd (experiments.wsp.load_pairs). 0 = off (CameraPose as published).
+    # phase; pairs from config.rd (jpose.data.relative_depth.load_pair_splits). 0 = off
+    # (CameraPose as published).
     lo.lambda_rd = 0.0
     lo.rd_temperature = 0.1  # metres per logit unit
     lo.rd_root_only = True  # RD gradient through the root translation only (not the lifter's
@@ -185,8 +162,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     g.bl_range_limit = 0.1  # bone-length rectified L2 band (PoseAug)
     # generator objective and D cadence: PoseAug's (Gong et al. CVPR 2021, its code; CameraPose:
     # "similar to PoseAug"): L_G = 1 L_adv^2D + 6 L_adv^3D + 3 L_range, D_2D / D_3D updated every
-    # 2nd iteration (df = 2), in every preset (measured on the demo and cmu, see above: D_3D no
-    # longer at 0.95-1.0, errors no worse than with the former 1 / 1 / 1, D every iteration)
+    # 2nd iteration (df = 2), in every preset (measured on the demo and cmu, BUILD_NOTES.md
+    # issue 18.5: D_3D no longer at 0.95-1.0, errors no worse than the former 1 / 1 / 1, D every
+    # iteration)
     g.lambda_adv_2d = 1.0  # generator: LS-GAN term of D_2D (PoseAug 1)
     g.lambda_adv_3d = 6.0  # generator: LS-GAN term of D_3D (PoseAug 6)
     g.lambda_range = 3.0  # generator: range losses (PoseAug 3)

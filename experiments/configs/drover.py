@@ -1,42 +1,39 @@
-"""Drover et al. (ECCV-W 2018), "Can 3D pose be learned from 2D projections alone?".
+r"""Drover et al. (ECCV-W 2018), "Can 3D pose be learned from 2D projections alone?".
 
 A generator lifts root-centred, scale-normalised 2D to depth offsets; the back-projected skeleton
 is rotated at random and projected; a 2D discriminator compares these projections with real 2D
 poses (no correspondence with the generator's inputs). No 3D label is used for training; 3D is
 read only by the evaluator and, when ``real2d.virtual_cameras > 0``, to render extra *real* 2D
 poses through virtual cameras (the paper's augmentation of the 2D pool). Presets
-(``--config=<this file>:<preset>``):
+(``--config=<this file>:<preset>``); runtimes on the 2-core development CPU. Each paper's
+comparison at equal budget over seeds: ``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default (no preset): the embedded synthetic demo::
+* default (no preset): the embedded synthetic demo; 1000 steps, batch 256, width 256::
 
     python -m experiments.drover --workdir=/tmp/drover_demo
 
-  Expected: several minutes on a 2-core CPU (1000 steps, batch 256, width 256; not measured on
-  this loaded machine); ``results.md`` lists the trivial baseline (constant depth) beside the
-  learned P-MPJPE.
-  Synthetic numbers say nothing about real benchmarks.
+  Runtime: several minutes (not measured). Expected: ``results.md`` lists the trivial baseline
+  (constant depth) beside the learned P-MPJPE; synthetic numbers say nothing about real
+  benchmarks.
 
-* ``smoke``: seconds (tiny networks, a few steps; the test suite)::
+* ``smoke``: tiny networks, a few steps (the test suite); seconds::
 
     python -m experiments.drover --workdir=/tmp/drover_smoke \
         --config=experiments/configs/drover.py:smoke
 
 * ``cmu``: CMU mocap through virtual cameras (``../shared/data``); real 2D = the training
-  split's 2D plus 8 virtual views of each training skeleton; evaluation on the CMU test split::
+  split's 2D plus 8 virtual views of each training skeleton; evaluation on the CMU test split.
+  CPU budget: 4000 steps at batch 256, width 256 (the paper: batch 32768), Adam 2e-4 decayed
+  linearly to 0, i.i.d. batch sampling::
 
     python -m experiments.drover --workdir=/tmp/drover_cmu \
         --config=experiments/configs/drover.py:cmu
 
-  CPU budget: 4000 steps at batch 256, width 256 (the paper trains far longer at batch 32768),
-  Adam 2e-4 decayed linearly to 0 (``train.lr_schedule="linear"``, ours), i.i.d. batch sampling
-  (``train.sampling="random"``). Measured here (shared 2-core CPU, load ~10): 8.0 min wall
-  (420 s training); P-MPJPE on the CMU test split (6548 poses, 17 joints, action-wise mean)
-  71.4 mm learned vs 92.5 mm trivial baseline (frame-wise 78.5 vs 95.5); every action beats it
-  (basketball 69.0/97.3, jumping 80.7/93.3, running 73.8/89.4, soccer 67.0/91.7, walking
-  53.2/83.9, washwindow 84.9/99.6). A second seed (same settings, own training loop, 2000-pose
-  test subset) ended at 82.0 mm vs 94.9 mm trivial on that subset. The earlier setting (600
-  steps, constant rate) gave 155.8 mm (worse than trivial); with a constant rate even 4000 steps
-  oscillate between 83 and 120 mm from one checkpoint to the next.
+  Runtime: 8.0 min (420 s training) with the machine under load ~10. Expected: P-MPJPE on the
+  CMU test split (6548 poses, 17 joints) 71.4 mm learned vs 92.5 mm trivial baseline
+  (action-wise; frame-wise 78.5 vs 95.5), every action below the baseline (basketball
+  69.0/97.3, jumping 80.7/93.3, running 73.8/89.4, soccer 67.0/91.7, walking 53.2/83.9,
+  washwindow 84.9/99.6).
 
 * ``h36m``: Human3.6M (VideoPose3D npz; ``--config.data.h36m.dir=...``), training on
   S1/S5/S6/S7/S8 2D (+ 8 virtual cameras), Protocol 1 = S11 and Protocol 2 = S9 + S11, both
@@ -46,8 +43,8 @@ poses through virtual cameras (the paper's augmentation of the 2D pool). Presets
     python -m experiments.drover --workdir=/tmp/drover_h36m \
         --config=experiments/configs/drover.py:h36m --config.data.h36m.dir=/data/h36m
 
-  Expected (paper, GT 2D, Protocol 2): 38.2 mm single model, 36.3 mm ensemble of 11; trivial
-  baseline 127.3 mm. GPU hours; not run on this machine.
+  Runtime: GPU hours (not run here). Expected (paper, GT 2D, Protocol 2): 38.2 mm single
+  model, 36.3 mm ensemble of 11; trivial baseline 127.3 mm.
 """
 
 from __future__ import annotations

@@ -1,53 +1,49 @@
 """Li et al. (AAAI 2020) self-supervised multi-view lifting: configs and presets.
 
 ``--config=experiments/configs/li.py[:<preset>[,<variant>...]]``; fields can be overridden on the
-command line (``--config.train.transform_weight=0``).
+command line (``--config.train.transform_weight=0``). The schedule of every CPU preset is scaled
+down and says so in ``notes``; runtimes on the 2-core development CPU, compilation included. Each
+paper's comparison at equal budget over seeds: ``python -m experiments.reproduce``
+(REPRODUCTION.md).
 
-Presets (the schedule of every CPU preset is scaled down and says so in ``notes``):
-
-* default (no preset): the embedded synthetic demo set (2,000 instants, 4 views each + 8
-  extra virtual cameras), lifter / root branches of width 128 (paper: 1024), pre-train 300 +
-  train 1,500 steps. Command::
+* default (no preset): the embedded synthetic demo set (2,000 instants, 4 views each + 8 extra
+  virtual cameras), lifter / root branches of width 128 (paper: 1024), pre-train 300 + train
+  1,500 steps::
 
       python -m experiments.li --workdir=/tmp/li_demo
 
-  Expected: 10 minutes measured on the 2-core CPU shared with other jobs (load ~8; less on an
-  idle machine), compilation included; P1 104 mm, P2 52 mm on the synthetic test split
-  (measured; demo poses: numbers say nothing about real benchmarks).
-* ``smoke``: seconds; a handful of steps on a tiny synthetic set (the test suite's preset).
-  ``python -m experiments.li --workdir=/tmp/li_smoke --config=experiments/configs/li.py:smoke``
+  Runtime: 10 minutes with the machine under load ~8. Expected: P1 104 mm, P2 52 mm on the
+  synthetic test split (demo poses: numbers say nothing about real benchmarks).
+* ``smoke``: a handful of steps on a tiny synthetic set (the test suite's preset); seconds::
+
+      python -m experiments.li --workdir=/tmp/li_smoke --config=experiments/configs/li.py:smoke
+
 * ``cmu``: CMU mocap (``../shared/data/cmu_mocap_h36m17.npz``) seen by one static rig of 4
   virtual Human3.6M-like cameras per sequence (train split; 30 fps), evaluated on the CMU test
-  split (single view, P1/P2 per action). CPU budget: width 128, no dropout, pre-train 300
-  steps, train 2,400 steps, batch 128 instants (all view pairs). Command::
+  split (single view, P1/P2 per action). CPU budget: width 128, no dropout, pre-train 300 steps,
+  train 2,400 steps, batch 128 instants (all view pairs)::
 
       python -m experiments.li --workdir=/tmp/li_cmu --config=experiments/configs/li.py:cmu
 
-  Expected (measured on the shared 2-core CPU, load ~8): 4-5 minutes with 4 views, about 12
-  minutes with 12 views; P1 / P2 = 93.6 / 63.0 mm for ``cmu,trans``. The ablations of the
-  paper's Table 1 are the variants ``cmu,reproj`` (re-projection only), ``cmu,trans``
-  (+ transform re-projection, no virtual cameras), ``cmu`` (= ``cmu,trans_da``: + 8 virtual
-  cameras), ``cmu,trans,no_pretrain`` and ``cmu,trans,uncalibrated`` (relative poses estimated
-  from the 2D joints, ``jpose.multiview``). Measured P1 / P2 (mm, action-wise):
-  ``cmu,reproj`` 8923 / 307 (depth ambiguity), ``cmu,trans`` 93.6 / 63.0, ``cmu`` (12 views)
-  95.6 / 56.3, ``cmu,trans,no_pretrain`` 113.4 / 70.2, ``cmu,trans,uncalibrated`` 92.8 / 63.9.
+  Runtime (machine under load ~8): 4-5 minutes with 4 views, about 12 minutes with 12 views.
+  Expected P1 / P2 (mm, action-wise) of the paper's Table 1 ablations: ``cmu,reproj`` 8923 / 307
+  (depth ambiguity), ``cmu,trans`` 93.6 / 63.0, ``cmu`` (12 views) 95.6 / 56.3,
+  ``cmu,trans,no_pretrain`` 113.4 / 70.2, ``cmu,trans,uncalibrated`` 92.8 / 63.9.
 * ``h36m``: VideoPose3D-format Human3.6M (``data.h36m.dir`` with ``data_3d_h36m.npz`` and
   ``data_2d_h36m_<source>.npz``), its 4 calibrated cameras + 8 virtual cameras, the paper's
   sizes and schedule (width 1024, pre-train 20 epochs lr 1e-3; train 300 epochs, lr 1e-3 x 0.1
-  every 100 epochs), protocol 1/2 on S9/S11. Command::
+  every 100 epochs), protocol 1/2 on S9/S11::
 
       python -m experiments.li --workdir=/tmp/li_h36m \\
           --config=experiments/configs/li.py:h36m --config.data.h36m.dir=/path/to/vp_data
 
-  Expected: days on a CPU, hours on one GPU; the paper reports 57.0 / 44.1 mm (P1 / P2, CPN
-  detections, with virtual cameras) and 59.0 / 45.7 mm without.
-  Stable from the first step at these sizes (issue 18 item 11; checked on CMU data with batch
-  16): outputs x 128 / width (``model.output_scale``) and a 100-step lr warm-up per stage.
+  Runtime: hours on one GPU, days on the CPU (not run here). Expected (paper): 57.0 / 44.1 mm
+  (P1 / P2, CPN detections, with virtual cameras), 59.0 / 45.7 mm without.
 
 Variants (comma-separated after the preset): ``reproj`` (lambda = 0, Table 1 "Reproj"), ``trans``
 (transform re-projection, no virtual cameras, Table 1 "Trans_Reproj"), ``trans_da`` (the
 default: + virtual cameras, "Trans_Reproj+DA"), ``no_pretrain`` (skip eq. 6, Fig. 6),
-``uncalibrated`` (estimated extrinsics).
+``uncalibrated`` (relative poses estimated from the 2D joints, ``jpose.multiview``).
 """
 
 from __future__ import annotations

@@ -1,28 +1,28 @@
 r"""WSP (Qiu et al.) on keypoints: relative-depth pre-training and 3D fine-tuning configs.
 
-Presets (``--config=experiments/configs/wsp.py:<preset>``; no preset = default):
+Presets (``--config=experiments/configs/wsp.py:<preset>``; no preset = default); runtimes on the
+2-core development CPU. Each paper's comparison at equal budget over seeds:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
 * default -- the embedded synthetic demo (no files needed): multi-person scenes of
   ``jpose.data.synthetic`` poses seen by one camera (ankle order = depth order), pre-training on
   2400 images' pairs, RD evaluation on 600 held-out images (image-disjoint), then fine-tuning a
-  lifter on the synthetic 3D split with 10 % / 100 % of the labels, pre-trained vs random init::
+  lifter on the synthetic 3D split with 10 % / 100 % of the labels, pre-trained vs random init;
+  800 + 4 x 600 steps at batch 256, width 512::
 
       python -m experiments.wsp --workdir=/tmp/wsp_default
 
-  Expected: not yet timed end to end (the run was stopped for the ``cmu`` evidence run). The
-  same code ran 4.6 pre-training steps/s (batch 256, width 512) on the shared, heavily loaded
-  2-core CPU, so 800 + 4 x 600 steps need about 8-12 minutes there (less on an idle machine). The
-  pre-training accuracy had reached 0.96 by step 400. The synthetic eq. 4 labels agree with the
-  true per-joint depth order for about 96-99 % of joints (measured). Fine-tuning MPJPE: not
-  measured.
+  Runtime: about 8-12 minutes with the machine under load (estimated from 4.6 pre-training
+  steps/s; not timed end to end). Expected: pre-training accuracy about 0.96 by step 400;
+  fine-tuning MPJPE not measured.
 
 * ``image`` -- the image network of the paper on rendered people (ResNet backbone, heatmap-masked
-  features, pairwise head; ``experiments/configs/wsp_image.py``; ``image,smoke`` etc. select that
-  file's presets)::
+  features, pairwise head; ``experiments/configs/wsp_image.py``, whose docstring gives runtime
+  and result; ``image,smoke`` etc. select that file's presets)::
 
-    python -m experiments.wsp --config=experiments/configs/wsp.py:image --workdir=/tmp/wsp_image
+      python -m experiments.wsp --config=experiments/configs/wsp.py:image --workdir=/tmp/wsp_image
 
-* ``smoke`` -- seconds; tiny networks, a few steps per stage (used by the tests)::
+* ``smoke`` -- tiny networks, a few steps per stage (the test suite); seconds::
 
       python -m experiments.wsp --config=experiments/configs/wsp.py:smoke --workdir=/tmp/wsp_smoke
 
@@ -31,16 +31,16 @@ Presets (``--config=experiments/configs/wsp.py:<preset>``; no preset = default):
   2.9k pairs; disjoint images), report the builder counts of all three shared keypoint files, then
   fine-tune a Martinez lifter on CMU mocap (virtual cameras, train split) with 10 % and 100 % of the
   3D labels from the pre-trained encoder vs random initialisation (the keypoint analogue of the
-  paper's Table 4), evaluated on the CMU test split::
+  paper's Table 4), evaluated on the CMU test split; 1000 pre-training steps, four fine-tuning
+  runs of 500 steps, batch 256, width 512::
 
       python -m experiments.wsp --config=experiments/configs/wsp.py:cmu --workdir=/tmp/wsp_cmu
 
-  Measured (1000 pre-training steps, four fine-tuning runs of 500 steps, batch 256, width 512;
-  shared 2-core CPU under load about 12): 614 s wall in total (data 53 s, pre-training 328 s).
-  RD protocol 1 on COCO val: AUC 99.4 %, accuracy 95.8 % (all pairs). Protocol 2: AUC 96.3 %,
-  accuracy 88.9 % (all pairs); AUC 94.2 % at dS <= 0.1. CMU test MPJPE was 153 / 160 mm
-  (pre-trained, 100 % / 10 % of the labels) against 173 / 169 mm (random init). These lifters
-  are far from converged at 500 steps; raise ``--config.finetune.steps`` for real numbers.
+  Runtime: 614 s (data 53 s, pre-training 328 s) with the machine under load about 12.
+  Expected: RD protocol 1 on COCO val AUC 99.4 %, accuracy 95.8 % (all pairs); protocol 2 AUC
+  96.3 %, accuracy 88.9 % (all pairs), AUC 94.2 % at dS <= 0.1. CMU test MPJPE 153 / 160 mm
+  (pre-trained, 100 % / 10 % of the labels) against 173 / 169 mm (random init): lifters far from
+  converged at 500 steps; raise ``--config.finetune.steps`` for real numbers.
 
 * ``h36m`` -- Human3.6M in VideoPose3D format (bring your own licensed files) for fine-tuning,
   COCO train2017 pairs (+ optional MPII) for pre-training; larger networks and schedules::
@@ -48,9 +48,9 @@ Presets (``--config=experiments/configs/wsp.py:<preset>``; no preset = default):
       python -m experiments.wsp --config=experiments/configs/wsp.py:h36m \
           --config.data.h36m.dir=/path/to/videopose3d/data --workdir=/tmp/wsp_h36m
 
-  Expected: GPU hours; not run on this machine. The paper's numbers (Table 4, image backbone,
-  MPJPE 54.3 vs 67.5 mm without pre-training) are for images, not keypoints, and are not expected
-  to be reproduced by a keypoint lifter.
+  Runtime: GPU hours (not run here). Expected: the paper's numbers (Table 4, image backbone,
+  MPJPE 54.3 vs 67.5 mm without pre-training) are for images and are not expected from a
+  keypoint lifter.
 """
 
 from __future__ import annotations

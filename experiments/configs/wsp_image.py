@@ -1,32 +1,44 @@
-"""WSP (Qiu et al.) image network: relative-depth pre-training on multi-person images, then 3D
+r"""WSP (Qiu et al.) image network: relative-depth pre-training on multi-person images, then 3D
 fine-tuning with a 3D heatmap head and integral regression, compared with training from scratch.
 
-Presets (``--config=experiments/configs/wsp_image.py:<preset>``; the WSP issue names this
-``experiments.wsp --config=...:image``, which dispatches here):
+Presets (``--config=experiments/configs/wsp_image.py:<preset>``; ``experiments.wsp
+--config=experiments/configs/wsp.py:image`` dispatches here); runtimes on the 2-core
+development CPU. Each paper's comparison at equal budget over seeds:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
 * default / ``image`` / ``rendered``: images rendered by :mod:`jpose.data.render`. Pre-training
   set: multi-person scenes (2-3 people on a floor at 3-8 m, wild backgrounds), relative-depth
   labels from the ankle rule of WSP eqs. 1-4, 7 applied to the rendered 2D joints (the weak
   labels the paper derives from COCO / MPII), heatmaps of every person. Fine-tuning set: a small
   number of single-person crops with 3D labels; test: fresh people. ResNet-10 (basic blocks,
-  width 16), 3 deconvolutions of 64 channels, 16 x 16 heatmaps, 16 depth bins::
+  width 16), 3 deconvolutions of 64 channels, 16 x 16 heatmaps, 16 depth bins; 400 + 300
+  steps::
 
     python -m experiments.wsp_image --workdir=/tmp/wsp_image
 
-  Expected: CPU minutes; relative-depth accuracy well above chance on pairs with a large scale
-  gap, the pre-trained initialisation ahead of scratch at equal fine-tuning steps. A
-  demonstration on rendered images, not the paper's numbers.
+  Runtime: CPU minutes (not timed). Expected: relative-depth accuracy well above chance on pairs
+  with a large scale gap, the pre-trained initialisation ahead of scratch at equal fine-tuning
+  steps; a demonstration on rendered images, not the paper's numbers.
 
-* ``smoke``: seconds to a minute (32 x 32 images, tiny widths, 2 steps; the test suite).
+* ``smoke``: 32 x 32 images, tiny widths, 2 steps (the test suite); under a minute::
 
-* ``real``: the paper's setting (documented; needs images not present here): ResNet-50
-  (ImageNet stem), 256 x 256 crops of two-person pairs from COCO / MPII (labels: the WSP
-  keypoint issue's label file, ``jpose.data.relative_depth``), 64 x 64 heatmaps, alpha = 50,
-  batch 64, lr 1e-3 decayed x0.1 at epochs 30 and 40 of 50; fine-tuning on Human3.6M crops
-  (256 x 256, 64 depth bins), lr 1e-3 decayed x0.1 at epochs 17 and 21 of 25 (Sec. 4;
-  ``train.*_epochs`` / ``*_lr_boundaries``). ImageNet initialisation: convert your ResNet-50
-  weights once to the flat ``.npz`` of ``model.init_checkpoint`` and pass
-  ``--config.model.init_checkpoint=/path/resnet50_imagenet.npz``. File layout
+    python -m experiments.wsp_image --workdir=/tmp/wsp_image_smoke \
+        --config=experiments/configs/wsp_image.py:smoke
+
+* ``real``: the paper's setting (needs images not present here): ResNet-50 (ImageNet stem),
+  256 x 256 crops of two-person pairs from COCO / MPII (labels: the WSP keypoint issue's label
+  file, ``jpose.data.relative_depth``), 64 x 64 heatmaps, alpha = 50, batch 64, lr 1e-3 decayed
+  x0.1 at epochs 30 and 40 of 50; fine-tuning on Human3.6M crops (256 x 256, 64 depth bins), lr
+  1e-3 decayed x0.1 at epochs 17 and 21 of 25 (Sec. 4; ``train.*_epochs`` /
+  ``*_lr_boundaries``)::
+
+    python -m experiments.wsp_image --workdir=/tmp/wsp_image_real \
+        --config=experiments/configs/wsp_image.py:real --config.data.image_root=/data/images \
+        [--config.model.init_checkpoint=/path/resnet50_imagenet.npz]
+
+  Runtime: GPU days (not run here). Expected (paper, Table 4): MPJPE 54.3 mm pre-trained vs
+  67.5 mm without pre-training. ImageNet initialisation: convert your ResNet-50
+  weights once to the flat ``.npz`` of ``model.init_checkpoint``. File layout
   (``data.image_root``; read by :mod:`jpose.data.images`, which checks every key and shape)::
 
     <root>/pairs_train.npz, pairs_val.npz   keys: image_path [N] str (relative to <root>),

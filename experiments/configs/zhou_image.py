@@ -1,26 +1,37 @@
-"""Zhou et al. (ICCV 2017), image form: stacked hourglass + depth regression, trained end to end.
+r"""Zhou et al. (ICCV 2017), image form: stacked hourglass + depth regression, trained end to end.
 
-Presets (``--config=experiments/configs/zhou_image.py:<preset>``):
+Presets (``--config=experiments/configs/zhou_image.py:<preset>``); runtimes on the 2-core
+development CPU. Each paper's comparison at equal budget over seeds:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
 * default / ``rendered``: images rendered by :mod:`jpose.data.render` from synthetic poses
   (``data.poses="cmu"`` uses the CMU mocap file instead). The 3D-labelled set is a "studio"
   (grey room, fixed light; standing / walking poses: a Human3.6M stand-in); the 2D-only set is
   "in the wild" (random backgrounds, lighting, clothing; sitting / bending / arms raised: an MPII
   stand-in); the 3D test sets are ``test_wild`` (wild images, 2D-only pose mix: the
-  MPI-INF-3DHP-like transfer question) and ``test_studio``. ``ablation="all"`` trains stage 1
-  once and then stages 2-3 of the four ablations::
+  MPI-INF-3DHP-like transfer question) and ``test_studio``. 64 x 64 images, 16 x 16 heatmaps,
+  width 32, 300 / 300 / 150 steps. ``ablation="all"`` trains stage 1 once and then stages 2-3 of
+  the four ablations::
 
     python -m experiments.zhou_image --workdir=/tmp/zhou_image --config.ablation=all
 
-  Expected: CPU minutes (64 x 64 images, 16 x 16 heatmaps, width 32, a few hundred steps per
-  stage); the numbers are a demonstration, not the paper's.
+  Runtime: CPU minutes (not timed). Expected: a demonstration on rendered images, not the
+  paper's numbers.
 
-* ``smoke``: seconds-to-a-minute (32 x 32 images, width 8, 2 steps per stage; the test suite).
+* ``smoke``: 32 x 32 images, width 8, 2 steps per stage (the test suite); under a minute::
+
+    python -m experiments.zhou_image --workdir=/tmp/zhou_image_smoke \
+        --config=experiments/configs/zhou_image.py:smoke
 
 * ``h36m``: Human3.6M frames (3D) + MPII images (2D only), the paper's setting: 256 x 256 crops,
   64 x 64 heatmaps, 2 stacks x 2 modules, width 256, 240k / 200k / 40k iterations at batch 6
-  (stage 1 / 2 / 3), lambda_reg 0.1, lambda_geo 0.01. File layout (``data.image_root``; read by
-  :mod:`jpose.data.images`, which checks every key and shape)::
+  (stage 1 / 2 / 3), lambda_reg 0.1, lambda_geo 0.01::
+
+    python -m experiments.zhou_image --workdir=/tmp/zhou_image_h36m \
+        --config=experiments/configs/zhou_image.py:h36m --config.data.image_root=/data/images
+
+  Runtime: GPU days in the paper (not run here: no real image set on this machine). File layout
+  (``data.image_root``; read by :mod:`jpose.data.images`, which checks every key and shape)::
 
     <root>/h36m_train.npz, h36m_test.npz   keys: image_path [N] str (relative to <root>),
         keypoints_2d [N, 17, 2] px in the frame (H36M-17 order), pose3d_cam [N, 17, 3] m
@@ -39,8 +50,7 @@ Presets (``--config=experiments/configs/zhou_image.py:<preset>``):
   inside the crop. Splits: ``train_3d`` = h36m_train, ``train_2d`` = mpii_train,
   ``test_studio`` = h36m_test (MPJPE, PCKh), ``test_wild`` = mpii_val (PCKh only: MPII has no
   3D). ``data.num_train_3d`` / ``num_train_2d`` / ``num_test`` cap the rows read
-  per file (evenly spaced; 0 = all): every crop is held in memory (192 KiB at 256 x 256). GPU
-  days in the paper.
+  per file (evenly spaced; 0 = all): every crop is held in memory (192 KiB at 256 x 256).
 """
 
 from __future__ import annotations

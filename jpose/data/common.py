@@ -567,18 +567,3 @@ def view_groups(
     if dropped:
         LOGGER.info("%s: view_groups: %d instants not seen by all views", dataset.name, dropped)
     return np.array([[t[s] for t in tables] for s in order], dtype=np.int64).reshape(-1, len(views))
-
-
-def _label_counts(values: np.ndarray) -> str:
-    names, counts = np.unique(np.asarray(values).astype(str), return_counts=True)
-    return ", ".join(f"{n}: {c}" for n, c in zip(names, counts))
-
-
-def log_sizes(dataset: PoseDataset, *, by: str | None = None) -> None:
-    """Log the dataset size (and per-label counts for label ``by``)."""
-    if by is not None and by in dataset.labels:
-        LOGGER.info(
-            "%s: %d examples (%s)", dataset.name, len(dataset), _label_counts(dataset.labels[by])
-        )
-    else:
-        LOGGER.info("%s: %d examples", dataset.name, len(dataset))

@@ -59,6 +59,10 @@ expected shape (:class:`jpose.data.common.DataFormatError`). A missing file or i
 
 Memory: the loaders hold every crop in memory, ``S * S * 3`` bytes each (192 KiB at 256 x 256).
 ``max_examples`` keeps an evenly spaced subset of a file's rows.
+
+For rendered images, :func:`pose_pool` gives the 3D poses to render (:class:`PosePool`: z up,
+metres, from the synthetic generator or the CMU mocap file), and :func:`normalize_images` maps
+``uint8`` images to the network input range of both image experiments.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ import concurrent.futures
 import dataclasses
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -77,6 +82,7 @@ from jpose.camera import Camera
 from jpose.data.common import LOGGER, DataFormatError, check_array, check_finite, load_npz
 from jpose.data.h36m import normalize_action_name
 from jpose.data.render import RenderedImages
+from jpose.data.synthetic import generate_poses
 
 __all__ = [
     "BOX_SCALE_PX",
@@ -93,6 +99,10 @@ __all__ = [
     "load_mpii_crops",
     "load_pair_crops",
     "pair_label_arrays",
+    "POSE_POOL_OPTIONS",
+    "PosePool",
+    "pose_pool",
+    "normalize_images",
 ]
 
 BOX_SCALE_PX = 200.0
@@ -839,3 +849,77 @@ def pair_label_arrays(pair_labels: PairLabels, pairs: ArrayLike) -> dict[str, np
         "pair_valid": valid.copy(),
         "delta_s": delta.copy(),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Pose pools for rendered images, and the network input range
+# ------------------------------------------------------------------------------------------------
+
+POSE_POOL_OPTIONS = ("poses", "num_people_pool", "cmu_subsample", "data_dir")
+"""The keyword options of :func:`pose_pool` an experiment passes from its data config
+(``**{k: cfg[k] for k in POSE_POOL_OPTIONS}``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PosePool:
+    """3D poses (z up, metres) to render, with a label per pose (pose class / action).
+
+    Attributes:
+      poses: ``[N, J, 3]`` Human3.6M-17 poses, metres, z up.
+      labels: ``[N]`` str pose class (synthetic) or action (CMU).
+    """
+
+    poses: np.ndarray
+    labels: np.ndarray
+
+
+def pose_pool(
+    *,
+    split: str,
+    mix: Mapping[str, float],
+    seed: int,
+    poses: str,
+    num_people_pool: int,
+    cmu_subsample: int,
+    data_dir: str | os.PathLike | None = None,
+) -> PosePool:
+    """Poses to render: the synthetic generator (``mix`` of pose classes, fresh people per seed)
+    or the CMU mocap split (``train`` / ``test``; ``mix`` ignored).
+
+    Args:
+      split: a split name; CMU uses its ``test`` sequences for names starting with ``test``,
+        else its ``train`` sequences.
+      mix: ``{pose class: weight}`` of :func:`jpose.data.synthetic.generate_poses`.
+      seed: numpy seed of the synthetic people.
+      poses: ``"synthetic"`` or ``"cmu"``.
+      num_people_pool: synthetic people in the pool (about 4000 poses in all).
+      cmu_subsample: keep every n-th CMU frame.
+      data_dir: folder of ``cmu_mocap_h36m17.npz`` (empty or None:
+        :func:`jpose.data.shared_data_dir`).
+
+    Returns:
+      :class:`PosePool`.
+    """
+    if poses == "synthetic":
+        g = generate_poses(
+            np.random.default_rng(seed), num_people=int(num_people_pool),
+            poses_per_person=max(1, 4000 // int(num_people_pool)), mix=dict(mix),
+        )  # fmt: skip
+        return PosePool(g["pose"], np.asarray(g["pose_class"]).astype(str))
+    if poses == "cmu":
+        from jpose.data import load_cmu_mocap, shared_data_dir  # jax-importing; used rarely
+
+        root = data_dir or shared_data_dir()
+        if root is None:
+            raise FileNotFoundError("CMU mocap: set data.data_dir (folder of cmu_mocap_h36m17.npz)")
+        mocap = load_cmu_mocap(pathlib.Path(root) / "cmu_mocap_h36m17.npz")
+        frames, labels = mocap.frames("test" if split.startswith("test") else "train",
+                                      subsample=int(cmu_subsample))  # fmt: skip
+        return PosePool(frames.astype(np.float32), labels["action"].astype(str))
+    raise ValueError(f"data.poses must be 'synthetic' or 'cmu', got {poses!r}")
+
+
+def normalize_images(images: Any) -> Any:
+    """uint8 ``[..., S, S, 3]`` -> float32 in ``[-0.5, 0.5]`` (numpy or jax arrays; the input
+    of both image networks)."""
+    return images.astype(np.float32) / 255.0 - 0.5

@@ -43,7 +43,8 @@ the paper's "remove the ankle parts of the image"). Labels and evaluated joints 
 
 Train / test: :func:`split_by_image` splits a pair set by image id (disjoint images);
 :func:`check_image_disjoint` asserts that two sets share no image (COCO train2017 vs val2017 are
-disjoint by construction).
+disjoint by construction). :func:`load_pair_splits` gives both sets of one source (synthetic
+scenes, or the shared COCO / MPII files) with the keyword options of a WSP ``rd`` config block.
 
 Synthetic scenes (:func:`make_synthetic_scenes`): several people from
 :func:`jpose.data.synthetic.generate_poses` on one floor, seen by one camera at standing height
@@ -55,7 +56,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +74,7 @@ __all__ = [
     "load_relative_depth_pairs",
     "split_by_image",
     "check_image_disjoint",
+    "load_pair_splits",
     "remove_ankles",
     "protocol_masks",
     "make_synthetic_scenes",
@@ -604,3 +608,129 @@ def make_synthetic_scenes(
         "depth": p3[..., 2].astype(np.float32),
         "pose3d_cam": p3.astype(np.float32),
     }
+
+
+def _concat_pairs(sets: list[RelativeDepthPairs], *, name: str) -> RelativeDepthPairs:
+    """Concatenate pair sets (image ids offset so they stay distinct)."""
+    off, parts = 0, []
+    id_off = 0
+    for s in sets:
+        parts.append((s, off, id_off))
+        off += len(s.pose2d)
+        id_off += int(s.image_id.max()) + 1 if len(s.image_id) else 0
+    cat = lambda f: np.concatenate([getattr(s, f) for s, _, _ in parts])  # noqa: E731
+    counts = {k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts}
+    return RelativeDepthPairs(
+        name=name,
+        pose2d=cat("pose2d"),
+        confidence=cat("confidence"),
+        image_id=np.concatenate([s.image_id + i for s, _, i in parts]),
+        ankle_height=cat("ankle_height"),
+        person_scale=cat("person_scale"),
+        pair_a=np.concatenate([s.pair_a + o for s, o, _ in parts]).astype(np.int32),
+        pair_b=np.concatenate([s.pair_b + o for s, o, _ in parts]).astype(np.int32),
+        label=cat("label"),
+        delta_s=cat("delta_s"),
+        scale_defined=cat("scale_defined"),
+        counts=counts,
+    )
+
+
+_SYNTHETIC_DEFAULTS = {"num_images": 3000, "test_fraction": 0.2, "people_min": 2, "people_max": 4}
+
+
+def load_pair_splits(
+    *,
+    source: str,
+    seed: int,
+    data_dir: str | os.PathLike | None = None,
+    coco_train: str = "wild2d_coco_train_norm.npz",
+    coco_val: str = "wild2d_coco.npz",
+    mpii: str = "wild2d_mpii.npz",
+    mpii_train: bool = False,
+    ankle_rule: str = "both",
+    require_visible: bool = False,
+    min_ankle_gap: float = 0.0,
+    occluded_confidence: float = 1.0,
+    max_train_pairs: int = 0,
+    synthetic: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Training / test relative-depth pairs (image-disjoint) of one source, and the counts.
+
+    The options are the fields of a WSP ``rd`` config block (an experiment passes
+    ``**config.rd.to_dict()``).
+
+    Args:
+      source: ``"synthetic"`` (:func:`make_synthetic_scenes`, split by :func:`split_by_image`)
+        or ``"coco"`` (train ``coco_train``, test ``coco_val``, both in ``data_dir``).
+      seed: seed of the synthetic scenes, of their split and of the training subset.
+      data_dir: folder of the keypoint files (empty or None: :func:`jpose.data.shared_data_dir`).
+      coco_train, coco_val: file names of the COCO training and test keypoints.
+      mpii: file name of the MPII keypoints, counted (empty: none).
+      mpii_train: also train on the MPII pairs (appended to the COCO training pairs).
+      ankle_rule, require_visible, min_ankle_gap, occluded_confidence: the pair builder's options
+        (:func:`build_relative_depth_pairs`).
+      max_train_pairs: keep a seeded random subset of this many training pairs (0 = all).
+      synthetic: ``{"num_images", "test_fraction", "people_min", "people_max"}`` of the synthetic
+        scenes (missing keys: 3000 images, test fraction 0.2, 2-4 people).
+
+    Returns:
+      ``{"train": RelativeDepthPairs, "test": RelativeDepthPairs, "counts": {file: counts},
+      "label_agreement": float | None}`` (synthetic: fraction of test-pair joints whose eq. 4
+      label agrees with the true depth order).
+    """
+    opts = dict(
+        ankle_rule=ankle_rule,
+        require_visible=bool(require_visible),
+        min_ankle_gap=float(min_ankle_gap),
+        occluded_confidence=float(occluded_confidence),
+    )
+    agreement = None
+    if source == "synthetic":
+        syn = {**_SYNTHETIC_DEFAULTS, **(synthetic or {})}
+        scenes = make_synthetic_scenes(
+            seed=seed,
+            num_images=int(syn["num_images"]),
+            people_range=(int(syn["people_min"]), int(syn["people_max"])),
+        )
+        pairs = build_relative_depth_pairs(
+            scenes["keypoints"],
+            scenes["visibility"],
+            scenes["image_id"],
+            layout="h36m17",
+            image_size=scenes["image_size"],
+            depth=scenes["depth"],
+            name="synthetic_scenes",
+            **opts,
+        )
+        train, test = split_by_image(pairs, test_fraction=float(syn["test_fraction"]), seed=seed)
+        d = test.depth
+        true = d[test.pair_a] <= d[test.pair_b]
+        agreement = float(np.mean(true == (test.label[:, None] > 0.5)))
+        counts = {
+            "synthetic scenes (all)": pairs.counts,
+            "train split": train.counts,
+            "test split": test.counts,
+        }
+    elif source == "coco":
+        from jpose.data.presets import shared_data_dir
+
+        folder = pathlib.Path(data_dir) if data_dir else shared_data_dir()
+        if folder is None:
+            raise FileNotFoundError("rd.source='coco' needs ../shared/data (or rd.data_dir)")
+        train = load_relative_depth_pairs(folder / coco_train, **opts)
+        test = load_relative_depth_pairs(folder / coco_val, **opts)
+        check_image_disjoint(train, test)
+        counts = {train.name: train.counts, test.name: test.counts}
+        if mpii:
+            extra = load_relative_depth_pairs(folder / mpii, **opts)
+            counts[extra.name] = extra.counts
+            if mpii_train:
+                train = _concat_pairs([train, extra], name=f"{train.name}+{extra.name}")
+    else:
+        raise ValueError(f"rd.source must be synthetic or coco, got {source!r}")
+    if max_train_pairs and train.num_pairs > max_train_pairs:
+        keep = np.zeros(train.num_pairs, bool)
+        keep[np.random.default_rng(seed).choice(train.num_pairs, max_train_pairs, False)] = True
+        train = train.select_pairs(keep)
+    return {"train": train, "test": test, "counts": counts, "label_agreement": agreement}

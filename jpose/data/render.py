@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -80,8 +79,6 @@ __all__ = [
     "place_on_floor",
     "render_images",
     "render_people",
-    "image_grid",
-    "draw_keypoints",
 ]
 
 _J = skeleton.H36M17.index
@@ -723,45 +720,3 @@ def render_people(
         segmentation=owner_map.astype(np.int8),
         pose_index=np.full((n, k_max), -1, np.int32),
     )
-
-
-def image_grid(images: np.ndarray, *, columns: int = 8, pad: int = 2) -> np.ndarray:
-    """Tile ``[N, S, S, 3]`` uint8 images into one ``[rows*(S+pad), columns*(S+pad), 3]`` image."""
-    images = np.asarray(images)
-    n, s = images.shape[0], images.shape[1]
-    rows = -(-n // columns)
-    out = np.full((rows * (s + pad) + pad, columns * (s + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        out[pad + r * (s + pad) : pad + r * (s + pad) + s,
-            pad + c * (s + pad) : pad + c * (s + pad) + s] = images[i]  # fmt: skip
-    return out
-
-
-def draw_keypoints(
-    image: np.ndarray,
-    keypoints_2d: np.ndarray,
-    visibility: np.ndarray | None = None,
-    *,
-    colors: Sequence[Sequence[int]] = ((255, 255, 255), (0, 0, 0)),
-) -> np.ndarray:
-    """Mark joints on a copy of ``image [S, S, 3]`` (visible: first colour; hidden: second).
-
-    Args:
-      image: ``uint8 [S, S, 3]``.
-      keypoints_2d: ``[..., J, 2]`` pixels.
-      visibility: optional ``[..., J]`` bool.
-      colors: RGB of visible and hidden joints.
-
-    Returns:
-      ``uint8 [S, S, 3]``.
-    """
-    out = np.array(image, copy=True)
-    kp = np.round(np.asarray(keypoints_2d).reshape(-1, 2)).astype(int)
-    vis = (np.ones(len(kp), bool) if visibility is None
-           else np.asarray(visibility).reshape(-1))  # fmt: skip
-    s = out.shape[0]
-    for (x, y), vv in zip(kp, vis):
-        if 0 <= x < s and 0 <= y < s:
-            out[y, x] = colors[0] if vv else colors[1]
-    return out

@@ -5,7 +5,15 @@ composition (e.g. a custom head) but training code only sees :class:`Model`.
 """
 
 from jpose.models.camerapose import CameraBranch, RefineNet, camera_branch, refine_net
-from jpose.models.core import ByteDropout, Model, kaiming_normal, leaky_relu, param_count
+from jpose.models.core import (
+    BatchNorm,
+    ByteDropout,
+    Model,
+    kaiming_normal,
+    leaky_relu,
+    ordered_pmean,
+    param_count,
+)
 from jpose.models.lifter import (
     ResidualMLP,
     coordinate_stats,
@@ -30,6 +38,8 @@ from jpose.models.poseaug import (
 from jpose.models.temporal import TemporalConvLifter, temporal_lifter
 
 __all__ = [
+    "BatchNorm",
+    "ordered_pmean",
     "CameraBranch",
     "GeneratorMLP",
     "KCSPath",

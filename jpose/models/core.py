@@ -36,6 +36,8 @@ __all__ = [
     "kaiming_normal",
     "flatten_features",
     "ByteDropout",
+    "ordered_pmean",
+    "BatchNorm",
 ]
 
 PyTree = Any
@@ -199,3 +201,71 @@ class Model:
             return self.apply(variables, *inputs, train=False, key=key)[0]
 
         return f
+
+
+def ordered_pmean(tree: PyTree, axis_name: str) -> PyTree:
+    """``lax.pmean`` over ``axis_name`` with the sum taken in device-index order.
+
+    ``lax.pmean`` leaves the order of its additions to the collective's implementation: one
+    process with four devices (XLA's in-process all-reduce) and two processes with two devices
+    each (gloo) add the same four numbers in different orders, so the same data-parallel training
+    drifts apart by float32 rounding at every step. Gathering every device's value (exact) and
+    reducing the stacked ``[num_devices, ...]`` array on each device makes the result depend only
+    on the values, not on the topology (issue 21). Costs ``num_devices`` times the memory of the
+    reduced tree, which is small for gradients of keypoint models.
+
+    Args:
+      tree: arrays to average.
+      axis_name: the mapped axis (``jax.pmap(..., axis_name=...)``).
+    """
+    return jax.tree.map(lambda x: jnp.mean(jax.lax.all_gather(x, axis_name), axis=0), tree)
+
+
+class BatchNorm(nn.Module):
+    """Batch norm over the leading axes whose cross-device statistics use :func:`ordered_pmean`.
+
+    The same variables (``params`` ``scale`` / ``bias``, ``batch_stats`` ``mean`` / ``var``) and
+    arithmetic as ``flax.linen.BatchNorm`` with its defaults (E[x^2] - E[x]^2 variance in float32,
+    clipped at 0; running averages ``momentum * old + (1 - momentum) * new``), so the two are
+    interchangeable in a checkpoint; modules use this one only under data parallelism
+    (``axis_name`` set) and ``flax.linen.BatchNorm`` otherwise.
+    """
+
+    use_running_average: bool
+    axis_name: str | None = None
+    momentum: float = 0.99
+    epsilon: float = 1e-5
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        feat = (x.shape[-1],)
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(feat, jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones(feat, jnp.float32))
+        scale = self.param("scale", nn.initializers.ones, feat, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, feat, jnp.float32)
+        if self.use_running_average:
+            mean, var = ra_mean.value, ra_var.value
+        else:
+            xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+            axes = tuple(range(x.ndim - 1))
+            moments = jnp.stack([xf.mean(axes), jnp.square(xf).mean(axes)])
+            if (
+                self.axis_name is not None and not self.is_initializing()
+            ):  # as flax: no axis at init
+                moments = ordered_pmean(moments, self.axis_name)
+            mean, var = moments[0], jnp.maximum(0.0, moments[1] - jnp.square(moments[0]))
+            if not self.is_initializing():
+                ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
+                ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * var
+        dtype = self.dtype or jnp.result_type(x, jnp.float32)
+        y = (x - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+        return jnp.asarray(y, dtype)
+
+
+def batch_norm(*, axis_name: str | None, **kwargs: Any) -> nn.Module:
+    """``flax.linen.BatchNorm`` on one device, :class:`BatchNorm` (device-order statistics) under
+    data parallelism; the same variables either way."""
+    if axis_name is None:
+        return nn.BatchNorm(axis_name=None, **kwargs)
+    return BatchNorm(axis_name=axis_name, **kwargs)

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jpose.models.core import ByteDropout, Model, flatten_features, kaiming_normal
+from jpose.models.core import ByteDropout, Model, batch_norm, flatten_features, kaiming_normal
 
 __all__ = [
     "ResidualMLP",
@@ -103,7 +103,7 @@ class ResidualMLP(nn.Module):
             name=f"{name}_dense",
         )(h)
         if self.use_batch_norm:
-            h = nn.BatchNorm(
+            h = batch_norm(
                 use_running_average=not train,
                 momentum=self.bn_momentum,
                 axis_name=self.axis_name,

@@ -30,7 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jpose.models.core import Model, kaiming_normal, leaky_relu
+from jpose.models.core import Model, batch_norm, kaiming_normal, leaky_relu
 
 __all__ = [
     "GeneratorMLP",
@@ -65,7 +65,7 @@ class GeneratorMLP(nn.Module):
             h = nn.Dense(self.width, use_bias=False, kernel_init=kaiming_normal, name=f"dense{i}")(
                 h
             )
-            h = nn.BatchNorm(
+            h = batch_norm(
                 use_running_average=not train,
                 momentum=self.bn_momentum,
                 axis_name=self.axis_name,

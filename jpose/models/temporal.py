@@ -19,7 +19,7 @@ import math
 import flax.linen as nn
 import jax
 
-from jpose.models.core import ByteDropout, Model
+from jpose.models.core import ByteDropout, Model, batch_norm
 
 __all__ = ["TemporalConvLifter", "temporal_lifter"]
 
@@ -51,7 +51,7 @@ class TemporalConvLifter(nn.Module):
         return math.prod(self.filter_widths)
 
     def _bn_relu_drop(self, h: jax.Array, *, train: bool, name: str) -> jax.Array:
-        h = nn.BatchNorm(
+        h = batch_norm(
             use_running_average=not train,
             momentum=self.bn_momentum,
             axis_name=self.axis_name,

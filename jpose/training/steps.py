@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jpose.models.core import ordered_pmean
 from jpose.training.state import PlayerState, TrainState
 
 __all__ = [
@@ -256,7 +257,8 @@ def _run_phase(
     (loss, aux), grads = jax.value_and_grad(loss_wrapper, has_aux=True)(params)
     metrics, new_stats, emitted, extra_update = aux
     if axis_name is not None:
-        grads, loss, metrics, new_stats = jax.lax.pmean(
+        # in device order: the same sums on any topology (one or several processes)
+        grads, loss, metrics, new_stats = ordered_pmean(
             (grads, loss, metrics, new_stats), axis_name
         )
     out_metrics = {f"{phase.name}/loss": loss}

@@ -339,6 +339,7 @@ def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
             data_dir=cfg.get("data_dir") or None,
             cmu_subsample=int(cfg.cmu_subsample),
             cmu_num_cameras=int(cfg.cmu_num_cameras),
+            cmu_actions_3d=[a.strip() for a in cfg.cmu_actions_3d.split(",") if a.strip()],
         )
     elif preset == "h36m":
         h = cfg.h36m

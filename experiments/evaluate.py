@@ -148,6 +148,8 @@ def load_eval_datasets(
                 subsample=int(d.get("cmu_subsample", 4)),
                 num_cameras=int(d.get("cmu_num_cameras", 4)),
                 normalization=norm,
+                exclude_actions=[a.strip() for a in str(d.get("cmu_actions_3d", "")).split(",")
+                                 if a.strip()],  # the cross-domain split's held-out actions
             )
         }
     if dataset == "h36m":

@@ -106,10 +106,13 @@ def load_li_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
             "cameras_per": "sequence",
         }
         seed = int(cfg.get("seed", 0))
+        actions = [a.strip() for a in cfg.cmu_actions_3d.split(",") if a.strip()]
         out = {
-            "train_3d": jcmu.cmu_pose_pairs(mocap, split="train", seed=seed, **kw),
-            "test": jcmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **kw),
-        }
+            "train_3d": jcmu.cmu_pose_pairs(mocap, split="train", seed=seed,
+                                            actions=actions or None, **kw),
+            "test": jcmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1,
+                                        exclude_actions=actions, **kw),
+        }  # fmt: skip
         limits = cfg.get("max_examples") or {}
         for i, (name, ds) in enumerate(sorted(out.items())):
             out[name] = common.subset(ds, int(limits.get(name, 0) or 0), seed=seed + 101 + i)

@@ -47,6 +47,9 @@ def data_config(
     d.synthetic.views_per_pose = views_per_pose  # virtual cameras per synthetic pose
     d.cmu_subsample = 4  # CMU frame subsampling (120 -> 30 fps)
     d.cmu_num_cameras = 4  # virtual cameras per CMU frame
+    # cross-domain split: comma-separated CMU actions whose training sequences give the 3D
+    # supervision; the test split keeps the other actions ("" = the release's split)
+    d.cmu_actions_3d = ""
     d.h36m = ml_collections.ConfigDict()
     d.h36m.dir = ""  # folder with data_3d_h36m.npz / data_2d_h36m_<source>.npz
     d.h36m.path_3d = ""  # explicit 3D file (overrides dir)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -54,30 +55,49 @@ class CMUMocap:
     fps: float
     path: str
 
-    def names(self, split: str | None = None) -> list[str]:
-        """Sequence names (file order), optionally of one split."""
+    def names(self, split: str | None = None, *, actions: Sequence[str] | None = None,
+              exclude_actions: Sequence[str] = ()) -> list[str]:  # fmt: skip
+        """Sequence names (file order), optionally of one split and of some actions only.
+
+        Raises:
+          ValueError: unknown split, or an action name the file does not have.
+        """
         if split is not None and split not in CMU_SPLITS:
             raise ValueError(f"unknown CMU split {split!r}; expected one of {CMU_SPLITS}")
-        return [n for n in self.sequences if split is None or self.split[n] == split]
+        known = set(self.action.values())
+        for a in [*(actions or ()), *exclude_actions]:
+            if a not in known:
+                raise ValueError(f"{self.path}: unknown CMU action {a!r}; known: {sorted(known)}")
+        return [
+            n for n in self.sequences
+            if (split is None or self.split[n] == split)
+            and (actions is None or self.action[n] in actions)
+            and self.action[n] not in exclude_actions
+        ]  # fmt: skip
 
     def num_frames(self, split: str | None = None) -> int:
         """Total frames (at the stored frame rate) of a split."""
         return int(sum(len(self.sequences[n]) for n in self.names(split)))
 
-    def frames(self, split: str | None = None, *, subsample: int = 1):
-        """All frames of a split: ``(poses [N, 17, 3], labels)``; labels ``sequence``,
-        ``action``, ``frame`` (index at the stored frame rate)."""
+    def frames(self, split: str | None = None, *, subsample: int = 1,
+               actions: Sequence[str] | None = None, exclude_actions: Sequence[str] = ()):  # fmt: skip
+        """All frames of a split (optionally of some actions, see :meth:`names`):
+        ``(poses [N, 17, 3], labels)``; labels ``sequence``, ``action``, ``frame`` (index at the
+        stored frame rate)."""
         if subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {subsample}")
         poses, seq, act, frame = [], [], [], []
-        for n in self.names(split):
+        for n in self.names(split, actions=actions, exclude_actions=exclude_actions):
             idx = np.arange(0, len(self.sequences[n]), subsample)
             poses.append(self.sequences[n][idx])
             seq.append(np.full(len(idx), n))
             act.append(np.full(len(idx), self.action[n]))
             frame.append(idx.astype(np.int32))
         if not poses:
-            raise ValueError(f"{self.path}: no sequences in split {split!r}")
+            raise ValueError(
+                f"{self.path}: no sequences in split {split!r} (actions {actions}, "
+                f"excluding {list(exclude_actions)})"
+            )
         labels = {
             "sequence": np.concatenate(seq),
             "action": np.concatenate(act),
@@ -151,6 +171,8 @@ def cmu_pose_pairs(
     cameras_per: str = "frame",
     seed: int = 0,
     normalization: str = "vp",
+    actions: Sequence[str] | None = None,
+    exclude_actions: Sequence[str] = (),
 ) -> PoseDataset:
     """2D-3D pairs from CMU poses seen by virtual cameras.
 
@@ -164,6 +186,8 @@ def cmu_pose_pairs(
         ``"sequence"`` (fixed cameras per sequence, aimed at the mean pelvis, like a static rig).
       seed: seed of the camera sampler (same seed -> same cameras).
       normalization: convention of ``pose2d_norm`` (``"vp"`` or ``"image"``).
+      actions: keep only these actions (default all); ``exclude_actions``: drop these (a
+        cross-domain split trains on some actions and tests on the others).
 
     Returns:
       :class:`PoseDataset` ``"cmu/<split>"`` of ``N = frames x num_cameras`` examples
@@ -173,7 +197,8 @@ def cmu_pose_pairs(
     if cameras_per not in ("frame", "sequence"):
         raise ValueError(f"cameras_per must be 'frame' or 'sequence', got {cameras_per!r}")
     camera_config = VirtualCameraConfig() if camera_config is None else camera_config
-    world, labels = mocap.frames(split, subsample=subsample)
+    world, labels = mocap.frames(split, subsample=subsample, actions=actions,
+                                 exclude_actions=exclude_actions)  # fmt: skip
     rng = np.random.default_rng(seed)
     n = len(world)
     root = skeleton.H36M17.root
@@ -206,7 +231,8 @@ def cmu_pose_pairs(
         100.0 * outside.mean(),
     )
     return PoseDataset(
-        name=f"cmu/{split}",
+        name=f"cmu/{split}" + (f"[{','.join(actions)}]" if actions is not None else "")
+        + (f"[without {','.join(exclude_actions)}]" if exclude_actions else ""),
         confidence=np.ones(uv.shape[:-1], np.float32),
         pose2d_px=uv,
         pose2d_norm=normalize_2d(uv, mode=normalization, image_size=size),

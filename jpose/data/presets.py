@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Sequence
 
 from jpose.data import cmu, synthetic, wild2d
 from jpose.data.common import LOGGER, PoseDataset
@@ -53,6 +54,7 @@ def load_preset(
     cmu_subsample: int = 4,
     cmu_num_cameras: int = 4,
     synthetic_config: synthetic.SyntheticConfig | None = None,
+    cmu_actions_3d: Sequence[str] = (),
 ) -> dict[str, PoseDataset]:
     """Load a named preset.
 
@@ -63,6 +65,10 @@ def load_preset(
       cmu_subsample: CMU frame subsampling (4: 120 -> 30 fps).
       cmu_num_cameras: virtual cameras per CMU frame.
       synthetic_config: sizes of the synthetic set.
+      cmu_actions_3d: a cross-domain split (e.g. ``("basketball", "basketball_signal",
+        "directing_traffic", "soccer")``): ``train_3d`` holds the release's training sequences
+        of these actions only and ``test`` the test sequences of every other action; empty =
+        the release's split.
 
     Returns:
       ``{split: PoseDataset}``.
@@ -83,9 +89,14 @@ def load_preset(
     norm = "image" if name == "cmu+coco" else "vp"
     mocap = cmu.load_cmu_mocap(folder / "cmu_mocap_h36m17.npz")
     common = {"subsample": cmu_subsample, "num_cameras": cmu_num_cameras, "normalization": norm}
+    if cmu_actions_3d:
+        common_train = {**common, "actions": tuple(cmu_actions_3d)}
+        common_test = {**common, "exclude_actions": tuple(cmu_actions_3d)}
+    else:
+        common_train = common_test = common
     out = {
-        "train_3d": cmu.cmu_pose_pairs(mocap, split="train", seed=seed, **common),
-        "test": cmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **common),
+        "train_3d": cmu.cmu_pose_pairs(mocap, split="train", seed=seed, **common_train),
+        "test": cmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **common_test),
     }
     if name == "cmu+coco":
         train_px = folder / "wild2d_coco_train.npz"

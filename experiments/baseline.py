@@ -177,6 +177,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     datasets = common.load_datasets(config.data)
+    tc = config.train
+    if tc.val_fraction > 0:  # held out of the training split; the test split is never used
+        datasets["train_3d"], val = common.holdout_split(
+            datasets["train_3d"], float(tc.val_fraction), seed=int(config.seed) + 7
+        )
     train = datasets["train_3d"]
     lay = skeleton.get_layout(train.layout)
     num_joints = lay.num_joints
@@ -184,7 +189,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     common.write_model_info(
         wd, experiment="baseline", layout=lay.name, normalization=train.normalization, **stats
     )
-    tc = config.train
     bs = int(tc.batch_size)
     k_steps = int(tc.steps_per_block)
     steps_per_epoch = max(1, len(train) // bs)
@@ -230,6 +234,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         data=data,
         num_devices=num_devices,
     )
+    validate = None
+    if tc.val_fraction > 0:
+        validate = common.make_validator(
+            lambda v, x, c: _lift(lambda u: model.apply(v, u, train=False)[0], x, c),
+            val,
+            variables=lambda s: s["lifter"].variables(),
+            batch_size=int(config.eval.batch_size),
+        )
     stage = common.train_stage(
         "lifter",
         template,
@@ -244,6 +256,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         checkpoint_every=int(tc.checkpoint_every) or None,
         max_to_keep=int(tc.keep_checkpoints),
         log_every=int(tc.log_every),
+        evaluate=validate,
+        eval_every=int(tc.eval_every) or None,
+        best_metric="mpjpe_mm" if validate else None,
+        select=str(tc.select),
     )
 
     predict_3d = jit_predict(stage.state["lifter"], _lift)
@@ -275,8 +291,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "steps": num_steps,
             "lr": float(tc.schedule.lr),
         },
-        checkpoint={"lifter": stage.num_steps},
-        model_selection="final checkpoint (no model selection)",
+        checkpoint={"lifter": stage.selected_step or stage.num_steps},
+        model_selection=(
+            f"best validation MPJPE ({len(val)} examples held out of the training split; the "
+            "test split is never used for selection)"
+            if tc.select == "best"
+            else "final checkpoint (no model selection)"
+            + (f"; validation curves on {len(val)} held-out training examples" if validate else "")
+        ),
         notes=(f"training wall time (this invocation) {stage.wall_s:.1f} s",),
     )
     timings = {

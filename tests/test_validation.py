@@ -60,3 +60,20 @@ def test_zhou_validation_curves_and_best_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="validation"):
         config.train.val_fraction = 0.0
         zhou.run(config, str(tmp_path / "no_val"))
+
+
+def test_baseline_validation_and_best_checkpoint(tmp_path):
+    from experiments import baseline
+    from experiments.configs import baseline as baseline_config
+
+    config = baseline_config.get_config("smoke")
+    config.train.update(val_fraction=0.25, eval_every=2, select="best", steps=6,
+                        steps_per_block=2)  # fmt: skip
+    out = baseline.run(config, str(tmp_path))
+    records = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["split"] == "val"]
+    assert [r["step"] for r in val] == [2, 4, 6]
+    best = min(val, key=lambda r: r["mpjpe_mm"])["step"]
+    assert out["stage"].selected_step == best
+    header = json.loads((tmp_path / "results.json").read_text())["header"]
+    assert header["checkpoint"]["lifter"] == best and "never used" in header["model_selection"]

@@ -87,6 +87,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.train.log_every = 1  # blocks between metric records
     c.train.parallel = "none"  # none | auto (pmap over local devices) | <n>
     c.train.clip_norm = 1.0  # global gradient-norm clipping (0 = off)
+    c.train.val_fraction = 0.0  # share of train_3d held out as validation (0 = no validation)
+    c.train.eval_every = 0  # steps between validations (multiple of K; 0 = end of training)
+    c.train.select = "final"  # evaluated checkpoint: final | best (lowest validation MPJPE)
     c.train.schedule = ml_collections.ConfigDict()
     c.train.schedule.kind = "exponential"  # Martinez: lr * 0.96 ** (step / 100k)
     c.train.schedule.lr = 1e-3

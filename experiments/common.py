@@ -1033,6 +1033,18 @@ class Predictor:
     unfinished: str = ""
 
 
+def add_model_source(parser: Any, pretrained_note: str = "") -> None:
+    """The ``--workdir`` / ``--pretrained`` pair (exactly one) of ``evaluate`` and ``infer``."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
+    src.add_argument(
+        "--pretrained",
+        metavar="NAME",
+        help="a shipped pretrained bundle (python -c 'import jpose.inference as i; "
+        "print(i.pretrained_descriptions())') or a bundle directory" + pretrained_note,
+    )
+
+
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
     """The config a work directory was trained with (``<workdir>/config.json``).
 

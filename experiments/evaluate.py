@@ -587,14 +587,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m experiments.evaluate",
         description="Evaluate a trained jpose work directory on a 3D test set.",
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
-    src.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        help="a shipped pretrained bundle (jpose.inference.list_pretrained()) or a bundle "
-        "directory; results go to ./jpose_eval/<name>/ unless --output_dir",
-    )
+    common.add_model_source(p, "; results go to ./jpose_eval/<name>/ unless --output_dir")
     p.add_argument("--dataset", default="config", choices=DATASETS)
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--drop_s11_directions", action="store_true",

@@ -311,6 +311,19 @@ def _image_sizes_from_annotations(annotations: str | os.PathLike | Mapping) -> d
     return out
 
 
+def _keypoint_row(values: Any, where: str, rows: Sequence[np.ndarray], *, hint: str) -> np.ndarray:
+    """One person's flat ``[x, y, score] * K`` keypoints, checked: a non-empty multiple of 3 and
+    as many joints as the first person read (``rows[0]``)."""
+    kp = np.asarray(values, np.float64).reshape(-1)
+    if kp.size == 0 or kp.size % 3:
+        raise ValueError(f"{where} has {kp.size} values, not a non-empty multiple of 3 ({hint})")
+    if rows and kp.size != rows[0].size:
+        raise ValueError(
+            f"{where} has {kp.size // 3} keypoints, the first person {rows[0].size // 3}"
+        )
+    return kp
+
+
 def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
     if not raw:
         raise ValueError(f"{path}: empty input: the COCO results list has no detections")
@@ -321,18 +334,10 @@ def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
                 f"{path}: entry [{i}] has no 'keypoints' (COCO results format: a list of "
                 '{"image_id", "keypoints": [x, y, s] * K, "score"})'
             )
-        kp = np.asarray(det["keypoints"], np.float64).reshape(-1)
-        if kp.size % 3:
-            raise ValueError(
-                f"{path}: entry [{i}] 'keypoints' has {kp.size} values, not a multiple of 3 "
-                "(x, y, score per joint)"
-            )
-        if rows and kp.size != rows[0].size:
-            raise ValueError(
-                f"{path}: entry [{i}] has {kp.size // 3} keypoints, entry [0] has "
-                f"{rows[0].size // 3}"
-            )
-        rows.append(kp)
+        rows.append(
+            _keypoint_row(det["keypoints"], f"{path}: entry [{i}] 'keypoints'", rows,
+                          hint="x, y, score per joint")
+        )  # fmt: skip
         image_id.append(det.get("image_id", i))
         track_id.append(det.get("track_id"))
         score.append(det.get("score", np.nan))
@@ -390,18 +395,12 @@ def _from_openpose(frames: Sequence[tuple[str, Any]], where: str) -> dict[str, A
         for k, person in enumerate(raw["people"]):
             if not isinstance(person, Mapping):
                 raise ValueError(f"{file}: people[{k}] is not an object with 'pose_keypoints_2d'")
-            kp = np.asarray(person.get("pose_keypoints_2d") or [], np.float64).reshape(-1)
-            if kp.size == 0 or kp.size % 3:
-                raise ValueError(
-                    f"{file}: people[{k}] 'pose_keypoints_2d' has {kp.size} values, expected "
-                    "x, y, confidence per joint (was OpenPose run with the body model?)"
-                )
-            if rows and kp.size != rows[0].size:
-                raise ValueError(
-                    f"{file}: people[{k}] has {kp.size // 3} keypoints, the first person "
-                    f"{rows[0].size // 3}"
-                )
-            rows.append(kp)
+            rows.append(
+                _keypoint_row(person.get("pose_keypoints_2d") or [],
+                              f"{file}: people[{k}] 'pose_keypoints_2d'", rows,
+                              hint="x, y, confidence per joint; was OpenPose run with the body "
+                              "model?")
+            )  # fmt: skip
             image_id.append(frame)
             track_id.append(_openpose_person_id(person.get("person_id", -1)))
     if not rows:
@@ -1250,14 +1249,7 @@ def _parser() -> argparse.ArgumentParser:
         "pipeline (formats and conventions: python -c 'import experiments.infer as m; "
         "help(m)').",
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
-    src.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        help="a shipped pretrained bundle (python -c 'import jpose.inference as i; "
-        "print(i.pretrained_descriptions())') or a bundle directory",
-    )
+    common.add_model_source(p)
     p.add_argument(
         "--input",
         required=True,

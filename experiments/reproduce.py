@@ -154,6 +154,26 @@ RUNS: tuple[Run, ...] = (
         {**_CP, **_CP_OFF, "method.gan": True},
         _CP_BUDGET,
     ),
+    # diagnosis: the 2D-only (COCO) batches also update batch norm's running statistics (PyTorch's
+    # train mode); these two rows keep them to the 2D-3D batches
+    Run(
+        "camerapose",
+        "full_bn_3d_only",
+        "camerapose",
+        "cmu",
+        {**_CP, "train.weak2d_bn_stats": False},
+        _CP_BUDGET,
+        cpu_only=True,
+    ),
+    Run(
+        "camerapose",
+        "camera_only_bn_3d_only",
+        "camerapose",
+        "cmu",
+        {**_CP, **_CP_OFF, "method.camera": True, "train.weak2d_bn_stats": False},
+        _CP_BUDGET,
+        cpu_only=True,
+    ),
     Run(
         "drover",
         "learned",
@@ -378,11 +398,11 @@ def _stat(results: Mapping[str, Any], key: str, metric: str) -> tuple[float, flo
     return mean, std, vals
 
 
-def _fmt(results: Mapping[str, Any], key: str, metric: str) -> str:
+def _fmt(results: Mapping[str, Any], key: str, metric: str, digits: int = 1) -> str:
     mean, std, vals = _stat(results, key, metric)
     if not vals:
         return "n/a"
-    return f"{mean:.1f} ± {std:.1f}" if len(vals) > 1 else f"{mean:.1f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(vals) > 1 else f"{mean:.{digits}f}"
 
 
 def _wall(results: Mapping[str, Any], key: str) -> str:
@@ -422,7 +442,15 @@ class Comparison:
 
 
 def _cp_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    names = ("full", "switches_off", "refine_only", "camera_only", "gan_only")
+    names = (
+        "full",
+        "switches_off",
+        "refine_only",
+        "camera_only",
+        "gan_only",
+        "full_bn_3d_only",
+        "camera_only_bn_3d_only",
+    )
     return [
         (
             n,
@@ -441,6 +469,11 @@ def _cp_verdict(r: Mapping[str, Any]) -> str:
         f"full vs switches off, {m}: " + _lower(r, "camerapose/full", "camerapose/switches_off", m)
         for m in ("p2", "noisy_p2")
     ]
+    if "camerapose/full_bn_3d_only" in r:
+        parts.append(
+            "with batch-norm statistics from the 2D-3D batches only, full vs switches off, p2: "
+            + _lower(r, "camerapose/full_bn_3d_only", "camerapose/switches_off", "p2")
+        )
     return "; ".join(parts)
 
 
@@ -527,7 +560,7 @@ def _zhou_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return [
         (
             n,
-            _fmt(r, f"zhou/{n}", "symmetry_heldout"),
+            _fmt(r, f"zhou/{n}", "symmetry_heldout", 4),
             _fmt(r, f"zhou/{n}", "p1"),
             _fmt(r, f"zhou/{n}", "p2"),
             _wall(r, f"zhou/{n}"),

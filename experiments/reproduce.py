@@ -621,7 +621,10 @@ COMPARISONS: tuple[Comparison, ...] = (
         + CROSS_ACTIONS.replace(",", ", ")
         + "; test on the held-out actions (jumping, running, walking, washwindow); COCO train2017 "
         "2D-only in pixels. The lifter is trained and tested on the same inputs in every row "
-        "(CameraPose's detection-noise model on; test with GT 2D and with simulated detections).",
+        "(CameraPose's detection-noise model on; test with GT 2D and with simulated detections). "
+        "Diagnosis rows `*_bn_3d_only`: batch norm's running statistics from the 2D-3D batches "
+        "only (`train.weak2d_bn_stats=False`; by default the COCO 2D-only batches update them "
+        "too, as PyTorch's train mode does).",
         _cp_rows,
         ("run", "P1 (GT 2D)", "P2 (GT 2D)", "P2 (noisy 2D)", "wall / seed"),
         _cp_verdict,

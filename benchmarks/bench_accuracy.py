@@ -15,7 +15,7 @@ batch (1024) and width (1024, 2 blocks, dropout 0.5) and is scored by the same n
 * ``plain reference``: :func:`benchmarks.reference_lifter.train_reference` (no jpose code; Adam
   1e-3, global-norm clip 1, z-scored inputs and targets).
 * ``jpose baseline``: ``experiments.baseline`` (``:cmu`` / ``:h36m`` preset at this batch and
-  width), checkpoints every 500 steps, each restored with ``common.load_predictor``.
+  width), checkpoints every 500 steps, each restored with ``inference.load_predictor``.
 * ``CameraPose, switches off``: ``experiments.camerapose`` with ``method.refine / camera / gan``
   and its detection-noise input corruption (``noise.enabled``) off: the same lifter trained by
   CameraPose's code (500 warm-up + 2,500 end-to-end steps at a constant 1e-3). With the noise
@@ -37,6 +37,7 @@ import numpy as np
 
 from benchmarks.common import load_average
 from benchmarks.reference_lifter import mpjpe_mm, p_mpjpe_mm, train_reference
+from jpose import inference
 
 STEPS = (500, 1000, 2000, 3000)
 QUICK_STEPS = (20, 40)
@@ -74,8 +75,9 @@ def _train(run: Any, cfg: Any, steps: tuple[int, ...], h36m_dir: str, wd: str) -
 
 
 def _jpose_baseline(preset: str, steps: tuple[int, ...], h36m_dir: str, tmp: str, test: Any):
-    from experiments import baseline, common
+    from experiments import baseline
     from experiments.configs import baseline as cfg_mod
+    from jpose import inference
 
     cfg = cfg_mod.get_config(preset)
     cfg.model.width = WIDTH
@@ -85,12 +87,12 @@ def _jpose_baseline(preset: str, steps: tuple[int, ...], h36m_dir: str, tmp: str
     wall = _train(baseline.run, cfg, steps, h36m_dir, wd)
     out = {}
     for s in steps:
-        out[s] = _score(common.load_predictor(wd, step=s), *test)
+        out[s] = _score(inference.load_predictor(wd, step=s), *test)
     return out, wall
 
 
 def _jpose_camerapose_off(preset: str, steps: tuple[int, ...], h36m_dir: str, tmp: str, test: Any):
-    from experiments import camerapose, common
+    from experiments import camerapose
     from experiments.configs import camerapose as cfg_mod
 
     cfg = cfg_mod.get_config(preset)
@@ -108,7 +110,7 @@ def _jpose_camerapose_off(preset: str, steps: tuple[int, ...], h36m_dir: str, tm
         if s == warm:  # the end of the warm-up stage: evaluate its checkpoint directly
             pred = _stage_predictor(wd, "warmup", s)
         else:
-            pred = common.load_predictor(wd, step=s - warm)
+            pred = inference.load_predictor(wd, step=s - warm)
         out[s] = _score(pred, *test)
     return out, wall
 
@@ -120,11 +122,11 @@ def _stage_predictor(workdir: str, stage: str, step: int) -> Any:
     from jpose.evaluation import apply_fn
 
     config = common.read_config(workdir)
-    info = common.read_model_info(workdir)
+    info = inference.read_model_info(workdir)
     models = cp.build_models(config, info.get("camera_priors") or {})
-    variables, _ = common.restore_variables(workdir, (stage,), ["lifter"], step=step)
+    variables, _ = inference.restore_variables(workdir, (stage,), ["lifter"], step=step)
     predict = apply_fn(models["lifter"], variables["lifter"], lambda a, x, c: {"pose3d": a(x)})
-    return common.Predictor(
+    return inference.Predictor(
         experiment="camerapose", predict=predict, normalization=info["normalization"],
         checkpoint={stage: step}, config=config, layout="h36m17", description="warm-up lifter",
     )  # fmt: skip

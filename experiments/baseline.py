@@ -11,7 +11,7 @@ Outputs in ``DIR`` (``experiments.common``): ``config.json``, ``model.json`` (la
 normalisation), ``metrics.jsonl``, ``checkpoints/lifter/``, ``results.json|md`` and
 ``figures/*.png``. Running the same command again resumes from the last checkpoint (or only
 re-evaluates when training is complete). :func:`load_predictor` (or
-``experiments.common.load_predictor(DIR)``) restores the trained lifter for inference.
+``jpose.inference.load_predictor(DIR)``) restores the trained lifter for inference.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import optax
 
 from experiments import common
 from experiments.lifting import eval_datasets, lifter_figures
-from jpose import losses, models, skeleton
+from jpose import inference, losses, models, skeleton
 from jpose.data import PoseDataset
 from jpose.evaluation import apply_fn, jit_predict
 from jpose.training import (
@@ -39,6 +39,7 @@ from jpose.training import (
     make_train_step,
     schedule_from_config,
 )
+from jpose.training import stages as harness
 
 __all__ = [
     "STAGES",
@@ -132,8 +133,8 @@ def build_model(
 
 
 def load_predictor(
-    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
-) -> common.Predictor:
+    config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
+) -> inference.Predictor:
     """The trained lifter of a baseline work directory.
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` is exactly what :func:`run` evaluates: the
@@ -146,14 +147,15 @@ def load_predictor(
       step: checkpoint step (default the latest).
 
     Returns:
-      :class:`experiments.common.Predictor`.
+      :class:`jpose.inference.Predictor`.
     """
-    info = common.read_model_info(workdir)
+    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
+    info = inference.read_model_info(workdir)
     layout = str(info.get("layout") or skeleton.H36M17.name)
     model = build_model(config, num_joints=skeleton.get_layout(layout).num_joints, stats=info)
-    variables, steps = common.restore_variables(workdir, STAGES, ["lifter"], step=step)
+    variables, steps = inference.restore_variables(workdir, STAGES, ["lifter"], step=step)
     predict = apply_fn(model, variables["lifter"], lambda a, x, c: {"pose3d": _lift(a, x, c)})
-    return common.Predictor(
+    return inference.Predictor(
         experiment="baseline",
         predict=predict,
         normalization=info.get("normalization") or common.data_normalization(config.data),
@@ -172,7 +174,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       workdir: output directory.
 
     Returns:
-      The ``results.json`` record plus ``"stage"`` (the :class:`common.StageResult`).
+      The ``results.json`` record plus ``"stage"`` (the :class:`harness.StageResult`).
     """
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
@@ -219,15 +221,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         return lifter_loss(ctx.apply("lifter", b["pose2d_norm"]), b["pose3d"], std=target_std)
 
     phases = [Phase("lifter", ("lifter",), loss_fn)]
-    num_devices = common.num_parallel_devices(str(tc.parallel))
+    num_devices = harness.num_parallel_devices(str(tc.parallel))
     data = {
-        "train_3d": common.device_arrays(
+        "train_3d": harness.device_arrays(
             train.arrays(["pose2d_norm", "pose3d"]), num_devices=num_devices
         )
     }
-    sampler = common.make_sampler({"train_3d": len(train)}, {"train_3d": bs},
+    sampler = harness.make_sampler({"train_3d": len(train)}, {"train_3d": bs},
                                   num_devices=num_devices)  # fmt: skip
-    run_block = common.make_block_runner(
+    run_block = harness.make_block_runner(
         lambda axis: make_train_step(phases, axis_name=axis),
         steps_per_block=k_steps,
         sampler=sampler,
@@ -242,7 +244,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             variables=lambda s: s["lifter"].variables(),
             batch_size=int(config.eval.batch_size),
         )
-    stage = common.train_stage(
+    stage = harness.train_stage(
         "lifter",
         template,
         index=0,

@@ -83,12 +83,13 @@ import numpy as np
 import optax
 
 from experiments import common
-from jpose import adversarial, augment, kinematics, losses, skeleton
+from jpose import adversarial, augment, inference, kinematics, losses, skeleton
 from jpose import models as M
 from jpose import training as T
 from jpose.data import PoseDataset
 from jpose.data import relative_depth as rdd
 from jpose.training import discriminator_accuracy
+from jpose.training import stages as harness
 
 __all__ = [
     "LAYOUT",
@@ -303,7 +304,7 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
         models=models,
         use_2d_only=use_2d,
         priors=priors,
-        num_devices=common.num_parallel_devices(config.parallel),
+        num_devices=harness.num_parallel_devices(config.parallel),
     )
 
 
@@ -402,47 +403,21 @@ def _noise_options(config: ml_collections.ConfigDict) -> dict[str, float]:
     return {k: float(config.noise[k]) for k in augment.DETECTION_NOISE_OPTIONS}
 
 
-def _refine_input(x: jax.Array, c: jax.Array) -> jax.Array:
-    """Refinement-network input: normalised 2D and eq.-3 normalised confidence ``[..., J, 3]``."""
-    return jnp.concatenate([x, losses.camerapose_normalize_confidence(c)[..., None]], -1)
+def _inputs(config: ml_collections.ConfigDict, key: jax.Array, x: jax.Array, c: jax.Array
+            ) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+    """Training inputs: GT 2D through the detection-noise model (if ``noise.enabled``)."""
+    if config.noise.enabled:
+        return augment.detection_noise(key, x, c, **_noise_options(config))
+    return x, c
 
 
-class _Net:
-    """The forward pass shared by phases and evaluation: refine -> lift -> camera."""
-
-    def __init__(self, setup: Setup, apply: Any) -> None:
-        self.config = setup.config
-        self.models = setup.models
-        self.apply = apply  # (name, *inputs) -> output
-
-    def inputs(self, key: jax.Array, x: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Training inputs: GT 2D through the detection-noise model (if enabled)."""
-        if self.config.noise.enabled:
-            return augment.detection_noise(key, x, c, **_noise_options(self.config))
-        return x, c
-
-    def refine(self, x: jax.Array, c: jax.Array) -> jax.Array:
-        if "refine" not in self.models:
-            return x
-        return self.apply("refine", _refine_input(x, c))
-
-    def lift(self, x2d: jax.Array) -> jax.Array:
-        return self.apply("lifter", x2d)
-
-    def camera(self, x2d: jax.Array, pose3d: jax.Array, scale: jax.Array) -> dict[str, jax.Array]:
-        """Camera branch on the refined 2D in the aspect-preserving frame (``x2d * scale``,
-        :func:`frame_scale`); its intrinsics are in that frame too."""
-        x2d = x2d * scale[..., None, :]
-        if self.config.model.camera.inputs == "2d+3d":
-            return self.apply("camera", x2d, pose3d)
-        return self.apply("camera", x2d)
+def _net(setup: Setup, apply: Any) -> M.CameraPoseForward:
+    """The forward pass (:class:`jpose.models.CameraPoseForward`) on ``apply(player, *xs)``."""
+    return M.CameraPoseForward(apply, has_refine="refine" in setup.models,
+                               camera_inputs=setup.config.model.camera.inputs)  # fmt: skip
 
 
-def _project(pose_rel: jax.Array, cam: Mapping[str, jax.Array], *, min_depth: float) -> jax.Array:
-    return losses.camerapose_project(
-        pose_rel, focal=cam["focal"], center=cam["center"], offset=cam["translation"],
-        min_depth=min_depth,
-    )  # fmt: skip
+_project = M.CameraPoseForward.project
 
 
 def _reprojection(pose_rel, x_gt, cam, weights, lo):
@@ -518,9 +493,9 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
     use_2d = setup.use_2d_only
     use_rd = use_2d and "rd" in setup.train_arrays
 
-    def net(ctx: T.PhaseContext, *, update_stats: bool | None = None) -> _Net:
+    def net(ctx: T.PhaseContext, *, update_stats: bool | None = None) -> M.CameraPoseForward:
         """The forward pass; ``update_stats=False`` keeps the batch-norm running statistics."""
-        return _Net(setup, functools.partial(ctx.apply, update_stats=update_stats))
+        return _net(setup, functools.partial(ctx.apply, update_stats=update_stats))
 
     # -- stage 1: refinement network, eq. 4 ------------------------------------------------------
     def refine_loss(ctx, batch):
@@ -528,7 +503,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         x = jnp.concatenate([p["pose2d_norm"] for p in parts])
         c_src = jnp.concatenate([p["confidence"] for p in parts])
         n = net(ctx)
-        noisy, c = n.inputs(ctx.next_key(), x, c_src)
+        noisy, c = _inputs(config, ctx.next_key(), x, c_src)
         refined = n.refine(noisy, c)
         loss = jnp.mean(losses.camerapose_refinement_loss(refined, x, c))
         present = (c_src > 0).astype(jnp.float32)
@@ -544,8 +519,8 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
     # -- D step (eqs. 12-15) ----------------------------------------------------------------------
     def weak_reprojection(ctx, batch2d):
-        n = _Net(setup, lambda name, *xs: ctx.apply(name, *xs, train=False))
-        x_in, c = n.inputs(ctx.key_for("weak_inputs"), batch2d["pose2d_norm"],
+        n = _net(setup, lambda name, *xs: ctx.apply(name, *xs, train=False))
+        x_in, c = _inputs(config, ctx.key_for("weak_inputs"), batch2d["pose2d_norm"],
                            batch2d["confidence"])  # fmt: skip
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
@@ -609,7 +584,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
     # -- lifter step, eq. 16 on real + augmented pairs ------------------------------------------
     def eq16(ctx, n, key, x_gt, c_src, pose_gt, root_gt, focal, center, scale):
-        x_in, c = n.inputs(key, x_gt, c_src)
+        x_in, c = _inputs(config, key, x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
         l3d = losses.camerapose_pose_loss(pose, pose_gt)
@@ -670,7 +645,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         # train.weak2d_bn_stats=False: 2D-only batches do not move the batch-norm running
         # statistics (the networks are evaluated with those of the 2D-3D batches)
         n = net(ctx, update_stats=None if config.train.get("weak2d_bn_stats", True) else False)
-        x_in, c = n.inputs(ctx.key_for("weak_inputs"), x_gt, c_src)
+        x_in, c = _inputs(config, ctx.key_for("weak_inputs"), x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)
         cam = n.camera(refined, pose, b2["frame_scale"])
@@ -706,7 +681,9 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
             metrics["rd_loss"], metrics["rd_acc"] = rd_loss, rd_acc
         return total, metrics
 
-    def relative_depth_term(n: _Net, rd: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    def relative_depth_term(
+        n: M.CameraPoseForward, rd: Mapping[str, jax.Array]
+    ) -> tuple[jax.Array, jax.Array]:
         """WSP eq. 9 on the predicted absolute depths of both people of each pair (no noise
         model: the pairs' 2D are human annotations). With ``loss.rd_root_only`` the gradient
         reaches only the camera branch's root translation, not the lifter (the per-joint labels
@@ -752,49 +729,23 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
 
 def make_predict(setup: Setup, state: T.TrainState | Mapping[str, Any]) -> Any:
-    """Jitted evaluation-mode ``predict(pose2d_norm, confidence[, frame_scale]) -> dict`` with
-    ``refined``, ``pose3d`` (root-relative, metres) and, with a camera branch, ``focal``,
-    ``center``, ``translation`` and ``reprojected``.
-
-    ``frame_scale`` ``[..., 2]`` (:func:`frame_scale`: ``[1, h / w]`` of each image for
-    ``"image"``-normalised 2D; default ones, exact for square images and ``"vp"``) lets the
-    camera branch see the 2D in its aspect-preserving frame; ``focal``, ``center`` and
-    ``reprojected`` are returned in the units of ``pose2d_norm``.
-
-    Args:
-      setup: models and config (``datasets`` may be empty).
-      state: a training state or ``{player: variables}`` (see
-        :func:`experiments.common.restore_variables`).
-    """
+    """:func:`jpose.models.camerapose_predict` of a training state or ``{player: variables}``
+    (:func:`jpose.inference.restore_variables`): ``predict(pose2d_norm, confidence[,
+    frame_scale])`` with ``refined``, ``pose3d`` and, with a camera branch, ``focal``,
+    ``center``, ``translation`` and ``reprojected`` (``frame_scale``: :func:`frame_scale`)."""
     if isinstance(state, T.TrainState):
         variables = {n: p.variables() for n, p in state.players.items()}
     else:
         variables = dict(state)
-
-    def apply(name, *inputs):
-        return setup.models[name].apply(variables[name], *inputs, train=False)[0]
-
-    @jax.jit
-    def predict(x: jax.Array, c: jax.Array, scale: jax.Array | None = None) -> dict[str, jax.Array]:
-        n = _Net(setup, apply)
-        refined = n.refine(x, c)
-        pose = n.lift(refined)
-        out = {"refined": refined, "pose3d": pose}
-        if "camera" in setup.models:
-            scale = jnp.ones((*x.shape[:-2], 2), x.dtype) if scale is None else scale
-            cam = n.camera(refined, pose, scale)
-            proj = _project(pose, cam, min_depth=setup.config.loss.min_depth)
-            out.update(cam)  # back from the aspect-preserving frame to the input's units
-            out["focal"], out["center"] = cam["focal"] / scale, cam["center"] / scale
-            out["reprojected"] = proj / scale[..., None, :]
-        return out
-
-    return predict
+    models = {n: setup.models[n] for n in ("refine", "lifter", "camera") if n in setup.models}
+    return M.camerapose_predict(models, {n: variables[n] for n in models},
+                                camera_inputs=setup.config.model.camera.inputs,
+                                min_depth=float(setup.config.loss.min_depth))  # fmt: skip
 
 
 def load_predictor(
-    config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, step: int | None = None
-) -> common.Predictor:
+    config: Mapping[str, Any], workdir: str | pathlib.Path, *, step: int | None = None
+) -> inference.Predictor:
     """The trained refine -> lift (-> camera) pipeline of a CameraPose work directory.
 
     Args:
@@ -803,9 +754,10 @@ def load_predictor(
       step: checkpoint step of the last trained stage (default latest).
 
     Returns:
-      :class:`experiments.common.Predictor`.
+      :class:`jpose.inference.Predictor`.
     """
-    info = common.read_model_info(workdir)
+    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
+    info = inference.read_model_info(workdir)
     priors = info.get("camera_priors")
     if priors is None and (config.method.camera or config.model.lifter.get("standardize")):
         results = pathlib.Path(workdir) / "results.json"
@@ -815,7 +767,7 @@ def load_predictor(
             priors = prepare(config).priors
     models = build_models(config, priors or {})
     players = [n for n in ("refine", "lifter", "camera") if n in models]
-    variables, steps = common.restore_variables(workdir, STAGES, players, step=step)
+    variables, steps = inference.restore_variables(workdir, STAGES, players, step=step)
     setup = Setup(
         config=config,
         datasets={},
@@ -829,7 +781,7 @@ def load_predictor(
         + ["lifter"]
         + ["camera branch"] * ("camera" in models)
     )
-    return common.Predictor(
+    return inference.Predictor(
         experiment="camerapose",
         predict=make_predict(setup, variables),
         normalization=info.get("normalization") or common.data_normalization(config.data),
@@ -924,7 +876,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 if "rd" in setup.train_arrays:
                     arrays["rd"] = setup.train_arrays["rd"]
             data_on_device[with_2d] = {
-                n: common.device_arrays(a, num_devices=setup.num_devices) for n, a in arrays.items()
+                n: harness.device_arrays(a, num_devices=setup.num_devices)
+                for n, a in arrays.items()
             }
         data = data_on_device[with_2d]
         sizes = {n: len(next(iter(a.values()))) for n, a in setup.train_arrays.items()
@@ -934,15 +887,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "2d": int(tc.batch_size_2d),
             "rd": int(tc.get("batch_size_rd", 64)),
         }
-        sampler = common.make_sampler(sizes, {n: batch_sizes[n] for n in sizes},
+        sampler = harness.make_sampler(sizes, {n: batch_sizes[n] for n in sizes},
                                       num_devices=setup.num_devices)  # fmt: skip
         phases = make_phases(setup, stage)
         template = stage_state(setup, stage, variables, steps_per_epoch=steps_per_epoch)
-        run_block = common.make_block_runner(
+        run_block = harness.make_block_runner(
             lambda axis, phases=phases: T.make_train_step(phases, axis_name=axis),
             steps_per_block=k, sampler=sampler, data=data, num_devices=setup.num_devices,
         )  # fmt: skip
-        result = common.train_stage(
+        result = harness.train_stage(
             stage, template, index=index, key=jax.random.fold_in(base_key, index),
             run_block=run_block, num_steps=num_steps, steps_per_block=k, workdir=wd,
             step_offset=offset, samples_per_step=bs, phases=phases,

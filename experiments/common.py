@@ -22,7 +22,7 @@ Work directory layout (``setup_workdir``, ``train_stage``, ``write_results``, ``
                                       action-wise and frame-wise means) with a header
     <workdir>/figures/*.png           figures (needs matplotlib, ``jpose[viz]``)
     <workdir>/status.json             which stages finished and whether the run did
-                                      (``experiments.rundir``; evaluation and inference refuse
+                                      (``jpose.training.rundir``; evaluation and inference refuse
                                       an unfinished run without ``--allow_unfinished``)
     <workdir>/run.lock                process id + host of the run using the directory
 
@@ -46,30 +46,32 @@ mean (each action counts equally, the Human3.6M convention) and the frame-wise m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import pathlib
 import sys
-import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
-from experiments import rundir
 from jpose import inference
 from jpose import metrics as jm
 from jpose.data import PoseDataset
-from jpose.data.batching import BatchSampler, device_put_dataset
-from jpose.training import Checkpointer, MetricsLogger, fit, jit_step, make_multi_step, parallel
-from jpose.training.checkpoint import CheckpointMismatchError
-from jpose.training.logging import trim_metrics
+from jpose.evaluation import batched_apply, to_jsonable
+from jpose.training import (
+    parallel,
+    rundir,
+)
+from jpose.training.stages import (
+    CompileNotice,
+    num_stage_steps,
+)
 from jpose.training.state import TrainState
 
 __all__ = [
@@ -84,17 +86,7 @@ __all__ = [
     "subset",
     "holdout_split",
     "normalized_intrinsics",
-    "device_arrays",
-    "num_parallel_devices",
-    "uses_pmap",
-    "compute_dtype",
-    "make_sampler",
-    "make_block_runner",
-    "StageLogger",
-    "StageResult",
     "stage_num_steps",
-    "train_stage",
-    "batched_apply",
     "evaluate_3d",
     "make_validator",
     "evaluation_rows",
@@ -102,15 +94,9 @@ __all__ = [
     "write_results",
     "write_figures",
     "training_curves_figure",
-    "Predictor",
     "read_config",
     "data_normalization",
     "write_model_info",
-    "read_model_info",
-    "restore_variables",
-    "recording_restores",
-    "load_predictor",
-    "to_jsonable",
     "evaluation_record",
 ]
 
@@ -175,7 +161,7 @@ def run_experiment(
 ) -> Any:
     """What :func:`cli` runs after parsing its flags (callable in-process, e.g. by tests).
 
-    Checks the work directory path and the config (``experiments.rundir``) before anything else,
+    Checks the work directory path and the config (``jpose.training.rundir``) before anything else,
     initialises multi-process JAX when configured and calls ``run(config, workdir)``. User errors
     (files, layouts, units, configs, work directories; a missing file anywhere) print
     ``<prog>: error: <message>`` and exit with status 2, without a traceback; other exceptions
@@ -199,9 +185,9 @@ def setup_workdir(
 
     On resume with a different config the new one is written to ``config.<n>.json`` and a
     warning naming the changed fields is logged (the first ``config.json`` stays, it describes the
-    checkpoints). Before anything is written (``experiments.rundir``): the path must be non-empty,
-    the config valid (``rundir.validate_config``), the work directory not in use by another run
-    (``run.lock``) and, when it has checkpoints, built for the same networks
+    checkpoints). Before anything is written (``jpose.training.rundir``): the path must be
+    non-empty, the config valid (``rundir.validate_config``), the work directory not in use by
+    another run (``run.lock``) and, when it has checkpoints, built for the same networks
     (``rundir.check_resume_config``); ``status.json`` then marks the run unfinished.
 
     Args:
@@ -306,7 +292,7 @@ def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
     """Load the splits named by a data config (``config.data``).
 
     Errors reading the files (missing, truncated, wrong layout or units) are user errors
-    (``experiments.rundir.user_errors``): the command lines report them without a traceback.
+    (``jpose.training.rundir.user_errors``): the command lines report them without a traceback.
 
     Fields: ``preset`` (``synthetic | cmu | cmu+coco | h36m``), ``seed``, ``data_dir`` (shared
     data, default ``jpose.data.shared_data_dir()``), ``synthetic`` (sizes, see
@@ -474,355 +460,13 @@ def normalized_intrinsics(ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
     return focal.astype(np.float32), center.astype(np.float32)
 
 
-def device_arrays(
-    arrays: Mapping[str, np.ndarray], *, num_devices: int = 1
-) -> dict[str, jax.Array]:
-    """Put host arrays on device once (replicated with a leading device axis for ``pmap``)."""
-    return device_put_dataset(arrays, replicate=uses_pmap(num_devices))
-
-
-def compute_dtype(name: str | None) -> Any:
-    """``config.model.dtype`` -> the ``dtype`` of a jpose model: ``None`` for ``"float32"`` /
-    empty (full precision), ``jnp.bfloat16`` for ``"bfloat16"`` (mixed precision: bfloat16
-    compute, float32 parameters and optimiser state)."""
-    if name in (None, "", "float32"):
-        return None
-    if name == "bfloat16":
-        return jax.numpy.bfloat16
-    raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {name!r}")
-
-
-def uses_pmap(num_devices: int) -> bool:
-    """Whether training maps over a device axis: more than one local device, or any
-    multi-process run (then the axis spans the devices of all processes)."""
-    return num_devices > 1 or jax.process_count() > 1
-
-
-def num_parallel_devices(mode: str = "auto") -> int:
-    """Local devices to ``pmap`` over: ``"auto"`` = all local devices, ``"none"`` = 1, or an
-    integer. In a multi-process run (``config.distributed``) always all local devices: ``pmap``
-    over a subset is not defined across processes."""
-    if jax.process_count() > 1:
-        if mode not in ("auto", str(jax.local_device_count())):
-            LOGGER.info("multi-process run: parallel=%r replaced by all %d local devices",
-                        mode, jax.local_device_count())  # fmt: skip
-        return jax.local_device_count()
-    if mode in ("none", "", None):
-        return 1
-    if mode == "auto":
-        return jax.local_device_count()
-    n = int(mode)
-    if n > jax.local_device_count():
-        raise ValueError(f"parallel={n} but only {jax.local_device_count()} local devices")
-    return n
-
-
-def make_sampler(
-    sizes: Mapping[str, int],
-    batch_sizes: Mapping[str, int],
-    *,
-    num_devices: int = 1,
-    mode: str = "epoch",
-) -> Callable[[Any, Any, jax.Array], dict[str, Any]]:
-    """A ``sampler(data, step, key)`` for several device-resident datasets at once.
-
-    ``data`` is ``{name: {field: [N_name, ...]}}``; each dataset ``name`` gets its own
-    :class:`~jpose.data.batching.BatchSampler` (per-epoch permutations of its own length, keys
-    decorrelated by ``fold_in(key, i)``). Under ``pmap`` every device takes its slice by its
-    global device index, so in a multi-process run each process draws its own shard.
-
-    Args:
-      sizes: ``{name: N}``.
-      batch_sizes: ``{name: global batch size}`` (all devices of all processes).
-      num_devices: local devices of the ``pmap`` axis (1 in a single process: no axis).
-      mode: ``"epoch"`` or ``"random"`` (a dataset smaller than its batch uses ``"random"``).
-
-    Returns:
-      The sampler.
-    """
-    axis = parallel.AXIS if uses_pmap(num_devices) else None
-    samplers = {
-        name: BatchSampler(
-            int(sizes[name]),
-            int(batch_sizes[name]),
-            mode=mode if batch_sizes[name] <= sizes[name] else "random",
-            axis_name=axis,
-            num_shards=parallel.global_device_count(num_devices) if axis else None,
-        )
-        for name in sizes
-    }
-    order = sorted(samplers)
-
-    def sample(data: Any, step: Any, key: jax.Array) -> dict[str, Any]:
-        return {
-            name: samplers[name](data[name], step, jax.random.fold_in(key, i))
-            for i, name in enumerate(order)
-        }
-
-    return sample
-
-
-def make_block_runner(
-    build_step: Callable[[str | None], Callable[..., Any]],
-    *,
-    steps_per_block: int,
-    sampler: Callable[[Any, Any, jax.Array], Any],
-    data: Any,
-    num_devices: int = 1,
-) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, Any]]]:
-    """Compile K fused training steps drawing their batches on device.
-
-    Args:
-      build_step: ``axis_name -> step`` (``jpose.training.make_train_step(phases,
-        axis_name=...)``).
-      steps_per_block: K.
-      sampler: from :func:`make_sampler` (built with the same ``num_devices``).
-      data: device-resident data (:func:`device_arrays`, replicated when ``num_devices > 1``).
-      num_devices: 1 = ``jit``; more = ``pmap`` over that many local devices (always ``pmap``
-        in a multi-process run, over the devices of all processes).
-
-    Returns:
-      ``run_block(state, key) -> (state, metrics)`` on un-replicated states, for
-      ``jpose.training.fit``. Its first call logs a one-line "compiling ..." notice.
-    """
-    notice = _CompileNotice(
-        f"training block ({steps_per_block} steps, "
-        + (f"pmap over {parallel.global_device_count(num_devices)} devices)"
-           if uses_pmap(num_devices) else "1 device)")
-    )  # fmt: skip
-    if not uses_pmap(num_devices):
-        multi = jit_step(make_multi_step(build_step(None), steps_per_block, sampler=sampler))
-        device = jax.local_devices()[0]
-
-        def run_single(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
-            notice()
-            # Commit the state to the device: a freshly initialised (uncommitted) template and the
-            # committed outputs of the first call would otherwise compile the block twice.
-            return multi(jax.device_put(state, device), data, key)
-
-        return run_single
-    p_multi = parallel.pmap_step(
-        make_multi_step(build_step(parallel.AXIS), steps_per_block, sampler=sampler)
-    )
-    devices = jax.local_devices()[:num_devices]
-
-    def run_block(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
-        notice()
-        state_r, m = p_multi(parallel.replicate(state, devices=devices), data, key)
-        return parallel.unreplicate(state_r), parallel.unreplicate(m)
-
-    return run_block
-
-
-class _CompileNotice:
-    """Logs ``compiling <what> ...`` once, at the first call (before XLA compiles)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.done = False
-
-    def __call__(self) -> None:
-        if not self.done:
-            self.done = True
-            LOGGER.info("compiling %s ...", self.what)
-
-
-# ------------------------------------------------------------------------------------------------
-# Staged training
-# ------------------------------------------------------------------------------------------------
-
-
-class StageLogger(MetricsLogger):
-    """A :class:`MetricsLogger` for one stage of a multi-stage run: steps are offset so the
-    stages form one curve, and every record carries ``stage`` (index) for the figures."""
-
-    def __init__(self, workdir: str | os.PathLike[str], *, stage: int, step_offset: int,
-                 **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(workdir, **kwargs)
-        self.stage = stage
-        self.step_offset = step_offset
-
-    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
-        """Log with ``step + step_offset`` and ``stage`` added."""
-        return super().log(
-            step + self.step_offset, {**metrics, "stage": float(self.stage)}, **kwargs
-        )
-
-
-@dataclasses.dataclass
-class StageResult:
-    """Outcome of :func:`train_stage`.
-
-    Attributes:
-      state: the final state of the stage.
-      key: the stage's base key.
-      num_steps: the stage's total steps.
-      resumed_from: checkpoint step restored at the start (None for a fresh stage).
-      trained_steps: steps run by this invocation.
-      wall_s: wall time of this invocation's training (compilation included).
-      samples_per_s: training throughput of the last logged block (None if not measured).
-      selected_step: the step whose state is returned: ``num_steps``, or the best validation
-        checkpoint with ``select="best"``.
-    """
-
-    state: TrainState
-    key: jax.Array
-    num_steps: int
-    resumed_from: int | None
-    trained_steps: int
-    wall_s: float
-    samples_per_s: float | None = None
-    selected_step: int | None = None
-
-
 def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: int,
                     steps_per_block: int) -> int:  # fmt: skip
-    """Steps of a stage: ``stage.steps`` if > 0 else ``round(stage.epochs * steps_per_epoch)``,
-    rounded up to a multiple of K = ``steps_per_block`` (0 stays 0)."""
+    """:func:`jpose.training.stages.num_stage_steps` of a stage config (``steps``, ``epochs``)."""
     steps = int(stage_cfg.get("steps", 0) or 0)
-    if steps <= 0:
-        steps = int(round(float(stage_cfg.epochs) * steps_per_epoch))
-    if steps <= 0:
-        return 0
-    return -(-steps // steps_per_block) * steps_per_block
-
-
-class _ThroughputLogger(StageLogger):
-    last_samples_per_s: float | None = None
-
-    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
-        values = super().log(step, metrics, **kwargs)
-        if "throughput/samples_per_s" in values:
-            self.last_samples_per_s = values["throughput/samples_per_s"]
-        return values
-
-
-def train_stage(
-    name: str,
-    template: TrainState,
-    *,
-    index: int,
-    key: jax.Array,
-    run_block: Callable[[TrainState, jax.Array], tuple[TrainState, Mapping[str, Any]]],
-    num_steps: int,
-    steps_per_block: int,
-    workdir: str | os.PathLike[str],
-    step_offset: int = 0,
-    samples_per_step: int | None = None,
-    phases: Sequence[Any] = (),
-    checkpoint_every: int | None = None,
-    log_every: int = 1,
-    max_to_keep: int = 2,
-    progress: bool | None = None,
-    evaluate: Callable[[TrainState], Mapping[str, float]] | None = None,
-    eval_every: int | None = None,
-    best_metric: str | None = None,
-    select: str = "final",
-) -> StageResult:
-    """Train (or resume, or skip when complete) one stage in ``<workdir>/checkpoints/<name>``.
-
-    Args:
-      name: stage name (checkpoint sub-directory).
-      template: freshly built state of this stage (parameters from the previous stage).
-      index: stage index (logged as ``stage``).
-      key: the stage's base key.
-      run_block: from :func:`make_block_runner`.
-      num_steps: total steps of the stage (multiple of K).
-      steps_per_block: K.
-      workdir: work directory (``metrics.jsonl`` is shared by all stages).
-      step_offset: global step of this stage's step 0 (sum of the earlier stages' steps).
-      samples_per_step: batch size for the throughput metric.
-      phases: the step's phases (named in non-finite errors).
-      checkpoint_every: steps between checkpoints (multiple of K; default: end of stage only).
-      log_every: blocks between log records.
-      max_to_keep: checkpoints kept.
-      progress: progress line (see ``MetricsLogger``).
-      evaluate: ``state -> {metric: float}`` on a *validation* split held out from the training
-        data (:func:`holdout_split`, never the test split); logged with ``split="val"``
-        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure) every
-        ``eval_every`` steps and at the end, and a checkpoint is saved with each evaluation.
-      eval_every: steps between validations (multiple of K; default: end of stage only).
-      best_metric: validation metric (lower is better) whose best checkpoint is kept.
-      select: ``"final"`` (the last step) or ``"best"`` (the checkpoint with the lowest
-        ``best_metric``) as the returned state; say which in the results header.
-
-    Returns:
-      :class:`StageResult`.
-    """
-    if select not in ("final", "best"):
-        raise ValueError(f"select must be 'final' or 'best', got {select!r}")
-    if select == "best" and (evaluate is None or best_metric is None):
-        raise ValueError("select='best' needs evaluate and best_metric (a validation split)")
-    wd = pathlib.Path(workdir)
-    ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep,
-                        best_metric=best_metric if evaluate is not None else None)  # fmt: skip
-    if parallel.is_main_process():
-        # records logged after the checkpoint a resume restores are logged again: drop them
-        # (before the logger opens the file); status.json records the stage as started
-        at = ckpt.latest_step()
-        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (at or 0),
-                     until_step=step_offset + num_steps, stage=float(index))  # fmt: skip
-        rundir.mark_stage(wd, name, index=index, num_steps=num_steps,
-                          finished=at is not None and at >= num_steps)  # fmt: skip
-    logger = _ThroughputLogger(
-        wd,
-        stage=index,
-        step_offset=step_offset,
-        total_steps=step_offset + num_steps,
-        progress=progress,
-        enabled=parallel.is_main_process(),  # multi-process: process 0 writes metrics
-    )
-    resumed = ckpt.latest_step()
-    if resumed is not None:
-        LOGGER.info("stage %s: resuming from checkpoint step %d of %d", name, resumed, num_steps)
-    else:
-        LOGGER.info("stage %s: %d steps", name, num_steps)
-    t0 = time.perf_counter()
-    try:
-        state = fit(
-            template,
-            key=key,
-            run_block=run_block,
-            num_steps=num_steps,
-            steps_per_block=steps_per_block,
-            workdir=wd,
-            samples_per_step=samples_per_step,
-            phases=phases,
-            checkpoint_every=checkpoint_every,
-            log_every=log_every,
-            checkpointer=ckpt,
-            logger=logger,
-            evaluate=evaluate,
-            eval_every=eval_every,
-        )
-        selected = num_steps
-        if select == "best":
-            best = ckpt.best_step()
-            if best is not None and best != num_steps:
-                state = ckpt.restore(template, step=best, key=key).state
-                selected = best
-            LOGGER.info("stage %s: best validation %s at step %d of %d", name, best_metric,
-                        selected, num_steps)  # fmt: skip
-    except CheckpointMismatchError as err:  # a changed network restored: the user's config
-        raise rundir.mark_user_error(err) from None
-    finally:
-        ckpt.close()
-        logger.close()
-    if parallel.is_main_process():
-        rundir.mark_stage(wd, name, index=index, num_steps=num_steps, finished=True)
-    wall = time.perf_counter() - t0
-    trained = num_steps - (resumed or 0)
-    LOGGER.info("stage %s: %d steps run in %.1f s", name, trained, wall)
-    return StageResult(
-        state=state,
-        key=key,
-        num_steps=num_steps,
-        resumed_from=resumed,
-        trained_steps=trained,
-        wall_s=wall,
-        samples_per_s=logger.last_samples_per_s,
-        selected_step=selected,
-    )
+    return num_stage_steps(steps=steps, epochs=0.0 if steps > 0 else float(stage_cfg.epochs),
+                           steps_per_epoch=steps_per_epoch,
+                           steps_per_block=steps_per_block)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -839,25 +483,6 @@ def _pose_errors(pred: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
         "p_mpjpe": jm.p_mpjpe(pred, target),
         "n_mpjpe": jm.n_mpjpe(pred, target),
     }
-
-
-def batched_apply(fn: Callable[..., Any], *arrays: np.ndarray, batch_size: int = 4096) -> Any:
-    """Apply ``fn`` to fixed-size batches of ``arrays`` (last batch padded: one compilation).
-
-    Returns:
-      The concatenated host outputs (pytree of numpy arrays, leading axis N).
-    """
-    n = len(arrays[0])
-    bs = max(1, min(batch_size, n))
-    outs = []
-    for start in range(0, n, bs):
-        chunk = [np.asarray(a[start : start + bs]) for a in arrays]
-        m = len(chunk[0])
-        if m < bs:
-            chunk = [np.concatenate([c, np.repeat(c[-1:], bs - m, 0)]) for c in chunk]
-        out = jax.device_get(fn(*chunk))
-        outs.append(jax.tree_util.tree_map(lambda x, m=m: np.asarray(x)[:m], out))
-    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
 def summarize_errors(
@@ -905,7 +530,7 @@ def make_validator(
       The validation function: frame-wise mean MPJPE and P-MPJPE (root-relative, mm).
     """
     jitted = jax.jit(predict)
-    notice = _CompileNotice(f"validation ({dataset.name}, {len(dataset)} examples)")
+    notice = CompileNotice(f"validation ({dataset.name}, {len(dataset)} examples)")
     x, c = dataset.pose2d_norm, dataset.confidence
     target = dataset.pose3d_root_relative.astype(np.float32)
 
@@ -994,73 +619,9 @@ def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Predictor:
-    """A trained 2D-to-3D pipeline restored from a work directory.
-
-    Attributes:
-      experiment: the experiment that trained it (``config.experiment``).
-      predict: jitted ``predict(pose2d_norm [B, J, 2], confidence [B, J]) -> dict`` with
-        ``pose3d`` ``[B, J, 3]`` (camera frame, root-relative, metres; up to scale when
-        ``metric_scale`` is False) and, where the method has them, ``refined`` ``[B, J, 2]``
-        (refined 2D, input units), ``focal`` / ``center`` ``[B, 2]`` (intrinsics in input units)
-        and ``translation`` ``[B, 3]`` (root position, metres; the camera branch).
-      normalization: how the 2D inputs must be normalised (``PoseDataset.normalization``:
-        ``vp`` / ``image`` / ``bbox`` ...).
-      checkpoint: ``{stage: step}`` of the restored checkpoints.
-      config: the training config.
-      layout: joint layout of inputs and outputs (a ``jpose.skeleton`` layout name).
-      metric_scale: whether ``pose3d`` is in metres (False: scale-free, e.g. Drover et al.).
-      has_camera: whether ``predict`` returns ``focal``, ``center`` and ``translation``.
-      description: one line for reports.
-      unfinished: why the run is unfinished when loaded with ``allow_unfinished`` (stated in
-        results and outputs); ``""`` for a finished run.
-      takes_frame_scale: ``predict`` accepts a third argument ``frame_scale [B, 2]`` (``[1, h /
-        w]`` of each image for ``"image"``-normalised 2D; CameraPose's camera branch works in
-        that aspect-preserving frame, see ``experiments.camerapose.frame_scale``).
-    """
-
-    experiment: str
-    predict: Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
-    normalization: str
-    checkpoint: Mapping[str, int]
-    config: ml_collections.ConfigDict
-    layout: str = "h36m17"
-    metric_scale: bool = True
-    has_camera: bool = False
-    description: str = ""
-    takes_frame_scale: bool = False
-    unfinished: str = ""
-
-
-def add_model_source(parser: Any, pretrained_note: str = "") -> None:
-    """The ``--workdir`` / ``--pretrained`` pair (exactly one) of ``evaluate`` and ``infer``."""
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
-    src.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        help="a shipped pretrained bundle (python -c 'import jpose.inference as i; "
-        "print(i.pretrained_descriptions())') or a bundle directory" + pretrained_note,
-    )
-
-
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
-    """The config a work directory was trained with (``<workdir>/config.json``).
-
-    Raises:
-      FileNotFoundError: if ``workdir`` is not a jpose work directory.
-    """
-    path = pathlib.Path(workdir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{workdir} is not a jpose work directory: no config.json (train with "
-            "`python -m experiments.<method> --workdir=...` first)"
-        )
-    try:
-        return ml_collections.ConfigDict(json.loads(path.read_text()))
-    except ValueError as err:
-        raise rundir.UserError(f"{path}: not a readable config ({err})") from None
+    """:func:`jpose.inference.read_config` as a ``ConfigDict`` (the methods' config type)."""
+    return ml_collections.ConfigDict(inference.read_config(workdir))
 
 
 def data_normalization(data_cfg: ml_collections.ConfigDict) -> str:
@@ -1085,137 +646,6 @@ def write_model_info(workdir: str | os.PathLike[str], **info: Any) -> pathlib.Pa
         path.write_text(json.dumps(to_jsonable(info), indent=2, sort_keys=True) + "\n")
     parallel.barrier("jpose.write_model_info")
     return path
-
-
-def read_model_info(workdir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``<workdir>/model.json`` (``{}`` when absent)."""
-    path = pathlib.Path(workdir) / "model.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-# open recorders of restore_variables calls (recording_restores; what jpose-export stores)
-_RESTORE_RECORDERS: list[list[dict[str, Any]]] = []
-
-
-@contextlib.contextmanager
-def recording_restores() -> Iterator[list[dict[str, Any]]]:
-    """Record every :func:`restore_variables` call made inside the block.
-
-    Yields:
-      A list that receives ``{"stage", "players", "variables", "steps"}`` per call: the stage
-      the variables came from, the players, ``{player: variables}`` and the returned
-      ``{stage: step}``. ``experiments.export`` stores exactly these (the networks a method's
-      ``load_predictor`` needs, whatever the method).
-    """
-    calls: list[dict[str, Any]] = []
-    _RESTORE_RECORDERS.append(calls)
-    try:
-        yield calls
-    finally:
-        _RESTORE_RECORDERS.remove(calls)
-
-
-def restore_variables(
-    workdir: str | os.PathLike[str],
-    stages: Sequence[str],
-    players: Sequence[str],
-    *,
-    step: int | None = None,
-) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """Variables of ``players`` from the last of ``stages`` that has a checkpoint.
-
-    ``workdir`` may also be a pretrained bundle (``jpose.inference``: ``bundle.json`` +
-    ``weights.npz``, no ``checkpoints/``): its weights are returned (sha256 checked), with the
-    checkpoint steps of the run it was exported from.
-
-    Args:
-      workdir: work directory (or bundle directory).
-      stages: the experiment's stage names in training order.
-      players: networks to restore.
-      step: checkpoint step of the last trained stage (default its latest).
-
-    Returns:
-      ``({player: variables}, {stage: latest step of every stage with checkpoints})``.
-
-    Raises:
-      FileNotFoundError: no stage has a checkpoint (or ``step`` does not exist).
-      jpose.inference.BundleError: a bundle whose weights fail their checksum or lack a player.
-    """
-    if inference.is_bundle(workdir):
-        variables, steps = inference.bundle_variables(workdir, stages, players, step=step)
-        return variables, steps
-    root = pathlib.Path(workdir) / "checkpoints"
-    steps: dict[str, int] = {}
-    for stage in stages:
-        if (root / stage).is_dir():
-            latest = Checkpointer(root / stage).latest_step()
-            if latest is not None:
-                steps[stage] = latest
-    if not steps:
-        raise FileNotFoundError(
-            f"no checkpoint of stages {list(stages)} under {root} (training not started?)"
-        )
-    last = list(steps)[-1]
-    with Checkpointer(root / last) as ckpt:
-        variables, used = ckpt.restore_variables(step=step, players=players)
-    steps[last] = used
-    for calls in _RESTORE_RECORDERS:
-        calls.append({"stage": last, "players": list(players), "variables": variables,
-                      "steps": dict(steps)})  # fmt: skip
-    return variables, steps
-
-
-def load_predictor(
-    workdir: str | os.PathLike[str], *, step: int | None = None, allow_unfinished: bool = False
-) -> Predictor:
-    """Restore the trained pipeline of any jpose work directory.
-
-    Reads ``config.json``, imports ``experiments.<config.experiment>``, refuses an unfinished
-    run (``experiments.rundir.require_finished``: ``status.json`` names the missing stage) and
-    calls the experiment's ``load_predictor(config, workdir, step=step)``.
-
-    Args:
-      workdir: work directory of a training run, or a pretrained bundle (``jpose.inference``;
-        exported from a finished run, loaded the same way).
-      step: checkpoint step of the last stage (default the latest).
-      allow_unfinished: load an unfinished run anyway (``Predictor.unfinished`` says why it is
-        unfinished; callers state it in their outputs).
-
-    Returns:
-      :class:`Predictor`.
-
-    Raises:
-      FileNotFoundError: not a work directory / no checkpoint.
-      ValueError: the config names no experiment, or one without a keypoint predictor.
-      rundir.UnfinishedRunError: the run did not finish (without ``allow_unfinished``).
-    """
-    import importlib
-
-    config = read_config(workdir)
-    name = config.get("experiment")
-    known = ("baseline", "camerapose", "drover", "li", "wsp", "zhou")
-    if not name:
-        raise ValueError(
-            f"{workdir}/config.json has no 'experiment' field; expected one of {known}"
-        )
-    try:
-        module = importlib.import_module(f"experiments.{name}")
-    except ImportError as err:
-        raise ValueError(f"unknown experiment {name!r} in {workdir}/config.json") from err
-    loader = getattr(module, "load_predictor", None)
-    if loader is None:
-        raise ValueError(
-            f"experiment {name!r} has no keypoint predictor (image-based experiments are "
-            f"evaluated by their own run); keypoint experiments: {known}"
-        )
-    planned = module.seed_stages(config) if hasattr(module, "seed_stages") else \
-        getattr(module, "STAGES", ())  # fmt: skip
-    reason = rundir.require_finished(workdir, planned, allow_unfinished=allow_unfinished)
-    predictor = loader(config, workdir, step=step)
-    if reason:
-        LOGGER.warning("%s: using an UNFINISHED run (--allow_unfinished): %s", workdir, reason)
-        predictor = dataclasses.replace(predictor, unfinished=reason)
-    return predictor
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1249,26 +679,6 @@ class ResultsHeader:
     notes: Sequence[str] = ()
 
 
-def to_jsonable(x: Any, *, nonfinite: str = "string") -> Any:
-    """``x`` with arrays / numpy scalars as lists / Python numbers, ready for ``json.dumps``.
-
-    Args:
-      x: nested mappings, sequences, arrays and scalars.
-      nonfinite: how NaN / inf are written: ``"string"`` (``"nan"``) or ``"null"`` (``None``).
-    """
-    if isinstance(x, Mapping):
-        return {str(k): to_jsonable(v, nonfinite=nonfinite) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [to_jsonable(v, nonfinite=nonfinite) for v in x]
-    if isinstance(x, np.ndarray | jax.Array):
-        return to_jsonable(np.asarray(x).tolist(), nonfinite=nonfinite)
-    if isinstance(x, np.generic):
-        return to_jsonable(x.item(), nonfinite=nonfinite)
-    if isinstance(x, float) and not np.isfinite(x):
-        return None if nonfinite == "null" else str(x)
-    return x
-
-
 def evaluation_record(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{split: evaluation}`` without the per-example ``predictions`` / ``errors_mm`` (what
     ``results.json`` and the experiments' return values hold)."""
@@ -1290,7 +700,7 @@ def write_results(
     """Write ``results.json`` and ``results.md``.
 
     A training run's results are the last thing it writes: in a work directory with
-    ``status.json`` they mark the run finished (``experiments.rundir.mark_run_finished``) unless
+    ``status.json`` they mark the run finished (``jpose.training.rundir.mark_run_finished``) unless
     ``finish_run`` is False (evaluations of other runs).
 
     Args:

@@ -45,7 +45,7 @@ skeleton ``X = (d + 1) [x, y, 1]``) goes through the same evaluation code. With
 
 Inference: ``run`` writes ``<workdir>/model.json`` (the input normalisation constant
 ``head_root_distance`` of the training 2D, the seeds and joints); :func:`load_predictor` (or
-``experiments.common.load_predictor(DIR)``) restores the generator(s) and predicts what ``run``
+``jpose.inference.load_predictor(DIR)``) restores the generator(s) and predicts what ``run``
 evaluates.
 """
 
@@ -65,7 +65,7 @@ import optax
 
 from experiments import common
 from experiments.lifting import eval_datasets, lifter_figures
-from jpose import adversarial, losses, models, skeleton
+from jpose import adversarial, inference, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.evaluation import jit_predict
@@ -77,6 +77,7 @@ from jpose.training import (
     create_train_state,
     make_train_step,
 )
+from jpose.training import stages as harness
 from jpose.training.state import TrainState
 
 __all__ = [
@@ -493,6 +494,7 @@ def make_predict_3d(
 
 def seed_stages(config: ml_collections.ConfigDict) -> list[str]:
     """Stage (checkpoint directory) names ``seed<s>`` of the trained generators, in order."""
+    config = ml_collections.ConfigDict(config)
     seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
     return [f"seed{s}" for s in seeds]
 
@@ -505,8 +507,8 @@ def _train_head_root_distance(config: ml_collections.ConfigDict) -> float:
 
 
 def load_predictor(
-    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
-) -> common.Predictor:
+    config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
+) -> inference.Predictor:
     """The trained generator(s) of a Drover work directory, as :func:`run` evaluates them.
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` ``[B, 17, 3]`` is the 3D of ``run``'s
@@ -529,16 +531,17 @@ def load_predictor(
       step: checkpoint step of every seed (default each seed's latest).
 
     Returns:
-      :class:`experiments.common.Predictor` (``checkpoint``: ``{"seed<s>": step}``).
+      :class:`jpose.inference.Predictor` (``checkpoint``: ``{"seed<s>": step}``).
     """
-    info = common.read_model_info(workdir)
+    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
+    info = inference.read_model_info(workdir)
     hr = info.get("head_root_distance")
     if hr is None:  # runs older than model.json: recompute from the training data
         hr = _train_head_root_distance(config)
     gen = make_models(config)["gen"]
     variables, steps = [], {}
     for stage in seed_stages(config):
-        v, st = common.restore_variables(workdir, [stage], ["gen"], step=step)
+        v, st = inference.restore_variables(workdir, [stage], ["gen"], step=step)
         variables.append(v["gen"])
         steps.update(st)
     fn = make_predict_3d(config, head_root_distance=float(hr))
@@ -551,7 +554,7 @@ def load_predictor(
 
     n = len(variables)
     num_joints = int(config.method.num_joints)
-    return common.Predictor(
+    return inference.Predictor(
         experiment="drover",
         predict=lambda x, c: run_all(variables, x, c),
         normalization=info.get("normalization") or common.data_normalization(config.data),
@@ -622,12 +625,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     d_phase, g_phase = make_phases(config)
     phases = alternating_gan_phases(discriminator=d_phase, generator=g_phase)
-    num_devices = common.num_parallel_devices(str(tc.parallel))
-    data = {k: common.device_arrays(v, num_devices=num_devices) for k, v in host_data.items()}
-    sampler = common.make_sampler({"inputs": n_inputs, "real": n_real},
+    num_devices = harness.num_parallel_devices(str(tc.parallel))
+    data = {k: harness.device_arrays(v, num_devices=num_devices) for k, v in host_data.items()}
+    sampler = harness.make_sampler({"inputs": n_inputs, "real": n_real},
                                   {"inputs": bs, "real": bs}, num_devices=num_devices,
                                   mode=str(tc.get("sampling", "epoch")))  # fmt: skip
-    run_block = common.make_block_runner(
+    run_block = harness.make_block_runner(
         lambda axis: make_train_step(phases, axis_name=axis),
         steps_per_block=k_steps,
         sampler=sampler,
@@ -637,7 +640,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
     stages = {}
     for i, seed in enumerate(seeds):
-        stages[f"seed{seed}"] = common.train_stage(
+        stages[f"seed{seed}"] = harness.train_stage(
             f"seed{seed}",
             template(seed),
             index=i,

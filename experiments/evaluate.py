@@ -10,7 +10,7 @@ Usage::
     python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=mpi3dhp --mpi3dhp_root=/d/3dhp
     python -m experiments.evaluate --workdir=/tmp/cp_h36m --dataset=3dpw --pw3d_path=/data/3dpw
 
-The trained pipeline is restored with :func:`experiments.common.load_predictor` (whichever
+The trained pipeline is restored with :func:`jpose.inference.load_predictor` (whichever
 keypoint experiment produced the work directory: the checkpoint of its last trained stage, or
 ``--step``). Inputs are normalised the way the training inputs were (``Predictor.normalization``).
 
@@ -63,10 +63,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, rundir
+from experiments import common
 from jpose import inference, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
+from jpose.inference import cli as inference_cli
+from jpose.training import rundir
 
 __all__ = [
     "DATASETS",
@@ -89,7 +91,7 @@ DATASETS = ("config", "cmu", "h36m", "mpi3dhp", "3dpw")
 @rundir.user_errors("loading the evaluation data")
 def load_eval_datasets(
     dataset: str,
-    predictor: common.Predictor,
+    predictor: inference.Predictor,
     *,
     h36m_dir: str = "",
     h36m_source: str = "gt",
@@ -259,7 +261,7 @@ def _per_subject(ev: Mapping[str, Any], subjects: np.ndarray) -> dict[str, dict[
 
 
 def evaluate_predictor(
-    predictor: common.Predictor,
+    predictor: inference.Predictor,
     datasets: Mapping[str, PoseDataset],
     *,
     flip: bool = False,
@@ -396,7 +398,7 @@ def evaluate_workdir(
     if batch_size < 1:
         raise rundir.UserError(f"--batch_size must be >= 1, got {batch_size}")
     with rundir.user_errors():
-        predictor = common.load_predictor(wd, step=step, allow_unfinished=allow_unfinished)
+        predictor = inference.load_predictor(wd, step=step, allow_unfinished=allow_unfinished)
     datasets = load_eval_datasets(
         dataset, predictor, drop_s11_directions=drop_s11_directions, **paths
     )
@@ -516,7 +518,7 @@ def _sequence_indices(ds: PoseDataset, length: int) -> np.ndarray:
 def write_evaluation_figures(
     out: pathlib.Path,
     workdir: pathlib.Path,
-    predictor: common.Predictor,
+    predictor: inference.Predictor,
     datasets: Mapping[str, PoseDataset],
     evaluations: Mapping[str, Any],
     *,
@@ -587,7 +589,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m experiments.evaluate",
         description="Evaluate a trained jpose work directory on a 3D test set.",
     )
-    common.add_model_source(p, "; results go to ./jpose_eval/<name>/ unless --output_dir")
+    inference_cli.add_model_source(p, "; results go to ./jpose_eval/<name>/ unless --output_dir")
     p.add_argument("--dataset", default="config", choices=DATASETS)
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--drop_s11_directions", action="store_true",
@@ -618,7 +620,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring).
 
     User errors (missing or unfinished work directory, data files, options) exit with status 2
-    and one message (``experiments.rundir.exit_on_user_error``).
+    and one message (``jpose.training.rundir.exit_on_user_error``).
     """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",

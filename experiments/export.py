@@ -9,7 +9,7 @@ Usage::
 
 What is written (the format: :mod:`jpose.inference`): the variables of the networks the
 experiment's ``load_predictor`` restores -- recorded while it runs
-(:func:`experiments.common.recording_restores`), so every keypoint experiment exports without a
+(:func:`jpose.inference.recording_restores`), so every keypoint experiment exports without a
 list of its players here, and optimiser moments, discriminators and generators are left out --
 as ``weights.npz`` with ``weights.sha256``; the run's ``config.json`` and ``model.json``; a
 ``status.json`` marking the run finished; ``bundle.json``; the model card ``card.json`` (machine
@@ -50,8 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from experiments import common, rundir
+from experiments import common
 from jpose import inference, skeleton
+from jpose.inference import bundles
+from jpose.training import rundir
 
 __all__ = [
     "export_bundle",
@@ -251,7 +253,7 @@ def max_difference_mm(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
     return max(abs(la[k] - lb[k]) for k in la)
 
 
-def root_translation_errors(predictor: common.Predictor, ds: Any) -> dict[str, Any] | None:
+def root_translation_errors(predictor: inference.Predictor, ds: Any) -> dict[str, Any] | None:
     """Absolute 3D of a camera-branch pipeline: the distance (mm) between the predicted root
     translation and the true camera-frame root, per action and action- / frame-wise means
     (``None`` without a camera branch or absolute 3D ground truth)."""
@@ -273,7 +275,7 @@ def root_translation_errors(predictor: common.Predictor, ds: Any) -> dict[str, A
 def _evaluate_bundle(path: pathlib.Path, dataset: str) -> dict[str, Any]:
     from experiments import evaluate
 
-    predictor = common.load_predictor(path)
+    predictor = inference.load_predictor(path)
     datasets = evaluate.load_eval_datasets(dataset, predictor)
     evaluations, _ = evaluate.evaluate_predictor(predictor, datasets)
     out = {split: metric_numbers(ev) for split, ev in evaluations.items()}
@@ -309,7 +311,7 @@ def _prepare_output(output: pathlib.Path, overwrite: bool) -> None:
         if not output.is_dir():
             raise rundir.UserError(f"--output={output} is a file")
         if any(output.iterdir()):
-            if not (overwrite and (output / inference.BUNDLE_FILE).is_file()):
+            if not (overwrite and (output / bundles.BUNDLE_FILE).is_file()):
                 raise rundir.UserError(
                     f"--output={output} exists and is not empty"
                     + (" (and is not a bundle: not replaced)" if overwrite else
@@ -366,8 +368,8 @@ def export_bundle(
     _prepare_output(out, overwrite)
     common.read_config(wd)  # a readable config.json (user error otherwise)
     config_dict = json.loads((wd / "config.json").read_text())
-    with common.recording_restores() as calls, rundir.user_errors():
-        predictor = common.load_predictor(wd)  # refuses an unfinished run
+    with inference.recording_restores() as calls, rundir.user_errors():
+        predictor = inference.load_predictor(wd)  # refuses an unfinished run
     if not calls:
         raise rundir.UserError(f"{wd}: the {predictor.experiment} predictor restored no networks")
     flat: dict[str, np.ndarray] = {}
@@ -376,14 +378,14 @@ def export_bundle(
     for call in calls:
         stage = call["stage"]
         for player, variables in call["variables"].items():
-            flat.update(inference.flatten_variables(variables, f"{stage}/{player}/"))
+            flat.update(bundles.flatten_variables(variables, f"{stage}/{player}/"))
             holds.setdefault(stage, [])
             if player not in holds[stage]:
                 holds[stage].append(player)
         checkpoint.update({str(k): int(v) for k, v in call["steps"].items()})
     results_path = wd / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    model_info = common.read_model_info(wd)
+    model_info = inference.read_model_info(wd)
     if not model_info:
         raise rundir.UserError(f"{wd} has no model.json (trained by an older jpose): retrain")
 
@@ -404,8 +406,8 @@ def export_bundle(
         }
         (tmp / rundir.STATUS_FILE).write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
         bundle = {
-            "format": inference.FORMAT,
-            "version": inference.FORMAT_VERSION,
+            "format": bundles.FORMAT,
+            "version": bundles.FORMAT_VERSION,
             "name": name,
             "description": description or predictor.description,
             "experiment": predictor.experiment,
@@ -419,9 +421,9 @@ def export_bundle(
         }
 
         def write(stored: str) -> str:
-            digest = inference.write_weights(tmp / inference.WEIGHTS_FILE, flat, dtype=stored)
-            (tmp / inference.SHA256_FILE).write_text(f"{digest}  {inference.WEIGHTS_FILE}\n")
-            (tmp / inference.BUNDLE_FILE).write_text(
+            digest = bundles.write_weights(tmp / bundles.WEIGHTS_FILE, flat, dtype=stored)
+            (tmp / bundles.SHA256_FILE).write_text(f"{digest}  {bundles.WEIGHTS_FILE}\n")
+            (tmp / bundles.BUNDLE_FILE).write_text(
                 json.dumps({**bundle, "dtype": stored}, indent=2) + "\n"
             )
             return digest
@@ -458,7 +460,7 @@ def export_bundle(
                 + (f"{chosen} stored" if dtype == "auto" else f"{dtype} stored as requested")
             )
         digest = write(chosen)
-        size = (tmp / inference.WEIGHTS_FILE).stat().st_size
+        size = (tmp / bundles.WEIGHTS_FILE).stat().st_size
         counts = _parameter_counts(flat)
         run_numbers = {
             s: metric_numbers(e) for s, e in results.get("evaluations", {}).items()
@@ -493,7 +495,7 @@ def export_bundle(
             "networks": holds,
             "parameters": counts,
             "weights": {
-                "file": inference.WEIGHTS_FILE,
+                "file": bundles.WEIGHTS_FILE,
                 "dtype": chosen,
                 "bytes": size,
                 "sha256": digest,

@@ -24,7 +24,7 @@ Method:
   relative to view 0 and keep their exact poses.
 * evaluation: the lifting branch only, single view, P1 / P2 (+ N-MPJPE) per action
   (:func:`experiments.common.evaluate_3d`); :func:`load_predictor` (or
-  ``experiments.common.load_predictor(DIR)``) restores the same lifter (and the root branch).
+  ``jpose.inference.load_predictor(DIR)``) restores the same lifter (and the root branch).
 
 Losses use normalised 2D (``data.normalization``, VideoPose3D by default) with the intrinsics
 converted to the same units (:func:`experiments.common.normalized_intrinsics`), so eq. 2 / 5 are in
@@ -47,7 +47,7 @@ import numpy as np
 import optax
 
 from experiments import common
-from jpose import augment, skeleton
+from jpose import augment, inference, skeleton
 from jpose import losses as jl
 from jpose import multiview as mv
 from jpose.data import PoseDataset
@@ -55,6 +55,7 @@ from jpose.data.common import normalize_2d
 from jpose.evaluation import apply_fn
 from jpose.models import Model, li_lifter, li_root_branch
 from jpose.training import Phase, create_player, create_train_state, make_train_step
+from jpose.training import stages as harness
 from jpose.training.schedules import schedule_from_config
 from jpose.training.state import TrainState
 
@@ -606,8 +607,8 @@ def _lift(apply: Any, pose2d: jax.Array, confidence: jax.Array) -> jax.Array:
 
 
 def load_predictor(
-    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
-) -> common.Predictor:
+    config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
+) -> inference.Predictor:
     """The trained branches of a Li et al. work directory.
 
     ``predict(pose2d_norm, confidence)`` returns ``pose3d``: the lifting branch's output made
@@ -624,12 +625,13 @@ def load_predictor(
       step: checkpoint step of the last trained stage (default its latest).
 
     Returns:
-      :class:`experiments.common.Predictor` (``has_camera=False``: no intrinsics).
+      :class:`jpose.inference.Predictor` (``has_camera=False``: no intrinsics).
     """
-    info = common.read_model_info(workdir)
+    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
+    info = inference.read_model_info(workdir)
     layout = skeleton.get_layout(str(info.get("layout") or skeleton.H36M17.name))
     models = build_models(config, num_joints=layout.num_joints)
-    variables, steps = common.restore_variables(workdir, STAGES, ["lifter", "root"], step=step)
+    variables, steps = inference.restore_variables(workdir, STAGES, ["lifter", "root"], step=step)
     offset = jnp.asarray([0.0, 0.0, float(config.model.root_depth_offset_m)], jnp.float32)
 
     @jax.jit
@@ -639,7 +641,7 @@ def load_predictor(
 
         return {"pose3d": _lift(apply("lifter"), x, c), "translation": apply("root")(x) + offset}
 
-    return common.Predictor(
+    return inference.Predictor(
         experiment="li",
         predict=lambda x, c: branches(variables, x, c),
         normalization=info.get("normalization") or common.data_normalization(config.data),
@@ -783,12 +785,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     del datasets["train_3d"]  # nothing below may touch the training 3D
     m, v = mvset.num_instants, mvset.num_views
     bs = min(int(config.batch_size), m)
-    num_devices = common.num_parallel_devices(str(config.parallel))
+    num_devices = harness.num_parallel_devices(str(config.parallel))
     bs -= bs % num_devices
     k = int(config.steps_per_block)
     steps_per_epoch = max(1, m // bs)
-    data = {"mv": common.device_arrays(mvset.arrays, num_devices=num_devices)}
-    sampler = common.make_sampler({"mv": m}, {"mv": bs}, num_devices=num_devices)
+    data = {"mv": harness.device_arrays(mvset.arrays, num_devices=num_devices)}
+    sampler = harness.make_sampler({"mv": m}, {"mv": bs}, num_devices=num_devices)
     example = jnp.asarray(mvset.arrays["pose2d"][:2])
     base_key = jax.random.key(int(config.seed))
 
@@ -817,11 +819,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             config, example, key=jax.random.fold_in(skey, 1), stage=scfg,
             steps_per_epoch=steps_per_epoch, num_steps=num_steps, previous=state,
         )  # fmt: skip
-        run_block = common.make_block_runner(
+        run_block = harness.make_block_runner(
             lambda axis, phases=phases: make_train_step(phases, axis_name=axis),
             steps_per_block=k, sampler=sampler, data=data, num_devices=num_devices,
         )  # fmt: skip
-        res = common.train_stage(
+        res = harness.train_stage(
             name, template, index=index, key=skey, run_block=run_block, num_steps=num_steps,
             steps_per_block=k, workdir=wd, step_offset=offset, samples_per_step=bs,
             phases=phases, checkpoint_every=int(config.checkpoint_every) or None,

@@ -4,7 +4,7 @@ pre-training, RD protocols 1 / 2, and 3D fine-tuning from the pre-trained encode
 
     python -m experiments.wsp --workdir=/tmp/wsp [--config=experiments/configs/wsp.py:<preset>]
 
-Stages (``experiments.common.train_stage``; each with its own checkpoints, resumable):
+Stages (``experiments.harness.train_stage``; each with its own checkpoints, resumable):
 
 1. ``pretrain``: the pairwise model (:mod:`jpose.models.relative_depth`) on the training pairs
    (:mod:`jpose.data.relative_depth`), BCE on logits (eq. 9) over N < J randomly chosen joints per
@@ -22,7 +22,7 @@ label rule itself, knee rule for protocol 2); MPJPE / P-MPJPE of every fine-tune
 at its last step.
 
 Inference: ``run`` writes ``<workdir>/model.json`` (input normalisation and the fine-tuning
-stages); :func:`load_predictor` (or ``experiments.common.load_predictor(DIR)``) restores one
+stages); :func:`load_predictor` (or ``jpose.inference.load_predictor(DIR)``) restores one
 fine-tuned lifter (default: the pre-trained initialisation at the largest label fraction).
 
 Pairs: :func:`jpose.data.relative_depth.load_pair_splits` with the ``config.rd`` fields. The
@@ -46,12 +46,13 @@ import numpy as np
 import optax
 
 from experiments import common
-from jpose import losses, skeleton
+from jpose import inference, losses, skeleton
 from jpose import metrics as jm
 from jpose.data import relative_depth as rdd
 from jpose.models import martinez_lifter
 from jpose.models import relative_depth as mrd
 from jpose.training import Phase, create_player, create_train_state, make_train_step
+from jpose.training import stages as harness
 
 LOGGER = common.LOGGER
 
@@ -282,12 +283,12 @@ def _lift(lifter: Any, variables: Any, x: jax.Array, c: jax.Array) -> jax.Array:
 
 
 def load_predictor(
-    config: ml_collections.ConfigDict,
+    config: Mapping[str, Any],
     workdir: str | os.PathLike[str],
     *,
     step: int | None = None,
     variant: str | None = None,
-) -> common.Predictor:
+) -> inference.Predictor:
     """One fine-tuned lifter of a WSP work directory.
 
     ``run`` fine-tunes a lifter per label fraction and initialisation (:func:`finetune_stages`);
@@ -308,12 +309,13 @@ def load_predictor(
       variant: fine-tuning stage to serve.
 
     Returns:
-      :class:`experiments.common.Predictor` (``checkpoint``: the chosen stage, and ``pretrain``
+      :class:`jpose.inference.Predictor` (``checkpoint``: the chosen stage, and ``pretrain``
       for a pre-trained initialisation).
 
     Raises:
       ValueError: an image-pathway config (no keypoint predictor) or an unknown ``variant``.
     """
+    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
     if config.get("pathway", "keypoints") == "image":
         raise ValueError("the WSP image pathway (experiments.wsp_image) has no keypoint predictor")
     stages = finetune_stages(config)
@@ -321,9 +323,9 @@ def load_predictor(
     if variant not in stages:
         raise ValueError(f"unknown WSP fine-tuning variant {variant!r}; expected one of "
                          f"{sorted(stages)}")  # fmt: skip
-    info = common.read_model_info(workdir)
+    info = inference.read_model_info(workdir)
     chain = (["pretrain"] if stages[variant]["init"] == "pretrained" else []) + [variant]
-    variables, steps = common.restore_variables(workdir, chain, ["lifter"], step=step)
+    variables, steps = inference.restore_variables(workdir, chain, ["lifter"], step=step)
     if variant not in steps:
         raise FileNotFoundError(f"no checkpoint of fine-tuning stage {variant} in {workdir}")
     lifter = build_lifter(config)
@@ -334,7 +336,7 @@ def load_predictor(
         return {"pose3d": pose - pose[..., :1, :]}
 
     frac = stages[variant]["fraction"]
-    return common.Predictor(
+    return inference.Predictor(
         experiment="wsp",
         predict=lambda x, c: predict(variables["lifter"], x, c),
         normalization=info.get("normalization") or common.data_normalization(config.data),
@@ -368,7 +370,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     key = jax.random.key(int(config.seed))
-    ndev = common.num_parallel_devices(config.parallel)
+    ndev = harness.num_parallel_devices(config.parallel)
     k_steps = int(config.train.steps_per_block)
     timings: dict[str, float] = {}
 
@@ -439,14 +441,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             ),
         )
     ]
-    sampler = common.make_sampler(
+    sampler = harness.make_sampler(
         {"rd": train_pairs.num_pairs}, {"rd": int(pc.batch_size)}, num_devices=ndev
     )
-    run_block = common.make_block_runner(
+    run_block = harness.make_block_runner(
         lambda axis: make_train_step(phases, axis_name=axis),
         steps_per_block=k_steps,
         sampler=sampler,
-        data={"rd": common.device_arrays(arrays, num_devices=ndev)},
+        data={"rd": harness.device_arrays(arrays, num_devices=ndev)},
         num_devices=ndev,
     )
     stage_kw = dict(
@@ -456,7 +458,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         checkpoint_every=int(config.train.checkpoint_every) or None,
         progress=bool(config.train.progress),
     )
-    pre = common.train_stage(
+    pre = harness.train_stage(
         "pretrain",
         create_train_state({"rd": rd_player}),
         index=0,
@@ -521,12 +523,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "confidence": sub.confidence,
             "pose3d_cam": sub.pose3d_cam,
         }
-        ft_sampler = common.make_sampler(
+        ft_sampler = harness.make_sampler(
             {"train_3d": len(sub)}, {"train_3d": int(fc.batch_size)}, num_devices=ndev
         )
-        ft_data = {"train_3d": common.device_arrays(fields, num_devices=ndev)}
+        ft_data = {"train_3d": harness.device_arrays(fields, num_devices=ndev)}
         ft_phases = [Phase("lifter", ("lifter",), _lifter_loss_fn)]
-        ft_block = common.make_block_runner(
+        ft_block = harness.make_block_runner(
             lambda axis, ph=ft_phases: make_train_step(ph, axis_name=axis),
             steps_per_block=k_steps,
             sampler=ft_sampler,
@@ -552,7 +554,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             elif init != "random":
                 raise ValueError(f"finetune.inits: expected pretrained|random, got {init!r}")
             name = _stage_name(float(frac), init)
-            res = common.train_stage(
+            res = harness.train_stage(
                 name,
                 create_train_state({"lifter": player}),
                 index=index,

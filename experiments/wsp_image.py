@@ -59,6 +59,7 @@ from jpose.training import (
     make_schedule,
     make_train_step,
 )
+from jpose.training import stages as harness
 
 __all__ = [
     "LAYOUT",
@@ -399,7 +400,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model_3d = wsp_net(heads=("heatmap3d",), depth_bins=int(m.depth_bins), **net_kw)
     key = jax.random.key(seed)
     k_steps = int(t.steps_per_block)
-    num_devices = common.num_parallel_devices(str(t.parallel))
+    num_devices = harness.num_parallel_devices(str(t.parallel))
     bs = int(t.batch_size)
     # the paper's epochs and decays where configured (real preset), else CPU steps at constant lr
     pre_steps, pre_sched = stage_schedule(t, "pretrain", num_examples=len(r_pre),
@@ -423,14 +424,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         sigma=float(m.sigma),
         squared=bool(t.heatmap_squared),
     )
-    run_pre = common.make_block_runner(
+    run_pre = harness.make_block_runner(
         lambda axis: make_train_step([phase_pre], axis_name=axis), steps_per_block=k_steps,
-        sampler=common.make_sampler({"pre": len(r_pre)}, {"pre": bs}, num_devices=num_devices),
-        data={"pre": common.device_arrays({f: pre[f] for f in pre_fields},
+        sampler=harness.make_sampler({"pre": len(r_pre)}, {"pre": bs}, num_devices=num_devices),
+        data={"pre": harness.device_arrays({f: pre[f] for f in pre_fields},
                                           num_devices=num_devices)},
         num_devices=num_devices,
     )  # fmt: skip
-    res_pre = common.train_stage(
+    res_pre = harness.train_stage(
         "pretrain", create_train_state({"net": player}), index=0,
         key=jax.random.fold_in(key, 100), run_block=run_pre,
         num_steps=pre_steps, steps_per_block=k_steps, workdir=wd,
@@ -446,11 +447,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # --- fine-tuning: pre-trained vs scratch -------------------------------------------------
     ft_fields = ("image", "coords")
     phase_ft = make_finetune_phase()
-    run_ft = common.make_block_runner(
+    run_ft = harness.make_block_runner(
         lambda axis: make_train_step([phase_ft], axis_name=axis), steps_per_block=k_steps,
-        sampler=common.make_sampler({"ft": len(r_ft)}, {"ft": min(bs, len(r_ft))},
+        sampler=harness.make_sampler({"ft": len(r_ft)}, {"ft": min(bs, len(r_ft))},
                                     num_devices=num_devices),
-        data={"ft": common.device_arrays({f: ft[f] for f in ft_fields}, num_devices=num_devices)},
+        data={"ft": harness.device_arrays({f: ft[f] for f in ft_fields}, num_devices=num_devices)},
         num_devices=num_devices,
     )  # fmt: skip
     fresh = create_player(model_3d, tx_ft, jax.random.fold_in(key, 2),
@@ -469,7 +470,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     }  # fmt: skip
     evals, summary = {}, {}
     for i, (name, p0) in enumerate(inits.items()):
-        res = common.train_stage(
+        res = harness.train_stage(
             f"finetune_{name}", create_train_state({"net3d": p0}), index=1 + i,
             key=jax.random.fold_in(key, 200), run_block=run_ft,
             num_steps=ft_steps, steps_per_block=k_steps, workdir=wd,

@@ -46,7 +46,7 @@ on the 3D test splits (rescaled output; ground truth for reference) and in units
 
 Inference: ``run`` writes ``<workdir>/model.json`` (the training average sum of bone lengths used
 by the rescale, the input normalisation); :func:`load_predictor` (or
-``experiments.common.load_predictor(DIR)``) restores the depth network and predicts the 3D of the
+``jpose.inference.load_predictor(DIR)``) restores the depth network and predicts the 3D of the
 ``<split>`` evaluation (the rescaled output).
 """
 
@@ -68,12 +68,19 @@ import optax
 from experiments import common
 from experiments.configs.zhou import ABLATIONS
 from experiments.lifting import eval_datasets, lifter_figures
-from jpose import kinematics, losses, models, skeleton
+from jpose import inference, kinematics, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d
 from jpose.evaluation import apply_fn, jit_predict
-from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
+from jpose.training import (
+    Phase,
+    PhaseContext,
+    create_player,
+    create_train_state,
+    make_train_step,
+)
+from jpose.training import stages as harness
 from jpose.training.state import TrainState
 
 __all__ = [
@@ -150,7 +157,7 @@ def build_model(config: ml_collections.ConfigDict) -> models.Model:
     mc = config.model
     return models.martinez_lifter(
         LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout), dtype=common.compute_dtype(mc.get("dtype", "float32")),
+        dropout=float(mc.dropout), dtype=harness.compute_dtype(mc.get("dtype", "float32")),
     )  # fmt: skip
 
 
@@ -160,8 +167,8 @@ def _avg_sum_length(train: PoseDataset) -> float:
 
 
 def load_predictor(
-    config: ml_collections.ConfigDict, workdir: str | os.PathLike[str], *, step: int | None = None
-) -> common.Predictor:
+    config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
+) -> inference.Predictor:
     """The trained depth network of a Zhou work directory, as ``run`` evaluates it.
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` is the 3D of the ``<split>`` rows of
@@ -178,15 +185,16 @@ def load_predictor(
       step: checkpoint step of the last trained stage (default its latest).
 
     Returns:
-      :class:`experiments.common.Predictor`.
+      :class:`jpose.inference.Predictor`.
     """
-    info = common.read_model_info(workdir)
+    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
+    info = inference.read_model_info(workdir)
     avg = info.get("avg_sum_length")
     if avg is None:  # runs older than model.json: recompute from the training data
         avg = _avg_sum_length(common.load_datasets(config.data)["train_3d"])
-    variables, steps = common.restore_variables(workdir, STAGES, ["depth"], step=step)
+    variables, steps = inference.restore_variables(workdir, STAGES, ["depth"], step=step)
     fn = functools.partial(rescaled_pose, avg_sum_length=float(avg))
-    return common.Predictor(
+    return inference.Predictor(
         experiment="zhou",
         predict=apply_fn(
             build_model(config), variables["depth"], lambda a, x, c: {"pose3d": fn(a, x, c)}
@@ -402,9 +410,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # every ablation: the same bs // 2 2D-3D samples per step (+ the 2D-only half for 3d+2d*)
     batch_sizes = {"d3": bs // 2, "w2d": bs - bs // 2} if use_2d else {"d3": bs // 2}
     steps_per_epoch = max(1, sizes["d3"] // batch_sizes["d3"])
-    num_devices = common.num_parallel_devices(str(tc.parallel))
-    data = {k: common.device_arrays(v, num_devices=num_devices) for k, v in host.items()}
-    sampler = common.make_sampler(sizes, batch_sizes, num_devices=num_devices)
+    num_devices = harness.num_parallel_devices(str(tc.parallel))
+    data = {k: harness.device_arrays(v, num_devices=num_devices) for k, v in host.items()}
+    sampler = harness.make_sampler(sizes, batch_sizes, num_devices=num_devices)
 
     mc = config.model
     model = build_model(config)
@@ -435,11 +443,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                     opt_state=player.tx.init(prev.params))  # fmt: skip
         num_steps = common.stage_num_steps(sc, steps_per_epoch=steps_per_epoch,
                                            steps_per_block=k_steps)  # fmt: skip
-        run_block = common.make_block_runner(
+        run_block = harness.make_block_runner(
             lambda axis, phase=phase: make_train_step([phase], axis_name=axis),
             steps_per_block=k_steps, sampler=sampler, data=data, num_devices=num_devices,
         )  # fmt: skip
-        result = common.train_stage(
+        result = harness.train_stage(
             f"stage{stage_id}", create_train_state({"depth": player}), index=index,
             key=jax.random.fold_in(k_train, stage_id), run_block=run_block, num_steps=num_steps,
             steps_per_block=k_steps, workdir=wd, step_offset=offset, samples_per_step=bs,

@@ -55,7 +55,14 @@ from jpose import metrics as jm
 from jpose.data import images, render
 from jpose.data.images import PosePool, normalize_images
 from jpose.models.hourglass import stacked_hourglass
-from jpose.training import Phase, PhaseContext, create_player, create_train_state, make_train_step
+from jpose.training import (
+    Phase,
+    PhaseContext,
+    create_player,
+    create_train_state,
+    make_train_step,
+)
+from jpose.training import stages as harness
 from jpose.training.state import TrainState
 
 __all__ = [
@@ -370,9 +377,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     base_state = create_train_state({"net": player}).replace(extra=weights0)
 
     train_fields = ("image", "kp", "depth", "vis")
-    num_devices = common.num_parallel_devices(str(t.parallel))
+    num_devices = harness.num_parallel_devices(str(t.parallel))
     device_data = {
-        p: common.device_arrays(
+        p: harness.device_arrays(
             {f: splits[f"train_{p}"]["arrays"][f] for f in train_fields}, num_devices=num_devices
         )  # fmt: skip
         for p in ("3d", "2d")
@@ -388,9 +395,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             else:
                 bs = {parts[0]: total_batch}
             phase = make_phase(parts=parts, canonical_lengths=canonical, sigma=float(m.sigma))
-            sampler = common.make_sampler(sizes, bs, num_devices=num_devices)
+            sampler = harness.make_sampler(sizes, bs, num_devices=num_devices)
             runners[parts] = (
-                common.make_block_runner(
+                harness.make_block_runner(
                     lambda axis, phase=phase: make_train_step([phase], axis_name=axis),
                     steps_per_block=int(t.steps_per_block), sampler=sampler,
                     data={p: device_data[p] for p in parts}, num_devices=num_devices,
@@ -405,7 +412,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     def stage(name, state, *, index, parts, weights, stage_wd, offset):
         run_block, phase = runner(parts)
         template = state.replace(step=jnp.zeros((), jnp.int32), extra=weights)
-        return common.train_stage(
+        return harness.train_stage(
             name, template, index=index, key=jax.random.fold_in(key, 100 + index),
             run_block=run_block, num_steps=n_steps(getattr(t, f"stage{index}_steps")),
             steps_per_block=k_steps, workdir=stage_wd, step_offset=offset,

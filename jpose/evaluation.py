@@ -13,15 +13,16 @@ Axes and units: ``pose2d [B, J, 2]`` normalised 2D keypoints (the units of the d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from jpose.models.core import Model
 from jpose.training.state import PlayerState
 
-__all__ = ["apply_fn", "jit_predict"]
+__all__ = ["apply_fn", "batched_apply", "jit_predict", "to_jsonable"]
 
 
 def apply_fn(
@@ -63,3 +64,42 @@ def jit_predict(
       ``predict_3d`` with the parameters passed as arguments (not baked-in constants).
     """
     return apply_fn(player.model, player.variables(), fn)
+
+
+def batched_apply(fn: Callable[..., Any], *arrays: np.ndarray, batch_size: int = 4096) -> Any:
+    """Apply ``fn`` to fixed-size batches of ``arrays`` (last batch padded: one compilation).
+
+    Returns:
+      The concatenated host outputs (pytree of numpy arrays, leading axis N).
+    """
+    n = len(arrays[0])
+    bs = max(1, min(batch_size, n))
+    outs = []
+    for start in range(0, n, bs):
+        chunk = [np.asarray(a[start : start + bs]) for a in arrays]
+        m = len(chunk[0])
+        if m < bs:
+            chunk = [np.concatenate([c, np.repeat(c[-1:], bs - m, 0)]) for c in chunk]
+        out = jax.device_get(fn(*chunk))
+        outs.append(jax.tree_util.tree_map(lambda x, m=m: np.asarray(x)[:m], out))
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
+
+
+def to_jsonable(x: Any, *, nonfinite: str = "string") -> Any:
+    """``x`` with arrays / numpy scalars as lists / Python numbers, ready for ``json.dumps``.
+
+    Args:
+      x: nested mappings, sequences, arrays and scalars.
+      nonfinite: how NaN / inf are written: ``"string"`` (``"nan"``) or ``"null"`` (``None``).
+    """
+    if isinstance(x, Mapping):
+        return {str(k): to_jsonable(v, nonfinite=nonfinite) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [to_jsonable(v, nonfinite=nonfinite) for v in x]
+    if isinstance(x, np.ndarray | jax.Array):
+        return to_jsonable(np.asarray(x).tolist(), nonfinite=nonfinite)
+    if isinstance(x, np.generic):
+        return to_jsonable(x.item(), nonfinite=nonfinite)
+    if isinstance(x, float) and not np.isfinite(x):
+        return None if nonfinite == "null" else str(x)
+    return x

@@ -10,6 +10,8 @@ import pathlib  # noqa: E402
 import pytest  # noqa: E402
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if SHARED_DATA.is_dir():  # what `experiments` defaults it to; the library never guesses
+    os.environ.setdefault("JPOSE_SHARED_DATA", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session")

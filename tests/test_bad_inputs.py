@@ -1,7 +1,7 @@
 """Bad inputs through the real command lines (issue 22: no silent garbage).
 
 One table (:data:`CASES`) of what a new user may get wrong -- 2D detections given to ``jpose``
-(``experiments.infer.main``), options and work directories given to ``experiments.evaluate``
+(``experiments.inference_cli.main``), options and work directories given to ``experiments.evaluate``
 (``evaluate.main``), configs, data files and work directories given to a training command
 (``experiments.common.run_experiment``, what ``python -m experiments.<method>`` runs after
 parsing its flags) -- with the outcome each must have:
@@ -37,11 +37,12 @@ import numpy as np
 import pytest
 from _helpers import STANDING_H36M17, procrustes_error_np
 
-from experiments import baseline, common, evaluate, infer, rundir
+from experiments import baseline, common, evaluate
 from experiments.configs import baseline as baseline_config
-from jpose import camera
+from jpose import camera, inference
 from jpose import metrics as jm
-from jpose.training import Checkpointer
+from jpose.inference import cli as inference_cli
+from jpose.training import Checkpointer, rundir
 from jpose.training.checkpoint import CheckpointMismatchError
 from jpose.training.logging import trim_metrics
 
@@ -383,7 +384,7 @@ CASES: list[tuple[str, str, Callable[[Ctx], Any], str, str]] = [
 def _invoke(command: str, args: Any) -> int:
     try:
         if command == "jpose":
-            return infer.main([str(a) for a in args])
+            return inference_cli.main([str(a) for a in args])
         if command == "evaluate":
             evaluate.main([str(a) for a in args])
             return 0
@@ -420,7 +421,7 @@ def test_bad_input_table(case, ctx, capsys):
         if outcome == FLAGGED:
             assert not valid.all() and valid.any()
             assert np.isnan(pose[~valid]).all() and np.isfinite(pose[valid]).all()
-            assert np.abs(pose[valid]).max() < infer.MAX_POSE_M
+            assert np.abs(pose[valid]).max() < inference.MAX_POSE_M
             assert len(warnings) == 1 and re.search(pattern, warnings[0]), err
         else:
             assert valid.all() and np.isfinite(pose).all()

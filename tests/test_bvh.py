@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from _helpers import STANDING_H36M17
 
-from experiments import common, infer
-from jpose import bvh, skeleton
+from jpose import bvh, inference, skeleton
 from jpose.data import synthetic
+from jpose.inference import cli as inference_cli
 
 H36M = skeleton.H36M17
 # body frame of jpose.data.synthetic (x = the person's right, y forward, z up) -> BVH frame
@@ -218,7 +218,7 @@ def test_degenerate_inputs_raise_clear_errors():
 
 
 def _result(poses_cam, image_id, track_id=None, absolute=True):
-    """A minimal ``infer.lift`` result (camera frame, metres)."""
+    """A minimal ``inference.lift`` result (camera frame, metres)."""
     poses_cam = np.array(poses_cam, np.float64)  # a copy: tests blank frames in place
     n = len(poses_cam)
     res = {
@@ -242,7 +242,7 @@ def test_write_bvh_files_per_track(tmp_path):
     backwards = np.arange(9, -1, -1)  # unordered input: track a's frames 9, 8, ..., 0
     frames = np.concatenate([backwards, np.arange(10)])
     res = _result(two[np.r_[backwards, 10:20]], frames, track_id=np.repeat(["a", "b"], 10))
-    out = infer.write_output(res, tmp_path / "poses.bvh", fps=50.0)
+    out = inference.write_output(res, tmp_path / "poses.bvh", fps=50.0)
     assert out == tmp_path / "poses_track*.bvh"
     for tag, offset in (("a", 0.0), ("b", 1.0)):
         b = bvh.read_bvh(tmp_path / f"poses_track{tag}.bvh")
@@ -253,7 +253,7 @@ def test_write_bvh_files_per_track(tmp_path):
     # root-relative results: one track, one file, the root at the origin
     one = _result(seq, np.arange(10), absolute=False)
     messages = []
-    path = infer.write_output(one, tmp_path / "rel.bvh", messages=messages)
+    path = inference.write_output(one, tmp_path / "rel.bvh", messages=messages)
     assert path == tmp_path / "rel.bvh" and messages == []
     np.testing.assert_allclose(bvh.read_bvh(path).motion[:, :3], 0.0, atol=1e-6)
 
@@ -262,25 +262,25 @@ def test_write_bvh_files_refuses_what_bvh_cannot_hold(tmp_path):
     seq = bvh.from_camera_frame(_synthetic_sequence(n=6, seed=7))
     out = tmp_path / "p.bvh"
     with pytest.raises(ValueError, match=r"image_id 0 has 2 people.*track_id"):
-        infer.write_bvh_files(_result(np.concatenate([seq, seq]), np.r_[0:6, 0:6]), out)
+        inference.write_bvh_files(_result(np.concatenate([seq, seq]), np.r_[0:6, 0:6]), out)
     with pytest.raises(ValueError, match=r"not evenly spaced \(image_id 2 -> 5"):
-        infer.write_bvh_files(_result(seq, [0, 1, 2, 5, 6, 7]), out)
+        inference.write_bvh_files(_result(seq, [0, 1, 2, 5, 6, 7]), out)
     res = _result(seq, np.arange(6))
     res["valid"][3] = False
     res["invalid_reason"][3] = "4 joints with confidence > 0"
     res["pose3d_absolute"][3] = np.nan
     with pytest.raises(ValueError, match=r"1 frames without a valid 3D pose, first image_id 3 "
                                          r"\(4 joints"):  # fmt: skip
-        infer.write_bvh_files(res, out)
+        inference.write_bvh_files(res, out)
     with pytest.raises(ValueError, match="unsupported output format '.bvhx'"):
-        infer.write_output(_result(seq, np.arange(6)), tmp_path / "p.bvhx")
+        inference.write_output(_result(seq, np.arange(6)), tmp_path / "p.bvhx")
     # varying bone lengths: written, with a note (or a Python warning without `messages`)
     grow = seq * (1.0 + 0.05 * np.arange(6))[:, None, None]
     res = _result(grow - grow[:, :1], np.arange(6), absolute=False)
-    files, notes = infer.write_bvh_files(res, out)
+    files, notes = inference.write_bvh_files(res, out)
     assert files == [out] and len(notes) == 1 and "one length per bone" in notes[0]
     with pytest.warns(UserWarning, match="one length per bone"):
-        infer.write_output(res, out)
+        inference.write_output(res, out)
 
 
 def test_cli_writes_bvh(tmp_path, monkeypatch, capsys):
@@ -290,9 +290,9 @@ def test_cli_writes_bvh(tmp_path, monkeypatch, capsys):
     def predict(x, c):
         return {"pose3d": jnp.broadcast_to(table, (x.shape[0], 17, 3))}
 
-    stub = common.Predictor(experiment="stub", predict=predict, normalization="vp",
+    stub = inference.Predictor(experiment="stub", predict=predict, normalization="vp",
                             checkpoint={}, config=ml_collections.ConfigDict())  # fmt: skip
-    monkeypatch.setattr(common, "load_predictor", lambda *a, **k: stub)
+    monkeypatch.setattr(inference_cli, "load_predictor", lambda *a, **k: stub)
     focal, center = np.array([1000.0, 1000.0]), np.array([500.0, 500.0])
     cam = STANDING_H36M17 - STANDING_H36M17[:1] + np.array([0.1, 0.0, 4.0])
     px = cam[:, :2] / cam[:, 2:] * focal + center
@@ -301,12 +301,12 @@ def test_cli_writes_bvh(tmp_path, monkeypatch, capsys):
     out = tmp_path / "poses.bvh"
     argv = ["--workdir", str(tmp_path), "--input", str(f), "--output", str(out),
             "--image_size", "1000,1000", "--focal", "1000,1000", "--fps", "25"]  # fmt: skip
-    assert infer.main(argv) == 0
+    assert inference_cli.main(argv) == 0
     assert "wrote" in capsys.readouterr().out
     b = bvh.read_bvh(out)
     assert b.num_frames == 4 and b.frame_time_s == pytest.approx(0.04)
     got = bvh.from_camera_frame(bvh.joint_positions(b, H36M.joint_names))
     assert np.abs(got - cam).max() < MM  # root translation solved from the pixels
     with pytest.raises(SystemExit) as exc:
-        infer.main([*argv[:-1], "0"])
+        inference_cli.main([*argv[:-1], "0"])
     assert exc.value.code == 2 and "--fps must be a positive number" in capsys.readouterr().err

@@ -84,7 +84,7 @@ def test_frozen_refinement_is_the_same_function_in_training_and_evaluation(smoke
     x, c = batch["3d"]["pose2d_norm"], batch["3d"]["confidence"]
 
     def probe(ctx, b):
-        refined = cp._Net(setup, ctx.apply).refine(x, c)
+        refined = cp._net(setup, ctx.apply).refine(x, c)
         return jax.numpy.zeros(()), {"refined": refined}
 
     phases = (*cp.make_phases(setup, stage), T.Phase("probe", ("lifter",), probe))

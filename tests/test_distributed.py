@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from jpose.training import Checkpointer
+from jpose.training import stages as harness
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -228,8 +229,8 @@ def test_compiling_notice_once_per_block_and_evaluation(caplog):
     def predict(x, c):
         return x
 
-    block = common._CompileNotice("training block (2 steps, 1 device)")
-    with caplog.at_level(logging.INFO, logger="jpose.experiments"):
+    block = harness.CompileNotice("training block (2 steps, 1 device)")
+    with caplog.at_level(logging.INFO, logger="jpose"):
         for _ in range(2):
             block()
             common._notice_evaluation(predict, "test")

@@ -12,11 +12,11 @@ from test_data_h36m import vp_files  # noqa: F401 - fixture: Human3.6M files in 
 from test_data_mpi3dhp_pw3d import _3dpw_pickle, mpi_root  # noqa: F401 - fixture / writer
 
 from experiments import camerapose as cp
-from experiments import common, evaluate, rundir
+from experiments import common, evaluate
 from experiments.configs import camerapose as cp_configs
+from jpose import inference, skeleton
 from jpose import metrics as jm
-from jpose import skeleton
-from jpose.training import Checkpointer
+from jpose.training import Checkpointer, rundir
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -43,7 +43,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(workdir):
-    return common.load_predictor(workdir)
+    return inference.load_predictor(workdir)
 
 
 def _reference_errors(predictor, ds):
@@ -201,9 +201,9 @@ def test_bad_requests(workdir, predictor, tmp_path):
     with pytest.raises(ValueError, match="applies to --dataset=h36m only"):
         evaluate.load_eval_datasets("cmu", predictor, drop_s11_directions=True)
     with pytest.raises(FileNotFoundError, match="not a jpose work directory"):
-        common.load_predictor(tmp_path)
+        inference.load_predictor(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"seed": 0}))
     with pytest.raises(ValueError, match="no 'experiment' field"):
-        common.load_predictor(tmp_path)
+        inference.load_predictor(tmp_path)
     with pytest.raises(FileNotFoundError, match="step 99"):
-        common.load_predictor(workdir, step=99)
+        inference.load_predictor(workdir, step=99)

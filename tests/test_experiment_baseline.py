@@ -7,6 +7,7 @@ import pytest
 
 from experiments import baseline
 from experiments.configs import baseline as baseline_config
+from jpose import inference
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_load_predictor_reproduces_results(runs):
     workdir, config, _, _ = runs
     from experiments import common
 
-    predictor = common.load_predictor(workdir)
+    predictor = inference.load_predictor(workdir)
     assert predictor.experiment == "baseline" and predictor.metric_scale
     assert dict(predictor.checkpoint) == {"lifter": config.train.steps}
     assert predictor.normalization == "vp" and predictor.layout == "h36m17"

@@ -11,6 +11,7 @@ import pytest
 
 from experiments import drover
 from experiments.configs import drover as drover_config
+from jpose import inference
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.training import PhaseContext, create_player, create_train_state
 
@@ -46,10 +47,10 @@ def test_load_predictor_reproduces_results(runs):
     from experiments import common
 
     workdir, config, _, _ = runs
-    predictor = common.load_predictor(workdir)
+    predictor = inference.load_predictor(workdir)
     assert predictor.experiment == "drover" and not predictor.metric_scale
     assert dict(predictor.checkpoint) == {"seed0": config.train.steps}
-    info = common.read_model_info(workdir)
+    info = inference.read_model_info(workdir)
     assert info["num_joints"] == 17 and info["head_root_distance"] > 0
     test = common.load_datasets(config.data)["test"]
     predict_3d = lambda x, c: predictor.predict(x, c)["pose3d"]  # noqa: E731

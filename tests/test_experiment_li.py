@@ -9,6 +9,7 @@ import pytest
 
 from experiments import common, li
 from experiments.configs import li as li_config
+from jpose import inference
 from jpose import multiview as mv
 from jpose.data import SyntheticConfig, make_synthetic
 
@@ -125,7 +126,7 @@ def test_entry_point_smoke_and_resume(tmp_path):
         rtol=1e-5,
     )
     # the restored predictor (root-relative lifting branch) reproduces results.json
-    predictor = common.load_predictor(tmp_path)
+    predictor = inference.load_predictor(tmp_path)
     assert predictor.experiment == "li"
     assert dict(predictor.checkpoint) == {s: again["stages"][s]["steps"] for s in li.STAGES}
     test = li.load_li_datasets(config.data)["test"]

@@ -6,6 +6,7 @@ import numpy as np
 
 from experiments import common, wsp
 from experiments.configs import wsp as wsp_config
+from jpose import inference
 
 
 def _config():
@@ -44,10 +45,10 @@ def test_smoke_run_resume_and_results(tmp_path):
     )
 
     # the default predictor: the pre-trained lifter at the largest fraction, as evaluated
-    predictor = common.load_predictor(tmp_path)
+    predictor = inference.load_predictor(tmp_path)
     assert predictor.experiment == "wsp"
     assert dict(predictor.checkpoint) == {"pretrain": 4, "finetune_050pct_pretrained": 4}
-    info = common.read_model_info(tmp_path)
+    info = inference.read_model_info(tmp_path)
     assert info["default_variant"] == "finetune_050pct_pretrained"
     test = common.load_datasets(config.data)["test"]
     for variant, stage in info["finetune"].items():

@@ -11,7 +11,7 @@ import pytest
 
 from experiments import common, zhou
 from experiments.configs import zhou as zhou_config
-from jpose import losses, models
+from jpose import inference, losses, models
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.training import PhaseContext, create_player, create_train_state
 
@@ -38,10 +38,10 @@ def test_smoke_run_two_stages_writes_results_and_resumes(tmp_path):
     assert all(second["stages"][s].trained_steps == 0 for s in ("stage2", "stage3"))
 
     # the restored predictor reproduces the rescaled evaluation ("test") of results.json
-    predictor = common.load_predictor(tmp_path)
+    predictor = inference.load_predictor(tmp_path)
     assert predictor.experiment == "zhou"
     assert dict(predictor.checkpoint) == {"stage2": 2, "stage3": 2}
-    assert common.read_model_info(tmp_path)["avg_sum_length"] > 0
+    assert inference.read_model_info(tmp_path)["avg_sum_length"] > 0
     test = common.load_datasets(config.data)["test"]
     ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
     want = results["evaluations"]["test"]["metrics"]

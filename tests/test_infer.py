@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from _helpers import STANDING_H36M17
 
-from experiments import common, infer
-from jpose import camera, models, skeleton
+from jpose import camera, inference, models, skeleton
 from jpose.data import normalize_2d
+from jpose.inference import cli as inference_cli
 
 FOCAL = np.array([1145.0, 1143.5])
 CENTER = np.array([512.5, 515.0])
@@ -55,7 +55,7 @@ def _predictor(normalization="vp", **kw):
         y = model.apply(variables, x, train=False)[0]
         return {"pose3d": y - y[..., :1, :]}
 
-    return common.Predictor(
+    return inference.Predictor(
         experiment="test",
         predict=predict,
         normalization=normalization,
@@ -73,7 +73,7 @@ def _stub(pose3d, normalization="vp", **kw):
     def predict(x, c):
         return {"pose3d": table[: x.shape[0]]}
 
-    return common.Predictor(
+    return inference.Predictor(
         experiment="stub",
         predict=predict,
         normalization=normalization,
@@ -96,9 +96,9 @@ def test_round_trip_npz_matches_predict(tmp_path, lifter):
     px = _project(cam).astype(np.float32)
     f = tmp_path / "kp.npz"
     np.savez(f, keypoints=px, layout="h36m17", image_size=SIZE)
-    inp = infer.load_keypoints(f)
+    inp = inference.load_keypoints(f)
     assert inp.layout == "h36m17" and inp.image_size_px.shape == (37, 2)
-    res = infer.lift(lifter, inp, batch_size=16)  # 3 batches, the last one padded
+    res = inference.lift(lifter, inp, batch_size=16)  # 3 batches, the last one padded
     norm = normalize_2d(px, mode="vp", image_size=SIZE)
     want = np.asarray(lifter.predict(norm, np.ones((37, 17), np.float32))["pose3d"])
     np.testing.assert_allclose(res["pose3d_root_relative"], want, atol=1e-5)
@@ -117,7 +117,7 @@ def test_image_normalisation_and_json_arrays(tmp_path):
     f.write_text(
         json.dumps({"keypoints": px.tolist(), "layout": "h36m17", "frame": [3, 4, 5, 6, 7]})
     )
-    res = infer.lift(pred, infer.load_keypoints(f, image_size=SIZE))
+    res = inference.lift(pred, inference.load_keypoints(f, image_size=SIZE))
     norm = normalize_2d(px, mode="image", image_size=SIZE)
     want = np.asarray(pred.predict(norm, np.ones((5, 17), np.float32))["pose3d"])
     np.testing.assert_allclose(res["pose3d_root_relative"], want, atol=1e-5)
@@ -156,8 +156,8 @@ def test_known_intrinsics_give_absolute_pose(tmp_path):
     px[:, 12] = np.nan  # a missing joint may be NaN when its score is 0
     f = tmp_path / "kp.npz"
     np.savez(f, keypoints=px, scores=scores, layout="h36m17", image_size=SIZE)
-    inp = infer.load_keypoints(f)
-    res = infer.lift(_stub(rel), inp, intrinsics_px={"focal": FOCAL, "center": CENTER})
+    inp = inference.load_keypoints(f)
+    res = inference.lift(_stub(rel), inp, intrinsics_px={"focal": FOCAL, "center": CENTER})
     assert res["absolute_source"] == "known_intrinsics"
     np.testing.assert_allclose(res["pose3d_absolute"], cam, atol=1e-4)
     np.testing.assert_allclose(res["translation"], cam[:, 0], atol=1e-4)
@@ -180,7 +180,7 @@ def test_camera_branch_outputs_in_pixels():
             "center": jnp.tile(jnp.asarray(c_n, jnp.float32), (b, 1)),
         }
 
-    pred = common.Predictor(
+    pred = inference.Predictor(
         experiment="cam",
         predict=predict,
         normalization="vp",
@@ -189,7 +189,7 @@ def test_camera_branch_outputs_in_pixels():
         has_camera=True,
         metric_scale=False,
     )
-    inp = infer.KeypointInput(
+    inp = inference.KeypointInput(
         px,
         np.ones((4, 17), np.float32),
         "h36m17",
@@ -198,7 +198,7 @@ def test_camera_branch_outputs_in_pixels():
         np.tile(SIZE, (4, 1)).astype(np.float32),
         "mem",
     )
-    res = infer.lift(pred, inp)
+    res = inference.lift(pred, inp)
     assert res["absolute_source"] == "camera_branch"
     np.testing.assert_allclose(res["pose3d_absolute"], cam, atol=1e-4)
     np.testing.assert_allclose(res["focal_px"], np.tile(FOCAL, (4, 1)), rtol=1e-4)
@@ -234,10 +234,10 @@ def test_coco_results_go_through_the_converter(tmp_path, lifter):
     ann.write_text(
         json.dumps({"images": [{"id": 10 + i, "width": 1000, "height": 800} for i in range(6)]})
     )
-    inp = infer.load_keypoints(f, annotations=ann)
+    inp = inference.load_keypoints(f, annotations=ann)
     assert inp.layout == "coco17"
     np.testing.assert_allclose(inp.image_size_px, np.tile([1000, 800], (6, 1)))
-    res = infer.lift(lifter, inp)
+    res = inference.lift(lifter, inp)
     pts, conf = skeleton.coco17_to_h36m17(kp, sc)
     np.testing.assert_allclose(res["keypoints_px"], pts, atol=1e-4)
     np.testing.assert_allclose(res["joint_scores"], conf)
@@ -248,9 +248,9 @@ def test_coco_results_go_through_the_converter(tmp_path, lifter):
     np.testing.assert_allclose(res["pose3d_root_relative"], want, atol=1e-5)
     np.testing.assert_allclose(res["score"], 0.9)
     # image_sizes mapping (string keys) gives the same sizes; min_score drops joints
-    inp2 = infer.load_keypoints(f, image_sizes={str(10 + i): [1000, 800] for i in range(6)})
+    inp2 = inference.load_keypoints(f, image_sizes={str(10 + i): [1000, 800] for i in range(6)})
     np.testing.assert_allclose(inp2.image_size_px, inp.image_size_px)
-    res2 = infer.lift(lifter, inp2, min_score=0.5)
+    res2 = inference.lift(lifter, inp2, min_score=0.5)
     assert np.all(res2["joint_scores"][conf < 0.5] == 0)
 
 
@@ -275,19 +275,19 @@ def test_coco_annotation_file_and_json_output(tmp_path, lifter):
     }
     f = tmp_path / "gt.json"
     f.write_text(json.dumps(anns))
-    inp = infer.load_keypoints(f)
+    inp = inference.load_keypoints(f)
     assert inp.layout == "coco17" and inp.track_id.tolist() == [0, 1]
     np.testing.assert_allclose(inp.image_size_px, [[640, 480], [640, 480]])
     rel = _poses(2)[0]
     # by default a person with one joint is flagged (valid False, NaN), not lifted
-    flagged = infer.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)})
+    flagged = inference.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)})
     assert flagged["valid"].tolist() == [True, False]
     assert np.isnan(flagged["pose3d_root_relative"][1]).all()
     assert "fewer than 8" in flagged["warnings"][-1]
-    res = infer.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)}, min_joints=1)
+    res = inference.lift(_stub(rel), inp, intrinsics_px={"focal": (500, 500)}, min_joints=1)
     assert res["joint_scores"][0, skeleton.H36M17.index("Neck/Nose")] == 0.0
     assert (res["joint_scores"][1] > 0).sum() == 1
-    out = infer.write_output(res, tmp_path / "o.json")
+    out = inference.write_output(res, tmp_path / "o.json")
     back = json.loads(out.read_text())
     assert back["track_id"] == [0, 1] and back["image_id"] == [5, 5]
     assert np.isfinite(np.asarray(back["pose3d_absolute"][0], float)).all()
@@ -301,7 +301,7 @@ def test_bbox_normalisation_needs_no_image_size(tmp_path):
     dets, kp, sc = _coco_results(3)
     f = tmp_path / "dets.json"
     f.write_text(json.dumps(dets))
-    res = infer.lift(pred, infer.load_keypoints(f))
+    res = inference.lift(pred, inference.load_keypoints(f))
     assert np.isfinite(res["pose3d_root_relative"]).all()
 
 
@@ -317,42 +317,42 @@ def test_bad_inputs_raise_clear_errors(tmp_path, lifter):
         return path
 
     with pytest.raises(FileNotFoundError, match="not found"):
-        infer.load_keypoints(tmp_path / "nope.npz")
+        inference.load_keypoints(tmp_path / "nope.npz")
     with pytest.raises(ValueError, match=r"unknown joint layout 'foo'; known: h36m17"):
-        infer.load_keypoints(npz("a.npz", keypoints=px), layout="foo")
+        inference.load_keypoints(npz("a.npz", keypoints=px), layout="foo")
     with pytest.raises(ValueError, match=r"15 joints, which matches no known layout .*17 \("):
-        infer.load_keypoints(npz("b.npz", keypoints=px[:, :15]))
+        inference.load_keypoints(npz("b.npz", keypoints=px[:, :15]))
     with pytest.raises(ValueError, match=r"layout mpii16 has 16 joints but the keypoints have 17"):
-        infer.load_keypoints(npz("c.npz", keypoints=px), layout="mpii16")
+        inference.load_keypoints(npz("c.npz", keypoints=px), layout="mpii16")
     with pytest.raises(ValueError, match=r"17 joints is ambiguous: .*coco17.*--layout"):
-        infer.load_keypoints(npz("d.npz", keypoints=px))
+        inference.load_keypoints(npz("d.npz", keypoints=px))
     with pytest.raises(ValueError, match=r"16 joints is ambiguous: .*mpii16"):
-        infer.load_keypoints(npz("e.npz", keypoints=px[:, :16]))
+        inference.load_keypoints(npz("e.npz", keypoints=px[:, :16]))
     bad = px.copy()
     bad[1, 4, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        infer.load_keypoints(npz("f.npz", keypoints=bad, layout="h36m17"))
+        inference.load_keypoints(npz("f.npz", keypoints=bad, layout="h36m17"))
     with pytest.raises(ValueError, match="empty input"):
-        infer.load_keypoints(npz("g.npz", keypoints=np.zeros((0, 17, 2)), layout="h36m17"))
+        inference.load_keypoints(npz("g.npz", keypoints=np.zeros((0, 17, 2)), layout="h36m17"))
     empty = tmp_path / "h.json"
     empty.write_text("[]")
     with pytest.raises(ValueError, match="empty input"):
-        infer.load_keypoints(empty)
-    inp = infer.load_keypoints(npz("i.npz", keypoints=px, layout="h36m17"))
+        inference.load_keypoints(empty)
+    inp = inference.load_keypoints(npz("i.npz", keypoints=px, layout="h36m17"))
     with pytest.raises(ValueError, match=r"'vp'-normalised 2D, which needs each image's size"):
-        infer.lift(lifter, inp)
+        inference.lift(lifter, inp)
     (tmp_path / "x.csv").write_text("1")
     with pytest.raises(ValueError, match="unsupported input format '.csv'"):
-        infer.load_keypoints(tmp_path / "x.csv")
-    no_size = infer.load_keypoints(npz("j.npz", keypoints=px, layout="h36m17"))
+        inference.load_keypoints(tmp_path / "x.csv")
+    no_size = inference.load_keypoints(npz("j.npz", keypoints=px, layout="h36m17"))
     with pytest.raises(ValueError, match="without a principal point"):
-        infer.lift(
+        inference.lift(
             _stub(np.zeros((3, 17, 3)), normalization="bbox"),
             no_size,
             intrinsics_px={"focal": FOCAL},
         )
     with pytest.raises(ValueError, match="image sizes must be positive"):
-        infer.load_keypoints(npz("k.npz", keypoints=px, layout="h36m17"), image_size=(0, 10))
+        inference.load_keypoints(npz("k.npz", keypoints=px, layout="h36m17"), image_size=(0, 10))
 
 
 # -------------------------------------------------------------------------------------- smoothing
@@ -360,7 +360,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, lifter):
 
 def _video(values, image_id, track_id=None):
     n = len(values)
-    inp = infer.KeypointInput(
+    inp = inference.KeypointInput(
         keypoints_px=np.tile(_project(_poses(1)[1])[0], (n, 1, 1)).astype(np.float32),
         scores=np.ones((n, 17), np.float32),
         layout="h36m17",
@@ -369,7 +369,7 @@ def _video(values, image_id, track_id=None):
         image_size_px=np.tile(SIZE, (n, 1)).astype(np.float32),
         source="video",
     )
-    return infer.lift(_stub(values), inp, smooth_sigma=2.0, batch_size=n)
+    return inference.lift(_stub(values), inp, smooth_sigma=2.0, batch_size=n)
 
 
 def test_smoothing_constant_noisy_and_tracks():
@@ -394,7 +394,7 @@ def test_smoothing_constant_noisy_and_tracks():
     # the helper itself: a single spike is spread by the Gaussian weights
     x = np.zeros((11, 1))
     x[5] = 1.0
-    y = infer.smooth_poses(x, np.arange(11), None, sigma=1.0)
+    y = inference.smooth_poses(x, np.arange(11), None, sigma=1.0)
     np.testing.assert_allclose(y.sum(), 1.0, atol=0.02)
     assert y[5, 0] < 0.5 and y[4, 0] == pytest.approx(y[6, 0])
 
@@ -409,7 +409,7 @@ def baseline_workdir(tmp_path_factory):
 
     if not hasattr(baseline, "load_predictor"):
         pytest.skip(
-            "experiments.baseline has no load_predictor yet (needed by common.load_predictor)"
+            "experiments.baseline has no load_predictor yet (needed by inference.load_predictor)"
         )
     wd = tmp_path_factory.mktemp("baseline_wd")
     baseline.run(baseline_config.get_config("smoke"), str(wd))
@@ -433,11 +433,11 @@ def test_cli_end_to_end(tmp_path, baseline_workdir, capsys):
         "1000,1000",
     ]
     with pytest.raises(SystemExit) as exc:
-        infer.main(argv)
+        inference_cli.main(argv)
     assert exc.value.code == 2 and "track_id" in capsys.readouterr().err
     del dets[0]["track_id"]
     f.write_text(json.dumps(dets))
-    assert infer.main(argv) == 0
+    assert inference_cli.main(argv) == 0
     res = json.loads(out.read_text())
     assert res["joint_names"] == list(skeleton.H36M17.joint_names)
     pose = np.asarray(res["pose3d_root_relative"], np.float64)
@@ -447,7 +447,7 @@ def test_cli_end_to_end(tmp_path, baseline_workdir, capsys):
     # .npz with known intrinsics: absolute poses and a JSON meta
     out_npz = tmp_path / "poses.npz"
     argv_npz = argv[:5] + [str(out_npz), "--image_size", "1000,1000", "--focal", "1000,1000"]
-    assert infer.main(argv_npz) == 0
+    assert inference_cli.main(argv_npz) == 0
     with np.load(out_npz) as z:
         meta = json.loads(str(z["meta"]))
         assert z["pose3d_absolute"].shape == (5, 17, 3)
@@ -456,5 +456,5 @@ def test_cli_end_to_end(tmp_path, baseline_workdir, capsys):
     assert "experiment" in meta and "timing" in meta
     # a missing image size is reported by the CLI
     with pytest.raises(SystemExit):
-        infer.main(argv[:6])
+        inference_cli.main(argv[:6])
     assert "needs each image's size" in capsys.readouterr().err

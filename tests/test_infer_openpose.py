@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from experiments import common, infer
+from jpose import inference
 from jpose import skeleton as sk
 
 H36M = sk.H36M17
@@ -44,7 +44,7 @@ def _doc_name(name):
 def test_joint_order_matches_the_documented_order(layout, doc):
     assert [_doc_name(n) for n in layout.joint_names] == doc
     assert sk.get_layout(layout.name) is layout
-    assert infer.resolve_layout(layout.num_joints) == layout.name  # a unique joint count
+    assert inference.resolve_layout(layout.num_joints) == layout.name  # a unique joint count
 
 
 @pytest.mark.parametrize("layout", [sk.BODY25, sk.HALPE26], ids=["body25", "halpe26"])
@@ -127,7 +127,7 @@ def _stub():
     def predict(x, c):
         return {"pose3d": jnp.broadcast_to(table - table[:1], (x.shape[0], 17, 3))}
 
-    return common.Predictor(experiment="stub", predict=predict, normalization="vp",
+    return inference.Predictor(experiment="stub", predict=predict, normalization="vp",
                             checkpoint={}, config=ml_collections.ConfigDict())  # fmt: skip
 
 
@@ -142,7 +142,7 @@ def test_openpose_directory_two_frames_two_people(tmp_path):
         _write_frame(d / f"clip_{f}_keypoints.json",
                      [([3], people[f, 3]), (7, people[f, 7])])  # fmt: skip
     (d / "notes.txt").write_text("not a keypoint file")
-    inp = infer.load_keypoints(d)
+    inp = inference.load_keypoints(d)
     assert inp.layout == "body25" and len(inp) == 4
     assert inp.image_id.tolist() == [9, 9, 10, 10]  # frame-number order
     assert inp.track_id.tolist() == [3, 7, 3, 7]
@@ -163,14 +163,14 @@ def test_openpose_directory_two_frames_two_people(tmp_path):
 
     # lifting: no image size is the usual clear error; with --image_size the tracks smooth
     with pytest.raises(ValueError, match="needs each image's size"):
-        infer.lift(_stub(), inp)
-    inp = infer.load_keypoints(d, image_size=(1000, 1000))
-    res = infer.lift(_stub(), inp, smooth_sigma=1.0)
+        inference.lift(_stub(), inp)
+    inp = inference.load_keypoints(d, image_size=(1000, 1000))
+    res = inference.lift(_stub(), inp, smooth_sigma=1.0)
     assert res["input_layout"] == "body25" and res["track_id"].tolist() == [3, 7, 3, 7]
     assert np.isfinite(res["pose3d_root_relative"][res["valid"]]).all()
 
     # one file: its frame number is the image id
-    one = infer.load_keypoints(d / "clip_10_keypoints.json")
+    one = inference.load_keypoints(d / "clip_10_keypoints.json")
     assert one.image_id.tolist() == [10, 10] and one.layout == "body25"
 
 
@@ -178,31 +178,31 @@ def test_openpose_other_models_and_bad_files(tmp_path):
     rng = np.random.default_rng(1)
     f = tmp_path / "img_keypoints.json"
     _write_frame(f, [([-1], _body25(rng)[:18])])  # OpenPose's COCO model: 18 joints
-    inp = infer.load_keypoints(f)
+    inp = inference.load_keypoints(f)
     assert inp.layout == "openpose18" and inp.track_id is None
     assert inp.image_id.tolist() == ["img"]  # no frame number in the name
     _write_frame(f, [([-1], _body25(rng)[:15])])  # the MPI model
     with pytest.raises(ValueError, match="15 joints, which matches no known layout"):
-        infer.load_keypoints(f)
+        inference.load_keypoints(f)
     _write_frame(f, [([-1], _body25(rng)), ([4], _body25(rng))])
     with pytest.raises(ValueError, match="'person_id' is set .* for some people but not all"):
-        infer.load_keypoints(f)
+        inference.load_keypoints(f)
     _write_frame(f, [])
     with pytest.raises(ValueError, match="empty input: no people"):
-        infer.load_keypoints(f)
+        inference.load_keypoints(f)
     f.write_text(json.dumps({"people": [{"person_id": [-1], "pose_keypoints_2d": []}]}))
     with pytest.raises(ValueError, match="has 0 values.*body model"):
-        infer.load_keypoints(f)
+        inference.load_keypoints(f)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match=r"no OpenPose \*_keypoints.json files"):
-        infer.load_keypoints(empty)
+        inference.load_keypoints(empty)
     two = tmp_path / "two"
     two.mkdir()
     _write_frame(two / "a_000000000000_keypoints.json", [([-1], _body25(rng))])
     _write_frame(two / "b_000000000000_keypoints.json", [([-1], _body25(rng))])
     with pytest.raises(ValueError, match="OpenPose files of 2 videos"):
-        infer.load_keypoints(two)
+        inference.load_keypoints(two)
 
 
 def test_halpe26_coco_results_resolved_by_count(tmp_path):
@@ -214,13 +214,13 @@ def test_halpe26_coco_results_resolved_by_count(tmp_path):
             for i in range(2)]  # fmt: skip
     f = tmp_path / "alphapose-results.json"
     f.write_text(json.dumps(dets))
-    inp = infer.load_keypoints(f, image_size=(1000, 1000))
+    inp = inference.load_keypoints(f, image_size=(1000, 1000))
     assert inp.layout == "halpe26" and inp.image_id.tolist() == ["0.jpg", "1.jpg"]
     np.testing.assert_allclose(inp.bbox_px, [[10, 20, 300, 400]] * 2)
     assert inp.track_id is None  # AlphaPose's "idx" is not a track id without --pose_track
-    res = infer.lift(_stub(), inp)
+    res = inference.lift(_stub(), inp)
     pts, conf = sk.halpe26_to_h36m17(kp[..., :2].astype(np.float32), kp[..., 2].astype(np.float32))
     np.testing.assert_allclose(res["keypoints_px"], pts, rtol=1e-5)
     np.testing.assert_allclose(res["joint_scores"], conf, rtol=1e-6)
     with pytest.raises(ValueError, match="layout coco17 has 17 joints but the keypoints have 26"):
-        infer.load_keypoints(f, layout="coco17")
+        inference.load_keypoints(f, layout="coco17")

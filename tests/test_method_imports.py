@@ -25,7 +25,6 @@ METHOD_MODULES = {
 SHARED_MODULES = {
     "__init__",
     "common",
-    "rundir",
     "configs",
     "lifting",
     "reproduce",
@@ -42,11 +41,7 @@ ALLOWED_METHOD_IMPORTS = {
 }
 FORBIDDEN_IN_JPOSE = {"experiments", "ml_collections"}
 # (file relative to jpose/, imported top-level package) allowed *inside a function* only.
-ALLOWED_LAZY_IN_JPOSE = {
-    # jpose.inference.load_pretrained restores a bundle with experiments.common.load_predictor:
-    # the predictors live in experiments/ until issue 16 moves them into jpose.inference.
-    ("inference.py", "experiments"),
-}
+ALLOWED_LAZY_IN_JPOSE: set[tuple[str, str]] = set()
 
 
 def _imports(tree: ast.AST, *, package: str) -> list[tuple[str, bool]]:
@@ -162,3 +157,18 @@ def test_the_import_scan_sees_every_form():
     lazy = {m for m, inside in found if inside}
     assert {"experiments.wsp", "experiments.camerapose"} <= lazy
     assert "experiments.zhou" not in lazy
+
+
+def test_the_library_never_guesses_where_the_checkout_sits(monkeypatch, tmp_path):
+    """issue 16: the data folder is an argument or $JPOSE_SHARED_DATA, defaulted in experiments/."""
+    from jpose.data import presets
+
+    monkeypatch.delenv("JPOSE_SHARED_DATA", raising=False)
+    assert presets.shared_data_dir() is None
+    with pytest.raises(FileNotFoundError, match="JPOSE_SHARED_DATA"):
+        presets.load_preset("cmu")
+    monkeypatch.setenv("JPOSE_SHARED_DATA", str(tmp_path))
+    assert presets.shared_data_dir() == tmp_path
+    for path in _jpose_files():
+        text = path.read_text()
+        assert '"shared"' not in text, f"jpose/{path.relative_to(JPOSE)} builds a checkout path"

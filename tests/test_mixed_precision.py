@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import common, zhou
+from experiments import zhou
 from experiments.configs import zhou as zhou_config
 from jpose import metrics, models
 from jpose.data import SyntheticConfig, make_synthetic
@@ -23,6 +23,7 @@ from jpose.training import (
     make_multi_step,
     make_train_step,
 )
+from jpose.training import stages as harness
 
 
 def _train_and_score(dtype) -> tuple[float, float, object]:
@@ -80,4 +81,4 @@ def test_config_dtype_reaches_the_model():
     config.model.dtype = "bfloat16"
     assert zhou.build_model(config).module.dtype == jnp.bfloat16
     with pytest.raises(ValueError, match="model.dtype"):
-        common.compute_dtype("float16")
+        harness.compute_dtype("float16")

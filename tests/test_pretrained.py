@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from _helpers import STANDING_H36M17
 
-from experiments import common, evaluate, export, infer
+from experiments import evaluate, export
 from jpose import inference, skeleton
+from jpose.inference import cli as inference_cli
 
 SHIPPED = ("camerapose_cmu_coco", "lifter_cmu")
 MAX_BUNDLE_BYTES = 10_000_000
@@ -153,7 +154,7 @@ def test_corrupt_weights_are_refused(tmp_path):
     with pytest.raises(inference.BundleError, match="does not match"):
         inference.load_pretrained(copy)
     with pytest.raises(inference.BundleError, match="does not match"):
-        common.load_predictor(copy)
+        inference.load_predictor(copy)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -187,8 +188,8 @@ def test_bundle_reproduces_the_card_numbers(name, shared_data, tmp_path):
 def test_lift_fixture_through_python_and_cli(name, detections, tmp_path):
     predictor = inference.load_pretrained(name)
     assert predictor.layout == "h36m17"
-    inp = infer.load_keypoints(detections, image_size=(1000, 1000))
-    res = infer.lift(predictor, inp)
+    inp = inference.load_keypoints(detections, image_size=(1000, 1000))
+    res = inference.lift(predictor, inp)
     pose = res["pose3d_root_relative"]
     assert pose.shape == (3, 17, 3) and np.isfinite(pose).all()
     np.testing.assert_allclose(pose[:, 0], 0.0, atol=1e-6)  # root-relative
@@ -209,7 +210,7 @@ def test_lift_fixture_through_python_and_cli(name, detections, tmp_path):
     out = tmp_path / "poses.json"
     argv = ["--pretrained", name, "--input", str(detections), "--output", str(out),
             "--image_size", "1000,1000"]  # fmt: skip
-    assert infer.main(argv) == 0
+    assert inference_cli.main(argv) == 0
     written = json.loads(out.read_text())
     np.testing.assert_allclose(np.asarray(written["pose3d_root_relative"]), pose, atol=1e-5)
     assert ("pose3d_absolute" in written) == camera
@@ -222,10 +223,10 @@ def test_cli_pretrained_errors(detections, tmp_path, capsys):
     out = str(tmp_path / "p.json")
     base = ["--input", str(detections), "--output", out, "--image_size", "1000,1000"]
     with pytest.raises(SystemExit) as exc:  # mutually exclusive with --workdir
-        infer.main(["--pretrained", "lifter_cmu", "--workdir", str(tmp_path), *base])
+        inference_cli.main(["--pretrained", "lifter_cmu", "--workdir", str(tmp_path), *base])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:  # unknown name: one message listing the shipped ones
-        infer.main(["--pretrained", "nope", *base])
+        inference_cli.main(["--pretrained", "nope", *base])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "lifter_cmu" in err and "Traceback" not in err
@@ -264,7 +265,7 @@ def test_export_round_trip(smoke_run, tmp_path, capsys):
     )
     assert card["training_results"]["max_abs_difference_bundle_float32_mm"] < 1e-3
     # the bundle predicts what the work directory predicts (float16: to rounding)
-    ref, got = common.load_predictor(smoke_run), common.load_predictor(out)
+    ref, got = inference.load_predictor(smoke_run), inference.load_predictor(out)
     assert got.checkpoint == ref.checkpoint and got.normalization == ref.normalization
     x = np.random.default_rng(0).normal(0, 0.3, (5, 17, 2)).astype(np.float32)
     c = np.ones((5, 17), np.float32)
@@ -285,7 +286,7 @@ def test_export_round_trip(smoke_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         export.main(["--workdir", str(out), "--output", str(tmp_path / "again")])
     with pytest.raises(inference.BundleError, match="step"):
-        common.load_predictor(out, step=123456)
+        inference.load_predictor(out, step=123456)
 
 
 def test_export_refuses_an_unfinished_run(smoke_run, tmp_path, capsys):

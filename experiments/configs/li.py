@@ -83,7 +83,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             raise ValueError(f"unknown variant {v!r}; expected some of {VARIANTS}")
 
     c = ml_collections.ConfigDict()
-    c.experiment = "li"  # module of experiments.common.load_predictor
+    c.experiment = "li"  # the method (jpose.inference.load_predictor registry)
     c.preset = arg or "default"
     c.seed = 0  # base PRNG seed (parameters, dropout, batches, RANSAC)
     c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")

@@ -11,8 +11,10 @@
   every person is known (97 % of COCO images are not square; ``wild2d_coco_train_norm.npz``,
   without sizes, is the fallback when the pixel file is absent, with a warning).
 
-The CMU and COCO files are developer / CI data in ``../shared/data`` (not part of the package);
-:func:`shared_data_dir` finds them (``$JPOSE_SHARED_DATA`` or ``<repo>/../shared/data``).
+The CMU and COCO files are developer / CI data (not part of the package): pass their folder as
+``data_dir``, or set ``$JPOSE_SHARED_DATA`` (:func:`shared_data_dir`). The library does not guess
+where a checkout sits on disk; ``experiments`` defaults the variable to the checkout's
+``../shared/data``.
 
 Every preset returns ``{split name: PoseDataset}`` with at least ``train_3d`` and ``test``;
 ``train_2d`` (2D only, ``pose3d_cam is None``) where the preset has one. 2D arrays are
@@ -37,13 +39,11 @@ def shared_data_dir() -> pathlib.Path | None:
     """The shared data folder, or ``None`` if absent.
 
     Returns:
-      ``$JPOSE_SHARED_DATA`` if set, else ``<repository>/../shared/data`` when it exists.
+      ``$JPOSE_SHARED_DATA`` when set (``experiments`` defaults it to the checkout's
+      ``../shared/data`` when that exists), else ``None``.
     """
     env = os.environ.get("JPOSE_SHARED_DATA")
-    if env:
-        return pathlib.Path(env)
-    path = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"
-    return path if path.is_dir() else None
+    return pathlib.Path(env) if env else None
 
 
 def load_preset(
@@ -83,8 +83,8 @@ def load_preset(
     folder = pathlib.Path(data_dir) if data_dir is not None else shared_data_dir()
     if folder is None:
         raise FileNotFoundError(
-            f"data preset {name!r} needs ../shared/data (cmu_mocap_h36m17.npz, wild2d_*.npz); "
-            "set JPOSE_SHARED_DATA or pass data_dir, or use the 'synthetic' preset"
+            f"data preset {name!r} needs the shared data folder (cmu_mocap_h36m17.npz, "
+            "wild2d_*.npz): pass data_dir or set JPOSE_SHARED_DATA, or use the 'synthetic' preset"
         )
     norm = "image" if name == "cmu+coco" else "vp"
     mocap = cmu.load_cmu_mocap(folder / "cmu_mocap_h36m17.npz")

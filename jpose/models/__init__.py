@@ -4,7 +4,14 @@ Experiments build players from the factories below; the Linen modules are import
 composition (e.g. a custom head) but training code only sees :class:`Model`.
 """
 
-from jpose.models.camerapose import CameraBranch, RefineNet, camera_branch, refine_net
+from jpose.models.camerapose import (
+    CameraBranch,
+    CameraPoseForward,
+    RefineNet,
+    camera_branch,
+    camerapose_predict,
+    refine_net,
+)
 from jpose.models.core import (
     BatchNorm,
     ByteDropout,
@@ -52,6 +59,8 @@ __all__ = [
     "ResidualMLP",
     "TemporalConvLifter",
     "camera_branch",
+    "CameraPoseForward",
+    "camerapose_predict",
     "drover_discriminator",
     "drover_generator",
     "kaiming_normal",

@@ -14,20 +14,34 @@ translation ``t3D`` in metres (camera frame).
   a field.
 * :class:`CameraBranch` (Sec. 3.2): 2 residual blocks, hidden 512, predicting ``fx, fy, cx, cy``
   (eq. 5) and ``t3D`` (eq. 6) per instance.
+* :class:`CameraPoseForward` and :func:`camerapose_predict`: the pipeline of Fig. 2, refine ->
+  lift -> camera -> re-projection, shared by training phases and inference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jpose import losses
 from jpose.models.core import Model
 from jpose.models.lifter import ResidualMLP
 
-__all__ = ["RefineNet", "CameraBranch", "refine_net", "camera_branch"]
+__all__ = [
+    "RefineNet",
+    "CameraBranch",
+    "CameraPoseForward",
+    "refine_net",
+    "camera_branch",
+    "camerapose_predict",
+    "refine_input",
+]
 
 
 def _positive_ratio(raw: jax.Array, min_ratio: float) -> jax.Array:
@@ -177,3 +191,106 @@ def camera_branch(
         ),
         name="camera_branch",
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The forward pass (Fig. 2)
+# ------------------------------------------------------------------------------------------------
+
+
+def refine_input(x: jax.Array, c: jax.Array) -> jax.Array:
+    """Refinement-network input ``[..., J, 3]``: normalised 2D and the eq.-3 normalised
+    confidence (:func:`jpose.losses.camerapose_normalize_confidence`)."""
+    return jnp.concatenate([x, losses.camerapose_normalize_confidence(c)[..., None]], -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraPoseForward:
+    """CameraPose's forward pass (Sec. 3, Fig. 2) on any ``apply(player, *inputs) -> output``.
+
+    The same object serves the training phases (``apply`` = a phase context's, which trains or
+    freezes each player) and inference (``apply`` = evaluation-mode networks).
+
+    Attributes:
+      apply: ``(player, *inputs) -> output`` for the players ``refine``, ``lifter``, ``camera``.
+      has_refine: whether the pipeline has a refinement network (else 2D passes through).
+      camera_inputs: ``"2d"`` (the paper: refined 2D) or ``"2d+3d"`` (2D and the lifted 3D).
+    """
+
+    apply: Callable[..., Any]
+    has_refine: bool = True
+    camera_inputs: str = "2d"
+
+    def refine(self, x: jax.Array, c: jax.Array) -> jax.Array:
+        """Refined 2D ``[..., J, 2]`` from 2D ``x`` and confidences ``c`` ``[..., J]``."""
+        return self.apply("refine", refine_input(x, c)) if self.has_refine else x
+
+    def lift(self, x2d: jax.Array) -> jax.Array:
+        """Root-relative camera-frame 3D ``[..., J, 3]`` (metres)."""
+        return self.apply("lifter", x2d)
+
+    def camera(self, x2d: jax.Array, pose3d: jax.Array, scale: jax.Array) -> dict[str, jax.Array]:
+        """Camera branch on the refined 2D in the aspect-preserving frame ``x2d * scale``
+        (``scale`` ``[..., 2]``: ``[1, h / w]`` of image-normalised 2D); its intrinsics are in
+        that frame too."""
+        x2d = x2d * scale[..., None, :]
+        if self.camera_inputs == "2d+3d":
+            return self.apply("camera", x2d, pose3d)
+        if self.camera_inputs != "2d":
+            raise ValueError(f"camera_inputs must be '2d' or '2d+3d', got {self.camera_inputs!r}")
+        return self.apply("camera", x2d)
+
+    @staticmethod
+    def project(pose3d: jax.Array, cam: Mapping[str, jax.Array], *, min_depth: float) -> jax.Array:
+        """Re-projection of ``pose3d + t3D`` with the predicted intrinsics (eq. 7's projection,
+        :func:`jpose.losses.camerapose_project`), in the camera branch's frame."""
+        return losses.camerapose_project(
+            pose3d, focal=cam["focal"], center=cam["center"], offset=cam["translation"],
+            min_depth=min_depth,
+        )  # fmt: skip
+
+
+def camerapose_predict(
+    models: Mapping[str, Model],
+    variables: Mapping[str, Any],
+    *,
+    camera_inputs: str = "2d",
+    min_depth: float = 0.1,
+) -> Callable[..., dict[str, jax.Array]]:
+    """Jitted evaluation-mode ``predict(pose2d_norm, confidence[, frame_scale]) -> dict``.
+
+    Args:
+      models: ``lifter`` and optionally ``refine`` and ``camera``.
+      variables: ``{player: variables}`` of those players.
+      camera_inputs: see :class:`CameraPoseForward`.
+      min_depth: depth clamp of the re-projection (metres).
+
+    Returns:
+      ``predict`` returning ``refined`` ``[B, J, 2]``, ``pose3d`` ``[B, J, 3]`` (root-relative,
+      metres) and, with a camera branch, ``focal`` / ``center`` ``[B, 2]`` and ``reprojected``
+      ``[B, J, 2]`` in the units of ``pose2d_norm`` and ``translation`` ``[B, 3]`` (metres).
+      ``frame_scale`` ``[B, 2]`` (default ones, exact for square images and ``"vp"`` 2D) lets
+      the camera branch see the 2D in its aspect-preserving frame.
+    """
+    variables = dict(variables)
+
+    def apply(name: str, *inputs: jax.Array) -> Any:
+        return models[name].apply(variables[name], *inputs, train=False)[0]
+
+    net = CameraPoseForward(apply, has_refine="refine" in models, camera_inputs=camera_inputs)
+
+    @jax.jit
+    def predict(x: jax.Array, c: jax.Array, scale: jax.Array | None = None) -> dict[str, jax.Array]:
+        refined = net.refine(x, c)
+        pose = net.lift(refined)
+        out = {"refined": refined, "pose3d": pose}
+        if "camera" in models:
+            scale = jnp.ones((*x.shape[:-2], 2), x.dtype) if scale is None else scale
+            cam = net.camera(refined, pose, scale)
+            proj = net.project(pose, cam, min_depth=min_depth)
+            out.update(cam)  # back from the aspect-preserving frame to the input's units
+            out["focal"], out["center"] = cam["focal"] / scale, cam["center"] / scale
+            out["reprojected"] = proj / scale[..., None, :]
+        return out
+
+    return predict

@@ -3,7 +3,7 @@
 A *bundle* is a directory written by ``jpose-export`` (:mod:`experiments.export`) from a finished
 training run. It holds the inference networks only (no optimiser moments, discriminators or
 generators) and loads wherever a training work directory does
-(``experiments.common.load_predictor``, ``python -m experiments.evaluate --workdir=BUNDLE``,
+(``jpose.inference.load_predictor``, ``python -m experiments.evaluate --workdir=BUNDLE``,
 ``jpose --workdir=BUNDLE``)::
 
     bundle.json       format and version, name, one-line description, stored dtype, the
@@ -28,13 +28,12 @@ Shipped bundles live in ``jpose/pretrained/<name>/`` (:func:`list_pretrained`,
 ``Predictor.predict(pose2d_norm [B, J, 2], confidence [B, J])`` returns ``pose3d`` ``[B, J, 3]``
 (camera frame, root-relative, metres) and, with a camera branch, ``translation`` ``[B, 3]``
 (metres), ``focal`` / ``center`` ``[B, 2]`` (normalised 2D units); see
-``experiments.common.Predictor``. For files of detections in pixels use the ``jpose`` command
+``jpose.inference.Predictor``. For files of detections in pixels use the ``jpose`` command
 (``jpose --pretrained=NAME --input=detections.json --output=poses.json``), which normalises the
 2D and writes camera-frame and absolute 3D.
 
-This module does file I/O (it is not part of the pure core); the predictors themselves still live
-in the checkout's ``experiments`` package, imported lazily by :func:`load_pretrained` (moving them
-into this module is issue 16).
+This module does file I/O (it is not part of the pure core). :func:`jpose.inference.load_pretrained`
+restores a bundle through the method registry (:mod:`jpose.inference.predictor`).
 """
 
 from __future__ import annotations
@@ -68,7 +67,6 @@ __all__ = [
     "write_weights",
     "read_weights",
     "bundle_variables",
-    "load_pretrained",
 ]
 
 BUNDLE_FILE = "bundle.json"
@@ -76,7 +74,7 @@ WEIGHTS_FILE = "weights.npz"
 SHA256_FILE = "weights.sha256"
 FORMAT = "jpose-bundle"
 FORMAT_VERSION = 1
-PRETRAINED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = pathlib.Path(__file__).resolve().parents[1] / "pretrained"
 
 # a fixed zip timestamp: the same variables always give the same file (and sha256)
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
@@ -300,7 +298,7 @@ def bundle_variables(
     *,
     step: int | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """What ``experiments.common.restore_variables`` returns for a training work directory, from
+    """What ``jpose.inference.restore_variables`` returns for a training work directory, from
     a bundle: the variables of ``players`` in the last of ``stages`` the bundle records.
 
     The sha256 of the weights is checked first.
@@ -341,36 +339,3 @@ def bundle_variables(
             f"{sorted(stored)}): it was exported for inference, without training-only networks"
         )
     return {n: stored[n] for n in players}, steps
-
-
-# ------------------------------------------------------------------------------------------------
-# Loading
-# ------------------------------------------------------------------------------------------------
-
-
-def load_pretrained(name_or_path: str | os.PathLike[str]) -> Any:
-    """The trained pipeline of a shipped bundle (by name) or a bundle directory.
-
-    Args:
-      name_or_path: a name from :func:`list_pretrained` or a bundle directory.
-
-    Returns:
-      ``experiments.common.Predictor`` (``predict(pose2d_norm, confidence[, frame_scale])``;
-      see the module docstring for shapes and units).
-
-    Raises:
-      BundleError: unknown name (the shipped ones are listed), not a bundle, checksum mismatch.
-      ImportError: the checkout's ``experiments`` package is not importable (the predictors are
-        defined there until issue 16 moves them here).
-    """
-    path = resolve_bundle(name_or_path)
-    verify_bundle(path)
-    try:
-        from experiments import common
-    except ImportError as err:
-        raise ImportError(
-            "jpose.inference.load_pretrained needs the 'experiments' package of the jpose "
-            "checkout (install jpose from its repository: pip install -e <checkout>); the "
-            f"predictors move into jpose.inference with issue 16 ({err})"
-        ) from err
-    return common.load_predictor(path)

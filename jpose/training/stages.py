@@ -1,0 +1,396 @@
+"""The stage loop every method runs: device data, samplers, the K-step block runner and
+:func:`train_stage` (train, resume or skip one stage with checkpoints, logging, validation and the
+work directory's status).
+
+A method builds its players and phases (``jpose.training``), then per stage calls
+:func:`make_sampler` -> :func:`make_block_runner` -> :func:`train_stage`. Everything here takes
+keyword options; no config objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from jpose.data.batching import BatchSampler, device_put_dataset
+from jpose.training import parallel, rundir
+from jpose.training.checkpoint import Checkpointer, CheckpointMismatchError
+from jpose.training.logging import MetricsLogger, trim_metrics
+from jpose.training.loop import fit
+from jpose.training.state import TrainState
+from jpose.training.steps import jit_step, make_multi_step
+
+__all__ = [
+    "CompileNotice",
+    "StageLogger",
+    "StageResult",
+    "compute_dtype",
+    "device_arrays",
+    "make_block_runner",
+    "make_sampler",
+    "num_parallel_devices",
+    "num_stage_steps",
+    "train_stage",
+    "uses_pmap",
+]
+
+LOGGER = logging.getLogger("jpose.training")
+
+
+def num_stage_steps(*, steps: int, epochs: float, steps_per_epoch: int,
+                    steps_per_block: int) -> int:  # fmt: skip
+    """Steps of a stage: ``steps`` if > 0 else ``round(epochs * steps_per_epoch)``, rounded up
+    to a multiple of K = ``steps_per_block`` (0 stays 0)."""
+    steps = int(steps or 0)
+    if steps <= 0:
+        steps = int(round(float(epochs) * steps_per_epoch))
+    if steps <= 0:
+        return 0
+    return -(-steps // steps_per_block) * steps_per_block
+
+
+def device_arrays(
+    arrays: Mapping[str, np.ndarray], *, num_devices: int = 1
+) -> dict[str, jax.Array]:
+    """Put host arrays on device once (replicated with a leading device axis for ``pmap``)."""
+    return device_put_dataset(arrays, replicate=uses_pmap(num_devices))
+
+
+def compute_dtype(name: str | None) -> Any:
+    """``config.model.dtype`` -> the ``dtype`` of a jpose model: ``None`` for ``"float32"`` /
+    empty (full precision), ``jnp.bfloat16`` for ``"bfloat16"`` (mixed precision: bfloat16
+    compute, float32 parameters and optimiser state)."""
+    if name in (None, "", "float32"):
+        return None
+    if name == "bfloat16":
+        return jax.numpy.bfloat16
+    raise ValueError(f"model.dtype must be 'float32' or 'bfloat16', got {name!r}")
+
+
+def uses_pmap(num_devices: int) -> bool:
+    """Whether training maps over a device axis: more than one local device, or any
+    multi-process run (then the axis spans the devices of all processes)."""
+    return num_devices > 1 or jax.process_count() > 1
+
+
+def num_parallel_devices(mode: str = "auto") -> int:
+    """Local devices to ``pmap`` over: ``"auto"`` = all local devices, ``"none"`` = 1, or an
+    integer. In a multi-process run (``config.distributed``) always all local devices: ``pmap``
+    over a subset is not defined across processes."""
+    if jax.process_count() > 1:
+        if mode not in ("auto", str(jax.local_device_count())):
+            LOGGER.info("multi-process run: parallel=%r replaced by all %d local devices",
+                        mode, jax.local_device_count())  # fmt: skip
+        return jax.local_device_count()
+    if mode in ("none", "", None):
+        return 1
+    if mode == "auto":
+        return jax.local_device_count()
+    n = int(mode)
+    if n > jax.local_device_count():
+        raise ValueError(f"parallel={n} but only {jax.local_device_count()} local devices")
+    return n
+
+
+def make_sampler(
+    sizes: Mapping[str, int],
+    batch_sizes: Mapping[str, int],
+    *,
+    num_devices: int = 1,
+    mode: str = "epoch",
+) -> Callable[[Any, Any, jax.Array], dict[str, Any]]:
+    """A ``sampler(data, step, key)`` for several device-resident datasets at once.
+
+    ``data`` is ``{name: {field: [N_name, ...]}}``; each dataset ``name`` gets its own
+    :class:`~jpose.data.batching.BatchSampler` (per-epoch permutations of its own length, keys
+    decorrelated by ``fold_in(key, i)``). Under ``pmap`` every device takes its slice by its
+    global device index, so in a multi-process run each process draws its own shard.
+
+    Args:
+      sizes: ``{name: N}``.
+      batch_sizes: ``{name: global batch size}`` (all devices of all processes).
+      num_devices: local devices of the ``pmap`` axis (1 in a single process: no axis).
+      mode: ``"epoch"`` or ``"random"`` (a dataset smaller than its batch uses ``"random"``).
+
+    Returns:
+      The sampler.
+    """
+    axis = parallel.AXIS if uses_pmap(num_devices) else None
+    samplers = {
+        name: BatchSampler(
+            int(sizes[name]),
+            int(batch_sizes[name]),
+            mode=mode if batch_sizes[name] <= sizes[name] else "random",
+            axis_name=axis,
+            num_shards=parallel.global_device_count(num_devices) if axis else None,
+        )
+        for name in sizes
+    }
+    order = sorted(samplers)
+
+    def sample(data: Any, step: Any, key: jax.Array) -> dict[str, Any]:
+        return {
+            name: samplers[name](data[name], step, jax.random.fold_in(key, i))
+            for i, name in enumerate(order)
+        }
+
+    return sample
+
+
+def make_block_runner(
+    build_step: Callable[[str | None], Callable[..., Any]],
+    *,
+    steps_per_block: int,
+    sampler: Callable[[Any, Any, jax.Array], Any],
+    data: Any,
+    num_devices: int = 1,
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, Any]]]:
+    """Compile K fused training steps drawing their batches on device.
+
+    Args:
+      build_step: ``axis_name -> step`` (``jpose.training.make_train_step(phases,
+        axis_name=...)``).
+      steps_per_block: K.
+      sampler: from :func:`make_sampler` (built with the same ``num_devices``).
+      data: device-resident data (:func:`device_arrays`, replicated when ``num_devices > 1``).
+      num_devices: 1 = ``jit``; more = ``pmap`` over that many local devices (always ``pmap``
+        in a multi-process run, over the devices of all processes).
+
+    Returns:
+      ``run_block(state, key) -> (state, metrics)`` on un-replicated states, for
+      ``jpose.training.fit``. Its first call logs a one-line "compiling ..." notice.
+    """
+    notice = CompileNotice(
+        f"training block ({steps_per_block} steps, "
+        + (f"pmap over {parallel.global_device_count(num_devices)} devices)"
+           if uses_pmap(num_devices) else "1 device)")
+    )  # fmt: skip
+    if not uses_pmap(num_devices):
+        multi = jit_step(make_multi_step(build_step(None), steps_per_block, sampler=sampler))
+        device = jax.local_devices()[0]
+
+        def run_single(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
+            notice()
+            # Commit the state to the device: a freshly initialised (uncommitted) template and the
+            # committed outputs of the first call would otherwise compile the block twice.
+            return multi(jax.device_put(state, device), data, key)
+
+        return run_single
+    p_multi = parallel.pmap_step(
+        make_multi_step(build_step(parallel.AXIS), steps_per_block, sampler=sampler)
+    )
+    devices = jax.local_devices()[:num_devices]
+
+    def run_block(state: TrainState, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
+        notice()
+        state_r, m = p_multi(parallel.replicate(state, devices=devices), data, key)
+        return parallel.unreplicate(state_r), parallel.unreplicate(m)
+
+    return run_block
+
+
+class CompileNotice:
+    """Logs ``compiling <what> ...`` once, at the first call (before XLA compiles)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.done = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            LOGGER.info("compiling %s ...", self.what)
+
+
+# ------------------------------------------------------------------------------------------------
+# Staged training
+# ------------------------------------------------------------------------------------------------
+
+
+class StageLogger(MetricsLogger):
+    """A :class:`MetricsLogger` for one stage of a multi-stage run: steps are offset so the
+    stages form one curve, and every record carries ``stage`` (index) for the figures."""
+
+    def __init__(self, workdir: str | os.PathLike[str], *, stage: int, step_offset: int,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(workdir, **kwargs)
+        self.stage = stage
+        self.step_offset = step_offset
+
+    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
+        """Log with ``step + step_offset`` and ``stage`` added."""
+        return super().log(
+            step + self.step_offset, {**metrics, "stage": float(self.stage)}, **kwargs
+        )
+
+
+@dataclasses.dataclass
+class StageResult:
+    """Outcome of :func:`train_stage`.
+
+    Attributes:
+      state: the final state of the stage.
+      key: the stage's base key.
+      num_steps: the stage's total steps.
+      resumed_from: checkpoint step restored at the start (None for a fresh stage).
+      trained_steps: steps run by this invocation.
+      wall_s: wall time of this invocation's training (compilation included).
+      samples_per_s: training throughput of the last logged block (None if not measured).
+      selected_step: the step whose state is returned: ``num_steps``, or the best validation
+        checkpoint with ``select="best"``.
+    """
+
+    state: TrainState
+    key: jax.Array
+    num_steps: int
+    resumed_from: int | None
+    trained_steps: int
+    wall_s: float
+    samples_per_s: float | None = None
+    selected_step: int | None = None
+
+
+class _ThroughputLogger(StageLogger):
+    last_samples_per_s: float | None = None
+
+    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
+        values = super().log(step, metrics, **kwargs)
+        if "throughput/samples_per_s" in values:
+            self.last_samples_per_s = values["throughput/samples_per_s"]
+        return values
+
+
+def train_stage(
+    name: str,
+    template: TrainState,
+    *,
+    index: int,
+    key: jax.Array,
+    run_block: Callable[[TrainState, jax.Array], tuple[TrainState, Mapping[str, Any]]],
+    num_steps: int,
+    steps_per_block: int,
+    workdir: str | os.PathLike[str],
+    step_offset: int = 0,
+    samples_per_step: int | None = None,
+    phases: Sequence[Any] = (),
+    checkpoint_every: int | None = None,
+    log_every: int = 1,
+    max_to_keep: int = 2,
+    progress: bool | None = None,
+    evaluate: Callable[[TrainState], Mapping[str, float]] | None = None,
+    eval_every: int | None = None,
+    best_metric: str | None = None,
+    select: str = "final",
+) -> StageResult:
+    """Train (or resume, or skip when complete) one stage in ``<workdir>/checkpoints/<name>``.
+
+    Args:
+      name: stage name (checkpoint sub-directory).
+      template: freshly built state of this stage (parameters from the previous stage).
+      index: stage index (logged as ``stage``).
+      key: the stage's base key.
+      run_block: from :func:`make_block_runner`.
+      num_steps: total steps of the stage (multiple of K).
+      steps_per_block: K.
+      workdir: work directory (``metrics.jsonl`` is shared by all stages).
+      step_offset: global step of this stage's step 0 (sum of the earlier stages' steps).
+      samples_per_step: batch size for the throughput metric.
+      phases: the step's phases (named in non-finite errors).
+      checkpoint_every: steps between checkpoints (multiple of K; default: end of stage only).
+      log_every: blocks between log records.
+      max_to_keep: checkpoints kept.
+      progress: progress line (see ``MetricsLogger``).
+      evaluate: ``state -> {metric: float}`` on a *validation* split held out from the training
+        data (:func:`holdout_split`, never the test split); logged with ``split="val"``
+        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure) every
+        ``eval_every`` steps and at the end, and a checkpoint is saved with each evaluation.
+      eval_every: steps between validations (multiple of K; default: end of stage only).
+      best_metric: validation metric (lower is better) whose best checkpoint is kept.
+      select: ``"final"`` (the last step) or ``"best"`` (the checkpoint with the lowest
+        ``best_metric``) as the returned state; say which in the results header.
+
+    Returns:
+      :class:`StageResult`.
+    """
+    if select not in ("final", "best"):
+        raise ValueError(f"select must be 'final' or 'best', got {select!r}")
+    if select == "best" and (evaluate is None or best_metric is None):
+        raise ValueError("select='best' needs evaluate and best_metric (a validation split)")
+    wd = pathlib.Path(workdir)
+    ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep,
+                        best_metric=best_metric if evaluate is not None else None)  # fmt: skip
+    if parallel.is_main_process():
+        # records logged after the checkpoint a resume restores are logged again: drop them
+        # (before the logger opens the file); status.json records the stage as started
+        at = ckpt.latest_step()
+        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (at or 0),
+                     until_step=step_offset + num_steps, stage=float(index))  # fmt: skip
+        rundir.mark_stage(wd, name, index=index, num_steps=num_steps,
+                          finished=at is not None and at >= num_steps)  # fmt: skip
+    logger = _ThroughputLogger(
+        wd,
+        stage=index,
+        step_offset=step_offset,
+        total_steps=step_offset + num_steps,
+        progress=progress,
+        enabled=parallel.is_main_process(),  # multi-process: process 0 writes metrics
+    )
+    resumed = ckpt.latest_step()
+    if resumed is not None:
+        LOGGER.info("stage %s: resuming from checkpoint step %d of %d", name, resumed, num_steps)
+    else:
+        LOGGER.info("stage %s: %d steps", name, num_steps)
+    t0 = time.perf_counter()
+    try:
+        state = fit(
+            template,
+            key=key,
+            run_block=run_block,
+            num_steps=num_steps,
+            steps_per_block=steps_per_block,
+            workdir=wd,
+            samples_per_step=samples_per_step,
+            phases=phases,
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            checkpointer=ckpt,
+            logger=logger,
+            evaluate=evaluate,
+            eval_every=eval_every,
+        )
+        selected = num_steps
+        if select == "best":
+            best = ckpt.best_step()
+            if best is not None and best != num_steps:
+                state = ckpt.restore(template, step=best, key=key).state
+                selected = best
+            LOGGER.info("stage %s: best validation %s at step %d of %d", name, best_metric,
+                        selected, num_steps)  # fmt: skip
+    except CheckpointMismatchError as err:  # a changed network restored: the user's config
+        raise rundir.mark_user_error(err) from None
+    finally:
+        ckpt.close()
+        logger.close()
+    if parallel.is_main_process():
+        rundir.mark_stage(wd, name, index=index, num_steps=num_steps, finished=True)
+    wall = time.perf_counter() - t0
+    trained = num_steps - (resumed or 0)
+    LOGGER.info("stage %s: %d steps run in %.1f s", name, trained, wall)
+    return StageResult(
+        state=state,
+        key=key,
+        num_steps=num_steps,
+        resumed_from=resumed,
+        trained_steps=trained,
+        wall_s=wall,
+        samples_per_s=logger.last_samples_per_s,
+        selected_step=selected,
+    )

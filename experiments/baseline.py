@@ -31,6 +31,7 @@ from experiments.lifting import eval_datasets, lifter_figures
 from jpose import inference, losses, models, skeleton
 from jpose.data import PoseDataset
 from jpose.evaluation import apply_fn, jit_predict
+from jpose.inference import pipelines
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -83,6 +84,7 @@ def lifter_loss(
 
 #: The baseline's single training stage (``checkpoints/lifter``).
 STAGES = ("lifter",)
+DESCRIPTION = "baseline: Martinez et al. (ICCV 2017) residual lifter, supervised"
 
 
 def _root_relative(pose: jax.Array) -> jax.Array:
@@ -119,16 +121,37 @@ def build_model(
     Returns:
       The lifter ``pose2d [B, J, 2] -> pose3d [B, J, 3]``.
     """
+    return pipelines.build_network(lifter_spec(config, num_joints=num_joints, stats=stats))
+
+
+def lifter_spec(
+    config: ml_collections.ConfigDict, *, num_joints: int, stats: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """:func:`build_model`'s network as a :func:`jpose.inference.pipelines.network_spec`."""
     mc = config.model
     kw: dict[str, Any] = {}
     # Work directories written before the field existed trained without standardisation.
     if mc.get("standardize", False):
         if not stats:
             raise ValueError("model.standardize needs the training statistics (data_stats)")
-        kw = {k: tuple(tuple(v) for v in stats[k]) for k in ("input_stats", "output_stats")}
-    return models.martinez_lifter(
-        num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks), dropout=float(mc.dropout),
-        zero_init_output=bool(mc.get("zero_init_output", False)), **kw,
+        kw = {k: stats[k] for k in ("input_stats", "output_stats")}
+    return pipelines.network_spec(
+        "martinez_lifter", num_joints, width=int(mc.width), num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout), zero_init_output=bool(mc.get("zero_init_output", False)), **kw,
+    )  # fmt: skip
+
+
+def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`) from the other
+    ``model.json`` fields (``layout``, ``normalization``, statistics): restored by jpose alone,
+    the same network and 3D as :func:`load_predictor`."""
+    lay = skeleton.get_layout(str(info["layout"]))
+    return pipelines.pipeline_spec(
+        "lifter",
+        networks={"lifter": lifter_spec(config, num_joints=lay.num_joints, stats=info)},
+        stages=STAGES,
+        predictor={"experiment": "baseline", "description": DESCRIPTION, "layout": lay.name,
+                   "normalization": str(info["normalization"])},
     )  # fmt: skip
 
 
@@ -162,7 +185,7 @@ def load_predictor(
         checkpoint=steps,
         config=config,
         layout=layout,
-        description="baseline: Martinez et al. (ICCV 2017) residual lifter, supervised",
+        description=DESCRIPTION,
     )
 
 
@@ -188,9 +211,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     lay = skeleton.get_layout(train.layout)
     num_joints = lay.num_joints
     stats = data_stats(train)
-    common.write_model_info(
-        wd, experiment="baseline", layout=lay.name, normalization=train.normalization, **stats
-    )
+    info = {"layout": lay.name, "normalization": train.normalization, **stats}
+    common.write_model_info(wd, experiment="baseline", pipeline=pipeline(config, info), **info)
     bs = int(tc.batch_size)
     k_steps = int(tc.steps_per_block)
     steps_per_epoch = max(1, len(train) // bs)

@@ -88,6 +88,7 @@ from jpose import models as M
 from jpose import training as T
 from jpose.data import PoseDataset
 from jpose.data import relative_depth as rdd
+from jpose.inference import pipelines
 from jpose.training import discriminator_accuracy
 from jpose.training import stages as harness
 
@@ -182,18 +183,17 @@ def frame_scale(ds: PoseDataset) -> np.ndarray:
     return np.stack([np.ones(n), size[:, 1] / size[:, 0]], -1).astype(np.float32)
 
 
-def build_models(
+def inference_networks(
     config: ml_collections.ConfigDict, priors: Mapping[str, Any]
-) -> dict[str, M.Model]:
-    """The players named by ``config.method`` (static :class:`jpose.models.Model` objects).
+) -> dict[str, dict[str, Any]]:
+    """``{player: jpose.inference.pipelines.network_spec}`` of the test-time networks named by
+    ``config.method`` (``lifter``, and ``refine`` / ``camera`` when on).
 
     Args:
       config: the CameraPose config.
       priors: camera priors ``{"focal", "center", "translation"}`` (mean training intrinsics in
-        input units and mean root position in metres; see :func:`prepare`).
-
-    Returns:
-      ``{player: Model}``.
+        input units and mean root position in metres) and the lifter's statistics (see
+        :func:`prepare`).
     """
     mc = config.model
     lifter_cfg = mc.lifter
@@ -204,23 +204,41 @@ def build_models(
     if lifter_cfg.get("standardize", False):  # Martinez's z-scored inputs and outputs
         if "lifter_output_stats" not in priors:
             raise ValueError("model.lifter.standardize needs the training statistics (prepare)")
-        stats = {k: tuple(tuple(v) for v in priors[f"lifter_{k}"])
-                 for k in ("input_stats", "output_stats")}  # fmt: skip
-    lifter = M.martinez_lifter(
-        LAYOUT.num_joints, width=lifter_cfg.width, num_blocks=lifter_cfg.num_blocks,
-        dropout=lifter_cfg.dropout, zero_init_output=bool(lifter_cfg.zero_init_output), **stats,
-    )  # fmt: skip
-    models = {"lifter": lifter}
+        stats = {k: priors[f"lifter_{k}"] for k in ("input_stats", "output_stats")}
+    nets = {
+        "lifter": pipelines.network_spec(
+            "martinez_lifter",
+            LAYOUT.num_joints,
+            width=int(lifter_cfg.width),
+            num_blocks=int(lifter_cfg.num_blocks),
+            dropout=float(lifter_cfg.dropout),
+            zero_init_output=bool(lifter_cfg.zero_init_output),
+            **stats,
+        )  # fmt: skip
+    }
     if config.method.refine:
-        models["refine"] = M.refine_net(width=mc.refine.width, num_blocks=mc.refine.num_blocks)
-    if config.method.camera:
-        models["camera"] = M.camera_branch(
-            width=mc.camera.width,
-            num_blocks=mc.camera.num_blocks,
-            focal_prior=tuple(priors["focal"]),
-            center_prior=tuple(priors["center"]),
-            translation_prior=tuple(priors["translation"]),
+        nets["refine"] = pipelines.network_spec(
+            "refine_net", width=int(mc.refine.width), num_blocks=int(mc.refine.num_blocks)
         )
+    if config.method.camera:
+        nets["camera"] = pipelines.network_spec(
+            "camera_branch",
+            width=int(mc.camera.width),
+            num_blocks=int(mc.camera.num_blocks),
+            focal_prior=list(priors["focal"]),
+            center_prior=list(priors["center"]),
+            translation_prior=list(priors["translation"]),
+        )
+    return nets
+
+
+def build_models(
+    config: ml_collections.ConfigDict, priors: Mapping[str, Any]
+) -> dict[str, M.Model]:
+    """The players named by ``config.method`` (static :class:`jpose.models.Model` objects): the
+    :func:`inference_networks` and, with ``method.gan``, the generator and discriminators."""
+    mc = config.model
+    models = {n: pipelines.build_network(s) for n, s in inference_networks(config, priors).items()}
     if config.method.gan:
         models["generator"] = M.poseaug_generator(
             LAYOUT, noise_dim=mc.generator.noise_dim, width=mc.generator.width,
@@ -232,6 +250,33 @@ def build_models(
             bottleneck=mc.d3d.bottleneck,
         )  # fmt: skip
     return models
+
+
+def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`) from the other
+    ``model.json`` fields (``camera_priors``, ``normalization``): restored by jpose alone, the
+    same networks and forward pass as :func:`load_predictor`."""
+    nets = inference_networks(config, info["camera_priors"])
+    normalization = str(info["normalization"])
+    return pipelines.pipeline_spec(
+        "camerapose",
+        networks=nets,
+        stages=STAGES,
+        options={"camera_inputs": str(config.model.camera.inputs),
+                 "min_depth": float(config.loss.min_depth)},
+        predictor={"experiment": "camerapose", "description": _description(nets),
+                   "layout": LAYOUT.name, "normalization": normalization,
+                   "has_camera": "camera" in nets, "takes_frame_scale": "camera" in nets},
+    )  # fmt: skip
+
+
+def _description(models: Mapping[str, Any]) -> str:
+    parts = (
+        ["refinement"] * ("refine" in models)
+        + ["lifter"]
+        + ["camera branch"] * ("camera" in models)
+    )
+    return "CameraPose (Yang et al. WACV 2023): " + " + ".join(parts)
 
 
 def relative_depth_arrays(
@@ -776,11 +821,6 @@ def load_predictor(
         use_2d_only=False,
         priors=priors or {},
     )
-    parts = (
-        ["refinement"] * ("refine" in models)
-        + ["lifter"]
-        + ["camera branch"] * ("camera" in models)
-    )
     return inference.Predictor(
         experiment="camerapose",
         predict=make_predict(setup, variables),
@@ -790,7 +830,7 @@ def load_predictor(
         layout=LAYOUT.name,
         has_camera="camera" in models,
         takes_frame_scale="camera" in models,
-        description="CameraPose (Yang et al. WACV 2023): " + " + ".join(parts),
+        description=_description(models),
     )
 
 
@@ -841,10 +881,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     setup = prepare(config)
-    common.write_model_info(
-        wd, experiment="camerapose", layout=LAYOUT.name,
-        normalization=setup.datasets["train_3d"].normalization, camera_priors=setup.priors,
-    )  # fmt: skip
+    info = {"layout": LAYOUT.name, "normalization": setup.datasets["train_3d"].normalization,
+            "camera_priors": setup.priors}  # fmt: skip
+    common.write_model_info(wd, experiment="camerapose", pipeline=pipeline(config, info), **info)
     base_key = jax.random.key(config.seed)
     first_stage = "refine" if "refine" in setup.models else "warmup"
     resuming = any(p.name.isdigit() for p in (wd / "checkpoints" / first_stage).glob("*"))

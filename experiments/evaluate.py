@@ -61,6 +61,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from experiments import common
@@ -128,7 +129,7 @@ def load_eval_datasets(
     if drop_s11_directions and dataset != "h36m":
         raise ValueError("--drop_s11_directions applies to --dataset=h36m only")
     norm = predictor.normalization
-    config = predictor.config
+    config = ml_collections.ConfigDict(predictor.config)  # a dict for declared pipelines
     if dataset == "config":
         if "data" not in config:
             raise ValueError(f"{predictor.experiment}: the config has no data block")

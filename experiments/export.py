@@ -366,7 +366,7 @@ def export_bundle(
     if not (wd / "checkpoints").is_dir():
         raise rundir.UserError(f"{wd} is not a training work directory (no checkpoints/)")
     _prepare_output(out, overwrite)
-    common.read_config(wd)  # a readable config.json (user error otherwise)
+    config = common.read_config(wd)  # a readable config.json (user error otherwise)
     config_dict = json.loads((wd / "config.json").read_text())
     with inference.recording_restores() as calls, rundir.user_errors():
         predictor = inference.load_predictor(wd)  # refuses an unfinished run
@@ -395,7 +395,11 @@ def export_bundle(
     tmp.mkdir(parents=True)
     try:
         shutil.copyfile(wd / "config.json", tmp / "config.json")
-        shutil.copyfile(wd / "model.json", tmp / "model.json")
+        if "pipeline" not in model_info:  # older runs: declare the pipeline (jpose alone loads it)
+            method = importlib.import_module(f"experiments.{config.experiment}")
+            if hasattr(method, "pipeline"):
+                model_info = {**model_info, "pipeline": method.pipeline(config, model_info)}
+        (tmp / "model.json").write_text(json.dumps(model_info, indent=2, sort_keys=True) + "\n")
         run_status = rundir.read_status(wd) or {}
         status = {
             "finished": True,

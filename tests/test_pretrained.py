@@ -318,3 +318,64 @@ def test_flatten_round_trip_and_deterministic_weights(tmp_path):
     assert read["params/Dense_0/kernel"].dtype == np.float32
     with pytest.raises(ValueError, match="cannot be flattened"):
         inference.flatten_variables({"a/b": np.zeros(1)})
+
+
+# ------------------------------------------------------------------------------------------------
+# Self-describing pipelines (jpose.inference.pipelines): no experiments package needed
+# ------------------------------------------------------------------------------------------------
+
+_WITHOUT_EXPERIMENTS = r"""
+import json, sys
+import numpy as np
+sys.modules["experiments"] = None  # importing it (or anything under it) now fails
+import jpose.inference as inference
+x = np.random.default_rng(0).normal(0, 0.3, (4, 17, 2)).astype(np.float32)
+c = np.full((4, 17), 0.9, np.float32)
+out = {}
+for name in sys.argv[1:]:
+    p = inference.load_pretrained(name)
+    out[name] = {k: np.asarray(v).tolist() for k, v in p.predict(x, c).items()}
+assert not any(m == "experiments" or m.startswith("experiments.") for m in sys.modules
+               if sys.modules[m] is not None)
+print(json.dumps(out))
+"""
+
+
+def test_shipped_bundles_load_without_the_experiments_package(tmp_path):
+    """The installed package alone restores the bundles (their model.json declares the
+    pipeline), with the same outputs as the methods' own loaders in the checkout."""
+    import subprocess
+    import sys
+
+    from experiments import baseline, camerapose
+
+    r = subprocess.run([sys.executable, "-c", _WITHOUT_EXPERIMENTS, *SHIPPED], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    x = np.random.default_rng(0).normal(0, 0.3, (4, 17, 2)).astype(np.float32)
+    c = np.full((4, 17), 0.9, np.float32)
+    for name, method in zip(SHIPPED, (camerapose, baseline), strict=True):
+        path = inference.pretrained_path(name)
+        own = method.load_predictor(inference.read_config(path), path).predict(x, c)
+        assert set(own) == set(got[name])
+        for k, v in own.items():
+            np.testing.assert_allclose(np.asarray(got[name][k]), np.asarray(v), atol=1e-6)
+
+
+def test_a_trained_run_declares_its_pipeline(smoke_run):
+    """Training writes model.json["pipeline"]; restoring it equals the method's own loader."""
+    from experiments import baseline
+
+    info = inference.read_model_info(smoke_run)
+    assert info["pipeline"]["kind"] == "lifter" and info["pipeline"]["stages"] == ["lifter"]
+    via_spec = inference.load_predictor(smoke_run)
+    own = baseline.load_predictor(inference.read_config(smoke_run), smoke_run)
+    for f in ("experiment", "normalization", "layout", "checkpoint", "description",
+              "metric_scale", "has_camera"):  # fmt: skip
+        assert getattr(via_spec, f) == getattr(own, f), f
+    x = np.random.default_rng(1).normal(0, 0.3, (6, 17, 2)).astype(np.float32)
+    c = np.ones((6, 17), np.float32)
+    np.testing.assert_array_equal(via_spec.predict(x, c)["pose3d"], own.predict(x, c)["pose3d"])
+    with pytest.raises(ValueError, match="unknown network factory"):
+        inference.pipelines.build_network({"factory": "nope"})

@@ -5,6 +5,8 @@ The ``jpose`` command (:mod:`jpose.inference.cli`) and its Python API:
 * :mod:`~jpose.inference.predictor`: :class:`Predictor`, :func:`load_predictor` (any work
   directory or bundle), :func:`load_pretrained`, :func:`restore_variables`, the method registry;
 * :mod:`~jpose.inference.bundles`: pretrained bundles (:func:`list_pretrained`, checksums);
+* :mod:`~jpose.inference.pipelines`: pipelines declared in ``model.json`` (restored without
+  method code);
 * :mod:`~jpose.inference.keypoints`: :func:`load_keypoints` -> :class:`KeypointInput`;
 * :mod:`~jpose.inference.lifting`: :func:`lift`, :func:`smooth_poses`, :func:`write_output`.
 
@@ -141,6 +143,7 @@ spaced frame numbers and a valid pose in every frame. BVH has one length per bon
 lifted bone lengths vary along a track, a warning gives the resulting joint-position error.
 """
 
+from jpose.inference import pipelines
 from jpose.inference.bundles import (
     BUNDLE_FILE,
     PRETRAINED_DIR,
@@ -205,6 +208,7 @@ __all__ = [
     "load_predictor",
     "load_pretrained",
     "person_validity",
+    "pipelines",
     "pretrained_descriptions",
     "pretrained_path",
     "read_bundle_info",

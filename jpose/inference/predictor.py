@@ -228,7 +228,9 @@ def load_predictor(
 ) -> Predictor:
     """Restore the trained pipeline of any jpose work directory.
 
-    Reads ``config.json``, finds the method of ``config.experiment`` in the registry
+    A work directory whose ``model.json`` declares its pipeline
+    (:mod:`jpose.inference.pipelines`) is restored by jpose alone. Otherwise this reads
+    ``config.json``, finds the method of ``config.experiment`` in the registry
     (:func:`register_method`), refuses an unfinished
     run (``jpose.training.rundir.require_finished``: ``status.json`` names the missing stage) and
     calls the experiment's ``load_predictor(config, workdir, step=step)``.
@@ -251,6 +253,13 @@ def load_predictor(
       rundir.UnfinishedRunError: the run did not finish (without ``allow_unfinished``).
     """
     config = read_config(workdir)
+    spec = read_model_info(workdir).get("pipeline")
+    if spec is not None:  # self-describing (jpose.inference.pipelines): no method code needed
+        from jpose.inference import pipelines
+
+        reason = rundir.require_finished(workdir, spec["stages"], allow_unfinished=allow_unfinished)
+        predictor = pipelines.load_pipeline(workdir, spec, step=step)
+        return _with_unfinished(predictor, reason, workdir)
     name = config.get("experiment")
     if not name:
         raise ValueError(
@@ -267,7 +276,10 @@ def load_predictor(
     planned = module.seed_stages(config) if hasattr(module, "seed_stages") else \
         getattr(module, "STAGES", ())  # fmt: skip
     reason = rundir.require_finished(workdir, planned, allow_unfinished=allow_unfinished)
-    predictor = loader(config, workdir, step=step)
+    return _with_unfinished(loader(config, workdir, step=step), reason, workdir)
+
+
+def _with_unfinished(predictor: Predictor, reason: str, workdir: Any) -> Predictor:
     if reason:
         LOGGER.warning("%s: using an UNFINISHED run (--allow_unfinished): %s", workdir, reason)
         predictor = dataclasses.replace(predictor, unfinished=reason)

@@ -1,0 +1,167 @@
+"""Self-describing inference pipelines: networks and forward pass declared in ``model.json``.
+
+A method that writes a ``pipeline`` entry into its work directory's ``model.json`` (and so into
+every bundle exported from it) is restored by jpose alone, without the checkout's
+``experiments`` package: :func:`load_pipeline` builds the networks from their declared factories
+and keyword options, restores their variables and wraps the declared forward pass. The same
+:func:`network_spec` / :func:`build_network` pair builds the networks at training time, so what
+is trained and what is restored cannot differ.
+
+``model.json["pipeline"]``::
+
+    kind        "lifter" (one network, 2D -> root-relative 3D) or "camerapose" (refine -> lift ->
+                camera, :func:`jpose.models.camerapose_predict`)
+    networks    {player: {"factory": name in NETWORK_FACTORIES, "args": [...], "kwargs": {...}}}
+    stages      the method's stage names in training order (checkpoint sub-directories)
+    options     forward-pass options ("camerapose": camera_inputs, min_depth)
+    predictor   the :class:`~jpose.inference.Predictor` fields: experiment, description, layout,
+                normalization, metric_scale, has_camera, takes_frame_scale
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+
+from jpose import models, skeleton
+from jpose.evaluation import apply_fn
+from jpose.inference.predictor import Predictor, read_config, restore_variables
+
+__all__ = [
+    "NETWORK_FACTORIES",
+    "PIPELINE_KINDS",
+    "build_network",
+    "load_pipeline",
+    "network_spec",
+    "pipeline_spec",
+]
+
+NETWORK_FACTORIES = {
+    "martinez_lifter": models.martinez_lifter,
+    "refine_net": models.refine_net,
+    "camera_branch": models.camera_branch,
+}
+PIPELINE_KINDS = ("lifter", "camerapose")
+_PREDICTOR_FIELDS = ("experiment", "description", "layout", "normalization", "metric_scale",
+                     "has_camera", "takes_frame_scale")  # fmt: skip
+
+
+def _frozen(x: Any) -> Any:
+    """JSON lists back to the tuples the (hashable) model definitions take."""
+    if isinstance(x, list | tuple):
+        return tuple(_frozen(v) for v in x)
+    if isinstance(x, Mapping):
+        return {k: _frozen(v) for k, v in x.items()}
+    return x
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    return x
+
+
+def network_spec(factory: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A JSON-serialisable network declaration: ``factory(*args, **kwargs)``.
+
+    Raises:
+      ValueError: ``factory`` is not in :data:`NETWORK_FACTORIES`.
+    """
+    if factory not in NETWORK_FACTORIES:
+        raise ValueError(
+            f"unknown network factory {factory!r}; expected {sorted(NETWORK_FACTORIES)}"
+        )
+    return {"factory": factory, "args": _jsonable(list(args)), "kwargs": _jsonable(kwargs)}
+
+
+def build_network(spec: Mapping[str, Any]) -> models.Model:
+    """The network a :func:`network_spec` declares (no parameters)."""
+    factory = spec.get("factory")
+    if factory not in NETWORK_FACTORIES:
+        raise ValueError(
+            f"unknown network factory {factory!r}; expected {sorted(NETWORK_FACTORIES)}"
+        )
+    args = _frozen(list(spec.get("args", ())))
+    kwargs = _frozen(dict(spec.get("kwargs", {})))
+    return NETWORK_FACTORIES[factory](*args, **kwargs)
+
+
+def pipeline_spec(
+    kind: str,
+    *,
+    networks: Mapping[str, Mapping[str, Any]],
+    stages: Sequence[str],
+    predictor: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``model.json["pipeline"]`` entry (see the module docstring).
+
+    Args:
+      kind: one of :data:`PIPELINE_KINDS`.
+      networks: ``{player: network_spec(...)}`` of the inference networks.
+      stages: the method's stage names in training order.
+      predictor: :class:`~jpose.inference.Predictor` fields (``experiment``, ``description``,
+        ``layout``, ``normalization``, and optionally ``metric_scale``, ``has_camera``,
+        ``takes_frame_scale``).
+      options: forward-pass options of ``kind``.
+
+    Raises:
+      ValueError: unknown kind, missing networks or predictor fields.
+    """
+    if kind not in PIPELINE_KINDS:
+        raise ValueError(f"unknown pipeline kind {kind!r}; expected one of {PIPELINE_KINDS}")
+    if "lifter" not in networks:
+        raise ValueError(f"a {kind!r} pipeline needs a 'lifter' network, got {sorted(networks)}")
+    unknown = set(predictor) - set(_PREDICTOR_FIELDS)
+    missing = {"experiment", "layout", "normalization"} - set(predictor)
+    if unknown or missing:
+        raise ValueError(f"predictor fields: unknown {sorted(unknown)}, missing {sorted(missing)}")
+    return {
+        "kind": kind,
+        "networks": {n: dict(s) for n, s in networks.items()},
+        "stages": list(stages),
+        "options": dict(options or {}),
+        "predictor": dict(predictor),
+    }
+
+
+def load_pipeline(
+    workdir: str | os.PathLike[str], spec: Mapping[str, Any], *, step: int | None = None
+) -> Predictor:
+    """Restore the pipeline ``spec`` (``model.json["pipeline"]``) of a work directory or bundle.
+
+    Args:
+      workdir: work directory or bundle directory.
+      spec: the pipeline entry.
+      step: checkpoint step of the last trained stage (default its latest).
+
+    Returns:
+      :class:`~jpose.inference.Predictor`, computing what the method's own evaluation computes.
+    """
+    kind = spec["kind"]
+    if kind not in PIPELINE_KINDS:
+        raise ValueError(f"{workdir}/model.json: unknown pipeline kind {kind!r}")
+    nets = {n: build_network(s) for n, s in spec["networks"].items()}
+    variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)
+    fields = dict(spec["predictor"])
+    if kind == "lifter":
+        root = skeleton.get_layout(str(fields["layout"])).root
+
+        def lift(apply: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+            del c  # confidences unused
+            pose = apply(x)
+            return {"pose3d": pose - pose[..., root : root + 1, :]}
+
+        predict = apply_fn(nets["lifter"], variables["lifter"], lift)
+    else:
+        options = spec.get("options", {})
+        predict = models.camerapose_predict(
+            nets, variables, camera_inputs=str(options.get("camera_inputs", "2d")),
+            min_depth=float(options["min_depth"]),
+        )  # fmt: skip
+    return Predictor(predict=predict, checkpoint=steps, config=read_config(workdir), **fields)

@@ -4,7 +4,7 @@
 
 The lifter maps the dataset's normalised 2D (``pose2d_norm [B, J, 2]``) to the root-relative
 camera-frame 3D pose ``[B, J, 3]`` in metres; loss: mean squared error over joints and axes
-(Martinez et al. sec. 3). Evaluation (``experiments.common.evaluate_3d``): Protocol 1 (MPJPE)
+(Martinez et al. sec. 3). Evaluation (``experiments.jeval.evaluate_3d``): Protocol 1 (MPJPE)
 and Protocol 2 (P-MPJPE) per action, action-wise and frame-wise means, in mm.
 
 Outputs in ``DIR`` (``experiments.common``): ``config.json``, ``model.json`` (layout and input
@@ -28,6 +28,7 @@ import optax
 
 from experiments import common
 from experiments.lifting import eval_datasets, lifter_figures
+from jpose import evaluation as jeval
 from jpose import inference, losses, models, skeleton
 from jpose.data import PoseDataset
 from jpose.evaluation import apply_fn, jit_predict
@@ -260,7 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )
     validate = None
     if tc.val_fraction > 0:
-        validate = common.make_validator(
+        validate = jeval.make_validator(
             lambda v, x, c: _lift(lambda u: model.apply(v, u, train=False)[0], x, c),
             val,
             variables=lambda s: s["lifter"].variables(),
@@ -288,7 +289,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     predict_3d = jit_predict(stage.state["lifter"], _lift)
     evaluations = {
-        split: common.evaluate_3d(
+        split: jeval.evaluate_3d(
             predict_3d,
             ds,
             batch_size=int(config.eval.batch_size),

@@ -84,6 +84,7 @@ import optax
 
 from experiments import common
 from jpose import adversarial, augment, inference, kinematics, losses, skeleton
+from jpose import evaluation as jeval
 from jpose import models as M
 from jpose import training as T
 from jpose.data import PoseDataset
@@ -845,7 +846,7 @@ def _noisy_inputs(setup: Setup, ds: PoseDataset) -> tuple[np.ndarray, np.ndarray
 
 def _reprojection_error(setup, predict, ds: PoseDataset, batch_size: int) -> dict[str, float]:
     """2D re-projection error on 2D-only data (normalised units and pixels where sizes known)."""
-    out = common.batched_apply(lambda x, c, s: predict(x, c, s)["reprojected"], ds.pose2d_norm,
+    out = jeval.batched_apply(lambda x, c, s: predict(x, c, s)["reprojected"], ds.pose2d_norm,
                                ds.confidence, frame_scale(ds), batch_size=batch_size)  # fmt: skip
     w = (ds.confidence > 0).astype(np.float64)
     d = out - ds.pose2d_norm
@@ -972,13 +973,13 @@ def evaluate_and_report(
     noisy_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in common.eval_splits(setup.datasets, ec.splits):
         ds = setup.datasets[split]
-        evaluations[split] = common.evaluate_3d(
+        evaluations[split] = jeval.evaluate_3d(
             lift, ds, batch_size=ec.batch_size, action_key=ec.action_key, keep_predictions=True
         )
         if ec.noisy_input:
             noisy_cache[split] = _noisy_inputs(setup, ds)
             x, c = noisy_cache[split]
-            evaluations[f"{split}+noise"] = common.evaluate_3d(
+            evaluations[f"{split}+noise"] = jeval.evaluate_3d(
                 lift, ds, batch_size=ec.batch_size, action_key=ec.action_key, pose2d_norm=x,
                 confidence=c,
             )  # fmt: skip

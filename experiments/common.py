@@ -52,27 +52,27 @@ import logging
 import os
 import pathlib
 import sys
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 
 from jpose import inference
 from jpose import metrics as jm
 from jpose.data import PoseDataset
-from jpose.evaluation import batched_apply, to_jsonable
+from jpose.evaluation import (
+    METRIC_NAMES,
+    evaluation_rows,
+    to_jsonable,
+)
 from jpose.training import (
     parallel,
     rundir,
 )
 from jpose.training.stages import (
-    CompileNotice,
     num_stage_steps,
 )
-from jpose.training.state import TrainState
 
 __all__ = [
     "LOGGER",
@@ -82,14 +82,10 @@ __all__ = [
     "setup_workdir",
     "load_datasets",
     "eval_splits",
-    "action_labels",
     "subset",
     "holdout_split",
     "normalized_intrinsics",
     "stage_num_steps",
-    "evaluate_3d",
-    "make_validator",
-    "evaluation_rows",
     "ResultsHeader",
     "write_results",
     "write_figures",
@@ -423,15 +419,6 @@ def eval_splits(datasets: Mapping[str, PoseDataset], names: str | Sequence[str] 
     return [n for n, d in datasets.items() if d.has_3d and not n.startswith("train")]
 
 
-def action_labels(ds: PoseDataset, key: str = "") -> np.ndarray:
-    """Per-example action labels: ``labels[key]`` or the first of ``action``, ``pose_class``,
-    ``activity``, ``sequence``; ``"all"`` when there is none."""
-    for k in ([key] if key else []) + ["action", "pose_class", "activity", "sequence"]:
-        if k in ds.labels:
-            return np.asarray(ds.labels[k]).astype(str)
-    return np.full(len(ds), "all")
-
-
 def normalized_intrinsics(ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth intrinsics in the units of ``ds.pose2d_norm`` (pinhole, no distortion).
 
@@ -467,151 +454,6 @@ def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: in
     return num_stage_steps(steps=steps, epochs=0.0 if steps > 0 else float(stage_cfg.epochs),
                            steps_per_epoch=steps_per_epoch,
                            steps_per_block=steps_per_block)  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------------------
-# Evaluation
-# ------------------------------------------------------------------------------------------------
-
-
-@jax.jit
-def _pose_errors(pred: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
-    pred = pred - pred[..., :1, :]
-    target = target - target[..., :1, :]
-    return {
-        "mpjpe": jm.mpjpe(pred, target),
-        "p_mpjpe": jm.p_mpjpe(pred, target),
-        "n_mpjpe": jm.n_mpjpe(pred, target),
-    }
-
-
-def summarize_errors(
-    errors: Mapping[str, Any], dataset: PoseDataset, *, action_key: str = ""
-) -> dict[str, Any]:
-    """Per-action, action-wise and frame-wise means (mm) of per-example errors in metres.
-
-    Args:
-      errors: ``{metric name: [N] per-example error in metres}``.
-      dataset: the evaluated dataset (name, size and action labels).
-      action_key: label grouped as "action" (see :func:`action_labels`).
-
-    Returns:
-      ``{"dataset", "num_examples", "metrics": {name: {per_action, action_wise, frame_wise}}}``.
-    """
-    actions = action_labels(dataset, action_key)
-    out: dict[str, Any] = {"dataset": dataset.name, "num_examples": len(dataset), "metrics": {}}
-    for name, values in errors.items():
-        mm = np.asarray(jm.to_mm(values), np.float64)
-        out["metrics"][name] = {
-            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
-            "action_wise": jm.action_wise_mean(mm, actions),
-            "frame_wise": jm.frame_wise_mean(mm),
-        }
-    return out
-
-
-def make_validator(
-    predict: Callable[[Any, jax.Array, jax.Array], jax.Array],
-    dataset: PoseDataset,
-    *,
-    variables: Callable[[TrainState], Any],
-    batch_size: int = 4096,
-) -> Callable[[TrainState], dict[str, float]]:
-    """A ``state -> {"mpjpe_mm", "p_mpjpe_mm"}`` validation function for :func:`train_stage`.
-
-    Args:
-      predict: ``predict(variables, pose2d_norm, confidence) -> pose3d [B, J, 3]`` (metres,
-        evaluation mode); compiled once, the variables are arguments.
-      dataset: the validation split (:func:`holdout_split`; never the test split).
-      variables: ``state -> variables`` passed to ``predict`` (e.g. a player's ``variables()``).
-      batch_size: evaluation batch size.
-
-    Returns:
-      The validation function: frame-wise mean MPJPE and P-MPJPE (root-relative, mm).
-    """
-    jitted = jax.jit(predict)
-    notice = CompileNotice(f"validation ({dataset.name}, {len(dataset)} examples)")
-    x, c = dataset.pose2d_norm, dataset.confidence
-    target = dataset.pose3d_root_relative.astype(np.float32)
-
-    def evaluate(state: TrainState) -> dict[str, float]:
-        notice()
-        v = variables(state)
-        pred = batched_apply(lambda a, b: jitted(v, a, b), x, c, batch_size=batch_size)
-        errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
-        return {f"{k}_mm": float(np.mean(jm.to_mm(errors[k]))) for k in ("mpjpe", "p_mpjpe")}
-
-    return evaluate
-
-
-_EVALUATED: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _notice_evaluation(fn: Any, name: str) -> None:
-    """Log ``compiling evaluation ...`` the first time ``fn`` evaluates (its compilation)."""
-    try:
-        if fn in _EVALUATED:
-            return
-        _EVALUATED.add(fn)
-    except TypeError:  # not weak-referenceable: always say it
-        pass
-    LOGGER.info("compiling evaluation (%s) ...", name)
-
-
-def evaluate_3d(
-    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
-    dataset: PoseDataset,
-    *,
-    batch_size: int = 4096,
-    action_key: str = "",
-    pose2d_norm: np.ndarray | None = None,
-    confidence: np.ndarray | None = None,
-    keep_predictions: bool = False,
-) -> dict[str, Any]:
-    """Protocols 1 / 2 (+ N-MPJPE) of a lifting function on a 3D dataset, in mm.
-
-    Args:
-      predict_3d: ``(pose2d_norm [B, J, 2], confidence [B, J]) -> pose3d [B, J, 3]`` metres
-        (camera frame; root-relative or not: both sides are root-centred), ideally jitted.
-      dataset: split with ``pose3d_cam``.
-      batch_size: evaluation batch size.
-      action_key: label to group by (default :func:`action_labels`).
-      pose2d_norm / confidence: alternative inputs (e.g. detections with synthetic noise);
-        default the dataset's own.
-      keep_predictions: also return ``"predictions"`` ``[N, J, 3]`` and per-example errors.
-
-    Returns:
-      ``{"num_examples", "dataset", "metrics": {metric: {"per_action": {action: mm},
-      "action_wise": mm, "frame_wise": mm}}}`` for ``mpjpe``, ``p_mpjpe``, ``n_mpjpe``.
-    """
-    if not dataset.has_3d:
-        raise ValueError(f"{dataset.name}: evaluate_3d needs 3D poses")
-    x = dataset.pose2d_norm if pose2d_norm is None else pose2d_norm
-    c = dataset.confidence if confidence is None else confidence
-    _notice_evaluation(predict_3d, dataset.name)
-    pred = batched_apply(predict_3d, x, c, batch_size=batch_size)
-    target = dataset.pose3d_root_relative.astype(np.float32)
-    errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
-    out = summarize_errors(errors, dataset, action_key=action_key)
-    if keep_predictions:
-        out["predictions"] = pred
-        out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
-    return out
-
-
-_METRIC_NAMES = {"mpjpe": "MPJPE (P1)", "p_mpjpe": "P-MPJPE (P2)", "n_mpjpe": "N-MPJPE"}
-
-
-def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """``{metric row: {action: mm, "Avg (action-wise)": mm, "Avg (frame-wise)": mm}}`` for
-    ``jpose.metrics.format_table``."""
-    rows = {}
-    for name, m in evaluation["metrics"].items():
-        row = dict(m["per_action"])
-        row["Avg (action-wise)"] = m["action_wise"]
-        row["Avg (frame-wise)"] = m["frame_wise"]
-        rows[_METRIC_NAMES.get(name, name)] = row
-    return rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -764,7 +606,7 @@ def _write_results(
             split: {
                 "N": float(e["num_examples"]),
                 **{
-                    f"{_METRIC_NAMES.get(m, m)} {avg}": e["metrics"][m][key]
+                    f"{METRIC_NAMES.get(m, m)} {avg}": e["metrics"][m][key]
                     for m in e["metrics"]
                     for avg, key in (("act.", "action_wise"), ("fr.", "frame_wise"))
                 },

@@ -66,6 +66,7 @@ import optax
 from experiments import common
 from experiments.lifting import eval_datasets, lifter_figures
 from jpose import adversarial, inference, losses, models, skeleton
+from jpose import evaluation as jeval
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.evaluation import jit_predict
@@ -418,25 +419,25 @@ def _evaluate(
     spec: JointSpec,
     config: ml_collections.ConfigDict,
 ) -> dict[str, Any]:
-    """``common.evaluate_3d`` on the generator's joints.
+    """``jeval.evaluate_3d`` on the generator's joints.
 
-    17 joints: ``common.evaluate_3d`` itself. 14 joints: the same output on the 14 joints only
+    17 joints: ``jeval.evaluate_3d`` itself. 14 joints: the same output on the 14 joints only
     (masked metrics; both poses centred on the hip midpoint) -- an adapter until
-    ``common.evaluate_3d`` takes a joint mask.
+    ``jeval.evaluate_3d`` takes a joint mask.
     """
     bs, key = int(config.eval.batch_size), config.eval.action_key
     if spec.num_joints == 17:
-        return common.evaluate_3d(predict_3d, ds, batch_size=bs, action_key=key,
+        return jeval.evaluate_3d(predict_3d, ds, batch_size=bs, action_key=key,
                                   keep_predictions=True)  # fmt: skip
-    pred = common.batched_apply(predict_3d, ds.pose2d_norm, ds.confidence, batch_size=bs)
+    pred = jeval.batched_apply(predict_3d, ds.pose2d_norm, ds.confidence, batch_size=bs)
     target = ds.pose3d_root_relative.astype(np.float32)
     target = target - np.asarray(spec.root(target[:, spec.joints]))
     mask = np.zeros((1, 17), np.float32)
     mask[0, spec.joints] = 1.0
-    errors = common.batched_apply(
+    errors = jeval.batched_apply(
         lambda p, t: _masked_errors(p, t, jnp.asarray(mask)), pred, target, batch_size=bs
     )
-    out = common.summarize_errors(errors, ds, action_key=key)
+    out = jeval.summarize_errors(errors, ds, action_key=key)
     out["predictions"] = pred
     out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
     return out
@@ -449,7 +450,7 @@ def evaluate(
     config: ml_collections.ConfigDict,
 ) -> dict[str, Any]:
     """Drover's evaluation of a ``predict_3d`` (e.g. a :func:`load_predictor` predictor's
-    ``pose3d``) on one split: :func:`experiments.common.evaluate_3d` with 17 joints, the masked
+    ``pose3d``) on one split: :func:`experiments.jeval.evaluate_3d` with 17 joints, the masked
     metrics on the generator's 14 joints (both poses centred on the hip midpoint) with 14.
 
     Args:
@@ -458,7 +459,7 @@ def evaluate(
       config: the Drover config (``method.num_joints``, ``eval.batch_size`` / ``action_key``).
 
     Returns:
-      The :func:`experiments.common.evaluate_3d` record (with predictions and errors).
+      The :func:`experiments.jeval.evaluate_3d` record (with predictions and errors).
     """
     return _evaluate(predict_3d, ds, spec=joint_spec(int(config.method.num_joints)), config=config)
 
@@ -521,9 +522,9 @@ def load_predictor(
     With ``method.num_joints = 14`` (the ``h36m`` preset) the generator does not predict the
     pelvis, spine and neck/nose: they are set to the root point (the origin), and ``run``
     evaluates on the 14 joints only (masked metrics, both poses centred on the hip midpoint).
-    ``common.evaluate_3d`` of this ``pose3d`` then differs from ``results.json`` (it counts
+    ``jeval.evaluate_3d`` of this ``pose3d`` then differs from ``results.json`` (it counts
     the 3 placeholder joints and centres the target on the pelvis); :func:`evaluate` reproduces
-    it. With 17 joints ``common.evaluate_3d`` reproduces ``results.json`` exactly.
+    it. With 17 joints ``jeval.evaluate_3d`` reproduces ``results.json`` exactly.
 
     Args:
       config: the run's config (``common.read_config``).

@@ -65,6 +65,7 @@ import ml_collections
 import numpy as np
 
 from experiments import common
+from jpose import evaluation as jeval
 from jpose import inference, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
@@ -280,7 +281,7 @@ def evaluate_predictor(
         protocol, :func:`_pck_tables`) for datasets with a ``scene`` label (MPI-INF-3DHP).
 
     Returns:
-      ``(evaluations, tables)``: ``{split: common.evaluate_3d(..., keep_predictions=True)}`` and
+      ``(evaluations, tables)``: ``{split: jeval.evaluate_3d(..., keep_predictions=True)}`` and
       extra tables ``{title: {row: {column: value}}}`` (per subject for Human3.6M, PCK / AUC by
       scene for MPI-INF-3DHP, PA-MPJPE for 3DPW).
     """
@@ -292,7 +293,7 @@ def evaluate_predictor(
     tables: dict[str, dict[str, dict[str, float]]] = {}
     for split, ds in datasets.items():
         t0 = time.perf_counter()
-        ev = common.evaluate_3d(lift, ds, batch_size=batch_size, keep_predictions=True)
+        ev = jeval.evaluate_3d(lift, ds, batch_size=batch_size, keep_predictions=True)
         ev["wall_s"] = round(time.perf_counter() - t0, 3)
         evaluations[split] = ev
         if "subject" in ds.labels:
@@ -541,7 +542,7 @@ def write_evaluation_figures(
         pred, err = ev["predictions"], ev["errors_mm"]["mpjpe"]
         figs[f"{split}_samples"] = functools.partial(
             viz.figure_sample_grid, pred, ds.pose3d_root_relative, err, num=num_samples,
-            labels=common.action_labels(ds), title=f"{split}: random test samples (MPJPE, mm)",
+            labels=jeval.action_labels(ds), title=f"{split}: random test samples (MPJPE, mm)",
         )  # fmt: skip
         idx = np.linspace(0, len(ds) - 1, 4).astype(int)
         figs[f"{split}_pred_vs_gt"] = functools.partial(

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from experiments import common
+from jpose import evaluation as jeval
 from jpose import inference, skeleton
 from jpose.inference import bundles
 from jpose.training import rundir
@@ -229,7 +230,7 @@ def metric_numbers(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "dataset": evaluation.get("dataset"),
         "num_examples": int(evaluation["num_examples"]),
-        "metrics": common.to_jsonable(evaluation["metrics"]),
+        "metrics": jeval.to_jsonable(evaluation["metrics"]),
     }
 
 
@@ -266,10 +267,10 @@ def root_translation_errors(predictor: inference.Predictor, ds: Any) -> dict[str
             size = np.asarray(ds.image_size_px, np.float32)
             scale[:, 1] = size[:, 1] / size[:, 0]
         arrays.append(scale)
-    t = common.batched_apply(lambda *a: predictor.predict(*a)["translation"], *arrays)
+    t = jeval.batched_apply(lambda *a: predictor.predict(*a)["translation"], *arrays)
     root = skeleton.get_layout(predictor.layout).root
     err_m = np.linalg.norm(np.asarray(t, np.float64) - ds.pose3d_cam[:, root], axis=-1)
-    return common.summarize_errors({"root_translation_error": err_m}, ds)["metrics"]
+    return jeval.summarize_errors({"root_translation_error": err_m}, ds)["metrics"]
 
 
 def _evaluate_bundle(path: pathlib.Path, dataset: str) -> dict[str, Any]:
@@ -282,7 +283,7 @@ def _evaluate_bundle(path: pathlib.Path, dataset: str) -> dict[str, Any]:
     for split, rec in out.items():
         absolute = root_translation_errors(predictor, datasets[split])
         if absolute is not None:
-            rec["absolute"] = common.to_jsonable(absolute)
+            rec["absolute"] = jeval.to_jsonable(absolute)
     return out
 
 
@@ -526,7 +527,7 @@ def export_bundle(
                 "extra_tables": results.get("tables", {}),
             },
         }
-        card = common.to_jsonable(card, nonfinite="null")
+        card = jeval.to_jsonable(card, nonfinite="null")
         (tmp / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
         (tmp / CARD_MD).write_text(model_card_markdown(card))
         if out.exists():

@@ -23,7 +23,7 @@ Method:
   all instants of a static rig), scaled by the given baseline. Virtual cameras are constructed
   relative to view 0 and keep their exact poses.
 * evaluation: the lifting branch only, single view, P1 / P2 (+ N-MPJPE) per action
-  (:func:`experiments.common.evaluate_3d`); :func:`load_predictor` (or
+  (:func:`experiments.jeval.evaluate_3d`); :func:`load_predictor` (or
   ``jpose.inference.load_predictor(DIR)``) restores the same lifter (and the root branch).
 
 Losses use normalised 2D (``data.normalization``, VideoPose3D by default) with the intrinsics
@@ -48,6 +48,7 @@ import optax
 
 from experiments import common
 from jpose import augment, inference, skeleton
+from jpose import evaluation as jeval
 from jpose import losses as jl
 from jpose import multiview as mv
 from jpose.data import PoseDataset
@@ -844,7 +845,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     evaluations = {}
     for split in common.eval_splits(datasets, str(config.eval.splits)):
-        evaluations[split] = common.evaluate_3d(
+        evaluations[split] = jeval.evaluate_3d(
             predict_3d, datasets[split], batch_size=int(config.eval.batch_size),
             action_key=str(config.eval.action_key), keep_predictions=bool(config.figures),
         )  # fmt: skip

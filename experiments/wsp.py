@@ -18,7 +18,7 @@ Evaluation: RD protocol 1 (metrics on test-pair joints with ``ΔS <= 1.0 / 0.5 /
 protocol 2 (ankles removed from the input), per joint labelled in both persons, with
 ``jpose.metrics.relative_depth_metrics``; two input-only baselines for scale (ankle rule = the
 label rule itself, knee rule for protocol 2); MPJPE / P-MPJPE of every fine-tuned lifter on the
-3D test split (``experiments.common.evaluate_3d``). No model selection: every stage is evaluated
+3D test split (``experiments.jeval.evaluate_3d``). No model selection: every stage is evaluated
 at its last step.
 
 Inference: ``run`` writes ``<workdir>/model.json`` (input normalisation and the fine-tuning
@@ -46,6 +46,7 @@ import numpy as np
 import optax
 
 from experiments import common
+from jpose import evaluation as jeval
 from jpose import inference, losses, skeleton
 from jpose import metrics as jm
 from jpose.data import relative_depth as rdd
@@ -167,7 +168,7 @@ def evaluate_relative_depth(
       "joints"}}`` over the joints labelled in both persons.
     """
     arr = pairs.pair_arrays(protocol=protocol, orientation_seed=orientation_seed)
-    logits = common.batched_apply(
+    logits = jeval.batched_apply(
         predict,
         arr["pose_a"],
         arr["conf_a"],
@@ -278,7 +279,7 @@ def build_lifter(config: ml_collections.ConfigDict) -> Any:
 
 
 def _lift(lifter: Any, variables: Any, x: jax.Array, c: jax.Array) -> jax.Array:
-    """The lifter's 3D as ``run`` evaluates it (``common.evaluate_3d`` makes it root-relative)."""
+    """The lifter's 3D as ``run`` evaluates it (``jeval.evaluate_3d`` makes it root-relative)."""
     return lifter.apply(variables, mrd.person_input(x, c), train=False)[0]
 
 
@@ -572,7 +573,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             offset += ft_steps
             index += 1
             predict_3d = functools.partial(lifter_predict, res.state["lifter"].variables())
-            ev = common.evaluate_3d(predict_3d, test_3d, batch_size=int(ec.batch_size))
+            ev = jeval.evaluate_3d(predict_3d, test_3d, batch_size=int(ec.batch_size))
             label = _evaluation_label(float(frac), len(sub), init)
             evaluations[label] = ev
             ft_rows.setdefault(f"{100 * float(frac):g}% 3D labels ({len(sub)})", {})

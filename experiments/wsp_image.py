@@ -46,6 +46,7 @@ import numpy as np
 import optax
 
 from experiments import common
+from jpose import evaluation as jeval
 from jpose import losses, skeleton
 from jpose import metrics as jm
 from jpose.data import images, render
@@ -217,7 +218,7 @@ def evaluate_relative_depth(player: Any, data: Mapping[str, np.ndarray], *,
       "acc (ankle labels)", "chance (ankle labels)", ...}}``.
     """
     f = _apply_fn(player, with_boxes=True)
-    logits = common.batched_apply(f, data["image"], data["boxes"], data["pairs"],
+    logits = jeval.batched_apply(f, data["image"], data["boxes"], data["pairs"],
                                   batch_size=batch_size)["logits"]  # fmt: skip
     rows = {}
     for t in thresholds:
@@ -243,10 +244,10 @@ def evaluate_relative_depth(player: Any, data: Mapping[str, np.ndarray], *,
 def evaluate_finetune(player: Any, data: Mapping[str, np.ndarray], *, stride: int,
                       depth_bins: int, depth_range_m: float, batch_size: int, name: str
                       ) -> tuple[dict[str, Any], dict[str, float]]:  # fmt: skip
-    """MPJPE / P-MPJPE / N-MPJPE (``common.evaluate_3d``'s format, one group) and the per-axis
+    """MPJPE / P-MPJPE / N-MPJPE (``jeval.evaluate_3d``'s format, one group) and the per-axis
     errors ``MPJPE_X/Y/Z`` (mm) of the 3D head on single-person crops."""
     f = _apply_fn(player, with_boxes=False)
-    c = common.batched_apply(f, data["image"], batch_size=batch_size)["coords3d"]
+    c = jeval.batched_apply(f, data["image"], batch_size=batch_size)["coords3d"]
     gt = data["pose3d"].astype(np.float64)
     z = gt[:, _ROOT : _ROOT + 1, 2] + (c[..., 2] / (depth_bins - 1) - 0.5) * depth_range_m
     u = (c[..., 0] + 0.5) * stride - 0.5

@@ -36,7 +36,7 @@ vs ``3d+2d`` isolates the geometric loss on 2D-only people, whose effect is repo
 left/right bone-length symmetry of *held-out* 2D-only people (``val_2d``; else a held-out share
 of ``train_2d`` never trained on).
 
-Evaluation (``common.evaluate_3d``): the output ``[x, y, depth]`` rescaled to the average sum of
+Evaluation (``jeval.evaluate_3d``): the output ``[x, y, depth]`` rescaled to the average sum of
 bone lengths of the training skeletons (sec. 4.1.2, ``zhou_skeleton_rescale``): MPJPE (Zhou's
 metric), P-MPJPE, N-MPJPE per action (split ``<name>``); "standard" P1 / P2 by perspective
 back-projection with the ground-truth intrinsics and pelvis depth (split ``<name> (perspective)``);
@@ -68,6 +68,7 @@ import optax
 from experiments import common
 from experiments.configs.zhou import ABLATIONS
 from experiments.lifting import eval_datasets, lifter_figures
+from jpose import evaluation as jeval
 from jpose import inference, kinematics, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
@@ -353,7 +354,7 @@ def _host_batch_arrays(ds: PoseDataset, *, with_depth: bool, threshold: float) -
 
 def _packed_inputs(ds: PoseDataset) -> np.ndarray:
     """``[N, J, 7]``: 2D, then normalised focal (2), centre (2) and pelvis depth (1) per joint
-    (so ``common.evaluate_3d`` can feed the perspective predictor per example)."""
+    (so ``jeval.evaluate_3d`` can feed the perspective predictor per example)."""
     f, c = common.normalized_intrinsics(ds)
     zr = ds.pose3d_cam[:, _ROOT, 2:3].astype(np.float32)
     cam = np.concatenate([f, c, zr], -1)[:, None, :].repeat(ds.pose2d_norm.shape[1], 1)
@@ -421,7 +422,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     example = jnp.zeros((2, LAYOUT.num_joints, 2), jnp.float32)
     validate, select = None, str(tc.get("select", "final"))
     if val_fraction > 0:
-        validate = common.make_validator(
+        validate = jeval.make_validator(
             lambda v, x, c: rescaled_pose(lambda u: model.apply(v, u, train=False)[0], x, c,
                                           avg_sum_length=avg_sum_length),
             val, variables=lambda s: s["depth"].variables(),
@@ -481,11 +482,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     bs_eval, action_key = int(config.eval.batch_size), config.eval.action_key
     evaluations, symmetry = {}, {}
     for split, ds in eval_datasets(datasets, config).items():
-        ev = common.evaluate_3d(predict_rescaled, ds, batch_size=bs_eval, action_key=action_key,
+        ev = jeval.evaluate_3d(predict_rescaled, ds, batch_size=bs_eval, action_key=action_key,
                                 keep_predictions=True)  # fmt: skip
         evaluations[split] = ev
         if ds.focal_px is not None:
-            evaluations[f"{split} (perspective)"] = common.evaluate_3d(
+            evaluations[f"{split} (perspective)"] = jeval.evaluate_3d(
                 predict_perspective, ds, batch_size=bs_eval, action_key=action_key,
                 pose2d_norm=_packed_inputs(ds),
             )  # fmt: skip
@@ -498,7 +499,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     symmetry_2d = None
     if name_2d is not None:
         ds2 = common.subset(held[name_2d], int(config.eval.max_2d_examples), seed=1)
-        pred2 = common.batched_apply(jit_predict(player, normalised), ds2.pose2d_norm,
+        pred2 = jeval.batched_apply(jit_predict(player, normalised), ds2.pose2d_norm,
                                      ds2.confidence, batch_size=bs_eval)  # fmt: skip
         symmetry_2d = jm.symmetry_table(pred2)
         symmetry[f"{name_2d}: held-out 2D-only people, prediction (units of s)"] = symmetry_2d

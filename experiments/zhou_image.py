@@ -50,6 +50,7 @@ import optax
 
 from experiments import common
 from experiments.configs.zhou_image import ABLATIONS
+from jpose import evaluation as jeval
 from jpose import kinematics, losses, skeleton
 from jpose import metrics as jm
 from jpose.data import images, render
@@ -240,7 +241,7 @@ def evaluate_split(predict: Any, data: Mapping[str, np.ndarray], *, labels: np.n
                    ) -> dict[str, Any]:  # fmt: skip
     """2D PCKh, and (with ``pose3d``) Zhou's rescaled MPJPE / P-MPJPE / N-MPJPE per label and
     the symmetric bone-length differences of one split; ``predict`` from :func:`predict_fn`."""
-    pred = common.batched_apply(predict, data["image"], batch_size=batch_size)
+    pred = jeval.batched_apply(predict, data["image"], batch_size=batch_size)
     out: dict[str, Any] = {"pckh": pckh(pred["kp"], data["kp"], data["vis"],
                                         threshold=pckh_threshold)}  # fmt: skip
     depth = pred["depth"] - pred["depth"][:, _ROOT : _ROOT + 1]
@@ -524,7 +525,7 @@ def _prediction_figure(split: Mapping[str, Any], *, predict: Any, n: int, heatma
 
     plt = viz.pyplot()
     arrays = split["arrays"]
-    pred = common.batched_apply(predict, arrays["image"][:n], batch_size=n)["kp"]
+    pred = jeval.batched_apply(predict, arrays["image"][:n], batch_size=n)["kp"]
     size = arrays["image"].shape[1]
     stride = size / heatmap_size
     fig, axes = plt.subplots(2, max(1, n // 2), figsize=(2 * max(1, n // 2), 4.2))

@@ -8,21 +8,39 @@ rather than baked in as constants.
 
 Axes and units: ``pose2d [B, J, 2]`` normalised 2D keypoints (the units of the dataset's
 ``pose2d_norm``), ``confidence [B, J]`` in [0, 1]; the 3D a lifting ``fn`` returns is
-``[B, J, 3]`` in metres, camera frame (what ``experiments.common.evaluate_3d`` scores).
+``[B, J, 3]`` in metres, camera frame (what ``jpose.evaluation.evaluate_3d`` scores).
 """
 
 from __future__ import annotations
 
+import logging
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
+from jpose import metrics as jm
+from jpose.data import PoseDataset
 from jpose.models.core import Model
-from jpose.training.state import PlayerState
+from jpose.training.stages import CompileNotice
+from jpose.training.state import PlayerState, TrainState
 
-__all__ = ["apply_fn", "batched_apply", "jit_predict", "to_jsonable"]
+__all__ = [
+    "action_labels",
+    "apply_fn",
+    "batched_apply",
+    "evaluate_3d",
+    "evaluation_rows",
+    "METRIC_NAMES",
+    "jit_predict",
+    "make_validator",
+    "summarize_errors",
+    "to_jsonable",
+]
+
+LOGGER = logging.getLogger("jpose.evaluation")
 
 
 def apply_fn(
@@ -103,3 +121,158 @@ def to_jsonable(x: Any, *, nonfinite: str = "string") -> Any:
     if isinstance(x, float) and not np.isfinite(x):
         return None if nonfinite == "null" else str(x)
     return x
+
+
+# ------------------------------------------------------------------------------------------------
+# Protocols 1 / 2 on a 3D dataset
+# ------------------------------------------------------------------------------------------------
+
+
+def action_labels(ds: PoseDataset, key: str = "") -> np.ndarray:
+    """Per-example action labels: ``labels[key]`` or the first of ``action``, ``pose_class``,
+    ``activity``, ``sequence``; ``"all"`` when there is none."""
+    for k in ([key] if key else []) + ["action", "pose_class", "activity", "sequence"]:
+        if k in ds.labels:
+            return np.asarray(ds.labels[k]).astype(str)
+    return np.full(len(ds), "all")
+
+
+@jax.jit
+def _pose_errors(pred: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
+    pred = pred - pred[..., :1, :]
+    target = target - target[..., :1, :]
+    return {
+        "mpjpe": jm.mpjpe(pred, target),
+        "p_mpjpe": jm.p_mpjpe(pred, target),
+        "n_mpjpe": jm.n_mpjpe(pred, target),
+    }
+
+
+def summarize_errors(
+    errors: Mapping[str, Any], dataset: PoseDataset, *, action_key: str = ""
+) -> dict[str, Any]:
+    """Per-action, action-wise and frame-wise means (mm) of per-example errors in metres.
+
+    Args:
+      errors: ``{metric name: [N] per-example error in metres}``.
+      dataset: the evaluated dataset (name, size and action labels).
+      action_key: label grouped as "action" (see :func:`action_labels`).
+
+    Returns:
+      ``{"dataset", "num_examples", "metrics": {name: {per_action, action_wise, frame_wise}}}``.
+    """
+    actions = action_labels(dataset, action_key)
+    out: dict[str, Any] = {"dataset": dataset.name, "num_examples": len(dataset), "metrics": {}}
+    for name, values in errors.items():
+        mm = np.asarray(jm.to_mm(values), np.float64)
+        out["metrics"][name] = {
+            "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
+            "action_wise": jm.action_wise_mean(mm, actions),
+            "frame_wise": jm.frame_wise_mean(mm),
+        }
+    return out
+
+
+def make_validator(
+    predict: Callable[[Any, jax.Array, jax.Array], jax.Array],
+    dataset: PoseDataset,
+    *,
+    variables: Callable[[TrainState], Any],
+    batch_size: int = 4096,
+) -> Callable[[TrainState], dict[str, float]]:
+    """A ``state -> {"mpjpe_mm", "p_mpjpe_mm"}`` validation function for
+    :func:`jpose.training.stages.train_stage`.
+
+    Args:
+      predict: ``predict(variables, pose2d_norm, confidence) -> pose3d [B, J, 3]`` (metres,
+        evaluation mode); compiled once, the variables are arguments.
+      dataset: the validation split (``experiments.common.holdout_split``; never the test split).
+      variables: ``state -> variables`` passed to ``predict`` (e.g. a player's ``variables()``).
+      batch_size: evaluation batch size.
+
+    Returns:
+      The validation function: frame-wise mean MPJPE and P-MPJPE (root-relative, mm).
+    """
+    jitted = jax.jit(predict)
+    notice = CompileNotice(f"validation ({dataset.name}, {len(dataset)} examples)")
+    x, c = dataset.pose2d_norm, dataset.confidence
+    target = dataset.pose3d_root_relative.astype(np.float32)
+
+    def evaluate(state: TrainState) -> dict[str, float]:
+        notice()
+        v = variables(state)
+        pred = batched_apply(lambda a, b: jitted(v, a, b), x, c, batch_size=batch_size)
+        errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
+        return {f"{k}_mm": float(np.mean(jm.to_mm(errors[k]))) for k in ("mpjpe", "p_mpjpe")}
+
+    return evaluate
+
+
+_EVALUATED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _notice_evaluation(fn: Any, name: str) -> None:
+    """Log ``compiling evaluation ...`` the first time ``fn`` evaluates (its compilation)."""
+    try:
+        if fn in _EVALUATED:
+            return
+        _EVALUATED.add(fn)
+    except TypeError:  # not weak-referenceable: always say it
+        pass
+    LOGGER.info("compiling evaluation (%s) ...", name)
+
+
+def evaluate_3d(
+    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
+    dataset: PoseDataset,
+    *,
+    batch_size: int = 4096,
+    action_key: str = "",
+    pose2d_norm: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    keep_predictions: bool = False,
+) -> dict[str, Any]:
+    """Protocols 1 / 2 (+ N-MPJPE) of a lifting function on a 3D dataset, in mm.
+
+    Args:
+      predict_3d: ``(pose2d_norm [B, J, 2], confidence [B, J]) -> pose3d [B, J, 3]`` metres
+        (camera frame; root-relative or not: both sides are root-centred), ideally jitted.
+      dataset: split with ``pose3d_cam``.
+      batch_size: evaluation batch size.
+      action_key: label to group by (default :func:`action_labels`).
+      pose2d_norm / confidence: alternative inputs (e.g. detections with synthetic noise);
+        default the dataset's own.
+      keep_predictions: also return ``"predictions"`` ``[N, J, 3]`` and per-example errors.
+
+    Returns:
+      ``{"num_examples", "dataset", "metrics": {metric: {"per_action": {action: mm},
+      "action_wise": mm, "frame_wise": mm}}}`` for ``mpjpe``, ``p_mpjpe``, ``n_mpjpe``.
+    """
+    if not dataset.has_3d:
+        raise ValueError(f"{dataset.name}: evaluate_3d needs 3D poses")
+    x = dataset.pose2d_norm if pose2d_norm is None else pose2d_norm
+    c = dataset.confidence if confidence is None else confidence
+    _notice_evaluation(predict_3d, dataset.name)
+    pred = batched_apply(predict_3d, x, c, batch_size=batch_size)
+    target = dataset.pose3d_root_relative.astype(np.float32)
+    errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
+    out = summarize_errors(errors, dataset, action_key=action_key)
+    if keep_predictions:
+        out["predictions"] = pred
+        out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
+    return out
+
+
+METRIC_NAMES = {"mpjpe": "MPJPE (P1)", "p_mpjpe": "P-MPJPE (P2)", "n_mpjpe": "N-MPJPE"}
+
+
+def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{metric row: {action: mm, "Avg (action-wise)": mm, "Avg (frame-wise)": mm}}`` for
+    ``jpose.metrics.format_table``."""
+    rows = {}
+    for name, m in evaluation["metrics"].items():
+        row = dict(m["per_action"])
+        row["Avg (action-wise)"] = m["action_wise"]
+        row["Avg (frame-wise)"] = m["frame_wise"]
+        rows[METRIC_NAMES.get(name, name)] = row
+    return rows

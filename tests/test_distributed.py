@@ -23,6 +23,7 @@ import jax
 import numpy as np
 import pytest
 
+from jpose import evaluation as jeval
 from jpose.training import Checkpointer
 from jpose.training import stages as harness
 
@@ -224,8 +225,6 @@ def test_every_config_has_the_distributed_field():
 def test_compiling_notice_once_per_block_and_evaluation(caplog):
     import logging
 
-    from experiments import common
-
     def predict(x, c):
         return x
 
@@ -233,7 +232,7 @@ def test_compiling_notice_once_per_block_and_evaluation(caplog):
     with caplog.at_level(logging.INFO, logger="jpose"):
         for _ in range(2):
             block()
-            common._notice_evaluation(predict, "test")
+            jeval._notice_evaluation(predict, "test")
     notices = [r.getMessage() for r in caplog.records if "compiling" in r.getMessage()]
     assert notices == [
         "compiling training block (2 steps, 1 device) ...",

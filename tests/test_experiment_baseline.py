@@ -7,6 +7,7 @@ import pytest
 
 from experiments import baseline
 from experiments.configs import baseline as baseline_config
+from jpose import evaluation as jeval
 from jpose import inference
 
 
@@ -57,7 +58,7 @@ def test_load_predictor_reproduces_results(runs):
     assert dict(predictor.checkpoint) == {"lifter": config.train.steps}
     assert predictor.normalization == "vp" and predictor.layout == "h36m17"
     test = common.load_datasets(config.data)["test"]
-    ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
+    ev = jeval.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
     want = json.loads((workdir / "results.json").read_text())["evaluations"]["test"]["metrics"]
     for metric in ("mpjpe", "p_mpjpe"):
         np.testing.assert_allclose(

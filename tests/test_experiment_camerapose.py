@@ -19,6 +19,7 @@ import pytest
 
 from experiments import camerapose as cp
 from experiments.configs import camerapose as cp_configs
+from jpose import evaluation as jeval
 from jpose import training as T
 
 
@@ -70,7 +71,7 @@ def test_results_table_has_every_action(runs):
     from experiments import common
 
     test = common.load_datasets(cfg.data)["test"]
-    actions = set(common.action_labels(test))
+    actions = set(jeval.action_labels(test))
     result = json.loads((wd / "results.json").read_text())
     assert result["evaluations"] == second["evaluations"]
     for split in ("test", "test+noise", "test_2d_mix"):

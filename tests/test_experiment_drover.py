@@ -11,6 +11,7 @@ import pytest
 
 from experiments import drover
 from experiments.configs import drover as drover_config
+from jpose import evaluation as jeval
 from jpose import inference
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.training import PhaseContext, create_player, create_train_state
@@ -54,7 +55,7 @@ def test_load_predictor_reproduces_results(runs):
     assert info["num_joints"] == 17 and info["head_root_distance"] > 0
     test = common.load_datasets(config.data)["test"]
     predict_3d = lambda x, c: predictor.predict(x, c)["pose3d"]  # noqa: E731
-    ev = common.evaluate_3d(predict_3d, test)
+    ev = jeval.evaluate_3d(predict_3d, test)
     want = json.loads((workdir / "results.json").read_text())["evaluations"]["test"]["metrics"]
     for metric in ("mpjpe", "p_mpjpe"):
         np.testing.assert_allclose(

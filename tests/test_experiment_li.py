@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import common, li
+from experiments import li
 from experiments.configs import li as li_config
+from jpose import evaluation as jeval
 from jpose import inference
 from jpose import multiview as mv
 from jpose.data import SyntheticConfig, make_synthetic
@@ -130,7 +131,7 @@ def test_entry_point_smoke_and_resume(tmp_path):
     assert predictor.experiment == "li"
     assert dict(predictor.checkpoint) == {s: again["stages"][s]["steps"] for s in li.STAGES}
     test = li.load_li_datasets(config.data)["test"]
-    ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
+    ev = jeval.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
     want = record["evaluations"]["test"]["metrics"]
     for metric in ("mpjpe", "p_mpjpe"):
         np.testing.assert_allclose(

@@ -6,6 +6,7 @@ import numpy as np
 
 from experiments import common, wsp
 from experiments.configs import wsp as wsp_config
+from jpose import evaluation as jeval
 from jpose import inference
 
 
@@ -55,7 +56,7 @@ def test_smoke_run_resume_and_results(tmp_path):
         p = predictor if variant == info["default_variant"] else wsp.load_predictor(
             config, tmp_path, variant=variant
         )  # fmt: skip
-        ev = common.evaluate_3d(lambda x, c, p=p: p.predict(x, c)["pose3d"], test)
+        ev = jeval.evaluate_3d(lambda x, c, p=p: p.predict(x, c)["pose3d"], test)
         want = rec["evaluations"][stage["evaluation"]]["metrics"]
         for metric in ("mpjpe", "p_mpjpe"):
             np.testing.assert_allclose(

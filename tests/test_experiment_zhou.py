@@ -11,6 +11,7 @@ import pytest
 
 from experiments import common, zhou
 from experiments.configs import zhou as zhou_config
+from jpose import evaluation as jeval
 from jpose import inference, losses, models
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.training import PhaseContext, create_player, create_train_state
@@ -43,7 +44,7 @@ def test_smoke_run_two_stages_writes_results_and_resumes(tmp_path):
     assert dict(predictor.checkpoint) == {"stage2": 2, "stage3": 2}
     assert inference.read_model_info(tmp_path)["avg_sum_length"] > 0
     test = common.load_datasets(config.data)["test"]
-    ev = common.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
+    ev = jeval.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
     want = results["evaluations"]["test"]["metrics"]
     for metric in ("mpjpe", "p_mpjpe"):
         np.testing.assert_allclose(

@@ -61,6 +61,15 @@ def _frame_numbers(image_id: np.ndarray) -> np.ndarray:
     return rank.astype(np.float64)
 
 
+def _crowded_frame(image_id: np.ndarray) -> tuple[Any, int] | None:
+    """``(image_id, count)`` of the most crowded frame when a frame has several people."""
+    ids, counts = np.unique(image_id, return_counts=True)
+    if not np.any(counts > 1):
+        return None
+    k = int(np.argmax(counts))
+    return ids[k], int(counts[k])
+
+
 def tracks_for_smoothing(image_id: np.ndarray, track_id: np.ndarray | None) -> np.ndarray:
     """Track of each detection: ``track_id``, or one track when each frame has one person.
 
@@ -70,12 +79,11 @@ def tracks_for_smoothing(image_id: np.ndarray, track_id: np.ndarray | None) -> n
     """
     n = len(image_id)
     if track_id is None:
-        ids, counts = np.unique(image_id, return_counts=True)
-        if np.any(counts > 1):
-            k = int(np.argmax(counts))
+        crowded = _crowded_frame(image_id)
+        if crowded:
             raise ValueError(
-                f"temporal smoothing needs a track_id per detection: image_id {ids[k]} has "
-                f"{counts[k]} people (without track ids only one person per frame is allowed)"
+                f"temporal smoothing needs a track_id per detection: image_id {crowded[0]} has "
+                f"{crowded[1]} people (without track ids only one person per frame is allowed)"
             )
         return np.zeros(n, np.int64)
     pairs = np.stack([np.unique(track_id, return_inverse=True)[1], _frame_numbers(image_id)], -1)
@@ -576,12 +584,11 @@ def write_bvh_files(
     frames = _frame_numbers(image_id)
     tracks = result.get("track_id")
     if tracks is None:
-        ids, counts = np.unique(image_id, return_counts=True)
-        if np.any(counts > 1):
-            k = int(np.argmax(counts))
+        crowded = _crowded_frame(image_id)
+        if crowded:
             raise ValueError(
-                f"BVH output: image_id {ids[k]} has {counts[k]} people; a BVH file holds one "
-                "person: give a track_id per detection (one file per track)"
+                f"BVH output: image_id {crowded[0]} has {crowded[1]} people; a BVH file holds "
+                "one person: give a track_id per detection (one file per track)"
             )
         groups: list[tuple[Any, np.ndarray]] = [(None, np.arange(len(image_id)))]
     else:

@@ -47,6 +47,7 @@ mean (each action counts equally, the Human3.6M convention) and the frame-wise m
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import os
@@ -78,6 +79,7 @@ __all__ = [
     "LOGGER",
     "config_path",
     "cli",
+    "method_run",
     "run_experiment",
     "setup_workdir",
     "load_datasets",
@@ -143,9 +145,21 @@ def cli(run: Callable[[ml_collections.ConfigDict, str], Any], *, default_config:
         jpose_logger.setLevel(logging.INFO)
         jpose_logger.propagate = False
         prog = f"experiments.{pathlib.Path(sys.argv[0]).stem}"
-        run_experiment(run, flags.FLAGS.config, flags.FLAGS.workdir, prog=prog)
+        config = flags.FLAGS.config
+        run_experiment(method_run(run, config), config, flags.FLAGS.workdir, prog=prog)
 
     app.run(main)
+
+
+def method_run(
+    run: Callable[[ml_collections.ConfigDict, str], Any], config: ml_collections.ConfigDict
+) -> Callable[[ml_collections.ConfigDict, str], Any]:
+    """The ``run`` of the method ``config.experiment`` names, when a method's config file made a
+    config of another method (``wsp.py:image`` -> ``wsp_image``); else ``run`` itself."""
+    name = config.get("experiment")
+    if not name or run.__module__ == f"experiments.{name}":
+        return run
+    return importlib.import_module(f"experiments.{name}").run
 
 
 def run_experiment(

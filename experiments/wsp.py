@@ -314,11 +314,9 @@ def load_predictor(
       for a pre-trained initialisation).
 
     Raises:
-      ValueError: an image-pathway config (no keypoint predictor) or an unknown ``variant``.
+      ValueError: an unknown ``variant``.
     """
     config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    if config.get("pathway", "keypoints") == "image":
-        raise ValueError("the WSP image pathway (experiments.wsp_image) has no keypoint predictor")
     stages = finetune_stages(config)
     variant = variant or config.finetune.get("predictor_variant") or default_variant(config)
     if variant not in stages:
@@ -354,8 +352,8 @@ def load_predictor(
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Pre-train, evaluate relative depth, fine-tune and report (see module docstring).
 
-    A config made by the ``image`` preset (``config.pathway == "image"``) runs the image network
-    instead (:func:`experiments.wsp_image.run`).
+    The ``image`` preset's config names experiment ``wsp_image``: ``python -m experiments.wsp``
+    runs :func:`experiments.wsp_image.run` for it (:func:`experiments.common.cli`).
 
     Args:
       config: ``experiments/configs/wsp.py`` config.
@@ -364,10 +362,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     Returns:
       The ``results.json`` record.
     """
-    if config.get("pathway", "keypoints") == "image":
-        from experiments import wsp_image
-
-        return wsp_image.run(config, workdir)
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     key = jax.random.key(int(config.seed))

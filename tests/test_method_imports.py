@@ -33,12 +33,7 @@ SHARED_MODULES = {
     "export",
 }
 # (importer, imported) pairs still allowed, each with its reason.
-ALLOWED_METHOD_IMPORTS = {
-    # `python -m experiments.wsp --config=experiments/configs/wsp.py:image` hands the image
-    # preset to experiments.wsp_image.run (a lazy import inside wsp.run). The registry of issue 16
-    # item 4 (experiment name -> method) will route it instead.
-    ("wsp", "wsp_image"),
-}
+ALLOWED_METHOD_IMPORTS: set[tuple[str, str]] = set()
 FORBIDDEN_IN_JPOSE = {"experiments", "ml_collections"}
 # (file relative to jpose/, imported top-level package) allowed *inside a function* only.
 ALLOWED_LAZY_IN_JPOSE: set[tuple[str, str]] = set()
@@ -172,3 +167,17 @@ def test_the_library_never_guesses_where_the_checkout_sits(monkeypatch, tmp_path
     for path in _jpose_files():
         text = path.read_text()
         assert '"shared"' not in text, f"jpose/{path.relative_to(JPOSE)} builds a checkout path"
+
+
+def test_a_config_naming_another_method_runs_that_method():
+    """`python -m experiments.wsp --config=...wsp.py:image` runs experiments.wsp_image (routed by
+    config.experiment in experiments.common.cli, not by wsp importing wsp_image)."""
+    from experiments import baseline, common, wsp, wsp_image
+    from experiments.configs import baseline as baseline_config
+    from experiments.configs import wsp as wsp_config
+
+    image = wsp_config.get_config("image,smoke")
+    assert image.experiment == "wsp_image"
+    assert common.method_run(wsp.run, image) is wsp_image.run
+    assert common.method_run(wsp.run, wsp_config.get_config("smoke")) is wsp.run
+    assert common.method_run(baseline.run, baseline_config.get_config("smoke")) is baseline.run

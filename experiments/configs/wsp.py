@@ -146,14 +146,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         return c
     if preset == "image" or (preset or "").startswith("image,"):
         # The image pathway (ResNet + heatmap-masked pooling, WSP eqs. 5-12) lives in
-        # experiments/configs/wsp_image.py; `experiments.wsp` hands such configs to
-        # experiments.wsp_image.run. "image,<p>" selects wsp_image's preset <p>.
+        # experiments/configs/wsp_image.py; its config names experiment "wsp_image", so
+        # `python -m experiments.wsp` runs experiments.wsp_image.run (common.cli routes by
+        # config.experiment). "image,<p>" selects wsp_image's preset <p>.
         from experiments.configs import wsp_image
 
         sub = preset.split(",", 1)[1] if "," in preset else "image"
-        image_config = wsp_image.get_config(sub)
-        image_config.pathway = "image"
-        return image_config
+        return wsp_image.get_config(sub)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     if preset == "smoke":

@@ -71,6 +71,7 @@ __all__ = ["get_config"]
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The config; ``preset`` in ``"" | image | rendered | smoke | real``."""
     c = ml_collections.ConfigDict()
+    c.experiment = "wsp_image"  # the method (experiments.wsp_image.run)
     c.seed = 0
     c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
 

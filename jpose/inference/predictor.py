@@ -44,10 +44,11 @@ LOGGER = logging.getLogger("jpose.inference")
 
 # Experiment name (``config.experiment``) -> module defining ``load_predictor(config, workdir,
 # *, step)`` and its planned stages (``STAGES`` or ``seed_stages(config)``). The built-in
-# keypoint methods live in the checkout's ``experiments`` package (imported on first use).
+# methods live in the checkout's ``experiments`` package (imported on first use); the image
+# methods have no keypoint predictor (load_predictor says so).
 BUILTIN_METHODS: dict[str, str] = {
     name: f"experiments.{name}"
-    for name in ("baseline", "camerapose", "drover", "li", "wsp", "zhou")
+    for name in ("baseline", "camerapose", "drover", "li", "wsp", "zhou", "wsp_image", "zhou_image")
 }
 _REGISTERED: dict[str, Any] = {}
 
@@ -271,7 +272,7 @@ def load_predictor(
     if loader is None:
         raise ValueError(
             f"experiment {name!r} has no keypoint predictor (image-based experiments are "
-            f"evaluated by their own run); keypoint experiments: {registered_methods()}"
+            "evaluated by their own run)"
         )
     planned = module.seed_stages(config) if hasattr(module, "seed_stages") else \
         getattr(module, "STAGES", ())  # fmt: skip

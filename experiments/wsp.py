@@ -50,7 +50,7 @@ from jpose import evaluation as jeval
 from jpose import inference, losses, skeleton
 from jpose import metrics as jm
 from jpose.data import relative_depth as rdd
-from jpose.models import martinez_lifter
+from jpose.inference import pipelines
 from jpose.models import relative_depth as mrd
 from jpose.training import Phase, create_player, create_train_state, make_train_step
 from jpose.training import stages as harness
@@ -268,14 +268,39 @@ def default_variant(config: ml_collections.ConfigDict) -> str:
 
 def build_lifter(config: ml_collections.ConfigDict) -> Any:
     """The fine-tuned Martinez lifter (``[x, y, confidence]`` inputs) of ``config.model``."""
+    return pipelines.build_network(_lifter_spec(config))
+
+
+def _lifter_spec(config: ml_collections.ConfigDict) -> dict[str, Any]:
     mc = config.model
-    return martinez_lifter(
-        17,
-        in_channels=3,
-        width=int(mc.width),
-        num_blocks=int(mc.num_blocks),
+    return pipelines.network_spec(
+        "martinez_lifter", 17, in_channels=3, width=int(mc.width), num_blocks=int(mc.num_blocks),
         dropout=float(mc.dropout),
+    )  # fmt: skip
+
+
+def _description(stage: Mapping[str, Any], variant: str) -> str:
+    return (
+        f"WSP (Qiu et al.) keypoint lifter fine-tuned on {100 * stage['fraction']:g}% of the 3D "
+        f"labels from a {stage['init']} initialisation ({variant})"
     )
+
+
+def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`): the served
+    fine-tuned lifter (``finetune.predictor_variant`` or :func:`default_variant`), restored by
+    jpose alone exactly as :func:`load_predictor` restores it."""
+    stages = finetune_stages(config)
+    variant = config.finetune.get("predictor_variant") or default_variant(config)
+    chain = (["pretrain"] if stages[variant]["init"] == "pretrained" else []) + [variant]
+    return pipelines.pipeline_spec(
+        "lifter",
+        networks={"lifter": _lifter_spec(config)},
+        stages=chain,
+        options={"input": "pose_confidence", "serve_stage": variant},
+        predictor={"experiment": "wsp", "description": _description(stages[variant], variant),
+                   "layout": skeleton.H36M17.name, "normalization": str(info["normalization"])},
+    )  # fmt: skip
 
 
 def _lift(lifter: Any, variables: Any, x: jax.Array, c: jax.Array) -> jax.Array:
@@ -334,7 +359,6 @@ def load_predictor(
         pose = _lift(lifter, variables, x, c)
         return {"pose3d": pose - pose[..., :1, :]}
 
-    frac = stages[variant]["fraction"]
     return inference.Predictor(
         experiment="wsp",
         predict=lambda x, c: predict(variables["lifter"], x, c),
@@ -342,10 +366,7 @@ def load_predictor(
         checkpoint=steps,
         config=config,
         layout=skeleton.H36M17.name,
-        description=(
-            f"WSP (Qiu et al.) keypoint lifter fine-tuned on {100 * frac:g}% of the 3D labels "
-            f"from a {stages[variant]['init']} initialisation ({variant})"
-        ),
+        description=_description(stages[variant], variant),
     )
 
 
@@ -394,10 +415,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         n = _subset_size(st["fraction"], len(train_3d), int(config.finetune.batch_size))
         label = _evaluation_label(st["fraction"], n, st["init"])
         finetune_info[name] = {**st, "num_examples": n, "evaluation": label}
-    common.write_model_info(
-        wd, experiment="wsp", layout=skeleton.H36M17.name, normalization=train_3d.normalization,
-        finetune=finetune_info, default_variant=default_variant(config),
-    )  # fmt: skip
+    info = {"layout": skeleton.H36M17.name, "normalization": train_3d.normalization,
+            "finetune": finetune_info, "default_variant": default_variant(config)}  # fmt: skip
+    common.write_model_info(wd, experiment="wsp", pipeline=pipeline(config, info), **info)
 
     # -- stage 1: relative-depth pre-training -----------------------------------------------------
     mc, pc = config.model, config.pretrain

@@ -13,7 +13,9 @@ is trained and what is restored cannot differ.
                 camera, :func:`jpose.models.camerapose_predict`)
     networks    {player: {"factory": name in NETWORK_FACTORIES, "args": [...], "kwargs": {...}}}
     stages      the method's stage names in training order (checkpoint sub-directories)
-    options     forward-pass options ("camerapose": camera_inputs, min_depth)
+    options     forward-pass options: "lifter": input ("pose", or "pose_confidence" =
+                [x * (c > 0), c]); "camerapose": camera_inputs, min_depth; any kind:
+                serve_stage (a stage that must have a checkpoint: the one served)
     predictor   the :class:`~jpose.inference.Predictor` fields: experiment, description, layout,
                 normalization, metric_scale, has_camera, takes_frame_scale
 """
@@ -29,9 +31,11 @@ import jax
 from jpose import models, skeleton
 from jpose.evaluation import apply_fn
 from jpose.inference.predictor import Predictor, read_config, restore_variables
+from jpose.models.relative_depth import person_input
 
 __all__ = [
     "NETWORK_FACTORIES",
+    "LIFTER_INPUTS",
     "PIPELINE_KINDS",
     "build_network",
     "load_pipeline",
@@ -45,6 +49,7 @@ NETWORK_FACTORIES = {
     "camera_branch": models.camera_branch,
 }
 PIPELINE_KINDS = ("lifter", "camerapose")
+LIFTER_INPUTS = ("pose", "pose_confidence")
 _PREDICTOR_FIELDS = ("experiment", "description", "layout", "normalization", "metric_scale",
                      "has_camera", "takes_frame_scale")  # fmt: skip
 
@@ -149,17 +154,23 @@ def load_pipeline(
     nets = {n: build_network(s) for n, s in spec["networks"].items()}
     variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)
     fields = dict(spec["predictor"])
+    options = spec.get("options", {})
+    serve = options.get("serve_stage")
+    if serve is not None and serve not in steps:
+        raise FileNotFoundError(f"no checkpoint of stage {serve} in {workdir}")
     if kind == "lifter":
         root = skeleton.get_layout(str(fields["layout"])).root
+        lifter_input = options.get("input", "pose")
+        if lifter_input not in LIFTER_INPUTS:
+            raise ValueError(f"{workdir}/model.json: lifter input must be one of {LIFTER_INPUTS}")
 
         def lift(apply: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-            del c  # confidences unused
-            pose = apply(x)
+            # "pose": 2D only; "pose_confidence": [x * (c > 0), c] (WSP's lifter)
+            pose = apply(x if lifter_input == "pose" else person_input(x, c))
             return {"pose3d": pose - pose[..., root : root + 1, :]}
 
         predict = apply_fn(nets["lifter"], variables["lifter"], lift)
     else:
-        options = spec.get("options", {})
         predict = models.camerapose_predict(
             nets, variables, camera_inputs=str(options.get("camera_inputs", "2d")),
             min_depth=float(options["min_depth"]),

@@ -130,7 +130,7 @@ def load_eval_datasets(
     if drop_s11_directions and dataset != "h36m":
         raise ValueError("--drop_s11_directions applies to --dataset=h36m only")
     norm = predictor.normalization
-    config = ml_collections.ConfigDict(predictor.config)  # a dict for declared pipelines
+    config = ml_collections.ConfigDict(predictor.config)  # config.json as a dict
     if dataset == "config":
         if "data" not in config:
             raise ValueError(f"{predictor.experiment}: the config has no data block")

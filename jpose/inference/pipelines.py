@@ -29,8 +29,8 @@ from typing import Any
 import jax
 
 from jpose import models, skeleton
-from jpose.evaluation import apply_fn
-from jpose.inference.predictor import Predictor, read_config, restore_variables
+from jpose.evaluation import apply_fn, to_jsonable
+from jpose.inference.predictor import Predictor, restore_variables
 from jpose.models.relative_depth import person_input
 
 __all__ = [
@@ -63,14 +63,6 @@ def _frozen(x: Any) -> Any:
     return x
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    return x
-
-
 def network_spec(factory: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A JSON-serialisable network declaration: ``factory(*args, **kwargs)``.
 
@@ -81,7 +73,7 @@ def network_spec(factory: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise ValueError(
             f"unknown network factory {factory!r}; expected {sorted(NETWORK_FACTORIES)}"
         )
-    return {"factory": factory, "args": _jsonable(list(args)), "kwargs": _jsonable(kwargs)}
+    return {"factory": factory, "args": to_jsonable(list(args)), "kwargs": to_jsonable(kwargs)}
 
 
 def build_network(spec: Mapping[str, Any]) -> models.Model:
@@ -136,13 +128,18 @@ def pipeline_spec(
 
 
 def load_pipeline(
-    workdir: str | os.PathLike[str], spec: Mapping[str, Any], *, step: int | None = None
+    workdir: str | os.PathLike[str],
+    spec: Mapping[str, Any],
+    *,
+    config: Mapping[str, Any],
+    step: int | None = None,
 ) -> Predictor:
     """Restore the pipeline ``spec`` (``model.json["pipeline"]``) of a work directory or bundle.
 
     Args:
       workdir: work directory or bundle directory.
       spec: the pipeline entry.
+      config: its ``config.json`` (:func:`jpose.inference.read_config`), kept on the predictor.
       step: checkpoint step of the last trained stage (default its latest).
 
     Returns:
@@ -175,4 +172,4 @@ def load_pipeline(
             nets, variables, camera_inputs=str(options.get("camera_inputs", "2d")),
             min_depth=float(options["min_depth"]),
         )  # fmt: skip
-    return Predictor(predict=predict, checkpoint=steps, config=read_config(workdir), **fields)
+    return Predictor(predict=predict, checkpoint=steps, config=dict(config), **fields)

@@ -101,7 +101,7 @@ class Predictor:
       normalization: how the 2D inputs must be normalised (``PoseDataset.normalization``:
         ``vp`` / ``image`` / ``bbox`` ...).
       checkpoint: ``{stage: step}`` of the restored checkpoints.
-      config: the training config (as the method's loader reads it).
+      config: the training config (``config.json`` as a dict).
       layout: joint layout of inputs and outputs (a ``jpose.skeleton`` layout name).
       metric_scale: whether ``pose3d`` is in metres (False: scale-free, e.g. Drover et al.).
       has_camera: whether ``predict`` returns ``focal``, ``center`` and ``translation``.
@@ -201,8 +201,7 @@ def restore_variables(
         player.
     """
     if bundles.is_bundle(workdir):
-        variables, steps = bundles.bundle_variables(workdir, stages, players, step=step)
-        return variables, steps
+        return bundles.bundle_variables(workdir, stages, players, step=step)
     root = pathlib.Path(workdir) / "checkpoints"
     steps: dict[str, int] = {}
     for stage in stages:
@@ -259,7 +258,7 @@ def load_predictor(
         from jpose.inference import pipelines
 
         reason = rundir.require_finished(workdir, spec["stages"], allow_unfinished=allow_unfinished)
-        predictor = pipelines.load_pipeline(workdir, spec, step=step)
+        predictor = pipelines.load_pipeline(workdir, spec, config=config, step=step)
         return _with_unfinished(predictor, reason, workdir)
     name = config.get("experiment")
     if not name:
@@ -277,7 +276,9 @@ def load_predictor(
     planned = module.seed_stages(config) if hasattr(module, "seed_stages") else \
         getattr(module, "STAGES", ())  # fmt: skip
     reason = rundir.require_finished(workdir, planned, allow_unfinished=allow_unfinished)
-    return _with_unfinished(loader(config, workdir, step=step), reason, workdir)
+    # every predictor carries config.json as a dict, whichever path restored it
+    predictor = dataclasses.replace(loader(config, workdir, step=step), config=config)
+    return _with_unfinished(predictor, reason, workdir)
 
 
 def _with_unfinished(predictor: Predictor, reason: str, workdir: Any) -> Predictor:
@@ -301,6 +302,5 @@ def load_pretrained(name_or_path: str | os.PathLike[str]) -> Predictor:
       BundleError: unknown name (the shipped ones are listed), not a bundle, checksum mismatch.
       ImportError: the bundle's method is a built-in one and no jpose checkout is importable.
     """
-    path = bundles.resolve_bundle(name_or_path)
-    bundles.verify_bundle(path)
-    return load_predictor(path)
+    # the weights' sha256 is checked where they are read (bundles.bundle_variables)
+    return load_predictor(bundles.resolve_bundle(name_or_path))

@@ -107,7 +107,7 @@ def camerapose_config(*, poseaug_subset: bool) -> Any:
     from experiments.configs import camerapose as cfgmod
 
     c = cfgmod.get_config()
-    c.parallel = "none"
+    c.train.parallel = "none"
     c.model.lifter.update(width=1024, num_blocks=2, dropout=0.5)
     c.model.refine.update(width=512, num_blocks=2)
     c.model.camera.update(width=512, num_blocks=2)

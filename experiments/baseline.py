@@ -36,9 +36,9 @@ from jpose.inference import pipelines
 from jpose.training import (
     Phase,
     PhaseContext,
+    clipped,
     create_player,
     create_train_state,
-    make_train_step,
     schedule_from_config,
 )
 from jpose.training import stages as harness
@@ -215,9 +215,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     info = {"layout": lay.name, "normalization": train.normalization, **stats}
     common.write_model_info(wd, experiment="baseline", pipeline=pipeline(config, info), **info)
     bs = int(tc.batch_size)
-    k_steps = int(tc.steps_per_block)
     steps_per_epoch = max(1, len(train) // bs)
-    num_steps = common.stage_num_steps(tc, steps_per_epoch=steps_per_epoch, steps_per_block=k_steps)
+    num_steps = common.stage_num_steps(tc, steps_per_epoch=steps_per_epoch,
+                                       steps_per_block=int(tc.steps_per_block))  # fmt: skip
     key = jax.random.key(int(config.seed))
     k_init, k_train = jax.random.split(key)
 
@@ -231,34 +231,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         def constraint(p: Any) -> Any:
             return models.max_norm_constraint(p, max_norm=max_norm)
 
-    tx = optax.adam(schedule_from_config(tc.schedule, steps_per_epoch=steps_per_epoch))
-    if float(tc.clip_norm) > 0:
-        tx = optax.chain(optax.clip_by_global_norm(float(tc.clip_norm)), tx)
-    player = create_player(
-        model, tx, k_init, jnp.zeros((2, num_joints, 2), jnp.float32), constraint=constraint
-    )
-    template = create_train_state({"lifter": player})
+    tx = clipped(optax.adam(schedule_from_config(tc.schedule, steps_per_epoch=steps_per_epoch)),
+                 tc.clip_norm)  # fmt: skip
 
     def loss_fn(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
         b = batch["train_3d"]
         return lifter_loss(ctx.apply("lifter", b["pose2d_norm"]), b["pose3d"], std=target_std)
 
-    phases = [Phase("lifter", ("lifter",), loss_fn)]
-    num_devices = harness.num_parallel_devices(str(tc.parallel))
-    data = {
-        "train_3d": harness.device_arrays(
-            train.arrays(["pose2d_norm", "pose3d"]), num_devices=num_devices
-        )
-    }
-    sampler = harness.make_sampler({"train_3d": len(train)}, {"train_3d": bs},
-                                  num_devices=num_devices)  # fmt: skip
-    run_block = harness.make_block_runner(
-        lambda axis: make_train_step(phases, axis_name=axis),
-        steps_per_block=k_steps,
-        sampler=sampler,
-        data=data,
-        num_devices=num_devices,
-    )
     validate = None
     if tc.val_fraction > 0:
         validate = jeval.make_validator(
@@ -267,25 +246,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             variables=lambda s: s["lifter"].variables(),
             batch_size=int(config.eval.batch_size),
         )
-    stage = harness.train_stage(
+    example = jnp.zeros((2, num_joints, 2), jnp.float32)
+    stage_decl = harness.Stage(
         "lifter",
-        template,
-        index=0,
-        key=k_train,
-        run_block=run_block,
+        phases=[Phase("lifter", ("lifter",), loss_fn)],
         num_steps=num_steps,
-        steps_per_block=k_steps,
-        workdir=wd,
-        samples_per_step=bs,
-        phases=phases,
-        checkpoint_every=int(tc.checkpoint_every) or None,
-        max_to_keep=int(tc.keep_checkpoints),
-        log_every=int(tc.log_every),
+        batch_sizes={"train_3d": bs},
+        init=lambda done: create_train_state(
+            {"lifter": create_player(model, tx, k_init, example, constraint=constraint)}
+        ),
+        key=k_train,
         evaluate=validate,
         eval_every=int(tc.eval_every) or None,
-        best_metric="mpjpe_mm" if validate else None,
+        best_metric="mpjpe_mm",
         select=str(tc.select),
     )
+    trained = harness.run_stages(
+        [stage_decl], {"train_3d": train.arrays(["pose2d_norm", "pose3d"])}, workdir=wd,
+        options=common.train_options(tc),
+    )  # fmt: skip
+    stage = trained.stages["lifter"]
 
     predict_3d = jit_predict(stage.state["lifter"], _lift)
     evaluations = {

@@ -126,7 +126,6 @@ class Setup:
       use_2d_only: whether a 2D-only split is used (``method.camera`` and present).
       priors: camera priors (focal, center, translation) from the 2D-3D training data, and the
         lifter's standardisation statistics (``lifter_input_stats``, ``lifter_output_stats``).
-      num_devices: devices of the data-parallel axis.
     """
 
     config: ml_collections.ConfigDict
@@ -135,7 +134,6 @@ class Setup:
     models: dict[str, M.Model]
     use_2d_only: bool
     priors: dict[str, Any]
-    num_devices: int = 1
 
 
 def _kcs_parts_fn() -> Any:
@@ -332,7 +330,7 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
     if use_2d:
         arrays["2d"] = datasets["train_2d"].arrays(["pose2d_norm", "confidence"])
         arrays["2d"]["frame_scale"] = frame_scale(datasets["train_2d"])
-    if config.loss.get("lambda_rd", 0.0) > 0:
+    if config.loss.lambda_rd > 0:
         arrays["rd"] = relative_depth_arrays(config, train3d.normalization, use_2d=use_2d)
     priors = {
         # the camera branch works in the aspect-preserving frame (see frame_scale)
@@ -350,7 +348,6 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
         models=models,
         use_2d_only=use_2d,
         priors=priors,
-        num_devices=harness.num_parallel_devices(config.parallel),
     )
 
 
@@ -416,13 +413,13 @@ def stage_state(
     config = setup.config
     scfg = config.stages[{"refine": "stage1", "warmup": "stage2", "end2end": "stage3"}[stage]]
     sched = T.schedule_from_config(scfg, steps_per_epoch=steps_per_epoch)
-    trainable = _stage_trainable(stage, config, setup.models)
+    trainable = {n for p in make_phases(setup, stage) for n in p.players}  # declared once
     players = {}
     for name, model in setup.models.items():
         params, stats = variables[name]
         if name in trainable:
             lr = config.gan.lr if name in ("generator", "d2d", "d3d") else sched
-            tx = optax.chain(optax.clip_by_global_norm(config.train.clip_norm), optax.adam(lr))
+            tx = T.clipped(optax.adam(lr), config.train.clip_norm)
         else:
             tx = optax.set_to_zero()
         players[name] = T.PlayerState(
@@ -891,66 +888,36 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # a run whose first stage has a checkpoint restores everything: shape-only initialisation
     variables = init_players(setup, jax.random.fold_in(base_key, 10_000), abstract=resuming)
     tc = config.train
-    k = int(tc.steps_per_block)
-    n3d = len(setup.datasets["train_3d"])
-    bs = int(tc.batch_size)
-    steps_per_epoch = max(1, n3d // bs)
-    stage_names = [s for s in STAGES if s != "refine" or "refine" in setup.models]
-    data_on_device: dict[bool, Any] = {}
-    stage_info: dict[str, Any] = {}
-    offset = 0
-    state = None
-    for index, stage in enumerate(STAGES):
-        if stage not in stage_names:
-            continue
-        scfg = config.stages[f"stage{index + 1}"]
-        num_steps = common.stage_num_steps(scfg, steps_per_epoch=steps_per_epoch,
-                                           steps_per_block=k)  # fmt: skip
-        if num_steps == 0:
-            continue
+    options = common.train_options(tc)
+    steps_per_epoch = max(1, len(setup.datasets["train_3d"]) // int(tc.batch_size))
+    batch_sizes = {"3d": int(tc.batch_size), "2d": int(tc.batch_size_2d),
+                   "rd": int(tc.batch_size_rd)}  # fmt: skip
+
+    def declare(index: int, stage: str) -> harness.Stage:
         with_2d = setup.use_2d_only and stage in ("refine", "end2end")
-        if with_2d not in data_on_device:
-            arrays = {"3d": setup.train_arrays["3d"]}
-            if with_2d:
-                arrays["2d"] = setup.train_arrays["2d"]
-                if "rd" in setup.train_arrays:
-                    arrays["rd"] = setup.train_arrays["rd"]
-            data_on_device[with_2d] = {
-                n: harness.device_arrays(a, num_devices=setup.num_devices)
-                for n, a in arrays.items()
-            }
-        data = data_on_device[with_2d]
-        sizes = {n: len(next(iter(a.values()))) for n, a in setup.train_arrays.items()
-                 if n in data}  # fmt: skip
-        batch_sizes = {
-            "3d": bs,
-            "2d": int(tc.batch_size_2d),
-            "rd": int(tc.get("batch_size_rd", 64)),
-        }
-        sampler = harness.make_sampler(sizes, {n: batch_sizes[n] for n in sizes},
-                                      num_devices=setup.num_devices)  # fmt: skip
-        phases = make_phases(setup, stage)
-        template = stage_state(setup, stage, variables, steps_per_epoch=steps_per_epoch)
-        run_block = harness.make_block_runner(
-            lambda axis, phases=phases: T.make_train_step(phases, axis_name=axis),
-            steps_per_block=k, sampler=sampler, data=data, num_devices=setup.num_devices,
+        names = ["3d"] + [n for n in ("2d", "rd") if with_2d and n in setup.train_arrays]
+        skip = stage == "refine" and "refine" not in setup.models
+        num_steps = 0 if skip else common.stage_num_steps(
+            config.stages[f"stage{index + 1}"], steps_per_epoch=steps_per_epoch,
+            steps_per_block=options.steps_per_block)  # fmt: skip
+
+        def init(done: Mapping[str, T.TrainState]) -> T.TrainState:
+            last = next(reversed(done.values()), None)
+            v = variables if last is None else {
+                n: (p.params, p.batch_stats) for n, p in last.players.items()}  # fmt: skip
+            return stage_state(setup, stage, v, steps_per_epoch=steps_per_epoch)
+
+        return harness.Stage(
+            stage, phases=make_phases(setup, stage), num_steps=num_steps,
+            batch_sizes={n: batch_sizes[n] for n in names}, init=init,
+            key=jax.random.fold_in(base_key, index), samples_per_step=int(tc.batch_size),
         )  # fmt: skip
-        result = harness.train_stage(
-            stage, template, index=index, key=jax.random.fold_in(base_key, index),
-            run_block=run_block, num_steps=num_steps, steps_per_block=k, workdir=wd,
-            step_offset=offset, samples_per_step=bs, phases=phases,
-            checkpoint_every=int(tc.checkpoint_every) or None, log_every=int(tc.log_every),
-            max_to_keep=int(tc.keep_checkpoints),
-            progress=bool(tc.progress),
-        )  # fmt: skip
-        state = result.state
-        variables = {n: (p.params, p.batch_stats) for n, p in state.players.items()}
-        offset += num_steps
-        stage_info[stage] = {
-            "steps": num_steps, "resumed_from": result.resumed_from,
-            "trained_steps": result.trained_steps, "wall_s": round(result.wall_s, 2),
-            "samples_per_s": result.samples_per_s,
-        }  # fmt: skip
+
+    trained = harness.run_stages(
+        [declare(i, s) for i, s in enumerate(STAGES)], setup.train_arrays, workdir=wd,
+        options=options,
+    )  # fmt: skip
+    state, stage_info = trained.state, trained.summary()
     if state is None:
         state = stage_state(setup, "end2end", variables, steps_per_epoch=steps_per_epoch)
     t_train = time.perf_counter() - t_start
@@ -1044,7 +1011,7 @@ def evaluate_and_report(
         ),
         notes=[
             "CPU-scaled schedule (steps per stage in the options), not the paper's 100/10/75 "
-            "epochs" if any(config.stages[s].get("steps", 0) for s in config.stages) else
+            "epochs" if any(config.stages[s].steps for s in config.stages) else
             "paper schedule (epochs)",
         ],
     )  # fmt: skip

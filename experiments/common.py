@@ -71,9 +71,8 @@ from jpose.training import (
     parallel,
     rundir,
 )
-from jpose.training.stages import (
-    num_stage_steps,
-)
+from jpose.training import stages as harness
+from jpose.training.stages import num_stage_steps
 
 __all__ = [
     "LOGGER",
@@ -88,6 +87,7 @@ __all__ = [
     "holdout_split",
     "normalized_intrinsics",
     "stage_num_steps",
+    "train_options",
     "ResultsHeader",
     "write_results",
     "write_figures",
@@ -322,7 +322,7 @@ def load_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
     from jpose import data as jdata
 
     preset = cfg.preset
-    seed = int(cfg.get("seed", 0))
+    seed = int(cfg.seed)
     if preset == "synthetic":
         s = cfg.synthetic
         sc = jdata.SyntheticConfig(
@@ -459,6 +459,19 @@ def normalized_intrinsics(ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise ValueError(f"{ds.name}: normalisation {ds.normalization!r} has no pinhole form")
     return focal.astype(np.float32), center.astype(np.float32)
+
+
+def train_options(train: ml_collections.ConfigDict) -> harness.TrainOptions:
+    """:class:`jpose.training.stages.TrainOptions` of a ``config.train`` block
+    (``experiments.configs.data.train_config``'s fields)."""
+    return harness.TrainOptions(
+        steps_per_block=int(train.steps_per_block),
+        num_devices=harness.num_parallel_devices(str(train.parallel)),
+        checkpoint_every=int(train.checkpoint_every) or None,
+        log_every=int(train.log_every),
+        keep_checkpoints=int(train.keep_checkpoints),
+        progress=bool(train.progress),
+    )
 
 
 def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: int,

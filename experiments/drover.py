@@ -74,9 +74,9 @@ from jpose.training import (
     Phase,
     PhaseContext,
     alternating_gan_phases,
+    clipped,
     create_player,
     create_train_state,
-    make_train_step,
 )
 from jpose.training import stages as harness
 from jpose.training.state import TrainState
@@ -288,7 +288,7 @@ def make_optimizers(
     over ``num_steps``, which damps the late G/D oscillation so the final checkpoint is stable).
     """
     tc = config.train
-    schedule = str(tc.get("lr_schedule", "constant"))
+    schedule = str(tc.lr_schedule)
 
     def lr(base: float) -> float | optax.Schedule:
         if schedule == "constant":
@@ -298,8 +298,8 @@ def make_optimizers(
         raise ValueError(f"train.lr_schedule must be constant|linear, got {schedule!r}")
 
     return {
-        "gen": optax.adam(lr(float(tc.lr_generator)), b1=float(tc.b1)),
-        "disc": optax.adam(lr(float(tc.lr_discriminator)), b1=float(tc.b1)),
+        "gen": clipped(optax.adam(lr(float(tc.lr_generator)), b1=float(tc.b1)), tc.clip_norm),
+        "disc": clipped(optax.adam(lr(float(tc.lr_discriminator)), b1=float(tc.b1)), tc.clip_norm),
     }
 
 
@@ -626,36 +626,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     d_phase, g_phase = make_phases(config)
     phases = alternating_gan_phases(discriminator=d_phase, generator=g_phase)
-    num_devices = harness.num_parallel_devices(str(tc.parallel))
-    data = {k: harness.device_arrays(v, num_devices=num_devices) for k, v in host_data.items()}
-    sampler = harness.make_sampler({"inputs": n_inputs, "real": n_real},
-                                  {"inputs": bs, "real": bs}, num_devices=num_devices,
-                                  mode=str(tc.get("sampling", "epoch")))  # fmt: skip
-    run_block = harness.make_block_runner(
-        lambda axis: make_train_step(phases, axis_name=axis),
-        steps_per_block=k_steps,
-        sampler=sampler,
-        data=data,
-        num_devices=num_devices,
-    )
     seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
-    stages = {}
-    for i, seed in enumerate(seeds):
-        stages[f"seed{seed}"] = harness.train_stage(
+    declared = [
+        harness.Stage(
             f"seed{seed}",
-            template(seed),
-            index=i,
-            key=jax.random.fold_in(jax.random.key(seed), 1),
-            run_block=run_block,
-            num_steps=num_steps,
-            steps_per_block=k_steps,
-            workdir=wd,
-            step_offset=i * num_steps,
-            samples_per_step=bs,
             phases=phases,
-            checkpoint_every=int(tc.checkpoint_every) or None,
-            log_every=int(tc.log_every),
-        )
+            num_steps=num_steps,
+            batch_sizes={"inputs": bs, "real": bs},
+            init=lambda done, seed=seed: template(seed),  # every seed from scratch
+            key=jax.random.fold_in(jax.random.key(seed), 1),
+            sampling=str(tc.sampling),
+            samples_per_step=bs,
+        )  # fmt: skip
+        for seed in seeds
+    ]
+    trained = harness.run_stages(declared, host_data, workdir=wd,
+                                 options=common.train_options(tc))  # fmt: skip
+    stages = trained.stages
 
     # ---- evaluation: the 3D ground truth is read from here on only -------------------------
     unit_m = float(config.eval.unit_m)
@@ -685,13 +672,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             evaluations[f"{split} (trivial baseline)"] = ev
             row["trivial baseline"] = ev["metrics"]["p_mpjpe"]["action_wise"]
         summary[split] = row
-    stage_info = {
-        k: {"num_steps": s.num_steps, "trained_steps": s.trained_steps, "wall_s": s.wall_s,
-            "resumed_from": s.resumed_from, "samples_per_s": s.samples_per_s}
-        for k, s in stages.items()
-    }  # fmt: skip
+    stage_info = trained.summary()
     timings = {
-        "train_wall_s": sum(s.wall_s for s in stages.values()),
+        "train_wall_s": trained.wall_s,
         "total_wall_s": time.perf_counter() - t_start,
         "stages": stage_info,
     }
@@ -717,8 +700,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "width": int(config.model.width),
             "batch_size": bs,
             "steps_per_seed": num_steps,
-            "lr_schedule": str(tc.get("lr_schedule", "constant")),
-            "sampling": str(tc.get("sampling", "epoch")),
+            "lr_schedule": str(tc.lr_schedule),
+            "sampling": str(tc.sampling),
             "seeds": seeds,
         },
         checkpoint={k: s.num_steps for k, s in stages.items()},

@@ -55,7 +55,7 @@ from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d
 from jpose.evaluation import apply_fn
 from jpose.models import Model, li_lifter, li_root_branch
-from jpose.training import Phase, create_player, create_train_state, make_train_step
+from jpose.training import Phase, clipped, create_player, create_train_state
 from jpose.training import stages as harness
 from jpose.training.schedules import schedule_from_config
 from jpose.training.state import TrainState
@@ -94,11 +94,11 @@ STAGES = ("pretrain", "train")
 def load_li_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
     """:func:`experiments.common.load_datasets`, except for CMU with one static virtual rig per
     sequence (``data.cmu_cameras_per = "sequence"``), which the shared loader does not expose."""
-    if cfg.preset == "cmu" and cfg.get("cmu_cameras_per", "frame") == "sequence":
+    if cfg.preset == "cmu" and cfg.cmu_cameras_per == "sequence":
         from jpose.data import cmu as jcmu
         from jpose.data.presets import shared_data_dir
 
-        folder = cfg.get("data_dir") or shared_data_dir()
+        folder = cfg.data_dir or shared_data_dir()
         if folder is None:
             raise FileNotFoundError("the cmu preset needs ../shared/data (cmu_mocap_h36m17.npz)")
         mocap = jcmu.load_cmu_mocap(f"{folder}/cmu_mocap_h36m17.npz")
@@ -107,8 +107,8 @@ def load_li_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
             "num_cameras": int(cfg.cmu_num_cameras),
             "cameras_per": "sequence",
         }
-        seed = int(cfg.get("seed", 0))
-        actions = [a.strip() for a in cfg.get("cmu_actions_3d", "").split(",") if a.strip()]
+        seed = int(cfg.seed)
+        actions = [a.strip() for a in cfg.cmu_actions_3d.split(",") if a.strip()]
         out = {
             "train_3d": jcmu.cmu_pose_pairs(mocap, split="train", seed=seed,
                                             actions=actions or None, **kw),
@@ -578,9 +578,9 @@ def train_loss_fn(
 
 def noise_options(config: ml_collections.ConfigDict) -> dict[str, float] | None:
     """Keyword options of :func:`jpose.augment.detection_noise` from ``config.noise`` (None when
-    absent or disabled: ground-truth 2D with its own confidences)."""
-    n = config.get("noise")
-    if n is None or not n.get("enabled", False):
+    disabled: ground-truth 2D with its own confidences)."""
+    n = config.noise
+    if not n.enabled:
         return None
     return {k: float(n[k]) for k in augment.DETECTION_NOISE_OPTIONS}
 
@@ -727,20 +727,18 @@ def build_state(
     ``stage.steps > 0`` (CPU presets), so "x0.1 at 1/3 and 2/3 of training" is kept.
     """
     sched_cfg = dict(stage)
-    if int(stage.get("steps", 0) or 0) > 0 and stage.get("boundaries"):
+    if int(stage.steps) > 0 and stage.boundaries:
         epochs = float(stage.epochs)
         sched_cfg["boundaries"] = tuple(float(b) / epochs * num_steps for b in stage.boundaries)
         spe = 1
     else:
         spe = steps_per_epoch
     sched = schedule_from_config(sched_cfg, steps_per_epoch=spe)
-    warmup = int(stage.get("warmup_steps", 0) or 0)
+    warmup = int(stage.warmup_steps)
     if warmup > 0:  # linear warm-up of each stage's fresh Adam (see the config's comment)
         base = sched
         sched = lambda step: base(step) * jnp.minimum(1.0, (step + 1.0) / warmup)  # noqa: E731
-    tx = optax.adam(sched)
-    if float(config.clip_norm) > 0:
-        tx = optax.chain(optax.clip_by_global_norm(float(config.clip_norm)), tx)
+    tx = clipped(optax.adam(sched), config.train.clip_norm)
     lifter, root = _branches(config.model, example.shape[-2])
     k1, k2 = jax.random.split(key)
     players = {"lifter": create_player(lifter, tx, k1, example),
@@ -785,60 +783,45 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     prep_s = time.perf_counter() - t0
     del datasets["train_3d"]  # nothing below may touch the training 3D
     m, v = mvset.num_instants, mvset.num_views
-    bs = min(int(config.batch_size), m)
-    num_devices = harness.num_parallel_devices(str(config.parallel))
-    bs -= bs % num_devices
-    k = int(config.steps_per_block)
+    options = common.train_options(config.train)
+    bs = min(int(config.train.batch_size), m)
+    bs -= bs % options.num_devices
     steps_per_epoch = max(1, m // bs)
-    data = {"mv": harness.device_arrays(mvset.arrays, num_devices=num_devices)}
-    sampler = harness.make_sampler({"mv": m}, {"mv": bs}, num_devices=num_devices)
     example = jnp.asarray(mvset.arrays["pose2d"][:2])
     base_key = jax.random.key(int(config.seed))
-
     offset_m = float(config.model.root_depth_offset_m)
-    stages = []
-    if config.pretrain.enabled:
-        pre_fn = functools.partial(pretrain_loss_fn, root_depth_offset=offset_m)
-        stages.append(("pretrain", config.pretrain, [Phase("pretrain", ("lifter", "root"),
-                                                           pre_fn)]))  # fmt: skip
-    train_fn = functools.partial(
-        train_loss_fn,
-        transform_weight=float(config.train.transform_weight),
-        confidence_view=str(config.train.confidence_view),
-        root_depth_offset=offset_m,
-        detection_noise=noise_options(config),
-        confidence_weighting=bool(config.train.get("confidence_weighting", True)),
-    )
-    stages.append(("train", config.train, [Phase("train", ("lifter", "root"), train_fn)]))
+    sc = config.stages
+    losses_of = {
+        "pretrain": functools.partial(pretrain_loss_fn, root_depth_offset=offset_m),
+        "train": functools.partial(
+            train_loss_fn,
+            transform_weight=float(sc.train.transform_weight),
+            confidence_view=str(sc.train.confidence_view),
+            root_depth_offset=offset_m,
+            detection_noise=noise_options(config),
+            confidence_weighting=bool(sc.train.confidence_weighting),
+        ),
+    }
 
-    state, offset, results_stages, checkpoint = None, 0, {}, {}
-    for index, (name, scfg, phases) in enumerate(stages):
+    def declare(index: int, name: str) -> harness.Stage:
+        scfg = sc[name]
         num_steps = common.stage_num_steps(scfg, steps_per_epoch=steps_per_epoch,
-                                           steps_per_block=k)  # fmt: skip
+                                           steps_per_block=options.steps_per_block)  # fmt: skip
         skey = jax.random.fold_in(base_key, index)
-        template = build_state(
+        init = lambda done: build_state(  # noqa: E731 - continues from the previous stage
             config, example, key=jax.random.fold_in(skey, 1), stage=scfg,
-            steps_per_epoch=steps_per_epoch, num_steps=num_steps, previous=state,
+            steps_per_epoch=steps_per_epoch, num_steps=num_steps,
+            previous=next(reversed(done.values()), None),
         )  # fmt: skip
-        run_block = harness.make_block_runner(
-            lambda axis, phases=phases: make_train_step(phases, axis_name=axis),
-            steps_per_block=k, sampler=sampler, data=data, num_devices=num_devices,
-        )  # fmt: skip
-        res = harness.train_stage(
-            name, template, index=index, key=skey, run_block=run_block, num_steps=num_steps,
-            steps_per_block=k, workdir=wd, step_offset=offset, samples_per_step=bs,
-            phases=phases, checkpoint_every=int(config.checkpoint_every) or None,
-            log_every=int(config.log_every),
-        )  # fmt: skip
-        state, offset = res.state, offset + num_steps
-        checkpoint[name] = num_steps
-        results_stages[name] = {
-            "steps": num_steps,
-            "trained_steps": res.trained_steps,
-            "resumed_from": res.resumed_from,
-            "wall_s": res.wall_s,
-            "samples_per_s": res.samples_per_s,
-        }
+        return harness.Stage(name, phases=[Phase(name, ("lifter", "root"), losses_of[name])],
+                             num_steps=num_steps, batch_sizes={"mv": bs}, init=init,
+                             key=skey)  # fmt: skip
+
+    names = ["pretrain", "train"] if sc.pretrain.enabled else ["train"]
+    trained = harness.run_stages([declare(i, n) for i, n in enumerate(names)],
+                                 {"mv": mvset.arrays}, workdir=wd, options=options)  # fmt: skip
+    state, results_stages = trained.state, trained.summary()
+    checkpoint = {n: r["steps"] for n, r in results_stages.items()}
 
     lifter = state.players["lifter"]
     predict_3d = apply_fn(lifter.model, lifter.variables(), _lift)  # = load_predictor's pose3d
@@ -866,12 +849,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "pairs": len(mv.view_pairs(v)),
         "instants": m,
         "extrinsics": mcfg.extrinsics,
-        "lambda": float(config.train.transform_weight),
-        "pretrain": bool(config.pretrain.enabled),
+        "lambda": float(config.stages.train.transform_weight),
+        "pretrain": bool(config.stages.pretrain.enabled),
         "width": int(config.model.width),
         "batch_instants": bs,
         "detection_noise": noise_options(config) or "off (GT 2D)",
-        "confidence_weighting": bool(config.train.get("confidence_weighting", True)),
+        "confidence_weighting": bool(config.stages.train.confidence_weighting),
     }
     header = common.ResultsHeader(
         experiment=f"Li et al. AAAI 2020 (experiments.li, preset {config.preset})",

@@ -24,7 +24,7 @@ def eval_datasets(
     datasets: Mapping[str, PoseDataset], cfg: ml_collections.ConfigDict
 ) -> dict[str, PoseDataset]:
     """The 3D evaluation splits named by ``cfg.eval.splits`` (default: every 3D test split)."""
-    return {n: datasets[n] for n in common.eval_splits(datasets, cfg.eval.get("splits", ""))}
+    return {n: datasets[n] for n in common.eval_splits(datasets, cfg.eval.splits)}
 
 
 def lifter_figures(

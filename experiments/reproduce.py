@@ -108,7 +108,7 @@ _CP_BUDGET = {
     },
     "quick": {"stages.stage1.steps": 2, "stages.stage2.steps": 2, "stages.stage3.steps": 4},
 }
-_LI_BUDGET = {"cpu": {"pretrain.steps": 150, "train.steps": 600}, "quick": {}}
+_LI_BUDGET = {"cpu": {"stages.pretrain.steps": 150, "stages.train.steps": 600}, "quick": {}}
 
 RUNS: tuple[Run, ...] = (
     Run(
@@ -244,8 +244,8 @@ RUNS: tuple[Run, ...] = (
         "pretrain_vs_scratch",
         "wsp",
         "cmu",
-        {"finetune.fractions": (0.01, 0.1, 1.0)},
-        budget={"quick": {"finetune.fractions": (0.1, 1.0)}},
+        {"stages.finetune.fractions": (0.01, 0.1, 1.0)},
+        budget={"quick": {"stages.finetune.fractions": (0.1, 1.0)}},
     ),
 )
 

@@ -52,7 +52,7 @@ from jpose import metrics as jm
 from jpose.data import relative_depth as rdd
 from jpose.inference import pipelines
 from jpose.models import relative_depth as mrd
-from jpose.training import Phase, create_player, create_train_state, make_train_step
+from jpose.training import Phase, clipped, create_player, create_train_state
 from jpose.training import stages as harness
 
 LOGGER = common.LOGGER
@@ -130,8 +130,11 @@ def pairwise_loss_fn(
     return loss_fn
 
 
-def _lifter_loss_fn(ctx: Any, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-    b = batch["train_3d"]
+def _lifter_loss_fn(
+    ctx: Any, batch: Any, *, dataset: str
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """WSP eq. 12 on the 2D-3D pairs of ``batch[dataset]``."""
+    b = batch[dataset]
     pred = ctx.apply("lifter", mrd.person_input(b["pose2d_norm"], b["confidence"]))
     target = b["pose3d_cam"] - b["pose3d_cam"][:, :1]
     loss = jnp.mean(losses.wsp_coordinate_loss(pred, target))  # eq. 12 (L1, metres)
@@ -217,7 +220,7 @@ def _rule_scores(arr: Mapping[str, np.ndarray], joints: list[str]) -> np.ndarray
 
 def _tx(lr: float, steps: int, clip: float) -> optax.GradientTransformation:
     sched = optax.cosine_decay_schedule(lr, max(steps, 1))
-    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(sched))
+    return clipped(optax.adam(sched), clip)
 
 
 def _fraction_tag(frac: float) -> str:
@@ -249,7 +252,7 @@ def finetune_stages(config: ml_collections.ConfigDict) -> dict[str, dict[str, An
       ``{stage name: {"fraction": float, "init": "pretrained" | "random"}}``; the stage name
       ``finetune_<pct>pct_<init>`` is also the checkpoint directory.
     """
-    fc = config.finetune
+    fc = config.stages.finetune
     return {
         _stage_name(frac, init): {"fraction": float(frac), "init": str(init)}
         for frac in fc.fractions
@@ -259,9 +262,9 @@ def finetune_stages(config: ml_collections.ConfigDict) -> dict[str, dict[str, An
 
 def default_variant(config: ml_collections.ConfigDict) -> str:
     """The fine-tuning stage :func:`load_predictor` serves by default: the ``pretrained``
-    initialisation (the method; else the first of ``finetune.inits``) at the largest label
+    initialisation (the method; else the first of ``stages.finetune.inits``) at the largest label
     fraction (``1.0`` = all 3D labels in the default config)."""
-    fc = config.finetune
+    fc = config.stages.finetune
     init = "pretrained" if "pretrained" in tuple(fc.inits) else str(fc.inits[0])
     return _stage_name(max(float(f) for f in fc.fractions), init)
 
@@ -288,10 +291,9 @@ def _description(stage: Mapping[str, Any], variant: str) -> str:
 
 def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
     """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`): the served
-    fine-tuned lifter (``finetune.predictor_variant`` or :func:`default_variant`), restored by
-    jpose alone exactly as :func:`load_predictor` restores it."""
-    stages = finetune_stages(config)
-    variant = config.finetune.get("predictor_variant") or default_variant(config)
+    fine-tuned lifter (``info["default_variant"]``), restored by jpose alone exactly as
+    :func:`load_predictor` restores it."""
+    stages, variant = info["finetune"], str(info["default_variant"])
     chain = (["pretrain"] if stages[variant]["init"] == "pretrained" else []) + [variant]
     return pipelines.pipeline_spec(
         "lifter",
@@ -319,9 +321,9 @@ def load_predictor(
 
     ``run`` fine-tunes a lifter per label fraction and initialisation (:func:`finetune_stages`);
     the served one is ``variant`` (a stage name such as ``finetune_100pct_random``), else
-    ``config.finetune.predictor_variant`` when the config has that field, else
-    :func:`default_variant`: the pre-trained initialisation at the largest fraction (the
-    method's main run; ``finetune_100pct_pretrained`` with the default fractions).
+    :func:`default_variant` (``model.json["default_variant"]``): the pre-trained initialisation
+    at the largest fraction (the method's main run; ``finetune_100pct_pretrained`` with the
+    default fractions).
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` is the lifter's output on
     ``[x * (c > 0), y * (c > 0), c]`` made root-relative (pelvis at the origin; metres, camera
@@ -342,12 +344,12 @@ def load_predictor(
       ValueError: an unknown ``variant``.
     """
     config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    stages = finetune_stages(config)
-    variant = variant or config.finetune.get("predictor_variant") or default_variant(config)
+    info = inference.read_model_info(workdir)
+    stages = info["finetune"]  # finetune_stages of the run, as model.json records them
+    variant = variant or str(info["default_variant"])
     if variant not in stages:
         raise ValueError(f"unknown WSP fine-tuning variant {variant!r}; expected one of "
                          f"{sorted(stages)}")  # fmt: skip
-    info = inference.read_model_info(workdir)
     chain = (["pretrain"] if stages[variant]["init"] == "pretrained" else []) + [variant]
     variables, steps = inference.restore_variables(workdir, chain, ["lifter"], step=step)
     if variant not in steps:
@@ -386,18 +388,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     key = jax.random.key(int(config.seed))
-    ndev = harness.num_parallel_devices(config.parallel)
-    k_steps = int(config.train.steps_per_block)
+    options = common.train_options(config.train)
+    k_steps = options.steps_per_block
+    pc, fc = config.stages.pretrain, config.stages.finetune
     timings: dict[str, float] = {}
 
     # -- data -------------------------------------------------------------------------------------
     t0 = time.perf_counter()
     rd = rdd.load_pair_splits(seed=int(config.seed), **config.rd.to_dict())
     train_pairs, test_pairs = rd["train"], rd["test"]
-    if train_pairs.num_pairs < config.pretrain.batch_size:
-        raise ValueError(
-            f"{train_pairs.num_pairs} training pairs < batch {config.pretrain.batch_size}"
-        )
+    if train_pairs.num_pairs < pc.batch_size:
+        raise ValueError(f"{train_pairs.num_pairs} training pairs < batch {pc.batch_size}")
     datasets = common.load_datasets(config.data)
     train_3d, test_3d = datasets["train_3d"], datasets["test"]
     for ds in (train_3d, test_3d):
@@ -412,84 +413,93 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     timings["data_s"] = time.perf_counter() - t0
     finetune_info = {}
     for name, st in finetune_stages(config).items():
-        n = _subset_size(st["fraction"], len(train_3d), int(config.finetune.batch_size))
+        n = _subset_size(st["fraction"], len(train_3d), int(fc.batch_size))
         label = _evaluation_label(st["fraction"], n, st["init"])
         finetune_info[name] = {**st, "num_examples": n, "evaluation": label}
     info = {"layout": skeleton.H36M17.name, "normalization": train_3d.normalization,
             "finetune": finetune_info, "default_variant": default_variant(config)}  # fmt: skip
     common.write_model_info(wd, experiment="wsp", pipeline=pipeline(config, info), **info)
 
-    # -- stage 1: relative-depth pre-training -----------------------------------------------------
-    mc, pc = config.model, config.pretrain
+    # -- stage 1: relative-depth pre-training (eq. 9) ---------------------------------------------
+    mc = config.model
     rd_model = mrd.pairwise_relative_depth(
-        17,
-        feature_dim=int(mc.feature_dim),
-        width=int(mc.width),
-        num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout),
-        head_width=int(mc.head_width),
-        head_layers=int(mc.head_layers),
-        symmetric=bool(mc.symmetric),
-    )
+        17, feature_dim=int(mc.feature_dim), width=int(mc.width), num_blocks=int(mc.num_blocks),
+        dropout=float(mc.dropout), head_width=int(mc.head_width),
+        head_layers=int(mc.head_layers), symmetric=bool(mc.symmetric),
+    )  # fmt: skip
     arrays = train_pairs.pair_arrays(protocol=1, orientation_seed=int(config.seed))
-    arrays = {k: v for k, v in arrays.items() if k not in ("delta_s", "image_id")}
-    ex = {k: v[:2] for k, v in arrays.items()}
+    data = {"rd": {k: v for k, v in arrays.items() if k not in ("delta_s", "image_id")}}
+    ex = {k: v[:2] for k, v in data["rd"].items()}
     scale = np.ones(2, np.float32)
     pre_steps = -(-int(pc.steps) // k_steps) * k_steps
-    rd_player = create_player(
-        rd_model,
-        _tx(float(pc.lr), pre_steps, float(config.train.clip_norm)),
-        jax.random.fold_in(key, 1000),
-        ex["pose_a"],
-        ex["conf_a"],
-        scale,
-        ex["pose_b"],
-        ex["conf_b"],
-        scale,
-    )
-    phases = [
-        Phase(
-            "rd",
-            ("rd",),
-            pairwise_loss_fn(
-                "rd", num_selected=int(pc.num_selected), ankle_dropout=float(pc.ankle_dropout)
-            ),
+    pre_tx = _tx(float(pc.lr), pre_steps, float(config.train.clip_norm))
+    rd_loss = pairwise_loss_fn("rd", num_selected=int(pc.num_selected),
+                               ankle_dropout=float(pc.ankle_dropout))  # fmt: skip
+    declared = [harness.Stage(
+        "pretrain", phases=[Phase("rd", ("rd",), rd_loss)], num_steps=pre_steps,
+        batch_sizes={"rd": int(pc.batch_size)}, key=jax.random.fold_in(key, 0),
+        init=lambda done: create_train_state({"rd": create_player(
+            rd_model, pre_tx, jax.random.fold_in(key, 1000), ex["pose_a"], ex["conf_a"], scale,
+            ex["pose_b"], ex["conf_b"], scale)}),
+    )]  # fmt: skip
+
+    # -- stages 2..: fine-tuning, one per label fraction and initialisation -----------------------
+    ft_steps = -(-int(fc.steps) // k_steps) * k_steps
+    lifter = build_lifter(config)
+    subsets = {}
+    for fi, frac in enumerate(fc.fractions):
+        n_sub = max(int(fc.batch_size), int(round(float(frac) * len(train_3d))))
+        sub = subsets[fi] = common.subset(
+            train_3d, n_sub if float(frac) < 1.0 else 0, seed=int(config.seed) + 7 + fi
         )
-    ]
-    sampler = harness.make_sampler(
-        {"rd": train_pairs.num_pairs}, {"rd": int(pc.batch_size)}, num_devices=ndev
-    )
-    run_block = harness.make_block_runner(
-        lambda axis: make_train_step(phases, axis_name=axis),
-        steps_per_block=k_steps,
-        sampler=sampler,
-        data={"rd": harness.device_arrays(arrays, num_devices=ndev)},
-        num_devices=ndev,
-    )
-    stage_kw = dict(
-        steps_per_block=k_steps,
-        workdir=wd,
-        log_every=int(config.train.log_every),
-        checkpoint_every=int(config.train.checkpoint_every) or None,
-        progress=bool(config.train.progress),
-    )
-    pre = harness.train_stage(
-        "pretrain",
-        create_train_state({"rd": rd_player}),
-        index=0,
-        key=jax.random.fold_in(key, 0),
-        run_block=run_block,
-        num_steps=pre_steps,
-        samples_per_step=int(pc.batch_size),
-        phases=phases,
-        **stage_kw,
-    )
-    timings["pretrain_s"] = pre.wall_s
-    stages = {"pretrain": {"resumed_from": pre.resumed_from, "trained_steps": pre.trained_steps}}
-    rd_vars = pre.state["rd"].variables()
+        data[f"ft{fi}"] = {"pose2d_norm": sub.pose2d_norm, "confidence": sub.confidence,
+                           "pose3d_cam": sub.pose3d_cam}  # fmt: skip
+        # shared by the inits: one compiled block per subset
+        tx = _tx(float(fc.lr), ft_steps, float(config.train.clip_norm))
+        ft_phases = [
+            Phase("lifter", ("lifter",), functools.partial(_lifter_loss_fn, dataset=f"ft{fi}"))
+        ]
+
+        def init(done: Mapping[str, Any], *, fi: int = fi, tx: Any = tx, how: str) -> Any:
+            sub = subsets[fi]
+            player = create_player(
+                lifter,
+                tx,
+                jax.random.fold_in(key, 2000 + fi),
+                mrd.person_input(sub.pose2d_norm[:2], sub.confidence[:2]),
+            )
+            if how == "pretrained":
+                # copies: the fine-tuning step donates its state, the encoder must survive it
+                v = jax.tree_util.tree_map(
+                    jnp.copy,
+                    mrd.init_lifter_from_encoder(
+                        player.variables(), done["pretrain"]["rd"].variables()
+                    ),
+                )
+                player = player.replace(
+                    params=v["params"], batch_stats=v["batch_stats"], opt_state=tx.init(v["params"])
+                )
+            return create_train_state({"lifter": player})  # fmt: skip
+
+        for how in fc.inits:
+            if how not in ("pretrained", "random"):
+                raise ValueError(f"stages.finetune.inits: expected pretrained|random, got {how!r}")
+            declared.append(harness.Stage(
+                _stage_name(float(frac), how), phases=ft_phases, num_steps=ft_steps,
+                batch_sizes={f"ft{fi}": int(fc.batch_size)},
+                init=functools.partial(init, how=how),
+                key=jax.random.fold_in(key, len(declared)),
+            ))  # fmt: skip
+    trained = harness.run_stages(declared, data, workdir=wd, options=options)
+    stages = {n: {"resumed_from": r.resumed_from, "trained_steps": r.trained_steps}
+              for n, r in trained.stages.items()}  # fmt: skip
+    timings.update({f"{n}_s": r.wall_s for n, r in trained.stages.items()})
+    stage_ckpt = {n: r.num_steps for n, r in trained.stages.items()}
+    timings["pretrain_s"] = trained.stages["pretrain"].wall_s
 
     # -- RD evaluation (protocols 1 and 2) --------------------------------------------------------
     t0 = time.perf_counter()
+    rd_vars = trained.stages["pretrain"].state["rd"].variables()
 
     @jax.jit
     def predict_rd(pa, ca, pb, cb):
@@ -507,7 +517,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             thresholds=thr,
             orientation_seed=int(ec.orientation_seed),
             batch_size=int(ec.batch_size),
-        )
+        )  # fmt: skip
         for p in (1, 2)
     }
     baselines = {}
@@ -520,81 +530,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         baselines[f"protocol {p}, {rule}"] = _rd_table(_rule_scores(arr, joints), arr, thr)
     timings["rd_eval_s"] = time.perf_counter() - t0
 
-    # -- stage 2..: fine-tuning -------------------------------------------------------------------
-    fc = config.finetune
-    ft_steps = -(-int(fc.steps) // k_steps) * k_steps
-    lifter = build_lifter(config)
+    # -- fine-tuned lifters on the test split -----------------------------------------------------
     # one compilation for every fine-tuned lifter (load_predictor: the same, root-relative)
     lifter_predict = jax.jit(functools.partial(_lift, lifter))
-    evaluations, ft_rows, stage_ckpt = {}, {}, {"pretrain": pre_steps}
-    offset, index = pre_steps, 1
-    for fi, frac in enumerate(fc.fractions):
-        n_sub = max(int(fc.batch_size), int(round(float(frac) * len(train_3d))))
-        sub = common.subset(
-            train_3d, n_sub if float(frac) < 1.0 else 0, seed=int(config.seed) + 7 + fi
+    evaluations, ft_rows = {}, {}
+    for name, st in finetune_info.items():
+        predict_3d = functools.partial(
+            lifter_predict, trained.stages[name].state["lifter"].variables()
         )
-        fields = {
-            "pose2d_norm": sub.pose2d_norm,
-            "confidence": sub.confidence,
-            "pose3d_cam": sub.pose3d_cam,
-        }
-        ft_sampler = harness.make_sampler(
-            {"train_3d": len(sub)}, {"train_3d": int(fc.batch_size)}, num_devices=ndev
+        evaluations[st["evaluation"]] = ev = jeval.evaluate_3d(
+            predict_3d, test_3d, batch_size=int(ec.batch_size)
         )
-        ft_data = {"train_3d": harness.device_arrays(fields, num_devices=ndev)}
-        ft_phases = [Phase("lifter", ("lifter",), _lifter_loss_fn)]
-        ft_block = harness.make_block_runner(
-            lambda axis, ph=ft_phases: make_train_step(ph, axis_name=axis),
-            steps_per_block=k_steps,
-            sampler=ft_sampler,
-            data=ft_data,
-            num_devices=ndev,
-        )
-        tx = _tx(float(fc.lr), ft_steps, float(config.train.clip_norm))  # one per block runner
-        for init in fc.inits:
-            player = create_player(
-                lifter,
-                tx,
-                jax.random.fold_in(key, 2000 + fi),
-                mrd.person_input(sub.pose2d_norm[:2], sub.confidence[:2]),
-            )
-            if init == "pretrained":
-                # copies: the fine-tuning step donates its state, rd_vars must survive it
-                v = jax.tree_util.tree_map(
-                    jnp.copy, mrd.init_lifter_from_encoder(player.variables(), rd_vars)
-                )
-                player = player.replace(
-                    params=v["params"], batch_stats=v["batch_stats"], opt_state=tx.init(v["params"])
-                )
-            elif init != "random":
-                raise ValueError(f"finetune.inits: expected pretrained|random, got {init!r}")
-            name = _stage_name(float(frac), init)
-            res = harness.train_stage(
-                name,
-                create_train_state({"lifter": player}),
-                index=index,
-                key=jax.random.fold_in(key, index),
-                run_block=ft_block,
-                num_steps=ft_steps,
-                step_offset=offset,
-                samples_per_step=int(fc.batch_size),
-                phases=ft_phases,
-                **stage_kw,
-            )
-            timings[f"{name}_s"] = res.wall_s
-            stages[name] = {"resumed_from": res.resumed_from, "trained_steps": res.trained_steps}
-            stage_ckpt[name] = ft_steps
-            offset += ft_steps
-            index += 1
-            predict_3d = functools.partial(lifter_predict, res.state["lifter"].variables())
-            ev = jeval.evaluate_3d(predict_3d, test_3d, batch_size=int(ec.batch_size))
-            label = _evaluation_label(float(frac), len(sub), init)
-            evaluations[label] = ev
-            ft_rows.setdefault(f"{100 * float(frac):g}% 3D labels ({len(sub)})", {})
-            for metric in ("mpjpe", "p_mpjpe"):
-                ft_rows[f"{100 * float(frac):g}% 3D labels ({len(sub)})"][f"{metric} {init}"] = ev[
-                    "metrics"
-                ][metric]["frame_wise"]
+        row = ft_rows.setdefault(f"{100 * st['fraction']:g}% 3D labels ({st['num_examples']})", {})
+        for metric in ("mpjpe", "p_mpjpe"):
+            row[f"{metric} {st['init']}"] = ev["metrics"][metric]["frame_wise"]  # fmt: skip
 
     # -- reports ----------------------------------------------------------------------------------
     timings["total_s"] = time.perf_counter() - t_start

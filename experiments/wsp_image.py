@@ -34,6 +34,7 @@ paper's Table 4 discussion (mm).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Mapping
@@ -55,10 +56,10 @@ from jpose.models.resnet import RESNET_STAGES, load_flat_weights, transfer_param
 from jpose.training import (
     Phase,
     PhaseContext,
+    clipped,
     create_player,
     create_train_state,
-    make_schedule,
-    make_train_step,
+    schedule_from_config,
 )
 from jpose.training import stages as harness
 
@@ -275,27 +276,24 @@ def evaluate_finetune(player: Any, data: Mapping[str, np.ndarray], *, stride: in
 
 
 def stage_schedule(
-    train: ml_collections.ConfigDict, stage: str, *, num_examples: int, steps_per_block: int = 1
+    stage: ml_collections.ConfigDict,
+    *,
+    num_examples: int,
+    batch_size: int,
+    steps_per_block: int = 1,
 ) -> tuple[int, optax.Schedule]:
-    """Steps and learning-rate schedule of ``stage`` (``"pretrain"`` / ``"finetune"``).
+    """Steps and learning-rate schedule of a ``config.stages.<name>`` block.
 
     WSP (Qiu et al. Sec. 4): pre-training lr 1e-3, x0.1 at epochs 30 and 40 of 50; fine-tuning
-    lr 1e-3, x0.1 at epochs 17 and 21 of 25 (batch 64). ``train.<stage>_epochs > 0`` sets the
-    stage length in epochs over its ``num_examples`` (else ``train.<stage>_steps``);
-    ``train.<stage>_lr_boundaries`` are epochs (factor ``train.lr_factor``); empty = constant.
+    lr 1e-3, x0.1 at epochs 17 and 21 of 25 (batch 64). ``steps > 0`` sets the stage length in
+    steps, else ``epochs`` over its ``num_examples``; ``boundaries`` are epochs (x ``factor``).
 
     Returns:
       ``(num_steps rounded up to a multiple of steps_per_block, schedule of the iteration)``.
     """
-    spe = max(1, int(num_examples) // int(train.batch_size))
-    epochs = float(train.get(f"{stage}_epochs", 0.0) or 0.0)
-    steps = int(round(epochs * spe)) if epochs > 0 else int(train[f"{stage}_steps"])
-    steps = -(-steps // steps_per_block) * steps_per_block
-    bounds = tuple(train.get(f"{stage}_lr_boundaries", ()) or ())
-    sched = make_schedule(kind="step" if bounds else "constant", lr=float(train.lr),
-                          steps_per_epoch=spe, boundaries=bounds,
-                          factor=float(train.get("lr_factor", 0.1)))  # fmt: skip
-    return steps, sched
+    spe = max(1, int(num_examples) // int(batch_size))
+    steps = common.stage_num_steps(stage, steps_per_epoch=spe, steps_per_block=steps_per_block)
+    return steps, schedule_from_config(stage, steps_per_epoch=spe)
 
 
 def load_init_checkpoint(path: str, player: Any) -> Any:
@@ -400,95 +398,81 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         rd_hidden=tuple(m.rd_hidden), **net_kw)  # fmt: skip
     model_3d = wsp_net(heads=("heatmap3d",), depth_bins=int(m.depth_bins), **net_kw)
     key = jax.random.key(seed)
-    k_steps = int(t.steps_per_block)
-    num_devices = harness.num_parallel_devices(str(t.parallel))
+    options = common.train_options(t)
     bs = int(t.batch_size)
     # the paper's epochs and decays where configured (real preset), else CPU steps at constant lr
-    pre_steps, pre_sched = stage_schedule(t, "pretrain", num_examples=len(r_pre),
-                                          steps_per_block=k_steps)  # fmt: skip
-    ft_steps, ft_sched = stage_schedule(t, "finetune", num_examples=len(r_ft),
-                                        steps_per_block=k_steps)  # fmt: skip
-    tx_pre, tx_ft = (optax.chain(optax.clip_by_global_norm(10.0), optax.adam(sched))
-                     for sched in (pre_sched, ft_sched))  # fmt: skip
-    init_ckpt = str(m.get("init_checkpoint", "") or "")
-
-    # --- pre-training -----------------------------------------------------------------------
-    pre_fields = ("image", "kp", "vis", "boxes", "pairs", "labels", "label_valid")
-    ex = [jnp.asarray(pre[f][:2]) for f in ("image", "boxes", "pairs")]
-    player = create_player(model_pre, tx_pre, jax.random.fold_in(key, 1),
-                           normalize_images(ex[0]), *ex[1:])  # fmt: skip
-    if init_ckpt:  # ImageNet (or any user) ResNet weights for the backbone
-        player = load_init_checkpoint(init_ckpt, player)
-    phase_pre = make_pretrain_phase(
-        alpha=float(t.alpha),
-        num_selected=int(t.num_selected),
-        sigma=float(m.sigma),
-        squared=bool(t.heatmap_squared),
+    pre_steps, pre_sched = stage_schedule(
+        config.stages.pretrain,
+        num_examples=len(r_pre),
+        batch_size=bs,
+        steps_per_block=options.steps_per_block,
     )
-    run_pre = harness.make_block_runner(
-        lambda axis: make_train_step([phase_pre], axis_name=axis), steps_per_block=k_steps,
-        sampler=harness.make_sampler({"pre": len(r_pre)}, {"pre": bs}, num_devices=num_devices),
-        data={"pre": harness.device_arrays({f: pre[f] for f in pre_fields},
-                                          num_devices=num_devices)},
-        num_devices=num_devices,
-    )  # fmt: skip
-    res_pre = harness.train_stage(
-        "pretrain", create_train_state({"net": player}), index=0,
-        key=jax.random.fold_in(key, 100), run_block=run_pre,
-        num_steps=pre_steps, steps_per_block=k_steps, workdir=wd,
-        samples_per_step=bs, phases=[phase_pre], log_every=int(t.log_every),
-    )  # fmt: skip
-    timings["pretrain_s"] = res_pre.wall_s
+    ft_steps, ft_sched = stage_schedule(
+        config.stages.finetune,
+        num_examples=len(r_ft),
+        batch_size=bs,
+        steps_per_block=options.steps_per_block,
+    )
+    tx_pre, tx_ft = (clipped(optax.adam(sched), t.clip_norm) for sched in (pre_sched, ft_sched))
+    init_ckpt = str(m.init_checkpoint)
+    copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # noqa: E731 - steps donate
+
+    def init_pretrain(done: Mapping[str, Any]) -> Any:
+        ex = [jnp.asarray(pre[f][:2]) for f in ("image", "boxes", "pairs")]
+        player = create_player(model_pre, tx_pre, jax.random.fold_in(key, 1),
+                               normalize_images(ex[0]), *ex[1:])  # fmt: skip
+        if init_ckpt:  # ImageNet (or any user) ResNet weights for the backbone
+            player = load_init_checkpoint(init_ckpt, player)
+        return create_train_state({"net": player})
+
+    def init_finetune(done: Mapping[str, Any], *, how: str) -> Any:
+        fresh = create_player(model_3d, tx_ft, jax.random.fold_in(key, 2),
+                              normalize_images(jnp.asarray(ft["image"][:2])))  # fmt: skip
+        if init_ckpt:  # the "scratch" baseline starts from the same ImageNet backbone
+            fresh = load_init_checkpoint(init_ckpt, fresh)
+        if how == "pretrained":
+            pre_player = done["pretrain"].players["net"]
+            params = copy(transfer_params(pre_player.params, fresh.params))
+            stats = copy(transfer_params(pre_player.batch_stats, fresh.batch_stats))
+            fresh = fresh.replace(params=params, batch_stats=stats,
+                                  opt_state=tx_ft.init(params))  # fmt: skip
+        return create_train_state({"net3d": fresh})
+
+    phase_ft = [make_finetune_phase()]  # one compiled block for both initialisations
+    declared = [harness.Stage(
+        "pretrain", phases=[make_pretrain_phase(alpha=float(t.alpha),
+                                                num_selected=int(t.num_selected),
+                                                sigma=float(m.sigma),
+                                                squared=bool(t.heatmap_squared))],
+        num_steps=pre_steps, batch_sizes={"pre": bs}, init=init_pretrain,
+        key=jax.random.fold_in(key, 100),
+    )] + [harness.Stage(
+        f"finetune_{how}", phases=phase_ft, num_steps=ft_steps,
+        batch_sizes={"ft": min(bs, len(r_ft))}, init=functools.partial(init_finetune, how=how),
+        key=jax.random.fold_in(key, 200), samples_per_step=bs,
+    ) for how in ("pretrained", "scratch")]  # fmt: skip
+    pre_fields = ("image", "kp", "vis", "boxes", "pairs", "labels", "label_valid")
+    data = {"pre": {f: pre[f] for f in pre_fields}, "ft": {f: ft[f] for f in ("image", "coords")}}
+    trained = harness.run_stages(declared, data, workdir=wd, options=options)
+    timings.update({f"{n}_s": r.wall_s for n, r in trained.stages.items()})
+
     t0 = time.perf_counter()
-    rd_rows = evaluate_relative_depth(res_pre.state.players["net"], rd_test,
+    rd_rows = evaluate_relative_depth(trained.stages["pretrain"].state.players["net"], rd_test,
                                       thresholds=tuple(config.eval.delta_s),
                                       batch_size=int(config.eval.batch_size))  # fmt: skip
     timings["eval_rd_s"] = time.perf_counter() - t0
-
-    # --- fine-tuning: pre-trained vs scratch -------------------------------------------------
-    ft_fields = ("image", "coords")
-    phase_ft = make_finetune_phase()
-    run_ft = harness.make_block_runner(
-        lambda axis: make_train_step([phase_ft], axis_name=axis), steps_per_block=k_steps,
-        sampler=harness.make_sampler({"ft": len(r_ft)}, {"ft": min(bs, len(r_ft))},
-                                    num_devices=num_devices),
-        data={"ft": harness.device_arrays({f: ft[f] for f in ft_fields}, num_devices=num_devices)},
-        num_devices=num_devices,
-    )  # fmt: skip
-    fresh = create_player(model_3d, tx_ft, jax.random.fold_in(key, 2),
-                          normalize_images(jnp.asarray(ft["image"][:2])))  # fmt: skip
-    if init_ckpt:  # the "scratch" baseline starts from the same ImageNet backbone
-        fresh = load_init_checkpoint(init_ckpt, fresh)
-    pre_player = res_pre.state.players["net"]
-    params = transfer_params(pre_player.params, fresh.params)
-    stats = transfer_params(pre_player.batch_stats, fresh.batch_stats)
-    copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # noqa: E731 - steps donate
-    inits = {
-        "pretrained": fresh.replace(params=copy(params), batch_stats=copy(stats),
-                                    opt_state=tx_ft.init(copy(params))),
-        "scratch": fresh.replace(params=copy(fresh.params), batch_stats=copy(fresh.batch_stats),
-                                 opt_state=tx_ft.init(copy(fresh.params))),
-    }  # fmt: skip
     evals, summary = {}, {}
-    for i, (name, p0) in enumerate(inits.items()):
-        res = harness.train_stage(
-            f"finetune_{name}", create_train_state({"net3d": p0}), index=1 + i,
-            key=jax.random.fold_in(key, 200), run_block=run_ft,
-            num_steps=ft_steps, steps_per_block=k_steps, workdir=wd,
-            step_offset=res_pre.num_steps + i * ft_steps,
-            samples_per_step=bs, phases=[phase_ft], log_every=int(t.log_every),
-        )  # fmt: skip
-        timings[f"finetune_{name}_s"] = res.wall_s
+    for how in ("pretrained", "scratch"):
         ev, summ = evaluate_finetune(
-            res.state.players["net3d"],
+            trained.stages[f"finetune_{how}"].state.players["net3d"],
             te,
             batch_size=int(config.eval.batch_size),
             name=f"{'rendered ' if config.data.source == 'rendered' else ''}test crops "
-            f"({name} init)",
+            f"({how} init)",
             **ft_kw,
         )
-        evals[f"test ({name})"] = ev
-        summary[name] = summ
+        evals[f"test ({how})"] = ev
+        summary[how] = summ
 
     header = common.ResultsHeader(
         experiment="wsp_image (WSP, Qiu et al.): relative-depth pre-training + 3D fine-tuning",
@@ -505,10 +489,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         options={"resnet_depth": m.resnet_depth, "width": m.width, "image_size": size,
                  "heatmap_stride": stride, "alpha": t.alpha, "N": t.num_selected,
                  "pretrain_steps": pre_steps, "finetune_steps": ft_steps,
-                 "lr": t.lr, "pretrain_lr_boundaries_epochs": tuple(t.pretrain_lr_boundaries),
-                 "finetune_lr_boundaries_epochs": tuple(t.finetune_lr_boundaries),
+                 "lr": (config.stages.pretrain.lr, config.stages.finetune.lr),
+                 "lr_boundaries_epochs": (tuple(config.stages.pretrain.boundaries),
+                                          tuple(config.stages.finetune.boundaries)),
                  "init_checkpoint": init_ckpt or "none (random init)", "batch": bs},
-        checkpoint={"pretrain": res_pre.num_steps,
+        checkpoint={"pretrain": pre_steps,
                     "finetune_pretrained": ft_steps,
                     "finetune_scratch": ft_steps},
         model_selection="final checkpoints (no selection on the test images)",

@@ -77,9 +77,9 @@ from jpose.evaluation import apply_fn, jit_predict
 from jpose.training import (
     Phase,
     PhaseContext,
+    clipped,
     create_player,
     create_train_state,
-    make_train_step,
 )
 from jpose.training import stages as harness
 from jpose.training.state import TrainState
@@ -154,11 +154,12 @@ def rescaled_pose(
 
 
 def build_model(config: ml_collections.ConfigDict) -> models.Model:
-    """The depth module ``u [B, J, 2] -> [B, J, 1]`` of ``config.model`` (no parameters)."""
+    """The depth module ``u [B, J, 2] -> [B, J, 1]`` of ``config.model`` (no parameters; work
+    directories written before ``model.dtype`` existed computed in float32)."""
     mc = config.model
     return models.martinez_lifter(
         LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout), dtype=harness.compute_dtype(mc.get("dtype", "float32")),
+        dropout=float(mc.dropout), dtype=harness.compute_dtype(mc.get("dtype")),
     )  # fmt: skip
 
 
@@ -378,7 +379,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # one aspect-preserving 2D frame for every split (the bone-ratio loss needs undistorted limbs)
     datasets = aspect_preserving_2d(common.load_datasets(config.data))
     tc = config.train
-    val_fraction = float(tc.get("val_fraction", 0.0) or 0.0)
+    val_fraction = float(tc.val_fraction)
     if val_fraction > 0:  # held out of the training split; the test split is never used
         datasets["train_3d"], val = common.holdout_split(
             datasets["train_3d"], val_fraction, seed=int(config.seed) + 7
@@ -399,28 +400,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     heldout_2d = None
     if "train_2d" in datasets and "val_2d" not in datasets:  # symmetry needs unseen 2D people
         datasets["train_2d"], heldout_2d = common.holdout_split(
-            datasets["train_2d"], float(config.eval.get("heldout_2d_fraction", 0.1)),
+            datasets["train_2d"], float(config.eval.heldout_2d_fraction),
             seed=int(config.seed) + 11,
         )  # fmt: skip
     host = {"d3": _host_batch_arrays(train, with_depth=True, threshold=thr)}
     if use_2d:  # "w2d" sorts after "d3": the sampler's 3D stream is that of the 3d ablations
         host["w2d"] = _host_batch_arrays(datasets["train_2d"], with_depth=False, threshold=thr)
     bs = int(tc.batch_size)
-    k_steps = int(tc.steps_per_block)
     sizes = {k: len(v["x"]) for k, v in host.items()}
     # every ablation: the same bs // 2 2D-3D samples per step (+ the 2D-only half for 3d+2d*)
     batch_sizes = {"d3": bs // 2, "w2d": bs - bs // 2} if use_2d else {"d3": bs // 2}
     steps_per_epoch = max(1, sizes["d3"] // batch_sizes["d3"])
-    num_devices = harness.num_parallel_devices(str(tc.parallel))
-    data = {k: harness.device_arrays(v, num_devices=num_devices) for k, v in host.items()}
-    sampler = harness.make_sampler(sizes, batch_sizes, num_devices=num_devices)
-
-    mc = config.model
+    options = common.train_options(tc)
     model = build_model(config)
     key = jax.random.key(int(config.seed))
     k_init, k_train = jax.random.split(key)
     example = jnp.zeros((2, LAYOUT.num_joints, 2), jnp.float32)
-    validate, select = None, str(tc.get("select", "final"))
+    validate, select = None, str(tc.select)
     if val_fraction > 0:
         validate = jeval.make_validator(
             lambda v, x, c: rescaled_pose(lambda u: model.apply(v, u, train=False)[0], x, c,
@@ -428,38 +424,35 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             val, variables=lambda s: s["depth"].variables(),
             batch_size=int(config.eval.batch_size),
         )  # fmt: skip
-    stages, state, offset = {}, None, 0
-    for index, stage_id in enumerate((2, 3)):
-        sc = tc[f"stage{stage_id}"]
-        weights = losses.zhou_loss_weights(str(m.ablation), stage=stage_id,
-                                           lambda_reg=float(m.lambda_reg),
-                                           lambda_geo=float(m.lambda_geo))  # fmt: skip
-        phase = make_phase(weights, use_2d=use_2d, canonical_lengths=canonical,
+    weights, declared = {}, []
+    for stage_id in (2, 3):
+        name, sc = f"stage{stage_id}", config.stages[f"stage{stage_id}"]
+        weights[name] = losses.zhou_loss_weights(str(m.ablation), stage=stage_id,
+                                                 lambda_reg=float(m.lambda_reg),
+                                                 lambda_geo=float(m.lambda_geo))  # fmt: skip
+        phase = make_phase(weights[name], use_2d=use_2d, canonical_lengths=canonical,
                            scale_px=float(m.scale_px), threshold=thr)  # fmt: skip
-        tx = optax.adam(float(sc.lr), eps=float(tc.get("adam_eps", 1e-8)))
-        player = create_player(model, tx, k_init, example)
-        if state is not None:  # stage 3 starts from stage 2's network, fresh optimiser
-            prev = state["depth"]
-            player = player.replace(params=prev.params, batch_stats=prev.batch_stats,
-                                    opt_state=player.tx.init(prev.params))  # fmt: skip
-        num_steps = common.stage_num_steps(sc, steps_per_epoch=steps_per_epoch,
-                                           steps_per_block=k_steps)  # fmt: skip
-        run_block = harness.make_block_runner(
-            lambda axis, phase=phase: make_train_step([phase], axis_name=axis),
-            steps_per_block=k_steps, sampler=sampler, data=data, num_devices=num_devices,
-        )  # fmt: skip
-        result = harness.train_stage(
-            f"stage{stage_id}", create_train_state({"depth": player}), index=index,
-            key=jax.random.fold_in(k_train, stage_id), run_block=run_block, num_steps=num_steps,
-            steps_per_block=k_steps, workdir=wd, step_offset=offset, samples_per_step=bs,
-            phases=[phase], checkpoint_every=int(sc.checkpoint_every) or None,
-            log_every=int(tc.log_every), evaluate=validate,
-            eval_every=int(tc.get("eval_every", 0) or 0) or None,
-            best_metric="mpjpe_mm" if validate else None, select=select,
-        )  # fmt: skip
-        stages[f"stage{stage_id}"] = (result, weights)
-        state: TrainState = result.state
-        offset += num_steps
+        tx = clipped(optax.adam(float(sc.lr), eps=float(tc.adam_eps)), tc.clip_norm)
+
+        def init(done: Mapping[str, TrainState], tx: Any = tx) -> TrainState:
+            player = create_player(model, tx, k_init, example)
+            if done:  # stage 3 starts from stage 2's network, fresh optimiser
+                prev = done["stage2"]["depth"]
+                player = player.replace(params=prev.params, batch_stats=prev.batch_stats,
+                                        opt_state=player.tx.init(prev.params))  # fmt: skip
+            return create_train_state({"depth": player})
+
+        declared.append(harness.Stage(
+            name, phases=[phase], batch_sizes=batch_sizes, init=init,
+            num_steps=common.stage_num_steps(sc, steps_per_epoch=steps_per_epoch,
+                                             steps_per_block=options.steps_per_block),
+            key=jax.random.fold_in(k_train, stage_id), samples_per_step=bs,
+            checkpoint_every=int(sc.checkpoint_every) or None, evaluate=validate,
+            eval_every=int(tc.eval_every) or None, best_metric="mpjpe_mm", select=select,
+        ))  # fmt: skip
+    trained = harness.run_stages(declared, host, workdir=wd, options=options)
+    stages = {n: (r, weights[n]) for n, r in trained.stages.items()}
+    state: TrainState = trained.state
 
     # ---- evaluation -----------------------------------------------------------------------
     player = state["depth"]
@@ -539,7 +532,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "ablation": m.ablation,
             "lambda_reg": float(m.lambda_reg),
             "lambda_geo": float(m.lambda_geo),
-            "width": int(mc.width),
+            "width": int(config.model.width),
             "batch_size": bs,
             "stage_weights": {k: w for k, (_, w) in stages.items()},
         },

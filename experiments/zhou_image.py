@@ -59,9 +59,9 @@ from jpose.models.hourglass import stacked_hourglass
 from jpose.training import (
     Phase,
     PhaseContext,
+    clipped,
     create_player,
     create_train_state,
-    make_train_step,
 )
 from jpose.training import stages as harness
 from jpose.training.state import TrainState
@@ -370,61 +370,41 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         features=int(m.features), depth=int(m.depth), num_reg_modules=int(m.num_reg_modules),
         num_reg_pools=int(m.num_reg_pools),
     )  # fmt: skip
-    tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(float(t.lr)))
+    tx = clipped(optax.adam(float(t.lr)), t.clip_norm)  # one optimiser for the whole run
     key = jax.random.key(int(config.seed))
-    example = normalize_images(jnp.asarray(splits["train_3d"]["arrays"]["image"][:2]))
-    player = create_player(model, tx, jax.random.fold_in(key, 1), example)
     weights0 = stage_weights(ablations[0], stage=1, lambda_reg=0.0, lambda_geo=0.0)
-    base_state = create_train_state({"net": player}).replace(extra=weights0)
-
+    options = common.train_options(t)
     train_fields = ("image", "kp", "depth", "vis")
-    num_devices = harness.num_parallel_devices(str(t.parallel))
-    device_data = {
-        p: harness.device_arrays(
-            {f: splits[f"train_{p}"]["arrays"][f] for f in train_fields}, num_devices=num_devices
-        )  # fmt: skip
-        for p in ("3d", "2d")
-    }
+    data = {p: {f: splits[f"train_{p}"]["arrays"][f] for f in train_fields} for p in ("3d", "2d")}
     total_batch = int(t.batch_3d) + int(t.batch_2d)
-    runners: dict[tuple[str, ...], Any] = {}
+    phases: dict[tuple[str, ...], list[Phase]] = {}  # one compiled block per batch composition
 
-    def runner(parts: tuple[str, ...]):
-        if parts not in runners:
-            sizes = {p: len(splits[f"train_{p}"]["arrays"]["image"]) for p in parts}
-            if len(parts) == 2:
-                bs = {"3d": int(t.batch_3d), "2d": int(t.batch_2d)}
-            else:
-                bs = {parts[0]: total_batch}
-            phase = make_phase(parts=parts, canonical_lengths=canonical, sigma=float(m.sigma))
-            sampler = harness.make_sampler(sizes, bs, num_devices=num_devices)
-            runners[parts] = (
-                harness.make_block_runner(
-                    lambda axis, phase=phase: make_train_step([phase], axis_name=axis),
-                    steps_per_block=int(t.steps_per_block), sampler=sampler,
-                    data={p: device_data[p] for p in parts}, num_devices=num_devices,
-                ),
-                phase,
-            )  # fmt: skip
-        return runners[parts]
-
-    k_steps = int(t.steps_per_block)
-    n_steps = lambda s: -(-int(s) // k_steps) * k_steps  # noqa: E731
-
-    def stage(name, state, *, index, parts, weights, stage_wd, offset):
-        run_block, phase = runner(parts)
-        template = state.replace(step=jnp.zeros((), jnp.int32), extra=weights)
-        return harness.train_stage(
-            name, template, index=index, key=jax.random.fold_in(key, 100 + index),
-            run_block=run_block, num_steps=n_steps(getattr(t, f"stage{index}_steps")),
-            steps_per_block=k_steps, workdir=stage_wd, step_offset=offset,
-            samples_per_step=total_batch, phases=[phase], log_every=int(t.log_every),
+    def declare(index: int, parts: tuple[str, ...], weights: Any, init: Any) -> harness.Stage:
+        if parts not in phases:
+            phases[parts] = [make_phase(parts=parts, canonical_lengths=canonical,
+                                        sigma=float(m.sigma))]  # fmt: skip
+        return harness.Stage(
+            f"stage{index}", phases=phases[parts],
+            num_steps=harness.num_stage_steps(steps=int(config.stages[f"stage{index}"].steps),
+                                              epochs=0.0, steps_per_epoch=1,
+                                              steps_per_block=options.steps_per_block),
+            batch_sizes={"3d": int(t.batch_3d), "2d": int(t.batch_2d)} if len(parts) == 2
+            else {parts[0]: total_batch},
+            # a stage continues the previous one's network and optimiser with its own weights
+            init=lambda done: init(done).replace(step=jnp.zeros((), jnp.int32), extra=weights),
+            key=jax.random.fold_in(key, 100 + index), samples_per_step=total_batch,
         )  # fmt: skip
+
+    def init_stage1(done: Mapping[str, Any]) -> Any:
+        example = normalize_images(jnp.asarray(splits["train_3d"]["arrays"]["image"][:2]))
+        player = create_player(model, tx, jax.random.fold_in(key, 1), example)
+        return create_train_state({"net": player}).replace(extra=weights0)
 
     timings: dict[str, float] = {"render_s": data_s}
     # stage 1 draws the mixed batch of the 3d+2d ablations (one compiled step for both) but
     # only the 2D-only images are supervised (hm_3d = 0): the paper's MPII pre-training
-    s1 = stage("stage1", base_state, index=1, parts=("3d", "2d"), weights=weights0,
-               stage_wd=wd, offset=0)  # fmt: skip
+    s1 = harness.run_stages([declare(1, ("3d", "2d"), weights0, init_stage1)], data, workdir=wd,
+                            options=options, start_index=1).stages["stage1"]  # fmt: skip
     timings["stage1_s"] = s1.wall_s
     results: dict[str, Any] = {}
     lr, lg = float(t.lambda_reg), float(t.lambda_geo)
@@ -434,15 +414,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         a_wd.mkdir(parents=True, exist_ok=True)
         parts = ("3d", "2d") if "2d" in a else ("3d",)
         # the compiled steps donate their input state: every ablation starts from a copy
-        state = jax.tree_util.tree_map(jnp.copy, s1.state)
-        walls = {}
-        offset = s1.num_steps
-        for idx in (2, 3):
-            w = stage_weights(a, stage=idx, lambda_reg=lr, lambda_geo=lg)
-            res = stage(f"stage{idx}", state, index=idx, parts=parts, weights=w, stage_wd=a_wd,
-                        offset=offset)  # fmt: skip
-            state, offset = res.state, offset + res.num_steps
-            walls[f"stage{idx}_s"] = res.wall_s
+        declared = [
+            declare(2, parts, stage_weights(a, stage=2, lambda_reg=lr, lambda_geo=lg),
+                    lambda done: jax.tree_util.tree_map(jnp.copy, s1.state)),
+            declare(3, parts, stage_weights(a, stage=3, lambda_reg=lr, lambda_geo=lg),
+                    lambda done: done["stage2"]),
+        ]  # fmt: skip
+        trained = harness.run_stages(declared, data, workdir=a_wd, options=options,
+                                     start_index=2, step_offset=s1.num_steps)  # fmt: skip
+        state = trained.state
+        walls = {f"{n}_s": r.wall_s for n, r in trained.stages.items()}
         t_eval = time.perf_counter()
         evals, tables = {}, {}
         predict = predict_fn(state)
@@ -492,10 +473,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                       "test splits with fresh people and cameras"),
             options={"ablation": a, "image_size": size, "heatmap": heatmap_size,
                      "features": m.features, "stacks": m.num_stacks, "modules": m.num_modules,
-                     "steps": f"{t.stage1_steps}/{t.stage2_steps}/{t.stage3_steps}",
+                     "steps": "/".join(str(st.steps) for st in config.stages.values()),
                      "batch": f"{t.batch_3d}+{t.batch_2d}"},
-            checkpoint={"stage1": s1.num_steps, "stage2": n_steps(t.stage2_steps),
-                        "stage3": n_steps(t.stage3_steps)},
+            checkpoint={"stage1": s1.num_steps,
+                        **{n: r.num_steps for n, r in trained.stages.items()}},
             model_selection="final checkpoint of each stage (no selection on the test splits)",
             notes=["CPU-scaled schedule and network; rendered images, not the paper's data."
                    if config.data.source == "rendered" else "user-provided images"],

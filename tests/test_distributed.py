@@ -40,9 +40,9 @@ ARGS = [
     "--config=experiments/configs/zhou.py:smoke",
     "--config.train.parallel=auto",
     "--config.train.batch_size=16",
-    "--config.train.stage2.steps=6",
-    "--config.train.stage2.checkpoint_every=2",
-    "--config.train.stage3.steps=4",
+    "--config.stages.stage2.steps=6",
+    "--config.stages.stage2.checkpoint_every=2",
+    "--config.stages.stage3.steps=4",
     "--config.train.adam_eps=1.0",
 ]
 TIMEOUT_S = 240

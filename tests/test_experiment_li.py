@@ -115,7 +115,7 @@ def test_entry_point_smoke_and_resume(tmp_path):
         assert m["mpjpe"]["per_action"]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert any("train/t_reproj" in ln for ln in lines)
-    assert out["stages"]["train"]["trained_steps"] == config.train.steps
+    assert out["stages"]["train"]["trained_steps"] == config.stages.train.steps
     # a second invocation finds both stages complete and only evaluates
     again = li.run(config, str(tmp_path))
     for stage in ("pretrain", "train"):
@@ -142,13 +142,14 @@ def test_entry_point_smoke_and_resume(tmp_path):
 
 
 def test_config_variants():
-    assert li_config.get_config("cmu,reproj").train.transform_weight == 0.0
+    assert li_config.get_config("cmu,reproj").stages.train.transform_weight == 0.0
     assert li_config.get_config("cmu,trans").multiview.num_virtual_views == 0
     assert li_config.get_config("cmu").multiview.num_virtual_views == 8
-    assert not li_config.get_config("cmu,no_pretrain").pretrain.enabled
+    assert not li_config.get_config("cmu,no_pretrain").stages.pretrain.enabled
     assert li_config.get_config(",uncalibrated").multiview.extrinsics == "uncalibrated"
     h = li_config.get_config("h36m")
-    assert h.model.width == 1024 and h.train.boundaries == (100.0, 200.0)
-    assert h.pretrain.epochs == 20 and h.train.epochs == 300 and h.train.factor == 0.1
+    assert h.model.width == 1024 and h.stages.train.boundaries == (100.0, 200.0)
+    s = h.stages
+    assert s.pretrain.epochs == 20 and s.train.epochs == 300 and s.train.factor == 0.1
     with pytest.raises(ValueError, match="variant"):
         li_config.get_config("cmu,bogus")

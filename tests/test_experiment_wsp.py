@@ -12,7 +12,7 @@ from jpose import inference
 
 def _config():
     c = wsp_config.get_config("smoke")
-    c.finetune.fractions = (0.5,)  # one fine-tuning data size, both initialisations
+    c.stages.finetune.fractions = (0.5,)  # one fine-tuning data size, both initialisations
     return c
 
 

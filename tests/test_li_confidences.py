@@ -71,7 +71,7 @@ def test_li_losses_are_weighted_by_the_simulated_confidences(mv_batch):
     cfg.noise.enabled = True
     opts = li.noise_options(cfg)
     assert set(opts) == set(augment.DETECTION_NOISE_OPTIONS)
-    assert li_config.get_config().train.confidence_weighting is True
+    assert li_config.get_config().stages.train.confidence_weighting is True
     kw = dict(transform_weight=0.0, detection_noise=opts)
     total, m = li.train_loss_fn(ctx, batch, **kw)
     b = batch["mv"]

@@ -17,12 +17,12 @@ def _paper_size_smoke():
     paper = li_config.get_config("h36m")
     c = li_config.get_config("smoke")
     c.model = paper.model  # width 1024, dropout 0.5, output scale, zero-initialised outputs
-    c.clip_norm = paper.clip_norm
+    c.train.clip_norm = paper.train.clip_norm
     for stage in ("pretrain", "train"):
-        c[stage].lr = paper[stage].lr
-        c[stage].warmup_steps = min(int(paper[stage].get("warmup_steps", 0)), 4)  # short run
-    c.pretrain.steps, c.train.steps = 6, 8
-    c.steps_per_block = 1  # log every step
+        c.stages[stage].lr = paper.stages[stage].lr
+        c.stages[stage].warmup_steps = min(int(paper.stages[stage].warmup_steps), 4)  # short run
+    c.stages.pretrain.steps, c.stages.train.steps = 6, 8
+    c.train.steps_per_block = 1  # log every step
     c.eval.estimator_report = False
     return c
 

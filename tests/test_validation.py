@@ -37,7 +37,7 @@ def test_zhou_validation_curves_and_best_checkpoint(tmp_path):
     config.train.val_fraction = 0.25
     config.train.eval_every = 2
     config.train.select = "best"
-    config.train.stage2.steps = 6
+    config.stages.stage2.steps = 6
     out = zhou.run(config, str(tmp_path))
 
     records = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]

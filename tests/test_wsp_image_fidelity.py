@@ -17,19 +17,23 @@ from jpose.training import create_player
 def test_real_preset_follows_the_papers_schedule():
     """WSP Sec. 4: pre-training 50 epochs, lr 1e-3 x0.1 at epochs 30 and 40; fine-tuning 25
     epochs, x0.1 at 17 and 21 (640 examples at batch 64 = 10 iterations per epoch)."""
-    t = wsp_image_config.get_config("real").train
-    steps, sched = wsp_image.stage_schedule(t, "pretrain", num_examples=640)
+    c = wsp_image_config.get_config("real")
+    bs = int(c.train.batch_size)
+    steps, sched = wsp_image.stage_schedule(c.stages.pretrain, num_examples=640, batch_size=bs)
     assert steps == 500
     lrs = [float(sched(i)) for i in (0, 299, 300, 399, 400, 499)]
     np.testing.assert_allclose(lrs, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
-    steps, sched = wsp_image.stage_schedule(t, "finetune", num_examples=640)
+    steps, sched = wsp_image.stage_schedule(c.stages.finetune, num_examples=640, batch_size=bs)
     assert steps == 250
     lrs = [float(sched(i)) for i in (169, 170, 209, 210)]
     np.testing.assert_allclose(lrs, [1e-3, 1e-4, 1e-4, 1e-5], rtol=1e-6)
     # CPU presets: step counts at constant rate, as their docstrings say
-    t = wsp_image_config.get_config("").train
-    steps, sched = wsp_image.stage_schedule(t, "pretrain", num_examples=640, steps_per_block=10)
-    assert steps == t.pretrain_steps and float(sched(10_000)) == pytest.approx(t.lr)
+    c = wsp_image_config.get_config("")
+    steps, sched = wsp_image.stage_schedule(
+        c.stages.pretrain, num_examples=640, batch_size=int(c.train.batch_size), steps_per_block=10
+    )
+    assert steps == c.stages.pretrain.steps
+    assert float(sched(10_000)) == pytest.approx(c.stages.pretrain.lr)
 
 
 def _smoke_player(width):

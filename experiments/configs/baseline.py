@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data
+from experiments.configs.data import data_config, smoke_data, train_config
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -77,16 +77,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.zero_init_output = True  # output layer starts at 0 = the training mean pose (not in
     # Martinez; measured: P1 58 vs 69 mm after 500 steps on CMU, see BUILD_NOTES)
 
-    c.train = ml_collections.ConfigDict()
-    c.train.batch_size = 256  # global batch (Martinez et al.: 64)
+    c.train = train_config(steps_per_block=100)  # batch_size 256 (Martinez et al.: 64)
     c.train.steps = 0  # total steps (> 0 overrides epochs)
     c.train.epochs = 200.0  # used when steps == 0 (Martinez et al.: 200)
-    c.train.steps_per_block = 100  # K steps fused in one compiled call
-    c.train.checkpoint_every = 0  # steps between checkpoints (0 = end of training)
-    c.train.keep_checkpoints = 2  # most recent checkpoints kept
-    c.train.log_every = 1  # blocks between metric records
-    c.train.parallel = "none"  # none | auto (pmap over local devices) | <n>
-    c.train.clip_norm = 1.0  # global gradient-norm clipping (0 = off)
     c.train.val_fraction = 0.0  # share of train_3d held out as validation (0 = no validation)
     c.train.eval_every = 0  # steps between validations (multiple of K; 0 = end of training)
     c.train.select = "final"  # evaluated checkpoint: final | best (lowest validation MPJPE)

@@ -55,7 +55,7 @@ from __future__ import annotations
 import ml_collections
 
 from experiments.configs import wsp as wsp_config
-from experiments.configs.data import data_config, noise_config, smoke_data
+from experiments.configs.data import data_config, noise_config, smoke_data, train_config
 
 PRESETS = ("smoke", "cmu", "h36m")
 
@@ -80,7 +80,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.experiment = "camerapose"
     c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
     c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
-    c.parallel = "auto"  # "auto" = pmap over all local devices when > 1, "none", or a count
 
     # ---------------------------------------------------------------- data
     d = c.data = data_config(
@@ -173,17 +172,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     g.valid_bound = 1.5  # augmented 2D kept when every |coordinate| <= bound (normalised)
 
     # ---------------------------------------------------------------- training
-    t = c.train = ml_collections.ConfigDict()
-    t.batch_size = 256  # 2D-3D samples per step (global)
+    t = c.train = train_config(parallel="auto")  # batch_size: 2D-3D samples per step
     t.batch_size_2d = 256  # 2D-only samples per step (stage 3; stage 1 if refining)
     t.weak2d_bn_stats = True  # 2D-only batches update batch-norm running statistics (PyTorch)
     t.batch_size_rd = 64  # relative-depth pairs per step (stage 3, when loss.lambda_rd > 0)
-    t.steps_per_block = 50  # K steps fused in one lax.scan call
-    t.log_every = 1  # blocks between metric records
-    t.checkpoint_every = 0  # steps between checkpoints (0 = end of each stage only)
-    t.keep_checkpoints = 2  # most recent checkpoints kept per stage
-    t.clip_norm = 1.0  # global gradient-norm clip of every player
-    t.progress = True
 
     # ---------------------------------------------------------------- stages (CPU-scaled)
     # "steps" > 0 overrides "epochs" (epochs are passes over the 2D-3D training split);
@@ -230,7 +222,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
             st.steps = 2
         e.batch_size = 64
         e.figures = False
-        c.parallel = "none"
+        t.parallel = "none"
         c.rd.synthetic.update(num_images=40, test_fraction=0.25)
         t.batch_size_rd = 8
     elif preset == "cmu":

@@ -1,5 +1,6 @@
-"""The ``config.data`` block shared by the keypoint experiments (read by
-``experiments.common.load_datasets``), and the smoke-test sizes."""
+"""The blocks every method's config shares: ``config.train``'s run options (read by
+``experiments.common.train_options``), ``config.data`` (read by
+``experiments.common.load_datasets``), ``config.noise``, and the smoke-test sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-__all__ = ["data_config", "noise_config", "smoke_data"]
+__all__ = ["data_config", "noise_config", "smoke_data", "train_config"]
 
 _SPLITS = ("train_3d", "train_2d", "test", "test_2d_mix", "val_2d")
 
@@ -71,6 +72,25 @@ def data_config(
     d.cross.pw3d_path = ""  # 3DPW sequenceFiles folder (cross-dataset evaluation)
     d.max_examples = ml_collections.ConfigDict({s: 0 for s in _SPLITS})  # per split, 0 = all
     return d
+
+
+def train_config(**values: object) -> ml_collections.ConfigDict:
+    """The ``config.train`` block's run options, shared by every method (methods add their own
+    fields, e.g. stage schedules); ``values`` override the defaults below."""
+    t = ml_collections.ConfigDict()
+    t.batch_size = 256  # global batch of the main training dataset (all devices, all processes)
+    t.steps_per_block = 50  # K steps fused in one compiled lax.scan call (stages: multiples of K)
+    t.parallel = "none"  # none | auto (pmap over all local devices) | <n> devices
+    t.checkpoint_every = 0  # steps between checkpoints (0 = end of each stage only)
+    t.keep_checkpoints = 2  # most recent checkpoints kept per stage
+    t.log_every = 1  # blocks between metric records
+    t.progress = True  # progress line (refreshed on a terminal; False = none)
+    t.clip_norm = 1.0  # global gradient-norm clipping of every player (0 = off)
+    for name, value in values.items():
+        if name not in t:
+            raise KeyError(f"train_config: no run option {name!r} (fields: {sorted(t)})")
+        t[name] = value
+    return t
 
 
 def noise_config(*, enabled: bool) -> ml_collections.ConfigDict:

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data
+from experiments.configs.data import data_config, smoke_data, train_config
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -84,14 +84,10 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.discriminator_blocks = 3  # paper: 3 residual blocks
     c.model.generator_zero_init = True  # zero output layer: G starts at constant depth (ours)
 
-    c.train = ml_collections.ConfigDict()
-    c.train.batch_size = 1024  # generator inputs and real 2D per step, each (paper: 32768)
+    # batch_size: generator inputs and real 2D per step, each (paper: 32768); no clipping
+    c.train = train_config(batch_size=1024, clip_norm=0.0)
     c.train.steps = 20000  # total steps per seed (> 0 overrides epochs)
     c.train.epochs = 0.0
-    c.train.steps_per_block = 50
-    c.train.checkpoint_every = 0  # 0 = end of training only
-    c.train.log_every = 1
-    c.train.parallel = "none"  # none | auto | <n>
     c.train.lr_generator = 2e-4  # Adam, paper: 2e-4 for both
     c.train.lr_discriminator = 2e-4
     c.train.b1 = 0.5  # Adam beta1 (0.5, the DCGAN choice; the paper does not state it)

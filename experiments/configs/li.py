@@ -1,9 +1,9 @@
 """Li et al. (AAAI 2020) self-supervised multi-view lifting: configs and presets.
 
 ``--config=experiments/configs/li.py[:<preset>[,<variant>...]]``; fields can be overridden on the
-command line (``--config.train.transform_weight=0``). The schedule of every CPU preset is scaled
-down and says so in ``notes``; runtimes on the 2-core development CPU, compilation included. Each
-paper's comparison at equal budget over seeds: ``python -m experiments.reproduce``
+command line (``--config.stages.train.transform_weight=0``). The schedule of every CPU preset is
+scaled down and says so in ``notes``; runtimes on the 2-core development CPU, compilation
+included. Each paper's comparison at equal budget over seeds: ``python -m experiments.reproduce``
 (REPRODUCTION.md).
 
 * default (no preset): the embedded synthetic demo set (2,000 instants, 4 views each + 8 extra
@@ -54,7 +54,7 @@ import math
 
 import ml_collections
 
-from experiments.configs.data import data_config, noise_config, smoke_data
+from experiments.configs.data import data_config, noise_config, smoke_data, train_config
 
 PRESETS = ("", "smoke", "cmu", "h36m")
 VARIANTS = ("reproj", "trans", "trans_da", "no_pretrain", "uncalibrated")
@@ -128,15 +128,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.output_scale = 0.0
 
     # ---- stages --------------------------------------------------------------------------------
-    c.batch_size = 128  # instants per step (each with all its views and view pairs)
-    c.pretrain = p = ml_collections.ConfigDict()
+    # run options; batch_size = instants per step (each with all its views and view pairs);
+    # clip_norm is not in the paper: joints that cross the depth clamp give loss spikes that
+    # otherwise derail Adam (CMU runs: P1 679 -> 94 mm)
+    c.train = train_config(batch_size=128)
+    c.stages = ml_collections.ConfigDict()
+    c.stages.pretrain = p = ml_collections.ConfigDict()
     p.enabled = True  # eq. 6 pre-training (Fig. 6 ablation: False)
     p.epochs = 20.0  # paper: 20 (used when steps == 0)
     p.steps = 300  # > 0 overrides epochs (CPU scale)
     p.lr = 1e-3
     p.kind = "constant"
+    p.boundaries = ()  # epochs of x0.1 decays (none: constant)
     p.warmup_steps = 0  # linear lr warm-up of the stage's fresh Adam (not in the paper)
-    c.train = t = ml_collections.ConfigDict()
+    c.stages.train = t = ml_collections.ConfigDict()
     t.epochs = 300.0  # paper: 300
     t.steps = 1500  # > 0 overrides epochs (CPU scale)
     t.lr = 1e-3
@@ -157,12 +162,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # noisy 2D is the lifter input and the re-projection target, c the weight (paper: heatmap
     # maxima of the 2D detector). Off by default (the published numbers use GT 2D).
     c.noise = noise_config(enabled=False)
-    c.clip_norm = 1.0  # global-norm gradient clipping (not in the paper; 0 = off): joints that
-    # cross the depth clamp give loss spikes that otherwise derail Adam (CMU runs: P1 679 -> 94 mm)
-    c.steps_per_block = 50  # K fused steps per compiled call
-    c.checkpoint_every = 0  # steps (0 = end of each stage)
-    c.log_every = 1  # blocks between log records
-    c.parallel = "none"  # none | auto | <n> devices (pmap)
 
     # ---- evaluation ----------------------------------------------------------------------------
     c.eval = ml_collections.ConfigDict()
@@ -181,9 +180,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         u.noise_levels_px = (0.0, 2.0)
         u.report_trials = 2
         c.model.width = c.model.root_width = 32
-        c.batch_size = 8
+        c.train.batch_size = 8
         p.steps, t.steps = 4, 4
-        c.steps_per_block = 2
+        c.train.steps_per_block = 2
         c.eval.batch_size = 64
         c.figures = False
         c.notes = ["smoke test: a few steps, numbers meaningless"]
@@ -208,11 +207,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # (128 / 1024) and a 100-step warm-up of each stage's fresh Adam (dropout 0.5 noise
         # plus Adam's full-size first steps otherwise put joints behind the camera)
         p.warmup_steps = t.warmup_steps = 100
-        c.batch_size = 256
+        c.train.batch_size = 256
         p.steps, t.steps = 0, 0  # use the paper's epochs
-        c.steps_per_block = 100
-        c.checkpoint_every = 5000
-        c.parallel = "auto"
+        c.train.update(steps_per_block=100, checkpoint_every=5000, parallel="auto")
         c.notes = [
             "paper sizes and schedule; lambda of eq. 7 not reported (1.0 here); not in the "
             "paper: outputs x 128 / width, 100-step lr warm-up per stage, clipping 1.0"

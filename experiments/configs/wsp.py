@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data
+from experiments.configs.data import data_config, smoke_data, train_config
 
 PRESETS = ("smoke", "cmu", "h36m", "image")
 
@@ -89,7 +89,6 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     c.experiment = "wsp"
     c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
     c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
-    c.parallel = "none"  # "auto" = pmap over local devices, "none", or a count
 
     # ---------------------------------------------------------------- relative-depth pairs
     r = c.rd = rd_config()
@@ -111,7 +110,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     m.symmetric = True  # logit = g(A, B) - g(B, A)
 
     # ---------------------------------------------------------------- pre-training (eq. 9)
-    p = c.pretrain = ml_collections.ConfigDict()
+    c.stages = ml_collections.ConfigDict()
+    p = c.stages.pretrain = ml_collections.ConfigDict()
     p.steps = 800
     p.batch_size = 256  # pairs per step
     p.lr = 1e-3  # cosine decay to 0 over the stage (paper: 1e-3, steps at epochs 30 / 40)
@@ -120,7 +120,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # (not in the paper, whose images always keep other depth cues; 0 = paper)
 
     # ---------------------------------------------------------------- fine-tuning
-    f = c.finetune = ml_collections.ConfigDict()
+    f = c.stages.finetune = ml_collections.ConfigDict()
     f.fractions = (0.1, 1.0)  # fractions of the 3D training labels (seeded random subsets)
     f.inits = ("pretrained", "random")  # encoder trunk vs random initialisation
     f.steps = 600  # same for every run
@@ -128,12 +128,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     f.lr = 1e-3  # cosine decay
 
     # ---------------------------------------------------------------- training
-    t = c.train = ml_collections.ConfigDict()
-    t.steps_per_block = 50
-    t.log_every = 1
-    t.checkpoint_every = 0  # 0 = end of each stage only
-    t.clip_norm = 1.0
-    t.progress = True
+    t = c.train = train_config()  # run options
+    del t["batch_size"]  # each stage has its own (stages.*.batch_size)
 
     # ---------------------------------------------------------------- evaluation
     e = c.eval = ml_collections.ConfigDict()
@@ -179,5 +175,5 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         f.update(steps=100000, batch_size=1024)
         t.steps_per_block = 100
         t.checkpoint_every = 5000
-        c.parallel = "auto"
+        t.parallel = "auto"
     return c

@@ -29,8 +29,8 @@ development CPU. Each paper's comparison at equal budget over seeds:
   256 x 256 crops of two-person pairs from COCO / MPII (labels: the WSP keypoint issue's label
   file, ``jpose.data.relative_depth``), 64 x 64 heatmaps, alpha = 50, batch 64, lr 1e-3 decayed
   x0.1 at epochs 30 and 40 of 50; fine-tuning on Human3.6M crops (256 x 256, 64 depth bins), lr
-  1e-3 decayed x0.1 at epochs 17 and 21 of 25 (Sec. 4; ``train.*_epochs`` /
-  ``*_lr_boundaries``)::
+  1e-3 decayed x0.1 at epochs 17 and 21 of 25 (Sec. 4; ``stages.*.epochs`` /
+  ``stages.*.boundaries``)::
 
     python -m experiments.wsp_image --workdir=/tmp/wsp_image_real \
         --config=experiments/configs/wsp_image.py:real --config.data.image_root=/data/images \
@@ -64,6 +64,8 @@ development CPU. Each paper's comparison at equal budget over seeds:
 from __future__ import annotations
 
 import ml_collections
+
+from experiments.configs.data import train_config
 
 __all__ = ["get_config"]
 
@@ -112,22 +114,21 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     # pre-training network and the "scratch" fine-tuning baseline. "" = random initialisation.
     m.init_checkpoint = ""
 
-    t = c.train = ml_collections.ConfigDict()
+    t = c.train = train_config(batch_size=32, steps_per_block=10, log_every=5, clip_norm=10.0)
     t.alpha = 50.0  # eq. 8
     t.num_selected = 8  # N < J keypoints per pair (sec. 3.4.1)
     t.heatmap_squared = False  # eq. 10 as printed (L2 norm); True = sum of squares
-    t.batch_size = 32
-    t.lr = 1e-3  # initial learning rate of both stages (WSP: 1e-3)
-    t.lr_factor = 0.1  # decay at each boundary (WSP: x0.1)
-    t.pretrain_steps = 400  # used when pretrain_epochs = 0
-    t.finetune_steps = 300  # used when finetune_epochs = 0
-    t.pretrain_epochs = 0.0  # > 0: stage length in epochs over the pairs (WSP: 50)
-    t.pretrain_lr_boundaries = ()  # epochs of the decays; () = constant (WSP: 30, 40)
-    t.finetune_epochs = 0.0  # > 0: epochs over the fine-tuning crops (WSP: 25)
-    t.finetune_lr_boundaries = ()  # WSP: 17, 21
-    t.steps_per_block = 10
-    t.parallel = "none"
-    t.log_every = 5
+    # stages: "steps" > 0 overrides "epochs" (passes over the stage's examples); boundaries in
+    # epochs (x factor); WSP: lr 1e-3 both
+    c.stages = ml_collections.ConfigDict()
+    c.stages.pretrain = ml_collections.ConfigDict(
+        {"steps": 400, "epochs": 0.0, "lr": 1e-3, "kind": "constant", "boundaries": (),
+         "factor": 0.1}
+    )  # fmt: skip
+    c.stages.finetune = ml_collections.ConfigDict(
+        {"steps": 300, "epochs": 0.0, "lr": 1e-3, "kind": "constant", "boundaries": (),
+         "factor": 0.1}
+    )  # fmt: skip
 
     e = c.eval = ml_collections.ConfigDict()
     e.batch_size = 100
@@ -142,7 +143,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         m.width, m.deconv_features, m.depth_bins = 4, 8, 4
         m.rd_hidden = (8,)
         t.batch_size = 4
-        t.pretrain_steps = t.finetune_steps = 2
+        c.stages.pretrain.steps = c.stages.finetune.steps = 2
         t.steps_per_block = 2
         t.log_every = 1
         e.batch_size = 8
@@ -156,8 +157,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         t.batch_size = 64
         t.parallel = "auto"
         # WSP Sec. 4: 50 epochs, x0.1 at 30 and 40 (pre-training); 25, x0.1 at 17 and 21
-        t.pretrain_epochs, t.pretrain_lr_boundaries = 50.0, (30, 40)
-        t.finetune_epochs, t.finetune_lr_boundaries = 25.0, (17, 21)
+        c.stages.pretrain.update(steps=0, epochs=50.0, kind="step", boundaries=(30, 40))
+        c.stages.finetune.update(steps=0, epochs=25.0, kind="step", boundaries=(17, 21))
     else:
         raise ValueError(f"unknown preset {preset!r}; expected '', image, rendered, smoke or real")
     return c

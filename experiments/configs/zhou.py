@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data
+from experiments.configs.data import data_config, smoke_data, train_config
 
 ABLATIONS = ("3d", "3d+geo", "3d+2d", "3d+2d+geo")
 
@@ -90,27 +90,24 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.dropout = 0.0
     c.model.dtype = "float32"  # compute: float32 | bfloat16 (params, Adam stay float32)
 
-    c.train = ml_collections.ConfigDict()
-    # global batch of the 3d+2d* ablations (half 2D-3D, half 2D-only); every ablation draws
-    # the same batch_size // 2 2D-3D samples per step (3d / 3d+geo: no 2D-only half)
-    c.train.batch_size = 256
-    c.train.steps_per_block = 100
-    c.train.log_every = 1
-    c.train.parallel = "none"
+    # batch_size: global batch of the 3d+2d* ablations (half 2D-3D, half 2D-only); every
+    # ablation draws the same batch_size // 2 2D-3D samples per step (3d / 3d+geo: no 2D half)
+    c.train = train_config(batch_size=256, steps_per_block=100, clip_norm=0.0)
     c.train.val_fraction = 0.0  # share of train_3d held out as validation (0 = no validation)
     c.train.eval_every = 0  # steps between validations (multiple of K; 0 = end of each stage)
     c.train.select = "final"  # evaluated checkpoint: final | best (lowest validation MPJPE)
     c.train.adam_eps = 1e-8  # Adam epsilon (optax default; tests/test_distributed.py raises it)
-    c.train.stage2 = ml_collections.ConfigDict()
-    c.train.stage2.steps = 1500  # paper: 200k iterations
-    c.train.stage2.epochs = 0.0
-    c.train.stage2.lr = 1e-3  # Adam
-    c.train.stage2.checkpoint_every = 0
-    c.train.stage3 = ml_collections.ConfigDict()
-    c.train.stage3.steps = 500  # paper: 40k iterations
-    c.train.stage3.epochs = 0.0
-    c.train.stage3.lr = 2.5e-4  # lower rate for the fine-tuning stage
-    c.train.stage3.checkpoint_every = 0
+    c.stages = ml_collections.ConfigDict()
+    c.stages.stage2 = ml_collections.ConfigDict()
+    c.stages.stage2.steps = 1500  # paper: 200k iterations
+    c.stages.stage2.epochs = 0.0
+    c.stages.stage2.lr = 1e-3  # Adam
+    c.stages.stage2.checkpoint_every = 0  # overrides train.checkpoint_every when > 0
+    c.stages.stage3 = ml_collections.ConfigDict()
+    c.stages.stage3.steps = 500  # paper: 40k iterations
+    c.stages.stage3.epochs = 0.0
+    c.stages.stage3.lr = 2.5e-4  # lower rate for the fine-tuning stage
+    c.stages.stage3.checkpoint_every = 0  # overrides train.checkpoint_every when > 0
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 4096
@@ -129,25 +126,25 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.model.num_blocks = 1
         c.train.batch_size = 8
         c.train.steps_per_block = 2
-        c.train.stage2.steps = 2
-        c.train.stage3.steps = 2
+        c.stages.stage2.steps = 2
+        c.stages.stage3.steps = 2
         c.eval.batch_size = 16
         c.figures = False
     elif preset == "cmu":
         c.data = data_config("cmu+coco")
         c.model.width = 256  # CPU-sized
-        c.train.stage2.steps = 1000
-        c.train.stage3.steps = 400
+        c.stages.stage2.steps = 1000
+        c.stages.stage3.steps = 400
     elif preset == "h36m":
         c.data = data_config("h36m")
         c.data.h36m.subsample = 5  # 10 fps (sec. 4.1.2)
         c.data.h36m.test_subsample = 5
         c.train.batch_size = 256
-        c.train.stage2.steps = 200000
-        c.train.stage3.steps = 40000
+        c.stages.stage2.steps = 200000
+        c.stages.stage3.steps = 40000
         c.train.steps_per_block = 500
-        c.train.stage2.checkpoint_every = 20000
-        c.train.stage3.checkpoint_every = 10000
+        c.stages.stage2.checkpoint_every = 20000
+        c.stages.stage3.checkpoint_every = 10000
     else:
         raise ValueError(f"unknown zhou preset {preset!r}; expected '', smoke, cmu or h36m")
     return c

@@ -17,7 +17,13 @@ from jpose.training.checkpoint import Checkpointer, Restored
 from jpose.training.logging import MetricsLogger, discriminator_accuracy
 from jpose.training.loop import fit
 from jpose.training.schedules import make_schedule, schedule_from_config
-from jpose.training.state import PlayerState, TrainState, create_player, create_train_state
+from jpose.training.state import (
+    PlayerState,
+    TrainState,
+    clipped,
+    create_player,
+    create_train_state,
+)
 from jpose.training.steps import (
     GAN_PHASE_ORDER,
     NonFiniteError,
@@ -43,6 +49,7 @@ __all__ = [
     "TrainState",
     "alternating_gan_phases",
     "check_finite",
+    "clipped",
     "create_player",
     "create_train_state",
     "discriminator_accuracy",

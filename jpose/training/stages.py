@@ -26,18 +26,22 @@ from jpose.training.checkpoint import Checkpointer, CheckpointMismatchError
 from jpose.training.logging import MetricsLogger, trim_metrics
 from jpose.training.loop import fit
 from jpose.training.state import TrainState
-from jpose.training.steps import jit_step, make_multi_step
+from jpose.training.steps import jit_step, make_multi_step, make_train_step
 
 __all__ = [
     "CompileNotice",
     "StageLogger",
+    "Stage",
     "StageResult",
+    "StagesResult",
+    "TrainOptions",
     "compute_dtype",
     "device_arrays",
     "make_block_runner",
     "make_sampler",
     "num_parallel_devices",
     "num_stage_steps",
+    "run_stages",
     "train_stage",
     "uses_pmap",
 ]
@@ -394,3 +398,194 @@ def train_stage(
         samples_per_s=logger.last_samples_per_s,
         selected_step=selected,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# Declared stages: what a method says, and the loop that runs them
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """The options every stage of a run shares (the ``train`` block of a config).
+
+    Attributes:
+      steps_per_block: K, steps fused in one compiled call (stage steps are multiples of K).
+      num_devices: local devices of the data-parallel axis (:func:`num_parallel_devices`).
+      checkpoint_every: steps between checkpoints (None: end of each stage only).
+      log_every: blocks between log records.
+      keep_checkpoints: checkpoints kept per stage.
+      progress: progress line (None: when the output is a terminal).
+    """
+
+    steps_per_block: int
+    num_devices: int = 1
+    checkpoint_every: int | None = None
+    log_every: int = 1
+    keep_checkpoints: int = 2
+    progress: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Stage:
+    """One training stage, declared by a method and run by :func:`run_stages`.
+
+    The stage's trainable players are those its phases update (:attr:`trainable`), declared once
+    here: every other player of the state is frozen for the whole stage, runs in inference mode
+    and keeps its statistics (``make_train_step``'s rule).
+
+    Attributes:
+      name: checkpoint sub-directory (``checkpoints/<name>``) and label in results.
+      phases: the ordered phases of one iteration.
+      num_steps: total steps (a multiple of K; 0 skips the stage).
+      batch_sizes: ``{dataset name: global batch size}``: the datasets of
+        :func:`run_stages`'s ``data`` this stage samples.
+      init: ``init(done) -> TrainState``, the stage's freshly built state; ``done`` maps the
+        names of the stages already run to their final states, in order. A stage's state is
+        donated to the compiled step of the stage that continues from it, so an ``init`` that
+        shares arrays with a stage it does not directly follow must copy them.
+      key: the stage's base key (batches and randomness are pure functions of key and step).
+      sampling: ``"epoch"`` or ``"random"`` (:func:`make_sampler`).
+      samples_per_step: batch size for the throughput metric (default: sum of ``batch_sizes``).
+      checkpoint_every: overrides :attr:`TrainOptions.checkpoint_every` for this stage.
+      evaluate, eval_every, best_metric, select: validation on held-out training data
+        (:func:`train_stage`).
+    """
+
+    name: str
+    phases: Sequence[Any]
+    num_steps: int
+    batch_sizes: Mapping[str, int]
+    init: Callable[[Mapping[str, TrainState]], TrainState]
+    key: jax.Array
+    sampling: str = "epoch"
+    samples_per_step: int | None = None
+    checkpoint_every: int | None = None
+    evaluate: Callable[[TrainState], Mapping[str, float]] | None = None
+    eval_every: int | None = None
+    best_metric: str | None = None
+    select: str = "final"
+
+    @property
+    def trainable(self) -> frozenset[str]:
+        """The players some phase of this stage updates (all others are frozen)."""
+        return frozenset(n for p in self.phases for n in p.players)
+
+
+@dataclasses.dataclass
+class StagesResult:
+    """Outcome of :func:`run_stages`: every stage run (skipped stages excluded), in order."""
+
+    stages: dict[str, StageResult]
+
+    @property
+    def state(self) -> TrainState | None:
+        """The final state of the last stage run (None when every stage had 0 steps)."""
+        return next(reversed(self.stages.values())).state if self.stages else None
+
+    @property
+    def wall_s(self) -> float:
+        """Training wall time of this invocation, all stages."""
+        return sum(r.wall_s for r in self.stages.values())
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """``{stage: {steps, trained_steps, resumed_from, wall_s, samples_per_s}}`` for
+        ``results.json``."""
+        return {
+            name: {"steps": r.num_steps, "trained_steps": r.trained_steps,
+                   "resumed_from": r.resumed_from, "wall_s": round(r.wall_s, 2),
+                   "samples_per_s": r.samples_per_s}
+            for name, r in self.stages.items()
+        }  # fmt: skip
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    data: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    workdir: str | os.PathLike[str],
+    options: TrainOptions,
+    start_index: int = 0,
+    step_offset: int = 0,
+) -> StagesResult:
+    """Train (resume, or skip when complete) declared stages in order.
+
+    Everything between a method's declaration and its evaluation happens here: each dataset is
+    put on device once, each stage gets its sampler over the datasets it names, its K-step block
+    runner and :func:`train_stage` (checkpoints and resume in ``checkpoints/<name>``, metrics
+    with stage-offset steps, validation, ``status.json``). Stage ``i`` of the list logs as stage
+    ``i`` whether or not earlier ones were skipped, so a work directory's curves keep their
+    meaning when a stage is switched off.
+
+    Args:
+      stages: the declared stages.
+      data: ``{dataset name: {field: host array [N, ...]}}`` (all fields of a dataset share N).
+      workdir: the work directory.
+      options: :class:`TrainOptions`.
+      start_index: stage index of ``stages[0]`` (continuing a run declared in parts, e.g. one
+        shared first stage, then each ablation's stages in its own work directory).
+      step_offset: global step of ``stages[0]``'s step 0.
+
+    Returns:
+      :class:`StagesResult`.
+    """
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique, got {names}")
+    k = int(options.steps_per_block)
+    on_device: dict[str, Any] = {}
+    runners: dict[Any, Any] = {}
+    done: dict[str, TrainState] = {}
+    results: dict[str, StageResult] = {}
+    offset = step_offset
+    for index, stage in enumerate(stages, start=start_index):
+        if stage.num_steps <= 0:
+            continue
+        if stage.num_steps % k:
+            raise ValueError(f"stage {stage.name!r}: {stage.num_steps} steps is not a multiple "
+                             f"of steps_per_block={k}")  # fmt: skip
+        missing = sorted(set(stage.batch_sizes) - set(data))
+        if missing:
+            raise ValueError(f"stage {stage.name!r} samples datasets {missing}; "
+                             f"data has {sorted(data)}")  # fmt: skip
+        template = stage.init(dict(done))
+        if int(template.step) != 0:
+            raise ValueError(f"stage {stage.name!r}: init returned a state at step "
+                             f"{int(template.step)}; a stage starts at step 0 (state.replace("
+                             "step=0) keeps the players and restarts the schedules)")  # fmt: skip
+        unknown = sorted(stage.trainable - set(template.players))
+        if unknown:
+            raise ValueError(f"stage {stage.name!r} trains players {unknown} its state lacks "
+                             f"(players: {sorted(template.players)})")  # fmt: skip
+        for n in stage.batch_sizes:
+            if n not in on_device:
+                on_device[n] = device_arrays(data[n], num_devices=options.num_devices)
+        # stages with the same phases object, datasets and batch sizes share one compiled block
+        # (Drover's seeds, WSP's initialisations): jit caches key on the function object
+        runner_key = (id(stage.phases), tuple(sorted(stage.batch_sizes.items())), stage.sampling)
+        if runner_key not in runners:
+            sizes = {n: len(next(iter(data[n].values()))) for n in stage.batch_sizes}
+            sampler = make_sampler(sizes, stage.batch_sizes, num_devices=options.num_devices,
+                                   mode=stage.sampling)  # fmt: skip
+            runners[runner_key] = make_block_runner(
+                lambda axis, phases=tuple(stage.phases): make_train_step(phases, axis_name=axis),
+                steps_per_block=k, sampler=sampler, num_devices=options.num_devices,
+                data={n: on_device[n] for n in stage.batch_sizes},
+            )  # fmt: skip
+        run_block = runners[runner_key]
+        phases = tuple(stage.phases)
+        every = stage.checkpoint_every if stage.checkpoint_every is not None else (
+            options.checkpoint_every)  # fmt: skip
+        result = train_stage(
+            stage.name, template, index=index, key=stage.key, run_block=run_block,
+            num_steps=stage.num_steps, steps_per_block=k, workdir=workdir, step_offset=offset,
+            samples_per_step=stage.samples_per_step or sum(stage.batch_sizes.values()),
+            phases=phases, checkpoint_every=every or None, log_every=options.log_every,
+            max_to_keep=options.keep_checkpoints, progress=options.progress,
+            evaluate=stage.evaluate, eval_every=stage.eval_every,
+            best_metric=stage.best_metric if stage.evaluate else None, select=stage.select,
+        )  # fmt: skip
+        done[stage.name] = result.state
+        results[stage.name] = result
+        offset += stage.num_steps
+    return StagesResult(results)

@@ -22,6 +22,7 @@ from jpose.models.core import Model
 
 __all__ = [
     "PlayerState",
+    "clipped",
     "TrainState",
     "create_player",
     "create_train_state",
@@ -91,6 +92,13 @@ class PlayerState:
             opt_state=opt_state,
             batch_stats=self.batch_stats if batch_stats is None else batch_stats,
         )
+
+
+def clipped(tx: optax.GradientTransformation, clip_norm: float) -> optax.GradientTransformation:
+    """``tx`` after global-norm gradient clipping at ``clip_norm`` (``<= 0``: ``tx`` itself)."""
+    if float(clip_norm) <= 0:
+        return tx
+    return optax.chain(optax.clip_by_global_norm(float(clip_norm)), tx)
 
 
 _SCHEDULE_STATES = (

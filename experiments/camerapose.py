@@ -37,7 +37,7 @@ players a phase names, all others enter through ``stop_gradient``):
 Readings and deviations from the paper:
 
 * Intrinsics are predicted and supervised in the normalised image units of the 2D inputs
-  (``common.normalized_intrinsics``), so L_cam mixes normalised-unit and metre errors instead of
+  (``jpose.data.normalized_intrinsics``), so L_cam mixes normalised-unit and metre errors instead of
   pixels and metres; with pixels the focal term (~1e6 px^2) would swamp everything at
   lambda_cam = 0.01.
 * 2D frames (issue 18): the refinement network and the lifter see the paper's normalisation
@@ -89,6 +89,7 @@ from jpose import models as M
 from jpose import training as T
 from jpose.data import PoseDataset
 from jpose.data import relative_depth as rdd
+from jpose.data.common import normalized_intrinsics
 from jpose.inference import pipelines
 from jpose.training import discriminator_accuracy
 from jpose.training import stages as harness
@@ -320,7 +321,7 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
     """
     datasets = common.load_datasets(config.data)
     train3d = datasets["train_3d"]
-    focal, center = common.normalized_intrinsics(train3d)
+    focal, center = normalized_intrinsics(train3d)
     a3d = train3d.arrays(["pose2d_norm", "confidence", "pose3d"])
     a3d["root"] = train3d.pose3d_cam[:, LAYOUT.root].astype(np.float32)
     a3d["focal"], a3d["center"] = focal, center

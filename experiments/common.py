@@ -85,7 +85,6 @@ __all__ = [
     "eval_splits",
     "subset",
     "holdout_split",
-    "normalized_intrinsics",
     "stage_num_steps",
     "train_options",
     "ResultsHeader",
@@ -431,34 +430,6 @@ def eval_splits(datasets: Mapping[str, PoseDataset], names: str | Sequence[str] 
             raise ValueError(f"evaluation splits {missing} not loaded; have {sorted(datasets)}")
         return list(names)
     return [n for n, d in datasets.items() if d.has_3d and not n.startswith("train")]
-
-
-def normalized_intrinsics(ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth intrinsics in the units of ``ds.pose2d_norm`` (pinhole, no distortion).
-
-    With ``u_norm = f_n X / Z + c_n``: VideoPose3D (``"vp"``) normalisation ``uv / w * 2 - [1,
-    h / w]`` gives ``f_n = 2 f / w`` and ``c_n = (2 c_x / w - 1, 2 c_y / w - h / w)``; image
-    normalisation (``"image"``) gives ``f_n = (2 f_x / w, 2 f_y / h)``, ``c_n = 2 c / (w, h) - 1``.
-
-    Args:
-      ds: a dataset with ``focal_px``, ``center_px`` and ``image_size_px``.
-
-    Returns:
-      ``(focal [N, 2], center [N, 2])`` float32.
-    """
-    if ds.focal_px is None or ds.center_px is None or ds.image_size_px is None:
-        raise ValueError(f"{ds.name}: needs focal_px, center_px and image_size_px")
-    f, c = ds.focal_px.astype(np.float64), ds.center_px.astype(np.float64)
-    w, h = ds.image_size_px[:, 0:1].astype(np.float64), ds.image_size_px[:, 1:2].astype(np.float64)
-    if ds.normalization == "vp":
-        focal = 2.0 * f / w
-        center = np.concatenate([2.0 * c[:, :1] / w - 1.0, 2.0 * c[:, 1:] / w - h / w], -1)
-    elif ds.normalization == "image":
-        size = np.concatenate([w, h], -1)
-        focal, center = 2.0 * f / size, 2.0 * c / size - 1.0
-    else:
-        raise ValueError(f"{ds.name}: normalisation {ds.normalization!r} has no pinhole form")
-    return focal.astype(np.float32), center.astype(np.float32)
 
 
 def train_options(train: ml_collections.ConfigDict) -> harness.TrainOptions:

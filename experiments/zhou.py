@@ -72,8 +72,10 @@ from jpose import evaluation as jeval
 from jpose import inference, kinematics, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
-from jpose.data.common import normalize_2d
+from jpose.data.common import normalize_2d, normalized_intrinsics
 from jpose.evaluation import apply_fn, jit_predict
+from jpose.inference import pipelines
+from jpose.models.depth import pose_scale_2d, predict_depth, rescaled_pose
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -88,12 +90,9 @@ __all__ = [
     "ABLATIONS",
     "LAYOUT",
     "loss_terms",
-    "scale_2d",
     "aspect_preserving_2d",
     "depth_targets",
     "make_phase",
-    "predict_depth",
-    "rescaled_pose",
     "build_model",
     "load_predictor",
     "run",
@@ -110,57 +109,37 @@ def _ablation(ablation: str) -> tuple[bool, bool]:
     return "2d" in ablation, "geo" in ablation
 
 
-def scale_2d(pose2d: jax.Array, confidence: jax.Array, *, threshold: float = 0.5) -> jax.Array:
-    """``[...]`` RMS distance of the visible joints to the pelvis (2D units; >= 1e-6)."""
-    vis = (confidence > threshold).astype(pose2d.dtype)
-    d2 = jnp.sum(jnp.square(pose2d - pose2d[..., _ROOT : _ROOT + 1, :]), axis=-1)
-    n = jnp.maximum(jnp.sum(vis, axis=-1), 1.0)
-    return jnp.sqrt(jnp.maximum(jnp.sum(vis * d2, axis=-1) / n, 1e-12)) + 1e-6
-
-
-def predict_depth(
-    apply: Callable[[jax.Array], jax.Array], pose2d: jax.Array, confidence: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Pelvis-relative depth ``[..., J]`` in 2D units, and the scale ``s [...]``."""
-    s = scale_2d(pose2d, confidence)
-    u = (pose2d - pose2d[..., _ROOT : _ROOT + 1, :]) / s[..., None, None]
-    u = u * (confidence[..., None] > 0)  # missing joints enter as the pelvis
-    out = apply(u)[..., 0]
-    return (out - out[..., _ROOT : _ROOT + 1]) * s[..., None], s
-
-
-def rescaled_pose(
-    apply: Callable[[jax.Array], jax.Array],
-    pose2d: jax.Array,
-    confidence: jax.Array,
-    *,
-    avg_sum_length: float,
-) -> jax.Array:
-    """The evaluated 3D (split ``<name>``): ``[x, y, depth]`` rescaled to the training average sum
-    of bone lengths and made root-relative (Zhou sec. 4.1.2, ``zhou_skeleton_rescale``).
-
-    Args:
-      apply: the depth network.
-      pose2d: ``[B, J, 2]`` normalised 2D.
-      confidence: ``[B, J]``.
-      avg_sum_length: average sum of bone lengths of the training skeletons (metres).
-
-    Returns:
-      ``[B, J, 3]`` metres, pelvis at the origin.
-    """
-    depth, _ = predict_depth(apply, pose2d, confidence)
-    pose = jnp.concatenate([pose2d, depth[..., None]], -1)
-    return losses.zhou_skeleton_rescale(pose, layout=LAYOUT, avg_sum_length=avg_sum_length)
-
-
 def build_model(config: ml_collections.ConfigDict) -> models.Model:
-    """The depth module ``u [B, J, 2] -> [B, J, 1]`` of ``config.model`` (no parameters; work
+    """The depth module ``u [B, J, 2] -> [B, J, 1]`` of ``config.model`` (no parameters)."""
+    return pipelines.build_network(depth_spec(config))
+
+
+def depth_spec(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """:func:`build_model`'s network as a :func:`jpose.inference.pipelines.network_spec` (work
     directories written before ``model.dtype`` existed computed in float32)."""
     mc = config.model
-    return models.martinez_lifter(
-        LAYOUT.num_joints, out_channels=1, width=int(mc.width), num_blocks=int(mc.num_blocks),
-        dropout=float(mc.dropout), dtype=harness.compute_dtype(mc.get("dtype")),
+    return pipelines.network_spec(
+        "martinez_lifter", LAYOUT.num_joints, out_channels=1, width=int(mc.width),
+        num_blocks=int(mc.num_blocks), dropout=float(mc.dropout),
+        dtype=str(mc.get("dtype") or "float32"),
     )  # fmt: skip
+
+
+def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`): restored by jpose
+    alone exactly as :func:`load_predictor` restores it."""
+    return pipelines.pipeline_spec(
+        "depth", networks={"depth": depth_spec(config)}, stages=STAGES,
+        options={"avg_sum_length": float(info["avg_sum_length"])},
+        predictor={"experiment": "zhou", "layout": LAYOUT.name,
+                   "normalization": str(info["normalization"]),
+                   "description": _description(config, float(info["avg_sum_length"]))},
+    )  # fmt: skip
+
+
+def _description(config: ml_collections.ConfigDict, avg: float) -> str:
+    return (f"Zhou et al. (ICCV 2017) depth network, ablation {config.method.ablation}; 3D "
+            f"rescaled to the training average sum of bone lengths ({avg:.3f} m)")  # fmt: skip
 
 
 def _avg_sum_length(train: PoseDataset) -> float:
@@ -205,10 +184,7 @@ def load_predictor(
         checkpoint=steps,
         config=config,
         layout=LAYOUT.name,
-        description=(
-            f"Zhou et al. (ICCV 2017) depth network, ablation {config.method.ablation}; 3D "
-            f"rescaled to the training average sum of bone lengths ({float(avg):.3f} m)"
-        ),
+        description=_description(config, float(avg)),
     )
 
 
@@ -257,7 +233,7 @@ def aspect_preserving_2d(
 def depth_targets(ds: PoseDataset) -> np.ndarray:
     """``[N, J]`` ground-truth pelvis-relative depth in the units of ``ds.pose2d_norm``:
     ``f_n (Z - Z_pelvis) / Z_pelvis`` (weak-perspective scale of the 2D)."""
-    focal, _ = common.normalized_intrinsics(ds)
+    focal, _ = normalized_intrinsics(ds)
     z = ds.pose3d_cam[..., 2].astype(np.float64)
     zr = z[:, _ROOT : _ROOT + 1]
     return (focal[:, :1] * (z - zr) / zr).astype(np.float32)
@@ -346,7 +322,7 @@ def make_phase(
 def _host_batch_arrays(ds: PoseDataset, *, with_depth: bool, threshold: float) -> dict:
     x = ds.pose2d_norm.astype(np.float32)
     c = ds.confidence.astype(np.float32)
-    out = {"x": x, "c": c, "s": np.asarray(scale_2d(jnp.asarray(x), jnp.asarray(c),
+    out = {"x": x, "c": c, "s": np.asarray(pose_scale_2d(jnp.asarray(x), jnp.asarray(c),
                                                     threshold=threshold))}  # fmt: skip
     if with_depth:
         out["depth"] = depth_targets(ds)
@@ -356,7 +332,7 @@ def _host_batch_arrays(ds: PoseDataset, *, with_depth: bool, threshold: float) -
 def _packed_inputs(ds: PoseDataset) -> np.ndarray:
     """``[N, J, 7]``: 2D, then normalised focal (2), centre (2) and pelvis depth (1) per joint
     (so ``jeval.evaluate_3d`` can feed the perspective predictor per example)."""
-    f, c = common.normalized_intrinsics(ds)
+    f, c = normalized_intrinsics(ds)
     zr = ds.pose3d_cam[:, _ROOT, 2:3].astype(np.float32)
     cam = np.concatenate([f, c, zr], -1)[:, None, :].repeat(ds.pose2d_norm.shape[1], 1)
     return np.concatenate([ds.pose2d_norm.astype(np.float32), cam], -1)
@@ -393,10 +369,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     thr = float(m.visibility_threshold)
     canonical = np.asarray(kinematics.bone_lengths(train.pose3d_cam, layout=LAYOUT)).mean(0)
     avg_sum_length = _avg_sum_length(train)
-    common.write_model_info(
-        wd, experiment="zhou", layout=LAYOUT.name, normalization=train.normalization,
-        avg_sum_length=avg_sum_length, canonical_bone_lengths=canonical,
-    )  # fmt: skip
+    info = {"layout": LAYOUT.name, "normalization": train.normalization,
+            "avg_sum_length": avg_sum_length, "canonical_bone_lengths": canonical}  # fmt: skip
+    common.write_model_info(wd, experiment="zhou", pipeline=pipeline(config, info), **info)
     heldout_2d = None
     if "train_2d" in datasets and "val_2d" not in datasets:  # symmetry needs unseen 2D people
         datasets["train_2d"], heldout_2d = common.holdout_split(

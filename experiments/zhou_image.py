@@ -55,6 +55,7 @@ from jpose import kinematics, losses, skeleton
 from jpose import metrics as jm
 from jpose.data import images, render
 from jpose.data.images import PosePool, normalize_images
+from jpose.models import hourglass
 from jpose.models.hourglass import stacked_hourglass
 from jpose.training import (
     Phase,
@@ -70,8 +71,6 @@ __all__ = [
     "LAYOUT",
     "render_split",
     "image_labels",
-    "heatmap_argmax",
-    "pckh",
     "make_phase",
     "stage_weights",
     "predict_fn",
@@ -81,7 +80,6 @@ __all__ = [
 
 LAYOUT = skeleton.H36M17
 _ROOT = LAYOUT.root
-_HEAD, _NECK = LAYOUT.index("Head"), LAYOUT.index("Neck/Nose")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -118,41 +116,6 @@ def image_labels(r: render.RenderedImages, *, heatmap_size: int) -> dict[str, np
 # ------------------------------------------------------------------------------------------------
 # 2D read-out and PCKh
 # ------------------------------------------------------------------------------------------------
-
-
-def heatmap_argmax(heatmaps: jax.Array) -> jax.Array:
-    """``[..., J, h, w]`` -> ``[..., J, 2]`` (u, v) heatmap pixels: arg-max plus Newell et al.'s
-    quarter-pixel shift towards the larger neighbour."""
-    h, w = heatmaps.shape[-2:]
-    flat = heatmaps.reshape(*heatmaps.shape[:-2], h * w)
-    idx = jnp.argmax(flat, axis=-1)
-    y, x = idx // w, idx % w
-
-    def at(yy, xx):
-        yy, xx = jnp.clip(yy, 0, h - 1), jnp.clip(xx, 0, w - 1)
-        return jnp.take_along_axis(flat, (yy * w + xx)[..., None], axis=-1)[..., 0]
-
-    dx = jnp.sign(at(y, x + 1) - at(y, x - 1)) * 0.25
-    dy = jnp.sign(at(y + 1, x) - at(y - 1, x)) * 0.25
-    return jnp.stack([x + dx, y + dy], axis=-1).astype(jnp.float32)
-
-
-def pckh(pred: np.ndarray, target: np.ndarray, visibility: np.ndarray, *,
-         threshold: float = 0.5) -> dict[str, float]:  # fmt: skip
-    """PCKh (Andriluka et al. 2014): fraction of visible joints within ``threshold`` x head
-    segment (here ``||Head - Neck/Nose||`` of the ground truth) of the truth.
-
-    Returns:
-      ``{"pckh": overall, <joint name>: per joint}`` fractions.
-    """
-    head = np.linalg.norm(target[:, _HEAD] - target[:, _NECK], axis=-1)[:, None]
-    ok = np.linalg.norm(pred - target, axis=-1) <= threshold * head
-    vis = visibility > 0.5
-    out = {"pckh": float(ok[vis].mean()) if vis.any() else float("nan")}
-    for j, name in enumerate(LAYOUT.joint_names):
-        if vis[:, j].any():
-            out[name] = float(ok[:, j][vis[:, j]].mean())
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -230,7 +193,7 @@ def predict_fn(state: TrainState) -> Any:
     @jax.jit
     def predict(images):
         out, _ = player.model.apply(variables, normalize_images(images), train=False)
-        return {"kp": heatmap_argmax(out["heatmaps"][:, -1]), "depth": out["depth"]}
+        return {"kp": hourglass.heatmap_argmax(out["heatmaps"][:, -1]), "depth": out["depth"]}
 
     return predict
 
@@ -242,7 +205,7 @@ def evaluate_split(predict: Any, data: Mapping[str, np.ndarray], *, labels: np.n
     """2D PCKh, and (with ``pose3d``) Zhou's rescaled MPJPE / P-MPJPE / N-MPJPE per label and
     the symmetric bone-length differences of one split; ``predict`` from :func:`predict_fn`."""
     pred = jeval.batched_apply(predict, data["image"], batch_size=batch_size)
-    out: dict[str, Any] = {"pckh": pckh(pred["kp"], data["kp"], data["vis"],
+    out: dict[str, Any] = {"pckh": jm.pckh(pred["kp"], data["kp"], data["vis"],
                                         threshold=pckh_threshold)}  # fmt: skip
     depth = pred["depth"] - pred["depth"][:, _ROOT : _ROOT + 1]
     pose_hm = np.concatenate([pred["kp"], depth[..., None]], -1)

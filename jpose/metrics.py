@@ -54,6 +54,7 @@ __all__ = [
     "FRACTION_TO_PERCENT",
     "to_mm",
     "mpjpe",
+    "pckh",
     "p_mpjpe",
     "n_mpjpe",
     "mpjve",
@@ -187,6 +188,47 @@ def mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) 
     _check_poses(pred, target, name="mpjpe")
     weights = _joint_weights(mask, pred.shape[:-1], name="mpjpe")
     return _weighted_joint_mean(_per_joint_error(pred, target), weights)
+
+
+def pckh(
+    pred: Any,
+    target: Any,
+    visibility: Any,
+    *,
+    threshold: float = 0.5,
+    layout: str | skeleton.Layout = "h36m17",
+    head: tuple[str, str] = ("Head", "Neck/Nose"),
+) -> dict[str, float]:
+    """PCKh (Andriluka et al., CVPR 2014, Sec. 4): the fraction of visible 2D joints within
+    ``threshold`` times the ground-truth head segment of the truth.
+
+    Args:
+      pred: ``[N, J, 2]`` predicted 2D (any unit; the same as ``target``).
+      target: ``[N, J, 2]`` ground-truth 2D.
+      visibility: ``[N, J]``; joints with visibility > 0.5 are scored.
+      threshold: fraction of the head segment (PCKh@0.5 by default).
+      layout: the joint layout of ``pred`` / ``target``.
+      head: the two joints whose distance is the head segment (MPII: head top - upper neck;
+        Human3.6M-17 has ``Head`` and ``Neck/Nose``).
+
+    Returns:
+      ``{"pckh": overall, <joint name>: per joint}`` fractions (``nan`` overall when nothing is
+      visible; joints never visible are left out).
+    """
+    lay = skeleton.get_layout(layout)
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    vis = np.asarray(visibility) > 0.5
+    if pred.shape != target.shape or pred.shape[-2:] != (lay.num_joints, 2):
+        raise ValueError(f"pckh: pred {pred.shape} and target {target.shape} must both be "
+                         f"[N, {lay.num_joints}, 2] ({lay.name})")  # fmt: skip
+    h, n = (lay.index(name) for name in head)
+    segment = np.linalg.norm(target[:, h] - target[:, n], axis=-1)[:, None]
+    ok = np.linalg.norm(pred - target, axis=-1) <= threshold * segment
+    out = {"pckh": float(ok[vis].mean()) if vis.any() else float("nan")}
+    for j, name in enumerate(lay.joint_names):
+        if vis[:, j].any():
+            out[name] = float(ok[:, j][vis[:, j]].mean())
+    return out
 
 
 def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:

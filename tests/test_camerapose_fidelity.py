@@ -16,6 +16,7 @@ import pytest
 from experiments import camerapose as cp
 from experiments.configs import camerapose as cp_configs
 from jpose import training as T
+from jpose.data.common import normalized_intrinsics
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -233,7 +234,6 @@ def test_discriminator_and_camera_frame_hides_the_aspect_ratio():
     stretches them differently, the frame D_2D and the camera branch work in does not (D_2D's
     KCS input has the same shape; sizes are in units of the image width), and square pixels
     have fx == fy there."""
-    from experiments import common
 
     ds = _person_in_two_images()
     scale = cp.frame_scale(ds)
@@ -248,7 +248,7 @@ def test_discriminator_and_camera_frame_hides_the_aspect_ratio():
     frame = ds.pose2d_norm * scale[:, None, :]
     kcs_frame = shape(cp._d2d_input(frame, kind="kcs"))
     np.testing.assert_allclose(kcs_frame[0], kcs_frame[1], rtol=1e-4, atol=1e-6)
-    focal, center = common.normalized_intrinsics(ds)
+    focal, center = normalized_intrinsics(ds)
     np.testing.assert_allclose((focal * scale)[:, 0], (focal * scale)[:, 1], rtol=1e-6)
     # the frame is VideoPose3D's normalisation, exactly
     from jpose.data.common import normalize_2d

@@ -13,6 +13,7 @@ from jpose import evaluation as jeval
 from jpose import inference
 from jpose import multiview as mv
 from jpose.data import SyntheticConfig, make_synthetic
+from jpose.data.multiview import build_multiview_set
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +43,16 @@ def _oracle(ds, groups, offset=0.0):
 
 
 def test_training_set_has_no_3d_and_needs_none(tiny):
-    full = li.build_multiview_set(tiny, group_keys=("pose_index",))
+    full = build_multiview_set(tiny, group_keys=("pose_index",))
     assert set(full.arrays) == set(li.TRAIN_KEYS)
     assert all("3d" not in k for k in full.arrays)
     # the same training set is built from a copy without any 3D pose
-    blind = li.build_multiview_set(tiny.without_3d(), group_keys=("pose_index",))
+    blind = build_multiview_set(tiny.without_3d(), group_keys=("pose_index",))
     for k in li.TRAIN_KEYS:
         np.testing.assert_array_equal(full.arrays[k], blind.arrays[k])
     # virtual views: the 3D only creates 2D inputs and cameras, never a target
-    vcams = li_config.get_config().multiview.virtual_cameras
-    virt = li.build_multiview_set(
-        tiny, group_keys=("pose_index",), num_virtual_views=2, virtual_cameras=vcams
-    )
+    opts = li.view_options(li_config.get_config().multiview)
+    virt = build_multiview_set(tiny, group_keys=("pose_index",), num_virtual_views=2, **opts)
     assert virt.num_views == 5 and set(virt.arrays) == set(li.TRAIN_KEYS)
     # a batch carrying 3D is refused before any loss is computed
     batch = {"mv": {k: jnp.asarray(v) for k, v in full.arrays.items()}}
@@ -66,7 +65,7 @@ def test_losses_zero_for_consistent_views_and_gradient_free_of_3d(tiny):
     from jpose.data.common import view_groups
 
     groups = view_groups(tiny, views=[0, 1, 2], keys=("pose_index",))
-    mvset = li.build_multiview_set(tiny, group_keys=("pose_index",))
+    mvset = build_multiview_set(tiny, group_keys=("pose_index",))
     batch = {"mv": {k: jnp.asarray(v) for k, v in mvset.arrays.items()}}
     ctx = _oracle(tiny, groups, offset=5.0)
     pre, _ = li.pretrain_loss_fn(ctx, batch, root_depth_offset=5.0)
@@ -85,10 +84,10 @@ def test_losses_zero_for_consistent_views_and_gradient_free_of_3d(tiny):
 
 
 def test_uncalibrated_extrinsics_recover_synthetic_rig(tiny):
-    cfg = li_config.get_config("smoke").multiview.uncalibrated
-    mvset = li.build_multiview_set(
+    opts = li.view_options(li_config.get_config("smoke").multiview)
+    mvset = build_multiview_set(
         tiny, group_keys=("pose_index",), rig_keys=("pose_index",), extrinsics="uncalibrated",
-        uncalibrated=cfg,
+        **opts,
     )  # fmt: skip
     r_true, t_true = mvset.true_extrinsics
     r_est = mvset.arrays["rotation"].astype(np.float64)
@@ -139,6 +138,11 @@ def test_entry_point_smoke_and_resume(tmp_path):
         )
     out3d = predictor.predict(test.pose2d_norm[:2], test.confidence[:2])
     assert out3d["translation"].shape == (2, 3)
+    # it is the declared pipeline (jpose alone), equal to the method's own loader
+    assert inference.read_model_info(tmp_path)["pipeline"]["networks"].keys() == {"lifter", "root"}
+    own = li.load_predictor(config, tmp_path).predict(test.pose2d_norm[:2], test.confidence[:2])
+    for k in ("pose3d", "translation"):
+        np.testing.assert_allclose(out3d[k], own[k], atol=1e-6)
 
 
 def test_config_variants():

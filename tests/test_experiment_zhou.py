@@ -50,6 +50,13 @@ def test_smoke_run_two_stages_writes_results_and_resumes(tmp_path):
         np.testing.assert_allclose(
             ev["metrics"][metric]["action_wise"], want[metric]["action_wise"], atol=1e-3
         )
+    # it is the declared pipeline (jpose alone), equal to the method's own loader
+    assert inference.read_model_info(tmp_path)["pipeline"]["kind"] == "depth"
+    own = zhou.load_predictor(config, tmp_path)
+    assert own.description == predictor.description
+    x, c = test.pose2d_norm[:8], test.confidence[:8]
+    np.testing.assert_allclose(predictor.predict(x, c)["pose3d"], own.predict(x, c)["pose3d"],
+                               atol=1e-6)  # fmt: skip
 
 
 def test_loss_weights_table():

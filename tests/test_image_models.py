@@ -155,3 +155,12 @@ def test_wsp_net_heads_and_transfer():
     assert moved["backbone"] is v["params"]["backbone"] and "heatmap3d" in moved
     with pytest.raises(ValueError, match="missing"):
         transfer_params(v["params"], v3["params"], modules=("relative_depth",))
+
+
+def test_heatmap_argmax_shifts_a_quarter_pixel_towards_the_larger_neighbour():
+    from jpose.models.hourglass import heatmap_argmax
+
+    hm = np.zeros((2, 6, 5), np.float32)  # [J, h, w]
+    hm[0, 2, 3], hm[0, 2, 4], hm[0, 3, 3] = 1.0, 0.5, 0.2  # right and lower neighbours larger
+    hm[1, 4, 1], hm[1, 3, 1] = 1.0, 0.3  # upper neighbour larger, no horizontal difference
+    np.testing.assert_allclose(heatmap_argmax(jnp.asarray(hm)), [[3.25, 2.25], [1.0, 3.75]])

@@ -13,6 +13,7 @@ from jpose import augment
 from jpose import losses as jl
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.data.common import view_groups
+from jpose.data.multiview import build_multiview_set
 
 
 def test_detection_noise_model():
@@ -56,7 +57,7 @@ def mv_batch():
         num_people={"train_3d": 2, "train_2d": 1, "test": 1, "test_2d_mix": 1},
         poses_per_person=4, views_per_pose=3))["train_3d"]  # fmt: skip
     groups = view_groups(ds, views=[0, 1, 2], keys=("pose_index",))
-    mvset = li.build_multiview_set(ds, group_keys=("pose_index",))
+    mvset = build_multiview_set(ds, group_keys=("pose_index",))
     batch = {"mv": {k: jnp.asarray(v) for k, v in mvset.arrays.items()}}
     gt = jnp.asarray(ds.pose3d_cam[groups])
     root = gt[..., li.ROOT, :]

@@ -413,3 +413,22 @@ def test_wrong_shapes_raise():
         metrics.roc_auc(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="1-D"):
         metrics.per_action(np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_pckh_scores_visible_joints_against_the_head_segment():
+    lay = skeleton.H36M17
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0, 100, (3, lay.num_joints, 2))
+    head = np.linalg.norm(target[:, lay.index("Head")] - target[:, lay.index("Neck/Nose")], axis=-1)
+    pred = target.copy()
+    wrist = lay.index("RWrist")
+    pred[:, wrist, 0] += np.array([0.4, 0.6, 0.6]) * head  # within 0.5 x head once, twice not
+    vis = np.ones((3, lay.num_joints))
+    vis[:, lay.index("LWrist")] = 0.0  # never visible: not scored, not reported
+    out = metrics.pckh(pred, target, vis)
+    assert out["RWrist"] == pytest.approx(1 / 3)
+    assert "LWrist" not in out and out["Hip"] == 1.0
+    assert out["pckh"] == pytest.approx(1 - 2 / (3 * (lay.num_joints - 1)))
+    assert metrics.pckh(pred, target, vis, threshold=0.7)["RWrist"] == 1.0
+    with pytest.raises(ValueError, match=r"\[N, 17, 2\]"):
+        metrics.pckh(pred[:, :16], target[:, :16], vis[:, :16])

@@ -22,6 +22,7 @@ from jpose.data.common import (
     PoseDataset,
     denormalize_2d,
     normalize_2d,
+    normalized_intrinsics,
     view_groups,
 )
 from jpose.data.h36m import (
@@ -68,6 +69,7 @@ __all__ = [
     "load_wild2d_npz",
     "make_synthetic",
     "normalize_2d",
+    "normalized_intrinsics",
     "normalize_action_name",
     "project_world",
     "read_3dpw_sequence",

@@ -9,13 +9,16 @@ is trained and what is restored cannot differ.
 
 ``model.json["pipeline"]``::
 
-    kind        "lifter" (one network, 2D -> root-relative 3D) or "camerapose" (refine -> lift ->
-                camera, :func:`jpose.models.camerapose_predict`)
+    kind        "lifter" (network "lifter": 2D -> root-relative 3D; with a "root" network also
+                the root's camera-frame position "translation", Li et al.) or "camerapose"
+                (refine -> lift -> camera, :func:`jpose.models.camerapose_predict`) or "depth"
+                (network "depth": Zhou et al.'s per-joint depth, :mod:`jpose.models.depth`)
     networks    {player: {"factory": name in NETWORK_FACTORIES, "args": [...], "kwargs": {...}}}
     stages      the method's stage names in training order (checkpoint sub-directories)
     options     forward-pass options: "lifter": input ("pose", or "pose_confidence" =
-                [x * (c > 0), c]); "camerapose": camera_inputs, min_depth; any kind:
-                serve_stage (a stage that must have a checkpoint: the one served)
+                [x * (c > 0), c]), root_depth_offset_m (metres added to the root network's
+                depth); "camerapose": camera_inputs, min_depth; "depth": avg_sum_length; any
+                kind: serve_stage (a stage that must have a checkpoint: the one served)
     predictor   the :class:`~jpose.inference.Predictor` fields: experiment, description, layout,
                 normalization, metric_scale, has_camera, takes_frame_scale
 """
@@ -27,10 +30,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jpose import models, skeleton
 from jpose.evaluation import apply_fn, to_jsonable
 from jpose.inference.predictor import Predictor, restore_variables
+from jpose.models.depth import rescaled_pose
 from jpose.models.relative_depth import person_input
 
 __all__ = [
@@ -47,8 +52,11 @@ NETWORK_FACTORIES = {
     "martinez_lifter": models.martinez_lifter,
     "refine_net": models.refine_net,
     "camera_branch": models.camera_branch,
+    "li_lifter": models.li_lifter,
+    "li_root_branch": models.li_root_branch,
 }
-PIPELINE_KINDS = ("lifter", "camerapose")
+PIPELINE_KINDS = ("lifter", "camerapose", "depth")
+_MAIN_NETWORK = {"lifter": "lifter", "camerapose": "lifter", "depth": "depth"}
 LIFTER_INPUTS = ("pose", "pose_confidence")
 _PREDICTOR_FIELDS = ("experiment", "description", "layout", "normalization", "metric_scale",
                      "has_camera", "takes_frame_scale")  # fmt: skip
@@ -85,6 +93,8 @@ def build_network(spec: Mapping[str, Any]) -> models.Model:
         )
     args = _frozen(list(spec.get("args", ())))
     kwargs = _frozen(dict(spec.get("kwargs", {})))
+    if isinstance(kwargs.get("dtype"), str):  # compute dtype by name; float32 = full precision
+        kwargs["dtype"] = None if kwargs["dtype"] == "float32" else jnp.dtype(kwargs["dtype"])
     return NETWORK_FACTORIES[factory](*args, **kwargs)
 
 
@@ -112,8 +122,9 @@ def pipeline_spec(
     """
     if kind not in PIPELINE_KINDS:
         raise ValueError(f"unknown pipeline kind {kind!r}; expected one of {PIPELINE_KINDS}")
-    if "lifter" not in networks:
-        raise ValueError(f"a {kind!r} pipeline needs a 'lifter' network, got {sorted(networks)}")
+    if _MAIN_NETWORK[kind] not in networks:
+        raise ValueError(f"a {kind!r} pipeline needs a {_MAIN_NETWORK[kind]!r} network, got "
+                         f"{sorted(networks)}")  # fmt: skip
     unknown = set(predictor) - set(_PREDICTOR_FIELDS)
     missing = {"experiment", "layout", "normalization"} - set(predictor)
     if unknown or missing:
@@ -161,12 +172,28 @@ def load_pipeline(
         if lifter_input not in LIFTER_INPUTS:
             raise ValueError(f"{workdir}/model.json: lifter input must be one of {LIFTER_INPUTS}")
 
-        def lift(apply: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-            # "pose": 2D only; "pose_confidence": [x * (c > 0), c] (WSP's lifter)
-            pose = apply(x if lifter_input == "pose" else person_input(x, c))
-            return {"pose3d": pose - pose[..., root : root + 1, :]}
+        offset = (0.0, 0.0, float(options.get("root_depth_offset_m", 0.0)))
 
-        predict = apply_fn(nets["lifter"], variables["lifter"], lift)
+        @jax.jit
+        def branches(variables: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+            # "pose": 2D only; "pose_confidence": [x * (c > 0), c] (WSP's lifter)
+            inp = x if lifter_input == "pose" else person_input(x, c)
+            pose = nets["lifter"].apply(variables["lifter"], inp, train=False)[0]
+            out = {"pose3d": pose - pose[..., root : root + 1, :]}
+            if "root" in nets:  # Li et al.'s root branch: the root's camera-frame position
+                trans = nets["root"].apply(variables["root"], inp, train=False)[0]
+                out["translation"] = trans + jax.numpy.asarray(offset, trans.dtype)
+            return out
+
+        def predict(x: Any, c: Any) -> dict[str, jax.Array]:
+            return branches(variables, x, c)
+    elif kind == "depth":
+        fields_layout, avg = str(fields["layout"]), float(options["avg_sum_length"])
+
+        def depth_pose(apply: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
+            return {"pose3d": rescaled_pose(apply, x, c, avg_sum_length=avg, layout=fields_layout)}
+
+        predict = apply_fn(nets["depth"], variables["depth"], depth_pose)
     else:
         predict = models.camerapose_predict(
             nets, variables, camera_inputs=str(options.get("camera_inputs", "2d")),

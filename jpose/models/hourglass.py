@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from jpose.models.core import Model
 
-__all__ = ["Residual", "Hourglass", "StackedHourglass", "stacked_hourglass"]
+__all__ = ["Residual", "Hourglass", "StackedHourglass", "heatmap_argmax", "stacked_hourglass"]
 
 
 def _bn(train: bool, axis_name: str | None, momentum: float, name: str) -> nn.BatchNorm:
@@ -246,3 +246,27 @@ def stacked_hourglass(
         **kwargs,
     )
     return Model(module, name="zhou_hourglass")
+
+
+def heatmap_argmax(heatmaps: jax.Array) -> jax.Array:
+    """Joint locations of heatmaps: the arg-max plus the quarter-pixel shift towards the larger
+    neighbour of Newell et al. (ECCV 2016, Sec. 5 / their evaluation code).
+
+    Args:
+      heatmaps: ``[..., J, h, w]``.
+
+    Returns:
+      ``[..., J, 2]`` float32 ``(u, v)`` in heatmap pixels (x right, y down).
+    """
+    h, w = heatmaps.shape[-2:]
+    flat = heatmaps.reshape(*heatmaps.shape[:-2], h * w)
+    idx = jnp.argmax(flat, axis=-1)
+    y, x = idx // w, idx % w
+
+    def at(yy, xx):
+        yy, xx = jnp.clip(yy, 0, h - 1), jnp.clip(xx, 0, w - 1)
+        return jnp.take_along_axis(flat, (yy * w + xx)[..., None], axis=-1)[..., 0]
+
+    dx = jnp.sign(at(y, x + 1) - at(y, x - 1)) * 0.25
+    dy = jnp.sign(at(y + 1, x) - at(y - 1, x)) * 0.25
+    return jnp.stack([x + dx, y + dy], axis=-1).astype(jnp.float32)

@@ -76,6 +76,7 @@ class ResidualMLP(nn.Module):
       dtype: compute dtype of the hidden layers (e.g. ``jnp.bfloat16`` for mixed precision);
         parameters stay float32, batch-norm statistics are reduced in float32 and the output
         layer runs in float32. ``None``: float32.
+      output_scale: a fixed multiplier of the output (a readout multiplier; no parameters).
     """
 
     out_shape: tuple[int, ...]
@@ -91,6 +92,7 @@ class ResidualMLP(nn.Module):
     input_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     output_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     dtype: Any = None
+    output_scale: float = 1.0
 
     def _dense_bn_relu(self, h: jax.Array, *, train: bool, name: str) -> jax.Array:
         # A bias right before batch norm is exactly cancelled by the normalisation (its gradient
@@ -140,6 +142,8 @@ class ResidualMLP(nn.Module):
         if self.output_stats is not None:
             mean, std = _stats_arrays(self.output_stats, out.shape[-1], "output_stats", out.dtype)
             out = out * std + mean
+        if self.output_scale != 1.0:
+            out = out * self.output_scale
         return out.reshape(*lead, *self.out_shape)
 
 
@@ -256,10 +260,12 @@ def li_lifter(
     num_blocks: int = 4,
     dropout: float = 0.5,
     zero_init_output: bool = False,
+    output_scale: float = 1.0,
 ) -> Model:
     """Li et al. (AAAI 2020) lifting branch: Martinez-style, 4 residual blocks.
 
-    Maps ``[..., J, 2]`` to ``[..., J, 3]``. ``zero_init_output``: see :class:`ResidualMLP`.
+    Maps ``[..., J, 2]`` to ``[..., J, 3]``. ``zero_init_output``, ``output_scale``: see
+    :class:`ResidualMLP`.
     """
     return Model(
         ResidualMLP(
@@ -268,6 +274,7 @@ def li_lifter(
             num_blocks=num_blocks,
             dropout=dropout,
             zero_init_output=zero_init_output,
+            output_scale=output_scale,
         ),
         name="li_lifter",
     )
@@ -279,6 +286,7 @@ def li_root_branch(
     num_blocks: int = 4,
     dropout: float = 0.5,
     zero_init_output: bool = False,
+    output_scale: float = 1.0,
 ) -> Model:
     """Li et al. (AAAI 2020) root branch: same architecture, separate weights.
 
@@ -293,6 +301,7 @@ def li_root_branch(
             num_blocks=num_blocks,
             dropout=dropout,
             zero_init_output=zero_init_output,
+            output_scale=output_scale,
         ),
         name="li_root_branch",
     )

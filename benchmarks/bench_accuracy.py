@@ -66,7 +66,7 @@ def _train(run: Any, cfg: Any, steps: tuple[int, ...], h36m_dir: str, wd: str) -
     cfg.train.batch_size = BATCH
     cfg.train.checkpoint_every = min(steps) if len(steps) == 2 else 500
     cfg.train.keep_checkpoints = 10
-    cfg.figures = False
+    cfg.eval.figures = False
     if h36m_dir:
         cfg.data.h36m.dir = h36m_dir
     t0 = time.perf_counter()

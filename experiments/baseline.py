@@ -313,7 +313,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "samples_per_s": stage.samples_per_s,
         "total_wall_s": time.perf_counter() - t_start,
     }
-    figures = lifter_figures(wd, evaluations, datasets, title="baseline") if config.figures else []
+    figures = []
+    if config.eval.figures:
+        figures = lifter_figures(wd, evaluations, datasets, title="baseline")
     common.write_results(
         wd, header=header, evaluations=evaluations, extra={"timings": timings, "figures": figures}
     )

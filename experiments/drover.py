@@ -576,7 +576,7 @@ def _protocol_splits(
 ) -> dict[str, PoseDataset]:
     splits = eval_datasets(datasets, config)
     test = datasets.get("test")
-    if test is not None and "subject" in test.labels and not config.eval.get("splits"):
+    if test is not None and "subject" in test.labels and not config.eval.splits:
         s11 = np.asarray(test.labels["subject"]).astype(str) == "S11"
         if s11.any() and not s11.all():
             splits = {"test_s11": test.take(s11, name=f"{test.name}/S11"), **splits}
@@ -709,7 +709,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         notes=(f"training wall time (this invocation) {timings['train_wall_s']:.1f} s",),
     )
     figures = []
-    if config.figures:
+    if config.eval.figures:
         learned_only = {k: v for k, v in evaluations.items() if k in summary}
         figures = lifter_figures(wd, learned_only, datasets | _protocol_splits(datasets, config),
                                  title="drover")  # fmt: skip

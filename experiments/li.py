@@ -486,7 +486,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for split in common.eval_splits(datasets, str(config.eval.splits)):
         evaluations[split] = jeval.evaluate_3d(
             predict_3d, datasets[split], batch_size=int(config.eval.batch_size),
-            action_key=str(config.eval.action_key), keep_predictions=bool(config.figures),
+            action_key=str(config.eval.action_key), keep_predictions=bool(config.eval.figures),
         )  # fmt: skip
     tables: dict[str, dict[str, dict[str, float]]] = {}
     if mvset.estimator_errors:
@@ -523,7 +523,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         notes=list(config.notes),
     )
     figures: list[str] = []
-    if config.figures:
+    if config.eval.figures:
         from jpose import viz
 
         figs: dict[str, Any] = {"training_curves": lambda: common.training_curves_figure(wd)}

@@ -527,7 +527,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         ),
     )
     figures = []
-    if config.figures:
+    if config.eval.figures:
         figures = lifter_figures(wd, {k: v for k, v in evaluations.items() if "predictions" in v},
                                  datasets, title=f"zhou {m.ablation}")  # fmt: skip
     common.write_results(

@@ -93,7 +93,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.eval.batch_size = 4096  # evaluation batch (fixed: one compilation)
     c.eval.splits = ""  # comma-separated 3D splits ("" = every 3D non-train split)
     c.eval.action_key = ""  # label grouped as "action" ("" = action|pose_class|...)
-    c.figures = True  # write PNG figures (needs matplotlib)
+    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized (Martinez et al.: 1024)
@@ -106,7 +106,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.train.steps = 4
         c.train.steps_per_block = 2
         c.eval.batch_size = 16
-        c.figures = False
+        c.eval.figures = False
     elif preset == "cmu":
         c.data = data_config("cmu")
         c.train.batch_size = 1024  # the accuracy benchmark's budget (benchmarks/bench_accuracy)

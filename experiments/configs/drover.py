@@ -102,7 +102,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.eval.action_key = ""
     c.eval.trivial_baseline = True  # also evaluate constant depth (flat skeleton)
     c.eval.unit_m = 0.55  # metres per generator unit (nominal head-root length), for P1 only
-    c.figures = True
+    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 256  # CPU-sized (paper: 1024)
@@ -118,7 +118,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.train.steps = 4
         c.train.steps_per_block = 2
         c.eval.batch_size = 16
-        c.figures = False
+        c.eval.figures = False
     elif preset == "cmu":
         c.data = data_config("cmu")
         c.real2d.virtual_cameras = 8

@@ -169,7 +169,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.batch_size = 2048
     c.eval.action_key = ""  # '' = action / pose_class / ...
     c.eval.estimator_report = True  # RANSAC relative-pose accuracy table on synthetic rigs
-    c.figures = True
+    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset == "smoke":
         smoke_data(d, with_2d=False)
@@ -184,7 +184,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         p.steps, t.steps = 4, 4
         c.train.steps_per_block = 2
         c.eval.batch_size = 64
-        c.figures = False
+        c.eval.figures = False
         c.notes = ["smoke test: a few steps, numbers meaningless"]
     elif preset == "cmu":
         d.preset = "cmu"

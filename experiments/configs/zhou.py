@@ -116,7 +116,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.eval.max_2d_examples = 5000  # 2D-only examples for the Table-4 symmetry metric
     # without a val_2d split: share of train_2d held out (never trained on) for that metric
     c.eval.heldout_2d_fraction = 0.1
-    c.figures = True
+    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized
@@ -129,7 +129,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.stages.stage2.steps = 2
         c.stages.stage3.steps = 2
         c.eval.batch_size = 16
-        c.figures = False
+        c.eval.figures = False
     elif preset == "cmu":
         c.data = data_config("cmu+coco")
         c.model.width = 256  # CPU-sized

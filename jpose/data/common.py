@@ -45,6 +45,8 @@ __all__ = [
     "require_file",
     "load_npz",
     "view_groups",
+    "subset",
+    "holdout_split",
 ]
 
 LOGGER = logging.getLogger("jpose.data")
@@ -596,3 +598,64 @@ def normalized_intrinsics(ds: PoseDataset) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise ValueError(f"{ds.name}: normalisation {ds.normalization!r} has no pinhole form")
     return focal.astype(np.float32), center.astype(np.float32)
+
+
+def subset(ds: PoseDataset, max_examples: int, *, seed: int) -> PoseDataset:
+    """A seeded random subset of at most ``max_examples`` examples (order kept); 0 keeps all."""
+    if not max_examples or len(ds) <= max_examples:
+        return ds
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds), max_examples, replace=False))
+    LOGGER.info("%s: using a random subset of %d of %d examples", ds.name, max_examples, len(ds))
+    return ds.take(idx)
+
+
+def holdout_split(
+    ds: PoseDataset,
+    fraction: float,
+    *,
+    seed: int,
+    group_keys: Sequence[str] = ("sequence", "person"),
+) -> tuple[PoseDataset, PoseDataset]:
+    """Hold a validation split out of a *training* split (model selection never sees the test
+    split).
+
+    Whole groups (the first of ``group_keys`` in ``ds.labels``: CMU sequences, synthetic
+    people) go to validation, in random order, until it has ``fraction`` of the examples (groups
+    that would overshoot by half are skipped), so neighbouring frames or other camera views of
+    one sequence are not on both sides; without such a label, a random ``fraction`` of examples.
+
+    Args:
+      ds: the training split.
+      fraction: share of examples held out, in (0, 1).
+      seed: selection seed.
+      group_keys: label names tried as groups.
+
+    Returns:
+      ``(train, validation)``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    n = len(ds)
+    key = next((k for k in group_keys if k in ds.labels), None)
+    held = np.zeros(n, bool)
+    if key is not None and len(np.unique(np.asarray(ds.labels[key]).astype(str))) > 1:
+        groups = np.asarray(ds.labels[key]).astype(str)
+        names, counts = np.unique(groups, return_counts=True)
+        target, total = fraction * n, 0
+        for i in rng.permutation(len(names)):
+            if total >= target:
+                break
+            if total and total + counts[i] > 1.5 * target:  # a large group would overshoot
+                continue
+            held |= groups == names[i]
+            total += counts[i]
+    else:
+        held[rng.choice(n, max(1, int(round(fraction * n))), replace=False)] = True
+    if held.all():
+        raise ValueError(f"{ds.name}: holding out {fraction} leaves no training examples")
+    train = dataclasses.replace(ds.take(np.flatnonzero(~held)), name=ds.name)
+    val = dataclasses.replace(ds.take(np.flatnonzero(held)), name=f"{ds.name} (validation)")
+    LOGGER.info("validation split: %d of %d examples of %s held out (%s)", len(val), n, ds.name,
+                f"whole {key}s" if key else "random examples")  # fmt: skip
+    return train, val

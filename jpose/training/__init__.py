@@ -9,7 +9,10 @@ An experiment assembles a run from:
 * ``make_train_step(phases, axis_name=...)`` -> pure ``(state, batch, key) -> (state, metrics)``;
 * ``make_multi_step(step, K, sampler=...)`` to fuse K steps into one compiled call, ``jit_step``
   or ``parallel.pmap_step`` to compile it;
-* ``fit(...)`` (or an own loop with ``Checkpointer``, ``MetricsLogger`` and ``check_finite``).
+* ``fit(...)`` (or an own loop with ``Checkpointer``, ``MetricsLogger`` and ``check_finite``);
+* or, for a whole multi-stage run, ``stages.Stage`` declarations run by ``stages.run_stages``
+  (devices, samplers, compiled blocks, checkpoints, resume, logging), then
+  ``reports.write_results`` / ``write_figures`` (``results.{json,md}``, ``figures/``).
 """
 
 from jpose.training import parallel

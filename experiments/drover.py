@@ -5,7 +5,7 @@
 Method (paper sec. 3, implemented with ``jpose.losses.drover_*`` and ``jpose.adversarial``):
 
 * inputs: the 2D pose root-centred (pelvis) and scaled so that the *average* head-root distance
-  of the training 2D is ``1 / d`` (sec. 3.1; :func:`normalize_source`);
+  of the training 2D is ``1 / d`` (sec. 3.1; :func:`jpose.models.drover.normalize_source`);
 * generator ``G`` (``jpose.models.drover_generator``): depth offsets ``o``; depth
   ``z = max(0, d + o) + 1`` (eq. 2); back projection ``X = [z x, z y, z]``;
 * random projection: ``X`` rotated about ``[0, 0, d]`` by a random azimuth (0-360 deg) and
@@ -70,6 +70,8 @@ from jpose import evaluation as jeval
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.evaluation import jit_predict
+from jpose.inference import pipelines
+from jpose.models.drover import DroverJoints, drover_pose, normalize_source
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -82,16 +84,12 @@ from jpose.training import stages as harness
 from jpose.training.state import TrainState
 
 __all__ = [
-    "DROVER14_DROPPED",
-    "JointSpec",
     "joint_spec",
-    "normalize_source",
     "training_arrays",
     "make_models",
     "make_optimizers",
     "make_phases",
     "fake_projection",
-    "predict_pose",
     "make_predict_3d",
     "seed_stages",
     "evaluate",
@@ -99,74 +97,15 @@ __all__ = [
     "run",
 ]
 
-#: H36M-17 joints absent from Drover's 14-joint skeleton.
-DROVER14_DROPPED = ("Hip", "Spine", "Neck/Nose")
+
+def joint_spec(num_joints: int) -> DroverJoints:
+    """The :class:`jpose.models.drover.DroverJoints` of the 14- or 17-joint variant."""
+    return DroverJoints.of(num_joints)
 
 
-class JointSpec:
-    """Which joints the generator sees and how poses are centred.
-
-    Attributes:
-      joints: indices into H36M-17 of the generator's ``J`` joints.
-      centre: indices *within* ``joints`` whose mean is the root used to re-centre fakes (the
-        pelvis for 17 joints, the hip midpoint for 14).
-      head: index of the head joint in H36M-17.
-    """
-
-    def __init__(self, num_joints: int) -> None:
-        lay = skeleton.H36M17
-        if num_joints == 17:
-            self.joints = np.arange(17)
-        elif num_joints == 14:
-            drop = set(lay.indices(DROVER14_DROPPED).tolist())
-            self.joints = np.asarray([j for j in range(17) if j not in drop])
-        else:
-            raise ValueError(f"Drover: num_joints must be 14 or 17, got {num_joints}")
-        names = [lay.joint_names[j] for j in self.joints]
-        if num_joints == 17:
-            self.centre = np.asarray([names.index("Hip")])
-        else:
-            self.centre = np.asarray([names.index("RHip"), names.index("LHip")])
-        self.head = lay.index("Head")
-        self.num_joints = num_joints
-
-    def root(self, pose: jax.Array) -> jax.Array:
-        """``[..., 1, D]`` centring point of a ``[..., J, D]`` pose of the generator's joints."""
-        return jnp.mean(pose[..., self.centre, :], axis=-2, keepdims=True)
-
-
-def joint_spec(num_joints: int) -> JointSpec:
-    """The :class:`JointSpec` of the 14- or 17-joint variant."""
-    return JointSpec(num_joints)
-
-
-def _head_root_distance(pose2d: np.ndarray, spec: JointSpec) -> float:
+def _head_root_distance(pose2d: np.ndarray, spec: DroverJoints) -> float:
     root = skeleton.H36M17.root
     return float(np.mean(np.linalg.norm(pose2d[:, spec.head] - pose2d[:, root], axis=-1)))
-
-
-def normalize_source(
-    pose2d: jax.Array, *, spec: JointSpec, distance: float, head_root_distance: float
-) -> jax.Array:
-    """Drover sec. 3.1 input normalisation of H36M-17 2D, then the generator's joint subset.
-
-    Args:
-      pose2d: ``[..., 17, 2]`` 2D (any isotropic unit, e.g. VideoPose3D-normalised).
-      spec: joint subset.
-      distance: ``d``.
-      head_root_distance: average head-root distance of this source (same unit).
-
-    Returns:
-      ``[..., J, 2]`` root-centred 2D with average head-root distance ``1 / d``.
-    """
-    x = losses.drover_normalize_2d(
-        pose2d,
-        root=skeleton.H36M17.root,
-        head=spec.head,
-        distance=distance,
-        head_root_distance=head_root_distance,
-    )
-    return x[..., spec.joints, :]
 
 
 def _virtual_views(
@@ -218,7 +157,7 @@ def training_arrays(
     d = float(m.distance)
     train = datasets["train_3d"]
     hr_inputs = _head_root_distance(train.pose2d_norm, spec)
-    x = normalize_source(train.pose2d_norm, spec=spec, distance=d, head_root_distance=hr_inputs)
+    x = normalize_source(train.pose2d_norm, joints=spec, distance=d, head_root_distance=hr_inputs)
     real, composition = [], {}
     rc = config.real2d
     sources = []
@@ -239,7 +178,7 @@ def training_arrays(
         raise ValueError("Drover: the real 2D pool is empty (enable real2d.use_train_2d or ...)")
     for name, pose2d in sources:
         hr = _head_root_distance(pose2d, spec)
-        real.append(np.asarray(normalize_source(pose2d, spec=spec, distance=d,
+        real.append(np.asarray(normalize_source(pose2d, joints=spec, distance=d,
                                                 head_root_distance=hr)))  # fmt: skip
         composition[name] = len(pose2d)
     data = {
@@ -253,30 +192,47 @@ def training_arrays(
 def make_models(config: ml_collections.ConfigDict) -> dict[str, models.Model]:
     """``{"gen": generator, "disc": discriminator}`` (paper sec. 3.1 architectures)."""
     mc = config.model
-    num_joints = int(config.method.num_joints)
-    if mc.get("generator_zero_init", False):
-        # Same network as ``models.drover_generator`` with a zero-initialised output layer: the
-        # generator starts as the trivial baseline (constant depth) instead of random depths.
-        gen = models.Model(
-            models.ResidualMLP(
-                out_shape=(num_joints,),
-                width=int(mc.width),
-                num_blocks=int(mc.generator_blocks),
-                dropout=0.0,
-                zero_init_output=True,
-            ),
-            name="drover_generator",
-        )
-    else:
-        gen = models.drover_generator(
-            num_joints, width=int(mc.width), num_blocks=int(mc.generator_blocks)
-        )
     return {
-        "gen": gen,
+        "gen": pipelines.build_network(generator_spec(config)),
         "disc": models.drover_discriminator(
             width=int(mc.width), num_blocks=int(mc.discriminator_blocks)
         ),
     }
+
+
+def generator_spec(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The generator as a :func:`jpose.inference.pipelines.network_spec`. ``generator_zero_init``
+    (ours) zero-initialises its output layer: it starts as the trivial baseline (constant depth)
+    instead of random depths (work directories written before the field existed did not)."""
+    mc = config.model
+    return pipelines.network_spec(
+        "drover_generator", int(config.method.num_joints), width=int(mc.width),
+        num_blocks=int(mc.generator_blocks),
+        zero_init_output=bool(mc.get("generator_zero_init", False)),
+    )  # fmt: skip
+
+
+def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`, kind ``drover``):
+    every seed's generator, restored by jpose alone exactly as :func:`load_predictor` restores
+    them."""
+    stages = seed_stages(config)
+    return pipelines.pipeline_spec(
+        "drover", networks={"gen": generator_spec(config)}, stages=stages,
+        options={"num_joints": int(config.method.num_joints),
+                 "distance": float(config.method.distance),
+                 "head_root_distance": float(info["head_root_distance"]),
+                 "unit_m": float(config.eval.unit_m)},
+        predictor={"experiment": "drover", "layout": skeleton.H36M17.name,
+                   "normalization": str(info["normalization"]), "metric_scale": False,
+                   "description": _description(config, len(stages))},
+    )  # fmt: skip
+
+
+def _description(config: ml_collections.ConfigDict, num_seeds: int) -> str:
+    return (f"Drover et al. (ECCV-W 2018) generator, {int(config.method.num_joints)} joints"
+            + (f", ensemble of {num_seeds} seeds" if num_seeds > 1 else "")
+            + f"; scale-free (nominal {float(config.eval.unit_m)} m per unit)")  # fmt: skip
 
 
 def make_optimizers(
@@ -301,10 +257,6 @@ def make_optimizers(
         "gen": clipped(optax.adam(lr(float(tc.lr_generator)), b1=float(tc.b1)), tc.clip_norm),
         "disc": clipped(optax.adam(lr(float(tc.lr_discriminator)), b1=float(tc.b1)), tc.clip_norm),
     }
-
-
-def _lift(offsets: jax.Array, x: jax.Array, distance: float) -> jax.Array:
-    return losses.drover_back_project(x, losses.drover_depth(offsets, distance=distance))
 
 
 def fake_projection(
@@ -350,7 +302,7 @@ def make_phases(config: ml_collections.ConfigDict) -> tuple[Phase, Phase]:
 
     def fakes(ctx: PhaseContext, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         offsets = ctx.apply("gen", x)
-        points = _lift(offsets, x, distance)
+        points = losses.drover_back_project(x, losses.drover_depth(offsets, distance=distance))
         return fake_projection(points, ctx.next_key(), config=config), offsets
 
     def d_loss(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -378,31 +330,6 @@ def make_phases(config: ml_collections.ConfigDict) -> tuple[Phase, Phase]:
     return Phase("discriminator", ("disc",), d_loss), Phase("generator", ("gen",), g_loss)
 
 
-def predict_pose(
-    apply: Callable[[jax.Array], jax.Array] | None,
-    pose2d: jax.Array,
-    *,
-    config: ml_collections.ConfigDict,
-    head_root_distance: float,
-) -> jax.Array:
-    """Generator units ``[B, J, 3]``, centred on the spec's root; ``apply=None``: trivial
-    baseline (zero offsets, i.e. constant depth ``d + 1``: a flat skeleton)."""
-    spec = joint_spec(int(config.method.num_joints))
-    d = float(config.method.distance)
-    x = normalize_source(pose2d, spec=spec, distance=d, head_root_distance=head_root_distance)
-    offsets = jnp.zeros(x.shape[:-1], x.dtype) if apply is None else apply(x)
-    points = _lift(offsets, x, d)
-    return points - spec.root(points)
-
-
-def _to_h36m17(pose: jax.Array, spec: JointSpec) -> jax.Array:
-    """Scatter a ``[B, J, 3]`` pose into H36M-17 (absent joints = the root point)."""
-    if spec.num_joints == 17:
-        return pose
-    out = jnp.broadcast_to(spec.root(pose), (*pose.shape[:-2], 17, 3))
-    return out.at[..., spec.joints, :].set(pose)
-
-
 @jax.jit
 def _masked_errors(pred: jax.Array, target: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
     return {
@@ -416,7 +343,7 @@ def _evaluate(
     predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
     ds: PoseDataset,
     *,
-    spec: JointSpec,
+    spec: DroverJoints,
     config: ml_collections.ConfigDict,
 ) -> dict[str, Any]:
     """``jeval.evaluate_3d`` on the generator's joints.
@@ -431,9 +358,9 @@ def _evaluate(
                                   keep_predictions=True)  # fmt: skip
     pred = jeval.batched_apply(predict_3d, ds.pose2d_norm, ds.confidence, batch_size=bs)
     target = ds.pose3d_root_relative.astype(np.float32)
-    target = target - np.asarray(spec.root(target[:, spec.joints]))
+    target = target - np.asarray(spec.root(target[:, np.asarray(spec.joints)]))
     mask = np.zeros((1, 17), np.float32)
-    mask[0, spec.joints] = 1.0
+    mask[0, np.asarray(spec.joints)] = 1.0
     errors = jeval.batched_apply(
         lambda p, t: _masked_errors(p, t, jnp.asarray(mask)), pred, target, batch_size=bs
     )
@@ -469,7 +396,7 @@ def make_predict_3d(
 ) -> Callable[[Callable[[jax.Array], jax.Array] | None, jax.Array, jax.Array], jax.Array]:
     """The evaluated 3D of one generator: ``fn(apply, pose2d_norm, confidence) -> [B, 17, 3]``.
 
-    :func:`predict_pose` (generator units, centred on the spec's root) times the nominal
+    :func:`jpose.models.drover.drover_pose` (generator units, centred on the root) times the nominal
     ``eval.unit_m`` metres per unit, scattered into H36M-17 (joints the generator does not see =
     its root point); ``apply=None`` is the trivial baseline. Confidences are not used.
 
@@ -481,14 +408,15 @@ def make_predict_3d(
       ``fn`` for :func:`jpose.evaluation.jit_predict`.
     """
     spec = joint_spec(int(config.method.num_joints))
-    unit_m = float(config.eval.unit_m)
+    unit_m, distance = float(config.eval.unit_m), float(config.method.distance)
 
     def predictor(
         apply: Callable[[jax.Array], jax.Array] | None, x: jax.Array, c: jax.Array
     ) -> jax.Array:
         del c
-        pose = predict_pose(apply, x, config=config, head_root_distance=head_root_distance)
-        return _to_h36m17(pose * unit_m, spec)
+        pose = drover_pose(apply, x, joints=spec, distance=distance,
+                           head_root_distance=head_root_distance)  # fmt: skip
+        return spec.to_layout(pose * unit_m)
 
     return predictor
 
@@ -553,8 +481,6 @@ def load_predictor(
         pose = poses[0] if len(poses) == 1 else sum(poses) / len(poses)
         return {"pose3d": pose}
 
-    n = len(variables)
-    num_joints = int(config.method.num_joints)
     return inference.Predictor(
         experiment="drover",
         predict=lambda x, c: run_all(variables, x, c),
@@ -563,11 +489,7 @@ def load_predictor(
         config=config,
         layout=skeleton.H36M17.name,
         metric_scale=False,
-        description=(
-            f"Drover et al. (ECCV-W 2018) generator, {num_joints} joints"
-            + (f", ensemble of {n} seeds" if n > 1 else "")
-            + f"; scale-free (nominal {float(config.eval.unit_m)} m per unit)"
-        ),
+        description=_description(config, len(variables)),
     )
 
 
@@ -597,14 +519,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     wd = common.setup_workdir(workdir, config)
     datasets = common.load_datasets(config.data)
     host_data, info = training_arrays(datasets, config)
-    spec: JointSpec = info["spec"]
+    spec: DroverJoints = info["spec"]
     num_joints = spec.num_joints
-    common.write_model_info(
-        wd, experiment="drover", layout=skeleton.H36M17.name,
-        normalization=datasets["train_3d"].normalization,
-        head_root_distance=info["head_root_distance"], num_joints=num_joints,
-        joints=spec.joints, seeds=seed_stages(config), unit_m=float(config.eval.unit_m),
-    )  # fmt: skip
+    model_info = {
+        "layout": skeleton.H36M17.name, "normalization": datasets["train_3d"].normalization,
+        "head_root_distance": info["head_root_distance"], "num_joints": num_joints,
+        "joints": spec.joints, "seeds": seed_stages(config), "unit_m": float(config.eval.unit_m),
+    }  # fmt: skip
+    common.write_model_info(wd, experiment="drover", pipeline=pipeline(config, model_info),
+                            **model_info)  # fmt: skip
     tc = config.train
     bs = int(tc.batch_size)
     k_steps = int(tc.steps_per_block)

@@ -14,6 +14,7 @@ from experiments.configs import drover as drover_config
 from jpose import evaluation as jeval
 from jpose import inference
 from jpose.data import SyntheticConfig, make_synthetic
+from jpose.models.drover import normalize_source
 from jpose.training import PhaseContext, create_player, create_train_state
 
 
@@ -63,6 +64,12 @@ def test_load_predictor_reproduces_results(runs):
         )
     pose = np.asarray(predict_3d(test.pose2d_norm[:4], test.confidence[:4]))
     np.testing.assert_allclose(pose[:, 0], 0.0, atol=1e-6)  # root-relative
+    # it is the declared pipeline (jpose alone), equal to the method's own loader
+    assert info["pipeline"]["kind"] == "drover" and info["pipeline"]["stages"] == ["seed0"]
+    own = drover.load_predictor(config, workdir)
+    assert own.description == predictor.description
+    np.testing.assert_allclose(pose, own.predict(test.pose2d_norm[:4], test.confidence[:4])[
+        "pose3d"], atol=1e-6)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +117,8 @@ def test_generator_objective_has_zero_gradient_wrt_3d_ground_truth(small_data, n
 
     def objective(fields):
         # The whole path from a dataset's arrays (3D included) to the generator's loss.
-        x = drover.normalize_source(
-            fields["pose2d_norm"], spec=spec, distance=10.0, head_root_distance=0.1
+        x = normalize_source(
+            fields["pose2d_norm"], joints=spec, distance=10.0, head_root_distance=0.1
         )
         batch = {"inputs": {"x": x}, "real": {"r": x[::-1]}}
         ctx = PhaseContext(
@@ -143,3 +150,21 @@ def test_optimizers_linear_schedule_decays_to_zero():
     config.train.lr_schedule = "cosine?"
     with pytest.raises(ValueError, match="lr_schedule"):
         drover.make_optimizers(config, num_steps=4)
+
+
+def test_drover_joint_subsets_are_derived_from_the_layout():
+    from jpose import skeleton
+    from jpose.models.drover import DROVER14_DROPPED, DroverJoints
+
+    lay = skeleton.H36M17
+    j14 = DroverJoints.of(14)
+    assert j14.num_joints == 14 and not set(lay.indices(DROVER14_DROPPED)) & set(j14.joints)
+    assert [lay.joint_names[j14.joints[i]] for i in j14.centre] == ["RHip", "LHip"]
+    pose = jnp.asarray(np.random.default_rng(0).normal(size=(2, 14, 3)))
+    full = np.asarray(j14.to_layout(pose))
+    np.testing.assert_allclose(full[:, list(j14.joints)], pose)
+    for name in DROVER14_DROPPED:  # joints the generator does not see: its root point
+        np.testing.assert_allclose(full[:, lay.index(name)], np.asarray(j14.root(pose))[:, 0])
+    assert DroverJoints.of(17).joints == tuple(range(17))
+    with pytest.raises(ValueError, match="14 or 17"):
+        DroverJoints.of(15)

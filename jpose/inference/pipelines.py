@@ -12,12 +12,15 @@ is trained and what is restored cannot differ.
     kind        "lifter" (network "lifter": 2D -> root-relative 3D; with a "root" network also
                 the root's camera-frame position "translation", Li et al.) or "camerapose"
                 (refine -> lift -> camera, :func:`jpose.models.camerapose_predict`) or "depth"
-                (network "depth": Zhou et al.'s per-joint depth, :mod:`jpose.models.depth`)
+                (network "depth": Zhou et al.'s per-joint depth, :mod:`jpose.models.depth`) or
+                "drover" (network "gen", one seed per stage, their 3D averaged:
+                :func:`jpose.models.drover.drover_pose`)
     networks    {player: {"factory": name in NETWORK_FACTORIES, "args": [...], "kwargs": {...}}}
     stages      the method's stage names in training order (checkpoint sub-directories)
     options     forward-pass options: "lifter": input ("pose", or "pose_confidence" =
                 [x * (c > 0), c]), root_depth_offset_m (metres added to the root network's
-                depth); "camerapose": camera_inputs, min_depth; "depth": avg_sum_length; any
+                depth); "camerapose": camera_inputs, min_depth; "depth": avg_sum_length;
+                "drover": num_joints, distance, head_root_distance, unit_m; any
                 kind: serve_stage (a stage that must have a checkpoint: the one served)
     predictor   the :class:`~jpose.inference.Predictor` fields: experiment, description, layout,
                 normalization, metric_scale, has_camera, takes_frame_scale
@@ -36,6 +39,7 @@ from jpose import models, skeleton
 from jpose.evaluation import apply_fn, to_jsonable
 from jpose.inference.predictor import Predictor, restore_variables
 from jpose.models.depth import rescaled_pose
+from jpose.models.drover import DroverJoints, drover_pose
 from jpose.models.relative_depth import person_input
 
 __all__ = [
@@ -54,9 +58,10 @@ NETWORK_FACTORIES = {
     "camera_branch": models.camera_branch,
     "li_lifter": models.li_lifter,
     "li_root_branch": models.li_root_branch,
+    "drover_generator": models.drover_generator,
 }
-PIPELINE_KINDS = ("lifter", "camerapose", "depth")
-_MAIN_NETWORK = {"lifter": "lifter", "camerapose": "lifter", "depth": "depth"}
+PIPELINE_KINDS = ("lifter", "camerapose", "depth", "drover")
+_MAIN_NETWORK = {"lifter": "lifter", "camerapose": "lifter", "depth": "depth", "drover": "gen"}
 LIFTER_INPUTS = ("pose", "pose_confidence")
 _PREDICTOR_FIELDS = ("experiment", "description", "layout", "normalization", "metric_scale",
                      "has_camera", "takes_frame_scale")  # fmt: skip
@@ -160,9 +165,11 @@ def load_pipeline(
     if kind not in PIPELINE_KINDS:
         raise ValueError(f"{workdir}/model.json: unknown pipeline kind {kind!r}")
     nets = {n: build_network(s) for n, s in spec["networks"].items()}
-    variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)
     fields = dict(spec["predictor"])
     options = spec.get("options", {})
+    if kind == "drover":  # every stage is one seed's generator: their 3D is averaged
+        return _drover_pipeline(workdir, spec, nets["gen"], config=config, step=step)
+    variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)
     serve = options.get("serve_stage")
     if serve is not None and serve not in steps:
         raise FileNotFoundError(f"no checkpoint of stage {serve} in {workdir}")
@@ -200,3 +207,42 @@ def load_pipeline(
             min_depth=float(options["min_depth"]),
         )  # fmt: skip
     return Predictor(predict=predict, checkpoint=steps, config=dict(config), **fields)
+
+
+def _drover_pipeline(
+    workdir: str | os.PathLike[str],
+    spec: Mapping[str, Any],
+    gen: models.Model,
+    *,
+    config: Mapping[str, Any],
+    step: int | None,
+) -> Predictor:
+    options = spec["options"]
+    joints = DroverJoints.of(int(options["num_joints"]))
+    distance, unit_m = float(options["distance"]), float(options["unit_m"])
+    hr = float(options["head_root_distance"])
+    variables, steps = [], {}
+    for stage in spec["stages"]:
+        v, st = restore_variables(workdir, [stage], ["gen"], step=step)
+        variables.append(v["gen"])
+        steps.update(st)
+
+    @jax.jit
+    def run_all(variables: Sequence[Any], x: jax.Array) -> dict[str, jax.Array]:
+        poses = [
+            drover_pose(
+                lambda u, v=v: gen.apply(v, u, train=False)[0],
+                x,
+                joints=joints,
+                distance=distance,
+                head_root_distance=hr,
+            )  # fmt: skip
+            for v in variables
+        ]
+        return {"pose3d": joints.to_layout(sum(poses) / len(poses) * unit_m)}
+
+    def predict(x: Any, c: Any) -> dict[str, jax.Array]:
+        del c  # the generator sees 2D only
+        return run_all(variables, x)
+
+    return Predictor(predict=predict, checkpoint=steps, config=dict(config), **spec["predictor"])

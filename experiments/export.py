@@ -1,9 +1,10 @@
-"""Export a finished training run as a pretrained bundle (the ``jpose-export`` command).
+"""Export a finished training run as a pretrained bundle (``python -m experiments.export``).
 
 Usage::
 
-    jpose-export --workdir=/tmp/bundle_lifter --output=jpose/pretrained/lifter_cmu \\
-        --name=lifter_cmu --description="supervised lifter, CMU mocap"
+    python -m experiments.export --workdir=/tmp/bundle_lifter \\
+        --output=jpose/pretrained/lifter_cmu --name=lifter_cmu \\
+        --description="supervised lifter, CMU mocap"
     python -m experiments.export --workdir=RUN --output=BUNDLE [--dtype=auto|float16|float32] \\
         [--train_command="python -m experiments.baseline ..."] [--commit=SHA]
 
@@ -274,7 +275,7 @@ def root_translation_errors(predictor: inference.Predictor, ds: Any) -> dict[str
 
 
 def _evaluate_bundle(path: pathlib.Path, dataset: str) -> dict[str, Any]:
-    from experiments import evaluate
+    from jpose.inference import evaluate
 
     predictor = inference.load_predictor(path)
     datasets = evaluate.load_eval_datasets(dataset, predictor)
@@ -682,7 +683,7 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="jpose-export",
+        prog="python -m experiments.export",
         description="Export a finished jpose training run as a pretrained bundle (inference "
         "networks, config, model card, sha256).",
     )
@@ -713,7 +714,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``jpose-export --workdir=RUN --output=BUNDLE [options]``.
+    """Command line: ``python -m experiments.export --workdir=RUN --output=BUNDLE [options]``.
 
     Returns:
       0 on success; user errors (unfinished run, existing output, ...) exit with status 2 and
@@ -723,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip
     logging.getLogger("absl").setLevel(logging.WARNING)
-    with rundir.exit_on_user_error("jpose-export"):
+    with rundir.exit_on_user_error("python -m experiments.export"):
         if not args.workdir.strip() or not args.output.strip():
             raise rundir.UserError("--workdir and --output must be non-empty")
         card = export_bundle(
@@ -740,8 +741,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes=args.note,
         )
     w = card["weights"]
-    print(f"jpose-export: wrote {args.output}: {w['dtype']} weights, {w['bytes'] / 1e6:.2f} MB, "
-          f"sha256 {w['sha256'][:16]}...; {w['decision']}")  # fmt: skip
+    print(f"experiments.export: wrote {args.output}: {w['dtype']} weights, "
+          f"{w['bytes'] / 1e6:.2f} MB, sha256 {w['sha256'][:16]}...; {w['decision']}")  # fmt: skip
     return 0
 
 

@@ -1,7 +1,7 @@
 """Bad inputs through the real command lines (issue 22: no silent garbage).
 
 One table (:data:`CASES`) of what a new user may get wrong -- 2D detections given to ``jpose``
-(``experiments.inference_cli.main``), options and work directories given to ``experiments.evaluate``
+(``experiments.inference_cli.main``), options and work directories given to ``jpose-evaluate``
 (``evaluate.main``), configs, data files and work directories given to a training command
 (``experiments.common.run_experiment``, what ``python -m experiments.<method>`` runs after
 parsing its flags) -- with the outcome each must have:
@@ -37,11 +37,12 @@ import numpy as np
 import pytest
 from _helpers import STANDING_H36M17, procrustes_error_np
 
-from experiments import baseline, common, evaluate
+from experiments import baseline, common
 from experiments.configs import baseline as baseline_config
 from jpose import camera, inference
 from jpose import metrics as jm
 from jpose.inference import cli as inference_cli
+from jpose.inference import evaluate
 from jpose.training import Checkpointer, rundir
 from jpose.training.checkpoint import CheckpointMismatchError
 from jpose.training.logging import trim_metrics
@@ -395,7 +396,7 @@ def _invoke(command: str, args: Any) -> int:
         return int(exc.code or 0)
 
 
-_PROG = {"jpose": "jpose", "evaluate": "python -m experiments.evaluate",
+_PROG = {"jpose": "jpose", "evaluate": "jpose-evaluate",
          "train": "experiments.baseline"}  # fmt: skip
 
 

@@ -1,6 +1,6 @@
-"""``experiments.evaluate`` on an untrained CameraPose work directory (no training: a checkpoint
-of freshly initialised players) and on test files written in the published formats (Human3.6M
-VideoPose3D files, MPI-INF-3DHP test set, 3DPW)."""
+"""``jpose-evaluate`` (:mod:`jpose.inference.evaluate`) on an untrained CameraPose work directory
+(no training: a checkpoint of freshly initialised players) and on test files written in the
+published formats (Human3.6M VideoPose3D files, MPI-INF-3DHP test set, 3DPW)."""
 
 import json
 
@@ -12,10 +12,11 @@ from test_data_h36m import vp_files  # noqa: F401 - fixture: Human3.6M files in 
 from test_data_mpi3dhp_pw3d import _3dpw_pickle, mpi_root  # noqa: F401 - fixture / writer
 
 from experiments import camerapose as cp
-from experiments import common, evaluate
+from experiments import common
 from experiments.configs import camerapose as cp_configs
 from jpose import inference, skeleton
 from jpose import metrics as jm
+from jpose.inference import evaluate
 from jpose.training import Checkpointer, rundir
 
 pytestmark = pytest.mark.usefixtures("fast_compile")

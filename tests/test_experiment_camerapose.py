@@ -106,7 +106,7 @@ def test_second_invocation_resumes(runs):
 def test_evaluate_command_reproduces_the_training_numbers(runs):
     """``python -m experiments.evaluate`` on the trained work directory: same numbers as the
     run's own results.json, the checkpoint steps in the header, figures written."""
-    from experiments import evaluate
+    from jpose.inference import evaluate
 
     wd, _, second = runs
     record = evaluate.main(["--workdir", str(wd), "--figures"])

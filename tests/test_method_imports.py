@@ -181,3 +181,19 @@ def test_a_config_naming_another_method_runs_that_method():
     assert common.method_run(wsp.run, image) is wsp_image.run
     assert common.method_run(wsp.run, wsp_config.get_config("smoke")) is wsp.run
     assert common.method_run(baseline.run, baseline_config.get_config("smoke")) is baseline.run
+
+
+def test_the_package_ships_jpose_only_and_its_commands_live_there():
+    """The wheel's packages are ``jpose*`` (``experiments/``, ``benchmarks/`` run from the
+    checkout) and every console script is a callable in ``jpose``."""
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["jpose*"]
+    scripts = project["project"]["scripts"]
+    assert {"jpose", "jpose-evaluate"} <= set(scripts)
+    for target in scripts.values():
+        module, func = target.split(":")
+        assert module.split(".")[0] == "jpose", target
+        assert callable(getattr(importlib.import_module(module), func)), target

@@ -1,4 +1,4 @@
-"""Tests of the pretrained bundles: ``jpose.inference``, ``jpose-export`` (``experiments.export``)
+"""Tests of the pretrained bundles: ``jpose.inference``, ``python -m experiments.export``
 and the two bundles shipped in ``jpose/pretrained``.
 
 Each shipped bundle is loaded, its sha256 checked, its model card's CMU test numbers reproduced
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from _helpers import STANDING_H36M17
 
-from experiments import evaluate, export
+from experiments import export
 from jpose import inference, skeleton
 from jpose.inference import cli as inference_cli
+from jpose.inference import evaluate
 
 SHIPPED = ("camerapose_cmu_coco", "lifter_cmu")
 MAX_BUNDLE_BYTES = 10_000_000

@@ -1,6 +1,6 @@
 """Pretrained bundles: trained 2D-to-3D pipelines that load without training.
 
-A *bundle* is a directory written by ``jpose-export`` (:mod:`experiments.export`) from a finished
+A *bundle* is a directory written by ``python -m experiments.export`` from a finished
 training run. It holds the inference networks only (no optimiser moments, discriminators or
 generators) and loads wherever a training work directory does
 (``jpose.inference.load_predictor``, ``python -m experiments.evaluate --workdir=BUNDLE``,
@@ -144,7 +144,7 @@ def resolve_bundle(name_or_path: str | os.PathLike[str]) -> pathlib.Path:
     if path.is_dir():
         raise BundleError(
             f"{path} is not a jpose bundle (no {BUNDLE_FILE} / {WEIGHTS_FILE}); export one with "
-            f"`jpose-export --workdir=RUN --output={path}`"
+            f"`python -m experiments.export --workdir=RUN --output={path}`"
         )
     return pretrained_path(text)  # raises, naming the shipped bundles
 

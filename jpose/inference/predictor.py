@@ -151,7 +151,7 @@ def read_model_info(workdir: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-# open recorders of restore_variables calls (recording_restores; what jpose-export stores)
+# open recorders of restore_variables calls (recording_restores; what the export stores)
 _RESTORE_RECORDERS: list[list[dict[str, Any]]] = []
 
 
@@ -162,7 +162,7 @@ def recording_restores() -> Iterator[list[dict[str, Any]]]:
     Yields:
       A list that receives ``{"stage", "players", "variables", "steps"}`` per call: the stage
       the variables came from, the players, ``{player: variables}`` and the returned
-      ``{stage: step}``. ``jpose-export`` stores exactly these (the networks a method's
+      ``{stage: step}``. ``experiments.export`` stores exactly these (the networks a method's
       ``load_predictor`` needs, whatever the method).
     """
     calls: list[dict[str, Any]] = []

@@ -2,9 +2,11 @@
 :func:`train_stage` (train, resume or skip one stage with checkpoints, logging, validation and the
 work directory's status).
 
-A method builds its players and phases (``jpose.training``), then per stage calls
-:func:`make_sampler` -> :func:`make_block_runner` -> :func:`train_stage`. Everything here takes
-keyword options; no config objects.
+A method declares its stages (:class:`Stage`: phases, steps, the datasets it samples, how its
+state is built from the stages before it) and :func:`run_stages` runs them: data on device,
+samplers, the compiled K-step blocks, :func:`train_stage` (checkpoints, resume, logging,
+validation). The pieces (:func:`make_sampler`, :func:`make_block_runner`, :func:`train_stage`)
+stay public for custom loops. Everything here takes keyword options; no config objects.
 """
 
 from __future__ import annotations

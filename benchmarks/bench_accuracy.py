@@ -81,7 +81,7 @@ def _jpose_baseline(preset: str, steps: tuple[int, ...], h36m_dir: str, tmp: str
 
     cfg = cfg_mod.get_config(preset)
     cfg.model.width = WIDTH
-    cfg.train.steps = max(steps)
+    cfg.stages.lifter.steps = max(steps)
     cfg.train.steps_per_block = min(100, min(steps))
     wd = f"{tmp}/baseline"
     wall = _train(baseline.run, cfg, steps, h36m_dir, wd)

@@ -216,7 +216,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     common.write_model_info(wd, experiment="baseline", pipeline=pipeline(config, info), **info)
     bs = int(tc.batch_size)
     steps_per_epoch = max(1, len(train) // bs)
-    num_steps = common.stage_num_steps(tc, steps_per_epoch=steps_per_epoch,
+    sc = config.stages.lifter
+    num_steps = common.stage_num_steps(sc, steps_per_epoch=steps_per_epoch,
                                        steps_per_block=int(tc.steps_per_block))  # fmt: skip
     key = jax.random.key(int(config.seed))
     k_init, k_train = jax.random.split(key)
@@ -231,7 +232,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         def constraint(p: Any) -> Any:
             return models.max_norm_constraint(p, max_norm=max_norm)
 
-    tx = clipped(optax.adam(schedule_from_config(tc.schedule, steps_per_epoch=steps_per_epoch)),
+    tx = clipped(optax.adam(schedule_from_config(sc, steps_per_epoch=steps_per_epoch)),
                  tc.clip_norm)  # fmt: skip
 
     def loss_fn(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -294,7 +295,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "clip_norm": float(tc.clip_norm),
             "batch_size": bs,
             "steps": num_steps,
-            "lr": float(tc.schedule.lr),
+            "lr": float(sc.lr),
         },
         checkpoint={"lifter": stage.selected_step or stage.num_steps},
         model_selection=(

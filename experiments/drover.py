@@ -16,7 +16,7 @@ Method (paper sec. 3, implemented with ``jpose.losses.drover_*`` and ``jpose.adv
   projections ``p``; standard GAN loss (eq. 4) from the softmax logit difference; the generator
   minimises ``-log D(p)`` (non-saturating, default) or the literal ``log(1 - D(p))``;
 * one iteration = D update, then G against the updated D (``alternating_gan_phases``); Adam
-  2e-4 for both; batch size from the config (paper: 32,768). ``train.lr_schedule="linear"``
+  2e-4 for both; batch size from the config (paper: 32,768). ``stages.gan.lr_schedule="linear"``
   (ours, the ``cmu`` preset) decays both rates linearly to 0: with a constant rate the CPU-sized
   GAN oscillates (P-MPJPE of successive checkpoints 83-120 mm on CMU), so the final checkpoint
   is a lottery; ``train.sampling="random"`` draws i.i.d. batches (the ``epoch`` sampler permutes
@@ -238,24 +238,24 @@ def _description(config: ml_collections.ConfigDict, num_seeds: int) -> str:
 def make_optimizers(
     config: ml_collections.ConfigDict, *, num_steps: int
 ) -> dict[str, optax.GradientTransformation]:
-    """Adam for ``gen`` and ``disc`` (paper: 2e-4 both; ``train.b1`` = beta1).
+    """Adam for ``gen`` and ``disc`` (paper: 2e-4 both; ``stages.gan.b1`` = beta1).
 
-    ``train.lr_schedule``: ``"constant"`` (the paper) or ``"linear"`` (ours: linear decay to 0
+    ``stages.gan.lr_schedule``: ``"constant"`` (the paper) or ``"linear"`` (ours: linear decay to 0
     over ``num_steps``, which damps the late G/D oscillation so the final checkpoint is stable).
     """
-    tc = config.train
-    schedule = str(tc.lr_schedule)
+    tc, gc = config.train, config.stages.gan
+    schedule = str(gc.lr_schedule)
 
     def lr(base: float) -> float | optax.Schedule:
         if schedule == "constant":
             return base
         if schedule == "linear":
             return optax.linear_schedule(base, 0.0, max(1, num_steps))
-        raise ValueError(f"train.lr_schedule must be constant|linear, got {schedule!r}")
+        raise ValueError(f"stages.gan.lr_schedule must be constant|linear, got {schedule!r}")
 
     return {
-        "gen": clipped(optax.adam(lr(float(tc.lr_generator)), b1=float(tc.b1)), tc.clip_norm),
-        "disc": clipped(optax.adam(lr(float(tc.lr_discriminator)), b1=float(tc.b1)), tc.clip_norm),
+        "gen": clipped(optax.adam(lr(float(gc.lr_generator)), b1=float(gc.b1)), tc.clip_norm),
+        "disc": clipped(optax.adam(lr(float(gc.lr_discriminator)), b1=float(gc.b1)), tc.clip_norm),
     }
 
 
@@ -533,7 +533,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     k_steps = int(tc.steps_per_block)
     n_inputs, n_real = len(host_data["inputs"]["x"]), len(host_data["real"]["r"])
     steps_per_epoch = max(1, n_inputs // bs)
-    num_steps = common.stage_num_steps(tc, steps_per_epoch=steps_per_epoch, steps_per_block=k_steps)
+    num_steps = common.stage_num_steps(config.stages.gan, steps_per_epoch=steps_per_epoch,
+                                       steps_per_block=k_steps)  # fmt: skip
 
     nets = make_models(config)
     txs = make_optimizers(config, num_steps=num_steps)
@@ -623,7 +624,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "width": int(config.model.width),
             "batch_size": bs,
             "steps_per_seed": num_steps,
-            "lr_schedule": str(tc.lr_schedule),
+            "lr_schedule": str(config.stages.gan.lr_schedule),
             "sampling": str(tc.sampling),
             "seeds": seeds,
         },

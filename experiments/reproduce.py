@@ -94,7 +94,7 @@ def _flag(value: Any) -> str:
     return str(value)
 
 
-_QUICK_LIFTER = {"train.steps": 20}
+_QUICK_LIFTER = {"stages.lifter.steps": 20}
 _CP_OFF = {"method.refine": False, "method.camera": False, "method.gan": False}
 _CP = {"data.cmu_actions_3d": CROSS_ACTIONS}
 _CP_BUDGET = {
@@ -116,7 +116,10 @@ RUNS: tuple[Run, ...] = (
         "supervised",
         "baseline",
         "cmu",
-        budget={"cpu": {"train.steps": 1500, "train.batch_size": 256}, "quick": _QUICK_LIFTER},
+        budget={
+            "cpu": {"stages.lifter.steps": 1500, "train.batch_size": 256},
+            "quick": _QUICK_LIFTER,
+        },
     ),
     # Drover's GAN is still far from converged at 1,500 steps: both also at its cmu preset's 4,000
     Run(
@@ -124,7 +127,10 @@ RUNS: tuple[Run, ...] = (
         "supervised_4000",
         "baseline",
         "cmu",
-        budget={"cpu": {"train.steps": 4000, "train.batch_size": 256}, "quick": _QUICK_LIFTER},
+        budget={
+            "cpu": {"stages.lifter.steps": 4000, "train.batch_size": 256},
+            "quick": _QUICK_LIFTER,
+        },
         cpu_only=True,
     ),
     # CameraPose: the cross-domain split, every switch off, each component alone, full method
@@ -179,14 +185,14 @@ RUNS: tuple[Run, ...] = (
         "learned",
         "drover",
         "cmu",
-        budget={"cpu": {"train.steps": 1500}, "quick": {"train.steps": 4}},
+        budget={"cpu": {"stages.gan.steps": 1500}, "quick": {"stages.gan.steps": 4}},
     ),
     Run(
         "drover",
         "learned_4000",
         "drover",
         "cmu",
-        budget={"cpu": {"train.steps": 4000}, "quick": {"train.steps": 4}},
+        budget={"cpu": {"stages.gan.steps": 4000}, "quick": {"stages.gan.steps": 4}},
         cpu_only=True,
     ),
     Run(

@@ -22,11 +22,11 @@ def runs(tmp_path_factory):
 
 def test_trains_and_writes_outputs(runs):
     workdir, config, first, _ = runs
-    assert first["stage"].trained_steps == config.train.steps
+    assert first["stage"].trained_steps == config.stages.lifter.steps
     assert first["stage"].resumed_from is None
     for name in ("config.json", "metrics.jsonl", "results.json", "results.md"):
         assert (workdir / name).is_file(), name
-    assert (workdir / "checkpoints" / "lifter" / str(config.train.steps)).is_dir()
+    assert (workdir / "checkpoints" / "lifter" / str(config.stages.lifter.steps)).is_dir()
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert records and all(np.isfinite(r["lifter/loss"]) for r in records if "lifter/loss" in r)
     results = json.loads((workdir / "results.json").read_text())
@@ -42,7 +42,7 @@ def test_trains_and_writes_outputs(runs):
 
 def test_second_invocation_resumes(runs):
     _, config, first, second = runs
-    assert second["stage"].resumed_from == config.train.steps
+    assert second["stage"].resumed_from == config.stages.lifter.steps
     assert second["stage"].trained_steps == 0
     a = first["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
     b = second["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
@@ -55,7 +55,7 @@ def test_load_predictor_reproduces_results(runs):
 
     predictor = inference.load_predictor(workdir)
     assert predictor.experiment == "baseline" and predictor.metric_scale
-    assert dict(predictor.checkpoint) == {"lifter": config.train.steps}
+    assert dict(predictor.checkpoint) == {"lifter": config.stages.lifter.steps}
     assert predictor.normalization == "vp" and predictor.layout == "h36m17"
     test = common.load_datasets(config.data)["test"]
     ev = jeval.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)

@@ -30,8 +30,8 @@ def runs(tmp_path_factory):
 def test_smoke_run_writes_results_and_resumes(runs):
     workdir, config, first, second = runs
     stage = first["stages"]["seed0"]
-    assert stage.trained_steps == config.train.steps and stage.resumed_from is None
-    assert (workdir / "checkpoints" / "seed0" / str(config.train.steps)).is_dir()
+    assert stage.trained_steps == config.stages.gan.steps and stage.resumed_from is None
+    assert (workdir / "checkpoints" / "seed0" / str(config.stages.gan.steps)).is_dir()
     results = json.loads((workdir / "results.json").read_text())
     # The learned model and the trivial baseline go through the same evaluation.
     assert {"test", "test (trivial baseline)"} <= set(results["evaluations"])
@@ -41,7 +41,7 @@ def test_smoke_run_writes_results_and_resumes(runs):
     # Real pool: training 2D + 2 virtual views of each training skeleton.
     n = first["real_pool"]["train_3d 2D"]
     assert first["real_pool"]["2 virtual views of train_3d 3D"] == 2 * n
-    assert second["stages"]["seed0"].resumed_from == config.train.steps
+    assert second["stages"]["seed0"].resumed_from == config.stages.gan.steps
     assert second["stages"]["seed0"].trained_steps == 0
 
 
@@ -51,7 +51,7 @@ def test_load_predictor_reproduces_results(runs):
     workdir, config, _, _ = runs
     predictor = inference.load_predictor(workdir)
     assert predictor.experiment == "drover" and not predictor.metric_scale
-    assert dict(predictor.checkpoint) == {"seed0": config.train.steps}
+    assert dict(predictor.checkpoint) == {"seed0": config.stages.gan.steps}
     info = inference.read_model_info(workdir)
     assert info["num_joints"] == 17 and info["head_root_distance"] > 0
     test = common.load_datasets(config.data)["test"]
@@ -137,7 +137,7 @@ def test_optimizers_linear_schedule_decays_to_zero():
     config = drover_config.get_config("smoke")
     params = {"w": jnp.ones(3)}
     grads = {"w": jnp.ones(3)}
-    config.train.lr_schedule = "linear"
+    config.stages.gan.lr_schedule = "linear"
     tx = drover.make_optimizers(config, num_steps=4)["gen"]
     opt_state = tx.init(params)
     sizes = []
@@ -145,9 +145,9 @@ def test_optimizers_linear_schedule_decays_to_zero():
         updates, opt_state = tx.update(grads, opt_state, params)
         sizes.append(float(jnp.abs(updates["w"][0])))
     # Adam's first step has |update| = lr; the rate decays linearly 2e-4 -> 0 over 4 steps.
-    np.testing.assert_allclose(sizes[0], config.train.lr_generator, rtol=1e-3)
+    np.testing.assert_allclose(sizes[0], config.stages.gan.lr_generator, rtol=1e-3)
     assert sizes[1] < sizes[0] and sizes[4] == 0.0
-    config.train.lr_schedule = "cosine?"
+    config.stages.gan.lr_schedule = "cosine?"
     with pytest.raises(ValueError, match="lr_schedule"):
         drover.make_optimizers(config, num_steps=4)
 

@@ -46,11 +46,11 @@ runtimes on the 2-core development CPU. Each paper's comparison at equal budget 
 
     python -m experiments.baseline --workdir=/tmp/baseline_h36m_cpu \
         --config=experiments/configs/baseline.py:h36m --config.data.h36m.dir=/data/h36m \
-        --config.train.batch_size=1024 --config.train.steps=3000 \
+        --config.train.batch_size=1024 --config.stages.lifter.steps=3000 \
         --config.train.steps_per_block=100 --config.train.checkpoint_every=0 \
-        --config.train.schedule.decay_epochs=0.25
+        --config.stages.lifter.decay_epochs=0.25
 
-CLI overrides: ``--config.train.steps=500 --config.model.width=256 ...``.
+CLI overrides: ``--config.stages.lifter.steps=500 --config.model.width=256 ...``.
 """
 
 from __future__ import annotations
@@ -78,16 +78,17 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     # Martinez; measured: P1 58 vs 69 mm after 500 steps on CMU, see BUILD_NOTES)
 
     c.train = train_config(steps_per_block=100)  # batch_size 256 (Martinez et al.: 64)
-    c.train.steps = 0  # total steps (> 0 overrides epochs)
-    c.train.epochs = 200.0  # used when steps == 0 (Martinez et al.: 200)
     c.train.val_fraction = 0.0  # share of train_3d held out as validation (0 = no validation)
     c.train.eval_every = 0  # steps between validations (multiple of K; 0 = end of training)
     c.train.select = "final"  # evaluated checkpoint: final | best (lowest validation MPJPE)
-    c.train.schedule = ml_collections.ConfigDict()
-    c.train.schedule.kind = "exponential"  # Martinez: lr * 0.96 ** (step / 100k)
-    c.train.schedule.lr = 1e-3
-    c.train.schedule.decay_rate = 0.96
-    c.train.schedule.decay_epochs = 1.0  # set per preset (in epochs of the training split)
+    c.stages = ml_collections.ConfigDict()
+    st = c.stages.lifter = ml_collections.ConfigDict()  # the single stage (checkpoints/lifter)
+    st.steps = 0  # total steps (> 0 overrides epochs)
+    st.epochs = 200.0  # used when steps == 0 (Martinez et al.: 200)
+    st.kind = "exponential"  # learning rate: Martinez's lr * 0.96 ** (step / 100k)
+    st.lr = 1e-3
+    st.decay_rate = 0.96
+    st.decay_epochs = 1.0  # set per preset (in epochs of the training split)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 4096  # evaluation batch (fixed: one compilation)
@@ -97,29 +98,29 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized (Martinez et al.: 1024)
-        c.train.steps = 1500
+        st.steps = 1500
     elif preset == "smoke":
         smoke_data(c.data)
         c.model.width = 32
         c.model.num_blocks = 1
         c.train.batch_size = 8
-        c.train.steps = 4
+        st.steps = 4
         c.train.steps_per_block = 2
         c.eval.batch_size = 16
         c.eval.figures = False
     elif preset == "cmu":
         c.data = data_config("cmu")
         c.train.batch_size = 1024  # the accuracy benchmark's budget (benchmarks/bench_accuracy)
-        c.train.steps = 3000  # ~100 epochs of the 30,808 CMU training pairs
-        c.train.schedule.decay_epochs = 10.0
+        st.steps = 3000  # ~100 epochs of the 30,808 CMU training pairs
+        st.decay_epochs = 10.0
     elif preset == "h36m":
         c.data = data_config("h36m")
         c.train.batch_size = 64
-        c.train.steps = 0
-        c.train.epochs = 200.0
+        st.steps = 0
+        st.epochs = 200.0
         c.train.steps_per_block = 500
         c.train.checkpoint_every = 50000
-        c.train.schedule.decay_epochs = 1e5 / (1559752 / 64)  # 100k steps at batch 64
+        st.decay_epochs = 1e5 / (1559752 / 64)  # 100k steps at batch 64
         c.eval.batch_size = 8192
     else:
         raise ValueError(f"unknown baseline preset {preset!r}; expected '', smoke, cmu or h36m")

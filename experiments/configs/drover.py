@@ -86,15 +86,17 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
 
     # batch_size: generator inputs and real 2D per step, each (paper: 32768); no clipping
     c.train = train_config(batch_size=1024, clip_norm=0.0)
-    c.train.steps = 20000  # total steps per seed (> 0 overrides epochs)
-    c.train.epochs = 0.0
-    c.train.lr_generator = 2e-4  # Adam, paper: 2e-4 for both
-    c.train.lr_discriminator = 2e-4
-    c.train.b1 = 0.5  # Adam beta1 (0.5, the DCGAN choice; the paper does not state it)
-    c.train.lr_schedule = "constant"  # constant (the paper) | linear (decay to 0 over the run)
     # Batch sampling: epoch (per-epoch permutations) | random (i.i.d. indices; much cheaper on
     # CPU: the epoch sampler permutes the whole 277k-pose real pool inside every step).
     c.train.sampling = "epoch"
+    c.stages = ml_collections.ConfigDict()
+    g = c.stages.gan = ml_collections.ConfigDict()  # the recipe of every seed<s> stage
+    g.steps = 20000  # total steps per seed (> 0 overrides epochs)
+    g.epochs = 0.0
+    g.lr_generator = 2e-4  # Adam, paper: 2e-4 for both
+    g.lr_discriminator = 2e-4
+    g.b1 = 0.5  # Adam beta1 (0.5, the DCGAN choice; the paper does not state it)
+    g.lr_schedule = "constant"  # constant (the paper) | linear (decay to 0 over the run)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 4096
@@ -107,7 +109,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     if preset in ("", "default", "synthetic"):
         c.model.width = 256  # CPU-sized (paper: 1024)
         c.train.batch_size = 256
-        c.train.steps = 1000
+        g.steps = 1000
     elif preset == "smoke":
         smoke_data(c.data)
         c.real2d.virtual_cameras = 2
@@ -115,7 +117,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.model.generator_blocks = 1
         c.model.discriminator_blocks = 1
         c.train.batch_size = 8
-        c.train.steps = 4
+        g.steps = 4
         c.train.steps_per_block = 2
         c.eval.batch_size = 16
         c.eval.figures = False
@@ -124,15 +126,15 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.real2d.virtual_cameras = 8
         c.model.width = 256  # CPU-sized (paper: 1024)
         c.train.batch_size = 256
-        c.train.steps = 4000  # 600 steps (constant lr) left the generator worse than trivial
-        c.train.lr_schedule = "linear"  # damps the G/D oscillation: stable final checkpoint
+        g.steps = 4000  # 600 steps (constant lr) left the generator worse than trivial
+        g.lr_schedule = "linear"  # damps the G/D oscillation: stable final checkpoint
         c.train.sampling = "random"  # ~15x faster on CPU than per-step epoch permutations
     elif preset == "h36m":
         c.data = data_config("h36m")
         c.method.num_joints = 14
         c.real2d.virtual_cameras = 8
         c.train.batch_size = 32768
-        c.train.steps = 20000
+        g.steps = 20000
         c.train.steps_per_block = 100
         c.train.checkpoint_every = 2000
         c.eval.batch_size = 16384

@@ -1,6 +1,7 @@
 """The method registry of ``jpose.inference.load_predictor`` (issue 16 item 4)."""
 
 import json
+import pathlib
 import types
 
 import numpy as np
@@ -42,3 +43,25 @@ def test_a_registered_import_path_that_fails_names_the_module(tmp_path, monkeypa
     inference.register_method("ghost", "no_such_package.ghost")
     with pytest.raises(ImportError, match="no_such_package.ghost"):
         inference.load_predictor(_workdir(tmp_path, "ghost"))
+
+
+def test_jpose_train_finds_the_method_and_hands_it_the_command_line(capsys):
+    """``jpose-train <method> ...`` runs the registered method's module as ``python -m`` would
+    (its own flags and checks: an empty ``--workdir`` is the method's user error); a missing or
+    unknown method is one message."""
+    import subprocess
+    import sys
+
+    from jpose.training import cli
+
+    assert cli.main([]) == 2 and "usage: jpose-train" in capsys.readouterr().err
+    assert cli.main(["--help"]) == 0 and "camerapose" in capsys.readouterr().out
+    assert cli.main(["nope", "--workdir=x"]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+    out = subprocess.run(
+        [sys.executable, "-m", "jpose.training.cli", "baseline", "--workdir=",
+         "--config=experiments/configs/baseline.py:smoke"],
+        capture_output=True, text=True, timeout=300, cwd=pathlib.Path(__file__).parents[1],
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("experiments.baseline: error: the work directory path is empty")

@@ -32,6 +32,7 @@ __all__ = [
     "Predictor",
     "load_predictor",
     "load_pretrained",
+    "method_target",
     "read_config",
     "read_model_info",
     "recording_restores",
@@ -69,8 +70,14 @@ def registered_methods() -> list[str]:
     return sorted({*BUILTIN_METHODS, *_REGISTERED})
 
 
+def method_target(name: str) -> Any:
+    """What experiment ``name`` is registered as: an import path (the built-in methods:
+    ``experiments.<name>``) or an object; None when unknown."""
+    return _REGISTERED.get(name, BUILTIN_METHODS.get(name))
+
+
 def _method(name: str, workdir: Any) -> Any:
-    target = _REGISTERED.get(name, BUILTIN_METHODS.get(name))
+    target = method_target(name)
     if target is None:
         raise ValueError(
             f"unknown experiment {name!r} in {workdir}/config.json; known: {registered_methods()}"

@@ -688,7 +688,7 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
         x_gt, c_src = b2["pose2d_norm"], b2["confidence"]
         # train.weak2d_bn_stats=False: 2D-only batches do not move the batch-norm running
         # statistics (the networks are evaluated with those of the 2D-3D batches)
-        n = net(ctx, update_stats=None if config.train.get("weak2d_bn_stats", True) else False)
+        n = net(ctx, update_stats=None if config.train.weak2d_bn_stats else False)
         x_in, c = _inputs(config, ctx.key_for("weak_inputs"), x_gt, c_src)
         refined = n.refine(x_in, c)
         pose = n.lift(refined)

@@ -260,7 +260,7 @@ def train_options(train: ml_collections.ConfigDict) -> harness.TrainOptions:
 def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: int,
                     steps_per_block: int) -> int:  # fmt: skip
     """:func:`jpose.training.stages.num_stage_steps` of a stage config (``steps``, ``epochs``)."""
-    steps = int(stage_cfg.get("steps", 0) or 0)
+    steps = int(stage_cfg.steps)
     return num_stage_steps(steps=steps, epochs=0.0 if steps > 0 else float(stage_cfg.epochs),
                            steps_per_epoch=steps_per_epoch,
                            steps_per_block=steps_per_block)  # fmt: skip

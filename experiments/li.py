@@ -114,9 +114,9 @@ def load_li_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
             "test": jcmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1,
                                         exclude_actions=actions, **kw),
         }  # fmt: skip
-        limits = cfg.get("max_examples") or {}
+        limits = cfg.max_examples
         for i, (name, ds) in enumerate(sorted(out.items())):
-            out[name] = common.subset(ds, int(limits.get(name, 0) or 0), seed=seed + 101 + i)
+            out[name] = common.subset(ds, int(limits[name]), seed=seed + 101 + i)
         return out
     return common.load_datasets(cfg)
 

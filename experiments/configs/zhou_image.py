@@ -66,6 +66,7 @@ __all__ = ["ABLATIONS", "get_config"]
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The config; ``preset`` in ``"" | rendered | smoke | h36m``."""
     c = ml_collections.ConfigDict()
+    c.experiment = "zhou_image"  # the method (experiments.zhou_image.run)
     c.seed = 0
     c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.ablation = "3d+2d+geo"  # one of ABLATIONS, or "all" (stage 1 shared, 4 x stages 2-3)

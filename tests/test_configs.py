@@ -1,0 +1,41 @@
+"""One config schema (issue 16): every preset of every method builds, validates, and has the
+shared ``train`` run options, a ``stages`` block whose stages say how long they run, and an
+``eval`` block."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from experiments import common
+from experiments.configs.data import train_config
+from jpose.training import rundir
+
+PRESETS = {
+    "baseline": ["", "smoke", "cmu", "h36m"],
+    "camerapose": [None, "smoke", "cmu", "h36m"],
+    "drover": ["", "smoke", "cmu", "h36m"],
+    "li": ["", "smoke", "cmu", "h36m", "cmu,reproj", "cmu,trans", "cmu,no_pretrain",
+           "cmu,uncalibrated"],
+    "wsp": [None, "smoke", "cmu", "h36m"],
+    "zhou": ["", "smoke", "cmu", "h36m"],
+    "wsp_image": ["", "smoke", "real"],
+    "zhou_image": ["", "smoke", "h36m"],
+}  # fmt: skip
+CASES = [(m, p) for m, ps in PRESETS.items() for p in ps]
+
+
+@pytest.mark.parametrize("method, preset", CASES, ids=[f"{m}:{p}" for m, p in CASES])
+def test_every_preset_follows_the_schema(method, preset):
+    config = importlib.import_module(f"experiments.configs.{method}").get_config(preset)
+    assert config.experiment == method
+    rundir.validate_config(config)
+    # the shared run options (a method with per-stage batch sizes deletes train.batch_size)
+    shared = set(train_config()) - {"batch_size"}
+    assert shared <= set(config.train), sorted(shared - set(config.train))
+    options = common.train_options(config.train)
+    assert options.steps_per_block >= 1
+    assert config.stages and all("steps" in st for st in config.stages.values())
+    assert "batch_size" in config.eval
+    assert "parallel" not in config and "figures" not in config  # moved into train / eval

@@ -1,5 +1,8 @@
-"""The shared experiment harness: entry point, work directory, data, staged training, evaluation
-and reports. Every ``experiments/<method>.py`` is a short ``run(config, workdir)`` built from these.
+"""What every method module shares: the entry point, the work directory, reading configs
+(``config.data`` -> splits, ``config.train`` -> :class:`jpose.training.stages.TrainOptions`,
+stage blocks -> steps). Training itself is library code: a method declares its stages
+(``jpose.training.stages.Stage``) and ``run_stages`` runs them; results and figures are
+``jpose.training.reports``.
 
 Entry point (flax ``examples/imagenet`` style)::
 
@@ -9,9 +12,9 @@ Entry point (flax ``examples/imagenet`` style)::
         common.cli(run, default_config=common.config_path("<method>"))
 
     python -m experiments.<method> --workdir=/tmp/x \
-        [--config=experiments/configs/<method>.py:<preset>] [--config.train.lr=1e-4 ...]
+        [--config=experiments/configs/<method>.py:<preset>] [--config.train.batch_size=512 ...]
 
-Work directory layout (``setup_workdir``, ``train_stage``, ``write_results``, ``write_figures``)::
+Work directory layout (``setup_workdir``, ``run_stages``, ``write_results``, ``write_figures``)::
 
     <workdir>/config.json             the resolved config (a changed config on resume is kept as
                                       config.<n>.json and logged)
@@ -26,7 +29,7 @@ Work directory layout (``setup_workdir``, ``train_stage``, ``write_results``, ``
                                       an unfinished run without ``--allow_unfinished``)
     <workdir>/run.lock                process id + host of the run using the directory
 
-Resume order (``train_stage``): stages run in order; a stage whose checkpoint directory holds its
+Resume order (``run_stages``): stages run in order; a stage whose checkpoint directory holds its
 final step is restored and skipped, a stage with an earlier checkpoint is restored and continued
 (``jpose.training.fit``: state, base key and step; the batch of step ``s`` is a pure function of
 ``(key, s)``, so a resumed run replays the batches of an uninterrupted one), a stage without

@@ -366,8 +366,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     timings: dict[str, float] = {"render_s": data_s}
     # stage 1 draws the mixed batch of the 3d+2d ablations (one compiled step for both) but
     # only the 2D-only images are supervised (hm_3d = 0): the paper's MPII pre-training
+    compiled: dict[str, Any] = {}  # stage 1's block serves the 3d+2d ablations' stages 2-3
     s1 = harness.run_stages([declare(1, ("3d", "2d"), weights0, init_stage1)], data, workdir=wd,
-                            options=options, start_index=1).stages["stage1"]  # fmt: skip
+                            options=options, start_index=1,
+                            compiled=compiled).stages["stage1"]  # fmt: skip
     timings["stage1_s"] = s1.wall_s
     results: dict[str, Any] = {}
     lr, lg = float(t.lambda_reg), float(t.lambda_geo)
@@ -383,8 +385,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             declare(3, parts, stage_weights(a, stage=3, lambda_reg=lr, lambda_geo=lg),
                     lambda done: done["stage2"]),
         ]  # fmt: skip
-        trained = harness.run_stages(declared, data, workdir=a_wd, options=options,
-                                     start_index=2, step_offset=s1.num_steps)  # fmt: skip
+        trained = harness.run_stages(declared, data, workdir=a_wd, options=options, start_index=2,
+                                     step_offset=s1.num_steps, compiled=compiled)  # fmt: skip
         state = trained.state
         walls = {f"{n}_s": r.wall_s for n, r in trained.stages.items()}
         t_eval = time.perf_counter()

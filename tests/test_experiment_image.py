@@ -2,6 +2,7 @@
 results written, and a second run resumes from the checkpoints (no step is trained again)."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -15,9 +16,12 @@ def _stage_records(path, stage):
     return [r for r in map(json.loads, path.read_text().splitlines()) if r.get("stage") == stage]
 
 
-def test_zhou_image_smoke_and_resume(tmp_path):
+def test_zhou_image_smoke_and_resume(tmp_path, caplog):
     cfg = zhou_image_config.get_config("smoke")
-    out = zhou_image.run(cfg, str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="jpose.training"):
+        out = zhou_image.run(cfg, str(tmp_path))
+    # stage 1 and the 3d+2d ablation's stages 2-3 draw the same batches: one compiled block
+    assert sum("compiling training block" in r.getMessage() for r in caplog.records) == 1
     res = out["results"]["3d+2d+geo"]
     assert set(res) == {"test_wild", "test_studio", "train_2d"}
     assert all(np.isfinite(v) for split in res.values() for v in split.values())

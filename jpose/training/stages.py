@@ -509,6 +509,7 @@ def run_stages(
     options: TrainOptions,
     start_index: int = 0,
     step_offset: int = 0,
+    compiled: dict[Any, Any] | None = None,
 ) -> StagesResult:
     """Train (resume, or skip when complete) declared stages in order.
 
@@ -527,6 +528,10 @@ def run_stages(
       start_index: stage index of ``stages[0]`` (continuing a run declared in parts, e.g. one
         shared first stage, then each ablation's stages in its own work directory).
       step_offset: global step of ``stages[0]``'s step 0.
+      compiled: a dict that keeps the compiled blocks (and device data) across calls, for a run
+        declared in parts whose parts repeat a stage's phases (Zhou-image's stage 1 and each
+        ablation's stages 2-3 share one block); a block is reused only for the same phases
+        object, batch sizes and host arrays.
 
     Returns:
       :class:`StagesResult`.
@@ -535,8 +540,9 @@ def run_stages(
     if len(set(names)) != len(names):
         raise ValueError(f"stage names must be unique, got {names}")
     k = int(options.steps_per_block)
-    on_device: dict[str, Any] = {}
-    runners: dict[Any, Any] = {}
+    cache = {} if compiled is None else compiled
+    on_device: dict[Any, Any] = cache.setdefault("data", {})
+    runners: dict[Any, Any] = cache.setdefault("blocks", {})
     done: dict[str, TrainState] = {}
     results: dict[str, StageResult] = {}
     offset = step_offset
@@ -560,11 +566,12 @@ def run_stages(
             raise ValueError(f"stage {stage.name!r} trains players {unknown} its state lacks "
                              f"(players: {sorted(template.players)})")  # fmt: skip
         for n in stage.batch_sizes:
-            if n not in on_device:
-                on_device[n] = device_arrays(data[n], num_devices=options.num_devices)
+            if (n, id(data[n])) not in on_device:
+                on_device[n, id(data[n])] = device_arrays(data[n], num_devices=options.num_devices)
         # stages with the same phases object, datasets and batch sizes share one compiled block
         # (Drover's seeds, WSP's initialisations): jit caches key on the function object
-        runner_key = (id(stage.phases), tuple(sorted(stage.batch_sizes.items())), stage.sampling)
+        runner_key = (id(stage.phases), tuple(sorted(stage.batch_sizes.items())), stage.sampling,
+                      tuple(id(data[n]) for n in sorted(stage.batch_sizes)))  # fmt: skip
         if runner_key not in runners:
             sizes = {n: len(next(iter(data[n].values()))) for n in stage.batch_sizes}
             sampler = make_sampler(sizes, stage.batch_sizes, num_devices=options.num_devices,
@@ -572,7 +579,7 @@ def run_stages(
             runners[runner_key] = make_block_runner(
                 lambda axis, phases=tuple(stage.phases): make_train_step(phases, axis_name=axis),
                 steps_per_block=k, sampler=sampler, num_devices=options.num_devices,
-                data={n: on_device[n] for n in stage.batch_sizes},
+                data={n: on_device[n, id(data[n])] for n in stage.batch_sizes},
             )  # fmt: skip
         run_block = runners[runner_key]
         phases = tuple(stage.phases)

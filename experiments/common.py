@@ -85,6 +85,7 @@ __all__ = [
     "method_run",
     "run_experiment",
     "setup_workdir",
+    "check_known_fields",
     "load_datasets",
     "eval_splits",
     "subset",
@@ -191,6 +192,37 @@ def run_experiment(
             return run(config, workdir)
 
 
+def _field_paths(config: Any, prefix: str = "") -> set[str]:
+    out = set()
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        out.add(path)
+        if isinstance(value, ml_collections.ConfigDict):
+            out |= _field_paths(value, f"{path}.")
+    return out
+
+
+def check_known_fields(config: ml_collections.ConfigDict) -> None:
+    """Refuse fields the method's config does not define (``experiments/configs/<experiment>``,
+    any preset): a ``ConfigDict`` accepts new keys silently, so ``config.train.steps = 4000``
+    on a method whose steps live in ``stages.<name>`` would otherwise train the default length.
+
+    Raises:
+      rundir.UserError: naming the unknown fields.
+    """
+    name = config.get("experiment")
+    if not name:
+        return
+    reference = _field_paths(importlib.import_module(f"experiments.configs.{name}").get_config())
+    unknown = sorted(_field_paths(config) - reference)
+    if unknown:
+        raise rundir.UserError(
+            f"invalid config: unknown field(s) {', '.join(unknown)} for experiment {name!r} "
+            f"(defined in {config_path(name)}; stage lengths and schedules are "
+            "stages.<stage>.steps / epochs / lr, run options train.*)"
+        )
+
+
 def setup_workdir(
     workdir: str | os.PathLike[str], config: ml_collections.ConfigDict
 ) -> pathlib.Path:
@@ -214,6 +246,7 @@ def setup_workdir(
       rundir.UserError: empty path, invalid config, work directory in use, changed networks.
     """
     wd = rundir.check_workdir_path(workdir)
+    check_known_fields(config)
     rundir.validate_config(config)
     wd.mkdir(parents=True, exist_ok=True)
     if not parallel.is_main_process():  # multi-process: process 0 writes

@@ -39,3 +39,16 @@ def test_every_preset_follows_the_schema(method, preset):
     assert config.stages and all("steps" in st for st in config.stages.values())
     assert "batch_size" in config.eval
     assert "parallel" not in config and "figures" not in config  # moved into train / eval
+    common.check_known_fields(config)  # a preset only sets fields the method defines
+
+
+def test_a_field_the_method_does_not_define_is_refused():
+    """A ConfigDict takes new keys silently: ``train.steps`` on the baseline (whose length is
+    ``stages.lifter.steps``) would train the default length without this check."""
+    config = importlib.import_module("experiments.configs.baseline").get_config("smoke")
+    config.train.steps = 6
+    with pytest.raises(rundir.UserError, match=r"unknown field\(s\) train\.steps .*baseline"):
+        common.check_known_fields(config)
+    config = importlib.import_module("experiments.configs.baseline").get_config("smoke")
+    config.stages.lifter.steps = 6  # a defined field: accepted
+    common.check_known_fields(config)

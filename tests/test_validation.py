@@ -67,8 +67,8 @@ def test_baseline_validation_and_best_checkpoint(tmp_path):
     from experiments.configs import baseline as baseline_config
 
     config = baseline_config.get_config("smoke")
-    config.train.update(val_fraction=0.25, eval_every=2, select="best", steps=6,
-                        steps_per_block=2)  # fmt: skip
+    config.train.update(val_fraction=0.25, eval_every=2, select="best", steps_per_block=2)
+    config.stages.lifter.steps = 6
     out = baseline.run(config, str(tmp_path))
     records = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if r["split"] == "val"]

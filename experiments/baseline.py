@@ -31,7 +31,7 @@ from experiments.lifting import eval_datasets, lifter_figures
 from jpose import evaluation as jeval
 from jpose import inference, losses, models, skeleton
 from jpose.data import PoseDataset
-from jpose.evaluation import apply_fn, jit_predict
+from jpose.evaluation import jit_predict
 from jpose.inference import pipelines
 from jpose.training import (
     Phase,
@@ -159,35 +159,14 @@ def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict
 def load_predictor(
     config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> inference.Predictor:
-    """The trained lifter of a baseline work directory.
+    """The trained lifter of a baseline work directory (:func:`pipeline`).
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` is exactly what :func:`run` evaluates: the
     lifter's output made root-relative (pelvis at the origin), metres, camera frame; the
     confidences are not used.
-
-    Args:
-      config: the run's config (``common.read_config``).
-      workdir: the work directory.
-      step: checkpoint step (default the latest).
-
-    Returns:
-      :class:`jpose.inference.Predictor`.
     """
-    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    info = inference.read_model_info(workdir)
-    layout = str(info.get("layout") or skeleton.H36M17.name)
-    model = build_model(config, num_joints=skeleton.get_layout(layout).num_joints, stats=info)
-    variables, steps = inference.restore_variables(workdir, STAGES, ["lifter"], step=step)
-    predict = apply_fn(model, variables["lifter"], lambda a, x, c: {"pose3d": _lift(a, x, c)})
-    return inference.Predictor(
-        experiment="baseline",
-        predict=predict,
-        normalization=info.get("normalization") or common.data_normalization(config.data),
-        checkpoint=steps,
-        config=config,
-        layout=layout,
-        description=DESCRIPTION,
-    )
+    return common.declared_predictor(pipeline, config, workdir, step=step,
+                                     info=inference.read_model_info(workdir))  # fmt: skip
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

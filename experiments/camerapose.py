@@ -73,7 +73,7 @@ import json
 import logging
 import pathlib
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import jax
@@ -405,16 +405,20 @@ def stage_state(
     variables: Mapping[str, tuple[Any, Any]],
     *,
     steps_per_epoch: int,
+    trainable: Collection[str] | None = None,
 ) -> T.TrainState:
     """A fresh :class:`TrainState` for ``stage`` (new optimisers, parameters from ``variables``).
 
-    Players trained in the stage get ``clip -> adam(schedule)`` (the stage's schedule; G and D a
-    constant ``gan.lr``); the others get ``optax.set_to_zero()`` (no optimiser state).
+    Players trained in the stage (``trainable``: the players of its phases, declared once by
+    :func:`make_phases`, whose ``harness.Stage.trainable`` the run passes) get ``clip ->
+    adam(schedule)`` (the stage's schedule; G and D a constant ``gan.lr``); the others get
+    ``optax.set_to_zero()`` (no optimiser state).
     """
     config = setup.config
     scfg = config.stages[{"refine": "stage1", "warmup": "stage2", "end2end": "stage3"}[stage]]
     sched = T.schedule_from_config(scfg, steps_per_epoch=steps_per_epoch)
-    trainable = {n for p in make_phases(setup, stage) for n in p.players}  # declared once
+    if trainable is None:
+        trainable = {n for p in make_phases(setup, stage) for n in p.players}
     players = {}
     for name, model in setup.models.items():
         params, stats = variables[name]
@@ -906,13 +910,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             last = next(reversed(done.values()), None)
             v = variables if last is None else {
                 n: (p.params, p.batch_stats) for n, p in last.players.items()}  # fmt: skip
-            return stage_state(setup, stage, v, steps_per_epoch=steps_per_epoch)
+            return stage_state(setup, stage, v, steps_per_epoch=steps_per_epoch,
+                               trainable=declared.trainable)  # fmt: skip
 
-        return harness.Stage(
+        declared = harness.Stage(
             stage, phases=make_phases(setup, stage), num_steps=num_steps,
             batch_sizes={n: batch_sizes[n] for n in names}, init=init,
             key=jax.random.fold_in(base_key, index), samples_per_step=int(tc.batch_size),
         )  # fmt: skip
+        return declared
 
     trained = harness.run_stages(
         [declare(i, s) for i, s in enumerate(STAGES)], setup.train_arrays, workdir=wd,

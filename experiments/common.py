@@ -54,15 +54,16 @@ import logging
 import os
 import pathlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ml_collections
 
-from jpose import inference
+from jpose import inference, skeleton
 from jpose.data import PoseDataset
 from jpose.data.common import holdout_split, subset
 from jpose.data.splits import data_normalization, eval_splits, load_splits
+from jpose.inference import pipelines
 from jpose.training import (
     parallel,
     rundir,
@@ -97,6 +98,7 @@ __all__ = [
     "write_figures",
     "training_curves_figure",
     "read_config",
+    "declared_predictor",
     "data_normalization",
     "write_model_info",
     "evaluation_record",
@@ -305,6 +307,33 @@ def stage_num_steps(stage_cfg: ml_collections.ConfigDict, *, steps_per_epoch: in
 # ------------------------------------------------------------------------------------------------
 # Trained pipelines: what ``experiments.evaluate`` and ``experiments.infer`` run
 # ------------------------------------------------------------------------------------------------
+
+
+def declared_predictor(
+    pipeline: Callable[[ml_collections.ConfigDict, Mapping[str, Any]], Mapping[str, Any]],
+    config: Mapping[str, Any],
+    workdir: str | os.PathLike[str],
+    *,
+    info: Mapping[str, Any],
+    step: int | None = None,
+) -> inference.Predictor:
+    """A method's ``load_predictor``: the pipeline its ``pipeline(config, model_info)`` declares,
+    restored by :func:`jpose.inference.pipelines.load_pipeline` (the same code that restores a
+    work directory whose ``model.json`` carries the entry), for runs written before it did.
+
+    Args:
+      pipeline: the method's ``pipeline`` function.
+      config: the run's ``config.json``.
+      workdir: the work directory.
+      info: its ``model.json`` fields, plus any the method recomputed for older runs; missing
+        ``layout`` / ``normalization`` are Human3.6M-17 / the data config's.
+      step: checkpoint step of the last trained stage (default its latest).
+    """
+    config = ml_collections.ConfigDict(config)
+    info = {"layout": skeleton.H36M17.name, "normalization": data_normalization(config.data),
+            **{k: v for k, v in info.items() if v is not None}}  # fmt: skip
+    return pipelines.load_pipeline(workdir, pipeline(config, info), config=config.to_dict(),
+                                   step=step)  # fmt: skip
 
 
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:

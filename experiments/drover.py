@@ -438,7 +438,8 @@ def _train_head_root_distance(config: ml_collections.ConfigDict) -> float:
 def load_predictor(
     config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> inference.Predictor:
-    """The trained generator(s) of a Drover work directory, as :func:`run` evaluates them.
+    """The trained generator(s) of a Drover work directory (:func:`pipeline`), as :func:`run`
+    evaluates them.
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` ``[B, 17, 3]`` is the 3D of ``run``'s
     "learned" (one seed) or "ensemble" (``ensemble_seeds``: the mean of every seed's 3D) row:
@@ -453,44 +454,11 @@ def load_predictor(
     ``jeval.evaluate_3d`` of this ``pose3d`` then differs from ``results.json`` (it counts
     the 3 placeholder joints and centres the target on the pelvis); :func:`evaluate` reproduces
     it. With 17 joints ``jeval.evaluate_3d`` reproduces ``results.json`` exactly.
-
-    Args:
-      config: the run's config (``common.read_config``).
-      workdir: the work directory.
-      step: checkpoint step of every seed (default each seed's latest).
-
-    Returns:
-      :class:`jpose.inference.Predictor` (``checkpoint``: ``{"seed<s>": step}``).
     """
-    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    info = inference.read_model_info(workdir)
-    hr = info.get("head_root_distance")
-    if hr is None:  # runs older than model.json: recompute from the training data
-        hr = _train_head_root_distance(config)
-    gen = make_models(config)["gen"]
-    variables, steps = [], {}
-    for stage in seed_stages(config):
-        v, st = inference.restore_variables(workdir, [stage], ["gen"], step=step)
-        variables.append(v["gen"])
-        steps.update(st)
-    fn = make_predict_3d(config, head_root_distance=float(hr))
-
-    @jax.jit
-    def run_all(variables: Sequence[Any], x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-        poses = [fn(lambda inp, v=v: gen.apply(v, inp, train=False)[0], x, c) for v in variables]
-        pose = poses[0] if len(poses) == 1 else sum(poses) / len(poses)
-        return {"pose3d": pose}
-
-    return inference.Predictor(
-        experiment="drover",
-        predict=lambda x, c: run_all(variables, x, c),
-        normalization=info.get("normalization") or common.data_normalization(config.data),
-        checkpoint=steps,
-        config=config,
-        layout=skeleton.H36M17.name,
-        metric_scale=False,
-        description=_description(config, len(variables)),
-    )
+    info = dict(inference.read_model_info(workdir))
+    if info.get("head_root_distance") is None:  # runs older than model.json: from the data
+        info["head_root_distance"] = _train_head_root_distance(ml_collections.ConfigDict(config))
+    return common.declared_predictor(pipeline, config, workdir, info=info, step=step)
 
 
 def _protocol_splits(

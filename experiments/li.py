@@ -272,7 +272,7 @@ def _lift(apply: Any, pose2d: jax.Array, confidence: jax.Array) -> jax.Array:
 def load_predictor(
     config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> inference.Predictor:
-    """The trained branches of a Li et al. work directory.
+    """The trained branches of a Li et al. work directory (:func:`pipeline`).
 
     ``predict(pose2d_norm, confidence)`` returns ``pose3d``: the lifting branch's output made
     root-relative (pelvis at the origin; metres, camera frame), exactly the single-view 3D that
@@ -281,38 +281,9 @@ def load_predictor(
     ``pose3d + translation[:, None]`` is the global pose of the training losses. Confidences are
     not used (the branches see 2D only). Restored from the last stage with checkpoints
     (``train``, else ``pretrain``).
-
-    Args:
-      config: the run's config (``common.read_config``).
-      workdir: the work directory.
-      step: checkpoint step of the last trained stage (default its latest).
-
-    Returns:
-      :class:`jpose.inference.Predictor` (``has_camera=False``: no intrinsics).
     """
-    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    info = inference.read_model_info(workdir)
-    layout = skeleton.get_layout(str(info.get("layout") or skeleton.H36M17.name))
-    models = build_models(config, num_joints=layout.num_joints)
-    variables, steps = inference.restore_variables(workdir, STAGES, ["lifter", "root"], step=step)
-    offset = jnp.asarray([0.0, 0.0, float(config.model.root_depth_offset_m)], jnp.float32)
-
-    @jax.jit
-    def branches(variables: Mapping[str, Any], x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-        def apply(name: str) -> Any:
-            return lambda inp: models[name].apply(variables[name], inp, train=False)[0]
-
-        return {"pose3d": _lift(apply("lifter"), x, c), "translation": apply("root")(x) + offset}
-
-    return inference.Predictor(
-        experiment="li",
-        predict=lambda x, c: branches(variables, x, c),
-        normalization=info.get("normalization") or common.data_normalization(config.data),
-        checkpoint=steps,
-        config=config,
-        layout=layout.name,
-        description=DESCRIPTION,
-    )
+    return common.declared_predictor(pipeline, config, workdir, step=step,
+                                     info=inference.read_model_info(workdir))  # fmt: skip
 
 
 def output_scale(width: int, scale: float = 0.0, *, reference_width: int = 128) -> float:

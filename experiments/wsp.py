@@ -317,7 +317,7 @@ def load_predictor(
     step: int | None = None,
     variant: str | None = None,
 ) -> inference.Predictor:
-    """One fine-tuned lifter of a WSP work directory.
+    """One fine-tuned lifter of a WSP work directory (:func:`pipeline`).
 
     ``run`` fine-tunes a lifter per label fraction and initialisation (:func:`finetune_stages`);
     the served one is ``variant`` (a stage name such as ``finetune_100pct_random``), else
@@ -330,46 +330,16 @@ def load_predictor(
     frame): what ``run`` evaluates for that stage (its ``results.json`` entry is
     ``model.json["finetune"][variant]["evaluation"]``).
 
-    Args:
-      config: the run's config (``common.read_config``).
-      workdir: the work directory.
-      step: checkpoint step of the chosen stage (default its latest).
-      variant: fine-tuning stage to serve.
-
-    Returns:
-      :class:`jpose.inference.Predictor` (``checkpoint``: the chosen stage, and ``pretrain``
-      for a pre-trained initialisation).
-
     Raises:
       ValueError: an unknown ``variant``.
     """
-    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    info = inference.read_model_info(workdir)
-    stages = info["finetune"]  # finetune_stages of the run, as model.json records them
+    info = dict(inference.read_model_info(workdir))
     variant = variant or str(info["default_variant"])
-    if variant not in stages:
+    if variant not in info["finetune"]:
         raise ValueError(f"unknown WSP fine-tuning variant {variant!r}; expected one of "
-                         f"{sorted(stages)}")  # fmt: skip
-    chain = (["pretrain"] if stages[variant]["init"] == "pretrained" else []) + [variant]
-    variables, steps = inference.restore_variables(workdir, chain, ["lifter"], step=step)
-    if variant not in steps:
-        raise FileNotFoundError(f"no checkpoint of fine-tuning stage {variant} in {workdir}")
-    lifter = build_lifter(config)
-
-    @jax.jit
-    def predict(variables: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-        pose = _lift(lifter, variables, x, c)
-        return {"pose3d": pose - pose[..., :1, :]}
-
-    return inference.Predictor(
-        experiment="wsp",
-        predict=lambda x, c: predict(variables["lifter"], x, c),
-        normalization=info.get("normalization") or common.data_normalization(config.data),
-        checkpoint=steps,
-        config=config,
-        layout=skeleton.H36M17.name,
-        description=_description(stages[variant], variant),
-    )
+                         f"{sorted(info['finetune'])}")  # fmt: skip
+    info["default_variant"] = variant  # the served stage of pipeline()
+    return common.declared_predictor(pipeline, config, workdir, info=info, step=step)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

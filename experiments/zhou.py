@@ -73,7 +73,7 @@ from jpose import inference, kinematics, losses, models, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.common import normalize_2d, normalized_intrinsics
-from jpose.evaluation import apply_fn, jit_predict
+from jpose.evaluation import jit_predict
 from jpose.inference import pipelines
 from jpose.models.depth import pose_scale_2d, predict_depth, rescaled_pose
 from jpose.training import (
@@ -150,42 +150,23 @@ def _avg_sum_length(train: PoseDataset) -> float:
 def load_predictor(
     config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> inference.Predictor:
-    """The trained depth network of a Zhou work directory, as ``run`` evaluates it.
+    """The trained depth network of a Zhou work directory (:func:`pipeline`), as ``run``
+    evaluates it.
 
     ``predict(pose2d_norm, confidence)["pose3d"]`` is the 3D of the ``<split>`` rows of
-    ``results.json`` (:func:`rescaled_pose`): the input 2D with the predicted depth, rescaled so
-    that its sum of bone lengths is the training skeletons' average (``model.json``
-    ``avg_sum_length``), pelvis at the origin, metres. The scale is that prior, not an estimate
-    of the person's size. The ``<split> (perspective)`` rows back-project with the ground-truth
-    intrinsics and pelvis depth, which a predictor does not have; they are not reproduced. The
-    network is restored from the last trained stage (``stage3``, else ``stage2``).
-
-    Args:
-      config: the run's config (``common.read_config``).
-      workdir: the work directory.
-      step: checkpoint step of the last trained stage (default its latest).
-
-    Returns:
-      :class:`jpose.inference.Predictor`.
+    ``results.json`` (:func:`jpose.models.depth.rescaled_pose`): the input 2D with the predicted
+    depth, rescaled so that its sum of bone lengths is the training skeletons' average
+    (``model.json`` ``avg_sum_length``), pelvis at the origin, metres. The scale is that prior,
+    not an estimate of the person's size. The ``<split> (perspective)`` rows back-project with
+    the ground-truth intrinsics and pelvis depth, which a predictor does not have; they are not
+    reproduced. The network is restored from the last trained stage (``stage3``, else
+    ``stage2``).
     """
-    config = ml_collections.ConfigDict(config)  # config.json as read by jpose.inference
-    info = inference.read_model_info(workdir)
-    avg = info.get("avg_sum_length")
-    if avg is None:  # runs older than model.json: recompute from the training data
-        avg = _avg_sum_length(common.load_datasets(config.data)["train_3d"])
-    variables, steps = inference.restore_variables(workdir, STAGES, ["depth"], step=step)
-    fn = functools.partial(rescaled_pose, avg_sum_length=float(avg))
-    return inference.Predictor(
-        experiment="zhou",
-        predict=apply_fn(
-            build_model(config), variables["depth"], lambda a, x, c: {"pose3d": fn(a, x, c)}
-        ),
-        normalization=info.get("normalization") or common.data_normalization(config.data),
-        checkpoint=steps,
-        config=config,
-        layout=LAYOUT.name,
-        description=_description(config, float(avg)),
-    )
+    info = dict(inference.read_model_info(workdir))
+    if info.get("avg_sum_length") is None:  # runs older than model.json: from the training data
+        data = ml_collections.ConfigDict(config).data
+        info["avg_sum_length"] = _avg_sum_length(common.load_datasets(data)["train_3d"])
+    return common.declared_predictor(pipeline, config, workdir, info=info, step=step)
 
 
 def aspect_preserving_2d(

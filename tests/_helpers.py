@@ -46,3 +46,27 @@ def finite_value_and_grad(fn, *args):
     for gi in g:
         assert np.all(np.isfinite(gi)), gi
     return v, g
+
+
+def assert_restores_as_an_older_run(workdir, tmp_path, x, c, *, drop=("pipeline",), atol=1e-6):
+    """A copy of ``workdir`` whose ``model.json`` lacks ``drop`` (as runs written before those
+    fields existed) restores, through the method's own ``load_predictor`` (the registry), the
+    same predictions as the work directory itself (its declared pipeline)."""
+    import json
+    import shutil
+
+    from jpose import inference
+
+    want = inference.load_predictor(workdir)
+    old = tmp_path / "older_run"
+    shutil.copytree(workdir, old)
+    info = json.loads((old / "model.json").read_text())
+    assert "pipeline" in info and all(k in info for k in drop)
+    (old / "model.json").write_text(json.dumps({k: v for k, v in info.items() if k not in drop}))
+    got = inference.load_predictor(old)
+    assert got.experiment == want.experiment and got.description == want.description
+    assert dict(got.checkpoint) == dict(want.checkpoint)
+    a, b = want.predict(x, c), got.predict(x, c)
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_allclose(np.asarray(b[k]), np.asarray(a[k]), atol=atol)

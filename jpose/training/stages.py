@@ -566,8 +566,10 @@ def run_stages(
             raise ValueError(f"stage {stage.name!r} trains players {unknown} its state lacks "
                              f"(players: {sorted(template.players)})")  # fmt: skip
         for n in stage.batch_sizes:
-            if (n, id(data[n])) not in on_device:
-                on_device[n, id(data[n])] = device_arrays(data[n], num_devices=options.num_devices)
+            if (n, id(data[n])) not in on_device:  # keyed by the host arrays, kept alive with
+                # their device copy so that their id cannot be reused by other arrays
+                on_device[n, id(data[n])] = (data[n], device_arrays(
+                    data[n], num_devices=options.num_devices))  # fmt: skip
         # stages with the same phases object, datasets and batch sizes share one compiled block
         # (Drover's seeds, WSP's initialisations): jit caches key on the function object
         runner_key = (id(stage.phases), tuple(sorted(stage.batch_sizes.items())), stage.sampling,
@@ -579,7 +581,7 @@ def run_stages(
             runners[runner_key] = make_block_runner(
                 lambda axis, phases=tuple(stage.phases): make_train_step(phases, axis_name=axis),
                 steps_per_block=k, sampler=sampler, num_devices=options.num_devices,
-                data={n: on_device[n, id(data[n])] for n in stage.batch_sizes},
+                data={n: on_device[n, id(data[n])][1] for n in stage.batch_sizes},
             )  # fmt: skip
         run_block = runners[runner_key]
         phases = tuple(stage.phases)

@@ -1,8 +1,8 @@
 """What every method module shares: the entry point, the work directory, reading configs
 (``config.data`` -> splits, ``config.train`` -> :class:`jpose.training.stages.TrainOptions`,
-stage blocks -> steps). Training itself is library code: a method declares its stages
-(``jpose.training.stages.Stage``) and ``run_stages`` runs them; results and figures are
-``jpose.training.reports``.
+stage blocks -> steps). Training is library code: a method declares its stages
+(``jpose.training.stages.Stage``) and ``run_stages`` runs them (work directory layout and resume
+order: :mod:`jpose.training.stages`); results and figures are ``jpose.training.reports``.
 
 Entry point (flax ``examples/imagenet`` style)::
 
@@ -13,38 +13,6 @@ Entry point (flax ``examples/imagenet`` style)::
 
     python -m experiments.<method> --workdir=/tmp/x \
         [--config=experiments/configs/<method>.py:<preset>] [--config.train.batch_size=512 ...]
-
-Work directory layout (``setup_workdir``, ``run_stages``, ``write_results``, ``write_figures``)::
-
-    <workdir>/config.json             the resolved config (a changed config on resume is kept as
-                                      config.<n>.json and logged)
-    <workdir>/metrics.jsonl           every logged scalar (train / val), with ``stage`` and a
-                                      global step (stages are concatenated)
-    <workdir>/checkpoints/<stage>/    orbax checkpoints of each training stage
-    <workdir>/results.json|md         evaluation (MPJPE / P-MPJPE / N-MPJPE in mm, per action,
-                                      action-wise and frame-wise means) with a header
-    <workdir>/figures/*.png           figures (needs matplotlib, ``jpose[viz]``)
-    <workdir>/status.json             which stages finished and whether the run did
-                                      (``jpose.training.rundir``; evaluation and inference refuse
-                                      an unfinished run without ``--allow_unfinished``)
-    <workdir>/run.lock                process id + host of the run using the directory
-
-Resume order (``run_stages``): stages run in order; a stage whose checkpoint directory holds its
-final step is restored and skipped, a stage with an earlier checkpoint is restored and continued
-(``jpose.training.fit``: state, base key and step; the batch of step ``s`` is a pure function of
-``(key, s)``, so a resumed run replays the batches of an uninterrupted one), a stage without
-checkpoints starts from the previous stage's final state. A run killed at any moment therefore
-restarts from its last checkpoint and stage when the same command is run again.
-
-Data parallelism: ``make_block_runner`` compiles K fused steps (``lax.scan``) with ``jit`` on one
-device or ``pmap`` over all local devices (state replicated around each block, so checkpoints and
-the returned state are always un-replicated).
-
-Evaluation protocol (``evaluate_3d``): a ``predict_3d(pose2d_norm, confidence) -> pose3d``
-function is run in fixed-size batches (no recompilation); predictions and targets are made
-root-relative (pelvis); MPJPE (protocol 1), P-MPJPE (protocol 2: similarity Procrustes with
-reflection fix) and N-MPJPE (least-squares scale) per example, then per action, the action-wise
-mean (each action counts equally, the Human3.6M convention) and the frame-wise mean. Units: mm.
 """
 
 from __future__ import annotations

@@ -2,59 +2,25 @@
 
 ``python -m experiments.drover --workdir=DIR [--config=experiments/configs/drover.py:PRESET]``
 
-Method (paper sec. 3, implemented with ``jpose.losses.drover_*`` and ``jpose.adversarial``):
+Paper mapping (:mod:`jpose.models.drover`, ``jpose.losses.drover_*``): root-centred 2D scaled to
+an average head-root distance ``1 / d`` (sec. 3.1); generator ``G`` -> depth offsets, depth
+``max(0, d + o) + 1`` and back projection (eq. 2); random projection layer (sec. 3); 2-class
+discriminator ``D`` on real 2D drawn independently of ``G``'s inputs vs the projections, GAN loss
+of eq. 4, one D then one G update per iteration; real 2D pool = training 2D, optionally a 2D-only
+split and virtual-camera views of the training 3D (sec. 4.1); ``ensemble_seeds`` average several
+generators (sec. 4.3). No 3D label reaches the generator's loss (:func:`training_arrays`).
 
-* inputs: the 2D pose root-centred (pelvis) and scaled so that the *average* head-root distance
-  of the training 2D is ``1 / d`` (sec. 3.1; :func:`jpose.models.drover.normalize_source`);
-* generator ``G`` (``jpose.models.drover_generator``): depth offsets ``o``; depth
-  ``z = max(0, d + o) + 1`` (eq. 2); back projection ``X = [z x, z y, z]``;
-* random projection: ``X`` rotated about ``[0, 0, d]`` by a random azimuth (0-360 deg) and
-  elevation (0-20 deg), perspective projection, then re-centred on the root like the real 2D
-  (``method.recentre_fake``; the paper does not say whether it re-centres);
-* discriminator ``D`` (``jpose.models.drover_discriminator``, 2-class softmax): real 2D poses
-  ``r`` drawn *independently* of the generator's inputs (no correspondence) against the random
-  projections ``p``; standard GAN loss (eq. 4) from the softmax logit difference; the generator
-  minimises ``-log D(p)`` (non-saturating, default) or the literal ``log(1 - D(p))``;
-* one iteration = D update, then G against the updated D (``alternating_gan_phases``); Adam
-  2e-4 for both; batch size from the config (paper: 32,768). ``stages.gan.lr_schedule="linear"``
-  (ours, the ``cmu`` preset) decays both rates linearly to 0: with a constant rate the CPU-sized
-  GAN oscillates (P-MPJPE of successive checkpoints 83-120 mm on CMU), so the final checkpoint
-  is a lottery; ``train.sampling="random"`` draws i.i.d. batches (the ``epoch`` sampler permutes
-  the whole real pool inside every step, ~15x slower on CPU).
-
-Real 2D pool (the discriminator's "real" data): the training split's 2D, optionally a 2D-only
-split, and optionally ``real2d.virtual_cameras`` projections of every training 3D skeleton
-through virtual cameras (paper sec. 4.1: 8 cameras, azimuth 0-360, elevation 0-20 degrees).
-Each source is normalised with its own average head-root distance.
-
-No 3D label reaches the generator's loss: the device-resident training data holds only 2D
-(``training_arrays``); 3D is read by the evaluator and, with virtual cameras, to render the real
-2D pool (unpaired, like any other real 2D). ``tests/test_experiment_drover.py`` checks that the
-generator objective has zero gradient with respect to the 3D ground truth.
-
-Joints: ``method.num_joints = 17`` (H36M-17) or ``14`` (the paper: H36M-17 without pelvis, spine
-and neck/nose; the pelvis is still used for centring, the hip midpoint re-centres fakes).
-
-Evaluation: the paper's metric is MPJPE after scaling and rigid alignment = P-MPJPE (P2 column);
-N-MPJPE (scale only) is also scale-free; the P1 column uses a nominal ``eval.unit_m`` metres per
-generator unit and is not meaningful for this scale-free method. With 14 joints the metrics are
-computed on those joints only (:func:`evaluate`). Human3.6M: Protocol 1 = S11
-(``test_s11``), Protocol 2 = S9 + S11 (``test``). The *trivial baseline* (constant depth: a flat
-skeleton ``X = (d + 1) [x, y, 1]``) goes through the same evaluation code. With
-``ensemble_seeds`` several generators are trained and their 3D outputs averaged (sec. 4.3).
-
-Inference: ``run`` writes ``<workdir>/model.json`` (the input normalisation constant
-``head_root_distance`` of the training 2D, the seeds and joints); :func:`load_predictor` (or
-``jpose.inference.load_predictor(DIR)``) restores the generator(s) and predicts what ``run``
-evaluates.
+Evaluation: P-MPJPE (the paper's metric), N-MPJPE and a nominal-unit P1 per split (Human3.6M:
+Protocol 1 = S11 ``test_s11``, Protocol 2 = S9 + S11 ``test``), beside the trivial baseline
+(constant depth). ``run`` writes ``model.json``; :func:`load_predictor` restores the generator(s).
 """
 
 from __future__ import annotations
 
-import math
+import functools
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -65,13 +31,13 @@ import optax
 
 from experiments import common
 from experiments.lifting import eval_datasets, lifter_figures
-from jpose import adversarial, inference, losses, models, skeleton
 from jpose import evaluation as jeval
-from jpose import metrics as jm
+from jpose import inference, losses, models, skeleton
 from jpose.data import PoseDataset
 from jpose.evaluation import jit_predict
 from jpose.inference import pipelines
-from jpose.models.drover import DroverJoints, drover_pose, normalize_source
+from jpose.models import drover as gan
+from jpose.models.drover import DroverJoints, head_root_distance, normalize_source
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -89,8 +55,6 @@ __all__ = [
     "make_models",
     "make_optimizers",
     "make_phases",
-    "fake_projection",
-    "make_predict_3d",
     "seed_stages",
     "evaluate",
     "load_predictor",
@@ -101,41 +65,6 @@ __all__ = [
 def joint_spec(num_joints: int) -> DroverJoints:
     """The :class:`jpose.models.drover.DroverJoints` of the 14- or 17-joint variant."""
     return DroverJoints.of(num_joints)
-
-
-def _head_root_distance(pose2d: np.ndarray, spec: DroverJoints) -> float:
-    root = skeleton.H36M17.root
-    return float(np.mean(np.linalg.norm(pose2d[:, spec.head] - pose2d[:, root], axis=-1)))
-
-
-def _virtual_views(
-    ds: PoseDataset, *, num_views: int, azimuth_deg: Sequence[float],
-    elevation_deg: Sequence[float], seed: int,
-) -> np.ndarray:  # fmt: skip
-    """``[N * V, 17, 2]`` unit-focal projections of ``ds``'s 3D through ``V`` random cameras.
-
-    Each camera-frame skeleton is rotated about its pelvis (azimuth about the camera's vertical
-    axis, then elevation: ``losses.drover_random_rotation``), kept at its pelvis depth and
-    projected (``x = X / Z``); paper sec. 4.1.
-    """
-    pose = jnp.asarray(ds.pose3d_cam, jnp.float32)
-    root = pose[:, :1]
-    key = jax.random.key(seed)
-    rot = losses.drover_random_rotation(
-        key,
-        (num_views, len(ds)),
-        azimuth_range=tuple(math.radians(a) for a in azimuth_deg),
-        elevation_range=tuple(math.radians(e) for e in elevation_deg),
-    )
-
-    @jax.jit
-    def views(rot: jax.Array) -> jax.Array:
-        rotated = jnp.einsum("nij,nkj->nki", rot, pose - root) + root
-        z = jnp.maximum(rotated[..., 2:], 0.1)  # clamp: poses are metres in front of the camera
-        return rotated[..., :2] / z
-
-    out = jnp.concatenate([views(rot[v]) for v in range(num_views)], axis=0)
-    return np.asarray(out, np.float32)
 
 
 def training_arrays(
@@ -150,42 +79,32 @@ def training_arrays(
     Returns:
       ``({"inputs": {"x": [N, J, 2]}, "real": {"r": [M, J, 2]}}, info)``; ``info`` holds the
       normalisation constants (``head_root_distance`` of the inputs) and the pool composition.
-      No 3D array is in the returned data.
+      No 3D array is in the returned data (3D only renders the virtual views, unpaired).
     """
-    m = config.method
-    spec = joint_spec(int(m.num_joints))
-    d = float(m.distance)
+    spec = joint_spec(int(config.method.num_joints))
+    d, rc = float(config.method.distance), config.real2d
     train = datasets["train_3d"]
-    hr_inputs = _head_root_distance(train.pose2d_norm, spec)
+    hr_inputs = head_root_distance(train.pose2d_norm, spec)
     x = normalize_source(train.pose2d_norm, joints=spec, distance=d, head_root_distance=hr_inputs)
-    real, composition = [], {}
-    rc = config.real2d
-    sources = []
+    sources = {}
     if rc.use_train_2d:
-        sources.append(("train_3d 2D", train.pose2d_norm))
+        sources["train_3d 2D"] = train.pose2d_norm
     if rc.use_2d_only and "train_2d" in datasets:
-        sources.append(("train_2d 2D", datasets["train_2d"].pose2d_norm))
+        sources["train_2d 2D"] = datasets["train_2d"].pose2d_norm
     if int(rc.virtual_cameras) > 0:
-        views = _virtual_views(
-            train,
-            num_views=int(rc.virtual_cameras),
-            azimuth_deg=tuple(rc.azimuth_deg),
+        sources[f"{int(rc.virtual_cameras)} virtual views of train_3d 3D"] = gan.virtual_views(
+            train.pose3d_cam, jax.random.key(int(config.seed) + 7919),
+            num_views=int(rc.virtual_cameras), azimuth_deg=tuple(rc.azimuth_deg),
             elevation_deg=tuple(rc.elevation_deg),
-            seed=int(config.seed) + 7919,
-        )
-        sources.append((f"{int(rc.virtual_cameras)} virtual views of train_3d 3D", views))
+        )  # fmt: skip
     if not sources:
         raise ValueError("Drover: the real 2D pool is empty (enable real2d.use_train_2d or ...)")
-    for name, pose2d in sources:
-        hr = _head_root_distance(pose2d, spec)
-        real.append(np.asarray(normalize_source(pose2d, joints=spec, distance=d,
-                                                head_root_distance=hr)))  # fmt: skip
-        composition[name] = len(pose2d)
     data = {
         "inputs": {"x": np.asarray(x, np.float32)},
-        "real": {"r": np.concatenate(real).astype(np.float32)},
+        "real": {"r": gan.real_pool(list(sources.values()), joints=spec, distance=d)},
     }
-    info = {"head_root_distance": hr_inputs, "real_pool": composition, "spec": spec}
+    info = {"head_root_distance": hr_inputs, "spec": spec,
+            "real_pool": {name: len(pose2d) for name, pose2d in sources.items()}}  # fmt: skip
     return data, info
 
 
@@ -259,28 +178,6 @@ def make_optimizers(
     }
 
 
-def fake_projection(
-    points_3d: jax.Array, key: jax.Array, *, config: ml_collections.ConfigDict
-) -> jax.Array:
-    """Random projection layer (paper sec. 3) of generated skeletons ``[B, J, 3] -> [B, J, 2]``."""
-    m = config.method
-    rot = losses.drover_random_rotation(
-        key,
-        points_3d.shape[:-2],
-        azimuth_range=tuple(math.radians(a) for a in m.azimuth_deg),
-        elevation_range=tuple(math.radians(e) for e in m.elevation_deg),
-    )
-    p = losses.drover_random_projection(points_3d, rot, distance=float(m.distance))
-    if m.recentre_fake:
-        p = p - joint_spec(int(m.num_joints)).root(p)
-    return p
-
-
-def _real_logit(logits: jax.Array) -> jax.Array:
-    # 2-class softmax (class 0 = real): P(real) = sigmoid(l_real - l_fake).
-    return logits[..., 0] - logits[..., 1]
-
-
 def make_phases(config: ml_collections.ConfigDict) -> tuple[Phase, Phase]:
     """The discriminator and generator phases (run D first, then G against the updated D).
 
@@ -291,83 +188,34 @@ def make_phases(config: ml_collections.ConfigDict) -> tuple[Phase, Phase]:
     Returns:
       ``(discriminator_phase, generator_phase)``.
     """
-    distance = float(config.method.distance)
-    gen_loss_name = str(config.method.generator_loss)
-    if gen_loss_name == "non_saturating":
-        gen_loss = adversarial.gan_generator_loss_non_saturating
-    elif gen_loss_name == "minimax":
-        gen_loss = adversarial.gan_generator_loss
-    else:
-        raise ValueError(f"generator_loss must be non_saturating|minimax, got {gen_loss_name!r}")
+    m = config.method
+    distance, gen_loss = float(m.distance), str(m.generator_loss)
+    gan.generator_loss_fn(gen_loss)  # an unknown name fails here, not at the first step
+    project = functools.partial(
+        gan.random_projection, joints=joint_spec(int(m.num_joints)), distance=distance,
+        azimuth_deg=tuple(m.azimuth_deg), elevation_deg=tuple(m.elevation_deg),
+        recentre=bool(m.recentre_fake),
+    )  # fmt: skip
 
     def fakes(ctx: PhaseContext, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         offsets = ctx.apply("gen", x)
         points = losses.drover_back_project(x, losses.drover_depth(offsets, distance=distance))
-        return fake_projection(points, ctx.next_key(), config=config), offsets
+        return project(points, ctx.next_key()), offsets
 
     def d_loss(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
         real = batch["real"]["r"]
         fake, _ = fakes(ctx, batch["inputs"]["x"])
-        logits = _real_logit(ctx.apply("disc", jnp.concatenate([real, fake])))
-        lr, lf = logits[: len(real)], logits[len(real) :]
-        loss = jnp.mean(adversarial.gan_real_loss(lr)) + jnp.mean(adversarial.gan_fake_loss(lf))
-        acc = 0.5 * (jnp.mean(lr > 0) + jnp.mean(lf < 0))
-        return loss, {"accuracy": acc, "p_real_on_fake": jnp.mean(jax.nn.sigmoid(lf))}
+        logits = gan.real_logit(ctx.apply("disc", jnp.concatenate([real, fake])))
+        return gan.discriminator_objective(logits[: len(real)], logits[len(real) :])
 
     def g_loss(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
         real = batch["real"]["r"]
         fake, offsets = fakes(ctx, batch["inputs"]["x"])
-        logits = _real_logit(ctx.apply("disc", jnp.concatenate([real, fake]), update_stats=False))
-        lf = logits[len(real) :]
-        loss = jnp.mean(gen_loss(lf))
-        depth = losses.drover_depth(offsets, distance=distance)
-        return loss, {
-            "fooled": jnp.mean(lf > 0),
-            "depth_std": jnp.mean(jnp.std(depth, axis=-1)),
-            "depth_clamped": jnp.mean(distance + offsets < 0),
-        }
+        logits = ctx.apply("disc", jnp.concatenate([real, fake]), update_stats=False)
+        lf = gan.real_logit(logits)[len(real) :]
+        return gan.generator_objective(lf, offsets, distance=distance, loss=gen_loss)
 
     return Phase("discriminator", ("disc",), d_loss), Phase("generator", ("gen",), g_loss)
-
-
-@jax.jit
-def _masked_errors(pred: jax.Array, target: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-    return {
-        "mpjpe": jm.mpjpe(pred, target, mask=mask),
-        "p_mpjpe": jm.p_mpjpe(pred, target, mask=mask),
-        "n_mpjpe": jm.n_mpjpe(pred, target, mask=mask),
-    }
-
-
-def _evaluate(
-    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
-    ds: PoseDataset,
-    *,
-    spec: DroverJoints,
-    config: ml_collections.ConfigDict,
-) -> dict[str, Any]:
-    """``jeval.evaluate_3d`` on the generator's joints.
-
-    17 joints: ``jeval.evaluate_3d`` itself. 14 joints: the same output on the 14 joints only
-    (masked metrics; both poses centred on the hip midpoint) -- an adapter until
-    ``jeval.evaluate_3d`` takes a joint mask.
-    """
-    bs, key = int(config.eval.batch_size), config.eval.action_key
-    if spec.num_joints == 17:
-        return jeval.evaluate_3d(predict_3d, ds, batch_size=bs, action_key=key,
-                                  keep_predictions=True)  # fmt: skip
-    pred = jeval.batched_apply(predict_3d, ds.pose2d_norm, ds.confidence, batch_size=bs)
-    target = ds.pose3d_root_relative.astype(np.float32)
-    target = target - np.asarray(spec.root(target[:, np.asarray(spec.joints)]))
-    mask = np.zeros((1, 17), np.float32)
-    mask[0, np.asarray(spec.joints)] = 1.0
-    errors = jeval.batched_apply(
-        lambda p, t: _masked_errors(p, t, jnp.asarray(mask)), pred, target, batch_size=bs
-    )
-    out = jeval.summarize_errors(errors, ds, action_key=key)
-    out["predictions"] = pred
-    out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
-    return out
 
 
 def evaluate(
@@ -377,48 +225,22 @@ def evaluate(
     config: ml_collections.ConfigDict,
 ) -> dict[str, Any]:
     """Drover's evaluation of a ``predict_3d`` (e.g. a :func:`load_predictor` predictor's
-    ``pose3d``) on one split: :func:`experiments.jeval.evaluate_3d` with 17 joints, the masked
-    metrics on the generator's 14 joints (both poses centred on the hip midpoint) with 14.
+    ``pose3d``) on one split, with predictions and per-example errors: ``jeval.evaluate_3d``
+    with 17 joints; with 14, ``jeval.evaluate_3d_joints`` on the generator's joints, both poses
+    centred on the hip midpoint.
 
     Args:
       predict_3d: ``(pose2d_norm [B, 17, 2], confidence [B, 17]) -> [B, 17, 3]``.
       ds: a 3D split.
       config: the Drover config (``method.num_joints``, ``eval.batch_size`` / ``action_key``).
-
-    Returns:
-      The :func:`experiments.jeval.evaluate_3d` record (with predictions and errors).
-    """
-    return _evaluate(predict_3d, ds, spec=joint_spec(int(config.method.num_joints)), config=config)
-
-
-def make_predict_3d(
-    config: ml_collections.ConfigDict, *, head_root_distance: float
-) -> Callable[[Callable[[jax.Array], jax.Array] | None, jax.Array, jax.Array], jax.Array]:
-    """The evaluated 3D of one generator: ``fn(apply, pose2d_norm, confidence) -> [B, 17, 3]``.
-
-    :func:`jpose.models.drover.drover_pose` (generator units, centred on the root) times the nominal
-    ``eval.unit_m`` metres per unit, scattered into H36M-17 (joints the generator does not see =
-    its root point); ``apply=None`` is the trivial baseline. Confidences are not used.
-
-    Args:
-      config: the Drover config.
-      head_root_distance: the training inputs' average head-root distance (``model.json``).
-
-    Returns:
-      ``fn`` for :func:`jpose.evaluation.jit_predict`.
     """
     spec = joint_spec(int(config.method.num_joints))
-    unit_m, distance = float(config.eval.unit_m), float(config.method.distance)
-
-    def predictor(
-        apply: Callable[[jax.Array], jax.Array] | None, x: jax.Array, c: jax.Array
-    ) -> jax.Array:
-        del c
-        pose = drover_pose(apply, x, joints=spec, distance=distance,
-                           head_root_distance=head_root_distance)  # fmt: skip
-        return spec.to_layout(pose * unit_m)
-
-    return predictor
+    kw = {"batch_size": int(config.eval.batch_size), "action_key": config.eval.action_key,
+          "keep_predictions": True}  # fmt: skip
+    if spec.num_joints == 17:
+        return jeval.evaluate_3d(predict_3d, ds, **kw)
+    return jeval.evaluate_3d_joints(predict_3d, ds, joints=spec.joints,
+                                    centre=spec.layout_centre, **kw)  # fmt: skip
 
 
 def seed_stages(config: ml_collections.ConfigDict) -> list[str]:
@@ -428,36 +250,24 @@ def seed_stages(config: ml_collections.ConfigDict) -> list[str]:
     return [f"seed{s}" for s in seeds]
 
 
-def _train_head_root_distance(config: ml_collections.ConfigDict) -> float:
-    """``head_root_distance`` of the training inputs, recomputed from the data (work directories
-    written before ``model.json``)."""
-    train = common.load_datasets(config.data)["train_3d"]
-    return _head_root_distance(train.pose2d_norm, joint_spec(int(config.method.num_joints)))
-
-
 def load_predictor(
     config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> inference.Predictor:
     """The trained generator(s) of a Drover work directory (:func:`pipeline`), as :func:`run`
     evaluates them.
 
-    ``predict(pose2d_norm, confidence)["pose3d"]`` ``[B, 17, 3]`` is the 3D of ``run``'s
-    "learned" (one seed) or "ensemble" (``ensemble_seeds``: the mean of every seed's 3D) row:
-    the back-projected generator output centred on the root (the pelvis for 17 joints, the hip
-    midpoint for 14), times the *nominal* ``eval.unit_m`` metres per generator unit. The method
-    is scale-free (``metric_scale=False``): only scale-aligned errors (P-MPJPE, N-MPJPE) are
-    meaningful, and the P1 column of ``results.json`` uses the same nominal unit.
-
-    With ``method.num_joints = 14`` (the ``h36m`` preset) the generator does not predict the
-    pelvis, spine and neck/nose: they are set to the root point (the origin), and ``run``
-    evaluates on the 14 joints only (masked metrics, both poses centred on the hip midpoint).
-    ``jeval.evaluate_3d`` of this ``pose3d`` then differs from ``results.json`` (it counts
-    the 3 placeholder joints and centres the target on the pelvis); :func:`evaluate` reproduces
-    it. With 17 joints ``jeval.evaluate_3d`` reproduces ``results.json`` exactly.
+    ``predict(pose2d_norm, confidence)["pose3d"]`` ``[B, 17, 3]`` is the 3D of the "learned" /
+    "ensemble" (mean of every seed's 3D) row (:func:`jpose.models.drover.drover_pose3d`, in the
+    *nominal* ``eval.unit_m``; ``metric_scale=False``). With 14 joints the 3 joints the generator
+    does not see are its root point and :func:`evaluate` (not ``jeval.evaluate_3d``) reproduces
+    ``results.json``.
     """
     info = dict(inference.read_model_info(workdir))
     if info.get("head_root_distance") is None:  # runs older than model.json: from the data
-        info["head_root_distance"] = _train_head_root_distance(ml_collections.ConfigDict(config))
+        cfg = ml_collections.ConfigDict(config)
+        train = common.load_datasets(cfg.data)["train_3d"]
+        spec = joint_spec(int(cfg.method.num_joints))
+        info["head_root_distance"] = head_root_distance(train.pose2d_norm, spec)
     return common.declared_predictor(pipeline, config, workdir, info=info, step=step)
 
 
@@ -506,64 +316,57 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     nets = make_models(config)
     txs = make_optimizers(config, num_steps=num_steps)
-    example = {"gen": jnp.zeros((2, num_joints, 2)), "disc": jnp.zeros((2, num_joints, 2))}
+    example = jnp.zeros((2, num_joints, 2))  # generator and discriminator inputs alike
 
     def template(seed: int) -> TrainState:
         keys = jax.random.split(jax.random.key(seed), 2)
-        players = {
-            name: create_player(nets[name], txs[name], k, example[name])
-            for name, k in zip(("gen", "disc"), keys)
-        }
-        return create_train_state(players)
+        names = ("gen", "disc")
+        return create_train_state(
+            {n: create_player(nets[n], txs[n], k, example) for n, k in zip(names, keys)}
+        )
 
     d_phase, g_phase = make_phases(config)
     phases = alternating_gan_phases(discriminator=d_phase, generator=g_phase)
     seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
     declared = [
         harness.Stage(
-            f"seed{seed}",
-            phases=phases,
-            num_steps=num_steps,
-            batch_sizes={"inputs": bs, "real": bs},
+            f"seed{seed}", phases=phases, num_steps=num_steps, samples_per_step=bs,
+            batch_sizes={"inputs": bs, "real": bs}, sampling=str(tc.sampling),
             init=lambda done, seed=seed: template(seed),  # every seed from scratch
             key=jax.random.fold_in(jax.random.key(seed), 1),
-            sampling=str(tc.sampling),
-            samples_per_step=bs,
-        )  # fmt: skip
+        )
         for seed in seeds
-    ]
+    ]  # fmt: skip
     trained = harness.run_stages(declared, host_data, workdir=wd,
                                  options=common.train_options(tc))  # fmt: skip
     stages = trained.stages
 
     # ---- evaluation: the 3D ground truth is read from here on only -------------------------
     unit_m = float(config.eval.unit_m)
-    predictor = make_predict_3d(config, head_root_distance=info["head_root_distance"])
-
+    predictor = functools.partial(
+        gan.drover_pose3d, joints=spec, distance=float(config.method.distance),
+        head_root_distance=info["head_root_distance"], unit_m=unit_m,
+    )  # fmt: skip
     per_seed = [jit_predict(s.state["gen"], predictor) for s in stages.values()]
     trivial = jax.jit(lambda x, c: predictor(None, x, c))
 
     def ensemble(x: jax.Array, c: jax.Array) -> jax.Array:
         return sum(p(x, c) for p in per_seed) / len(per_seed)
 
+    # (summary row, evaluation name suffix, predictor) evaluated on every split
+    rows = [("learned", "", per_seed[0])]
+    if len(per_seed) > 1:
+        rows = [("ensemble", "", ensemble)]
+        rows += [(f"seed {seed}", f" (seed {seed})", p) for seed, p in zip(seeds, per_seed)]
+    if config.eval.trivial_baseline:
+        rows.append(("trivial baseline", " (trivial baseline)", trivial))
     evaluations: dict[str, Any] = {}
     summary: dict[str, dict[str, float]] = {}
     for split, ds in _protocol_splits(datasets, config).items():
-        learned = _evaluate(ensemble if len(per_seed) > 1 else per_seed[0], ds, spec=spec,
-                            config=config)  # fmt: skip
-        name = "ensemble" if len(per_seed) > 1 else "learned"
-        evaluations[split] = learned
-        row = {name: learned["metrics"]["p_mpjpe"]["action_wise"]}
-        if len(per_seed) > 1:
-            for seed, p in zip(seeds, per_seed):
-                ev = _evaluate(p, ds, spec=spec, config=config)
-                evaluations[f"{split} (seed {seed})"] = ev
-                row[f"seed {seed}"] = ev["metrics"]["p_mpjpe"]["action_wise"]
-        if config.eval.trivial_baseline:
-            ev = _evaluate(trivial, ds, spec=spec, config=config)
-            evaluations[f"{split} (trivial baseline)"] = ev
-            row["trivial baseline"] = ev["metrics"]["p_mpjpe"]["action_wise"]
-        summary[split] = row
+        summary[split] = {}
+        for row, suffix, predict_3d in rows:
+            ev = evaluations[split + suffix] = evaluate(predict_3d, ds, config=config)
+            summary[split][row] = ev["metrics"]["p_mpjpe"]["action_wise"]
     stage_info = trained.summary()
     timings = {
         "train_wall_s": trained.wall_s,

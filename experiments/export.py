@@ -1,78 +1,38 @@
-"""Export a finished training run as a pretrained bundle (``python -m experiments.export``).
+"""Export a finished training run as a pretrained bundle (``python -m experiments.export``)::
 
-Usage::
+    python -m experiments.export --workdir=RUN --output=jpose/pretrained/lifter_cmu \\
+        [--name=lifter_cmu] [--description="supervised lifter, CMU mocap"] \\
+        [--dtype=auto|float16|float32] [--train_command="python -m ..."] [--commit=SHA]
 
-    python -m experiments.export --workdir=/tmp/bundle_lifter \\
-        --output=jpose/pretrained/lifter_cmu --name=lifter_cmu \\
-        --description="supervised lifter, CMU mocap"
-    python -m experiments.export --workdir=RUN --output=BUNDLE [--dtype=auto|float16|float32] \\
-        [--train_command="python -m experiments.baseline ..."] [--commit=SHA]
-
-What is written (the format: :mod:`jpose.inference`): the variables of the networks the
-experiment's ``load_predictor`` restores -- recorded while it runs
-(:func:`jpose.inference.recording_restores`), so every keypoint experiment exports without a
-list of its players here, and optimiser moments, discriminators and generators are left out --
-as ``weights.npz`` with ``weights.sha256``; the run's ``config.json`` and ``model.json``; a
-``status.json`` marking the run finished; ``bundle.json``; the model card ``card.json`` (machine
-readable) and ``MODEL_CARD.md``.
-
-Storage dtype (``--dtype=auto``, the default): the bundle is evaluated with float32 and with
-float16 weights on the run's 3D test split (``--eval_dataset=auto``: the CMU test split for runs
-trained on CMU, else the config's own test splits); float16 is kept only when every MPJPE /
-P-MPJPE / N-MPJPE number (per action, action-wise and frame-wise means) moves by at most
-``--tolerance_mm`` (0.1 mm). Both sets of numbers and the decision go into the card, next to the
-numbers of the run's own ``results.json``.
-
-Provenance in the card: the training data and their licences (from the data preset), the
-training command (``--train_command``, else reconstructed from ``config.json``: the preset whose
-config differs least, plus ``--config.<field>=<value>`` overrides), the commit (``--commit``, else
-``git rev-parse HEAD`` of this checkout, with a note when its working tree has uncommitted
-changes), the wall time (``status.json`` start / end and the stages' ``wall_s``).
-
-Refused (exit status 2, one message): a work directory that is not a finished run, an output that
-exists and is not an earlier bundle (``--overwrite`` replaces an earlier bundle).
+The bundle, its float16 rule and the model card: :func:`jpose.inference.export.export_bundle`.
+This command adds what the checkout knows: the training data and their licences (from the data
+preset), the training command (``--train_command``, else reconstructed from ``config.json``: the
+preset whose config differs least, plus ``--config.<field>=<value>`` overrides) and the commit
+(``--commit``, else ``git rev-parse HEAD`` of this checkout, noting uncommitted changes).
+Refused (exit status 2, one message): a work directory that is not a finished run, an output
+that exists and is not an earlier bundle (``--overwrite`` replaces an earlier bundle).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import functools
 import importlib
 import json
 import logging
-import os
 import pathlib
-import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
+import ml_collections
+from absl import flags
 
-from experiments import common
-from jpose import evaluation as jeval
-from jpose import inference, skeleton
-from jpose.inference import bundles
+from jpose import cli_flags, inference
+from jpose.inference import export
 from jpose.training import rundir
 
-__all__ = [
-    "export_bundle",
-    "reconstruct_command",
-    "data_provenance",
-    "metric_numbers",
-    "max_difference_mm",
-    "main",
-]
-
-LOGGER = logging.getLogger("jpose.experiments.export")
-CARD_JSON = "card.json"
-CARD_MD = "MODEL_CARD.md"
-
-# ------------------------------------------------------------------------------------------------
-# Provenance
-# ------------------------------------------------------------------------------------------------
+__all__ = ["reconstruct_command", "data_provenance", "main"]
 
 _CMU = {
     "name": "CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu), the 8-action subset of "
@@ -104,28 +64,12 @@ _SYNTHETIC = {
 
 def data_provenance(config: Mapping[str, Any]) -> list[dict[str, str]]:
     """Training data of a run and their licences, from ``config.data.preset``."""
-    preset = str(config.get("data", {}).get("preset", ""))
-    table = {
-        "cmu": [_CMU],
-        "cmu+coco": [_CMU, _COCO],
-        "h36m": [_H36M],
-        "synthetic": [_SYNTHETIC],
-    }
-    if preset == "h36m" and config.get("data", {}).get("wild2d", {}).get("coco_train"):
+    data = config.get("data", {})
+    preset = str(data.get("preset", ""))
+    if preset == "h36m" and data.get("wild2d", {}).get("coco_train"):
         return [_H36M, _COCO]
+    table = {"cmu": [_CMU], "cmu+coco": [_CMU, _COCO], "h36m": [_H36M], "synthetic": [_SYNTHETIC]}
     return table.get(preset, [{"name": f"data preset {preset!r}", "licence": "unknown"}])
-
-
-def _config_json(config: Any) -> dict[str, Any]:
-    return json.loads(config.to_json_best_effort(sort_keys=True))
-
-
-def _override_text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | float | str):
-        return str(value)
-    return None
 
 
 def reconstruct_command(config: Mapping[str, Any], *, workdir: str) -> dict[str, Any]:
@@ -142,14 +86,14 @@ def reconstruct_command(config: Mapping[str, Any], *, workdir: str) -> dict[str,
         module = importlib.import_module(f"experiments.configs.{experiment}")
     except ImportError:
         return {"command": "", "preset": "", "overrides": [], "exact": False}
-    candidates = [None, *getattr(module, "PRESETS", ("smoke", "cmu", "h36m"))]
     best = None
-    for preset in candidates:
+    for preset in [None, *getattr(module, "PRESETS", ("smoke", "cmu", "h36m"))]:
         try:
             ref = module.get_config() if preset is None else module.get_config(preset)
         except (ValueError, KeyError, TypeError):
             continue
-        diffs = rundir.config_differences(_config_json(ref), dict(config))
+        ref = json.loads(ref.to_json_best_effort(sort_keys=True))
+        diffs = rundir.config_differences(ref, dict(config))
         if best is None or len(diffs) < len(best[1]):
             best = (preset, diffs)
     if best is None:
@@ -163,582 +107,83 @@ def reconstruct_command(config: Mapping[str, Any], *, workdir: str) -> dict[str,
     for field, old, new in diffs:
         if new == "<absent>":  # a field added to the config schema after the run
             newer.append(field)
-            continue
-        text = None if old == "<absent>" else _override_text(new)  # a field since removed
-        if text is None:
+        elif old == "<absent>" or not isinstance(new, int | float | str):  # removed, or a list
             exact = False
             overrides.append(f"{field}: {new!r} (not expressible as a flag)")
         else:
-            overrides.append(f"--config.{field}={text}")
-            cmd.append(f"--config.{field}={text}")
+            overrides.append(f"--config.{field}={new}")
+            cmd.append(f"--config.{field}={new}")
     return {"command": " ".join(cmd), "preset": preset or "", "overrides": overrides,
             "exact": exact, "fields_added_after_the_run": newer}  # fmt: skip
 
 
-def _git(args: Sequence[str]) -> str | None:
-    root = pathlib.Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                             timeout=30, check=True)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
+def _declare_pipeline(config: dict[str, Any], model_info: dict[str, Any]) -> Any:
+    """The pipeline the run's method declares (for runs trained before model.json held it)."""
+    method = importlib.import_module(f"experiments.{config['experiment']}")
+    if hasattr(method, "pipeline"):
+        return method.pipeline(ml_collections.ConfigDict(config), model_info)
+    return None
 
 
-def _commit_record(commit: str) -> dict[str, Any]:
-    if commit:
-        return {"commit": commit, "source": "given at export (--commit)"}
-    head = _git(["rev-parse", "HEAD"])
-    if head is None:
-        return {"commit": "unknown", "source": "no git checkout at export"}
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"]) or ""
-    rec = {"commit": head, "source": "git rev-parse HEAD of the checkout at export time"}
-    if dirty:
-        rec["uncommitted_changes"] = dirty.splitlines()
-    return rec
+PROG = "python -m experiments.export"
+DESCRIPTION = (
+    "Export a finished jpose training run as a pretrained bundle (inference networks, config, "
+    "model card, sha256)."
+)
 
 
-def _wall_time(workdir: pathlib.Path, results: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    status = rundir.read_status(workdir) or {}
-    if status.get("started") and status.get("finished_at"):
-        fmt = "%Y-%m-%dT%H:%M:%S"
-        t0 = time.mktime(time.strptime(status["started"], fmt))
-        t1 = time.mktime(time.strptime(status["finished_at"], fmt))
-        out.update(started=status["started"], finished=status["finished_at"],
-                   wall_s=round(t1 - t0, 1))  # fmt: skip
-    stages = results.get("stages")
-    if isinstance(stages, Mapping):
-        walls = {k: v.get("wall_s") for k, v in stages.items() if isinstance(v, Mapping)}
-        if walls and all(isinstance(w, int | float) for w in walls.values()):
-            out["stage_training_wall_s"] = walls
-    timings = results.get("timings")
-    if isinstance(timings, Mapping):
-        for key in ("train_wall_s", "total_wall_s"):
-            if isinstance(timings.get(key), int | float):
-                out[key] = round(float(timings[key]), 1)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# Numbers
-# ------------------------------------------------------------------------------------------------
-
-
-def metric_numbers(evaluation: Mapping[str, Any]) -> dict[str, Any]:
-    """``{metric: {per_action, action_wise, frame_wise}}`` (mm) of one split's evaluation, plus
-    ``num_examples`` and ``dataset``."""
-    return {
-        "dataset": evaluation.get("dataset"),
-        "num_examples": int(evaluation["num_examples"]),
-        "metrics": jeval.to_jsonable(evaluation["metrics"]),
-    }
-
-
-def _leaves(tree: Any, prefix: str = "") -> dict[str, float]:
-    if isinstance(tree, Mapping):
-        out = {}
-        for k, v in tree.items():
-            out.update(_leaves(v, f"{prefix}{k}/"))
-        return out
-    return {prefix.rstrip("/"): float(tree)} if isinstance(tree, int | float) else {}
-
-
-def max_difference_mm(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    """Largest absolute difference (mm) between two ``{split: metric_numbers}`` records, over
-    every metric value (per action and means; with ``absolute``, the root-translation error);
-    ``inf`` when a number is missing from one of them."""
-    la = _leaves({s: {**v["metrics"], **v.get("absolute", {})} for s, v in a.items()})
-    lb = _leaves({s: {**v["metrics"], **v.get("absolute", {})} for s, v in b.items()})
-    if set(la) != set(lb) or not la:
-        return float("inf")
-    return max(abs(la[k] - lb[k]) for k in la)
-
-
-def root_translation_errors(predictor: inference.Predictor, ds: Any) -> dict[str, Any] | None:
-    """Absolute 3D of a camera-branch pipeline: the distance (mm) between the predicted root
-    translation and the true camera-frame root, per action and action- / frame-wise means
-    (``None`` without a camera branch or absolute 3D ground truth)."""
-    if not predictor.has_camera or ds.pose3d_cam is None:
-        return None
-    arrays = [ds.pose2d_norm, ds.confidence]
-    if predictor.takes_frame_scale:  # as experiments.infer.lift: [1, h / w] for "image" 2D
-        scale = np.ones((len(ds), 2), np.float32)
-        if ds.normalization == "image":
-            size = np.asarray(ds.image_size_px, np.float32)
-            scale[:, 1] = size[:, 1] / size[:, 0]
-        arrays.append(scale)
-    t = jeval.batched_apply(lambda *a: predictor.predict(*a)["translation"], *arrays)
-    root = skeleton.get_layout(predictor.layout).root
-    err_m = np.linalg.norm(np.asarray(t, np.float64) - ds.pose3d_cam[:, root], axis=-1)
-    return jeval.summarize_errors({"root_translation_error": err_m}, ds)["metrics"]
-
-
-def _evaluate_bundle(path: pathlib.Path, dataset: str) -> dict[str, Any]:
-    from jpose.inference import evaluate
-
-    predictor = inference.load_predictor(path)
-    datasets = evaluate.load_eval_datasets(dataset, predictor)
-    evaluations, _ = evaluate.evaluate_predictor(predictor, datasets)
-    out = {split: metric_numbers(ev) for split, ev in evaluations.items()}
-    for split, rec in out.items():
-        absolute = root_translation_errors(predictor, datasets[split])
-        if absolute is not None:
-            rec["absolute"] = jeval.to_jsonable(absolute)
-    return out
-
-
-def _eval_dataset(config: Mapping[str, Any], requested: str) -> str:
-    if requested != "auto":
-        return requested
-    preset = str(config.get("data", {}).get("preset", ""))
-    return "cmu" if preset in ("cmu", "cmu+coco") else "config"
-
-
-# ------------------------------------------------------------------------------------------------
-# Export
-# ------------------------------------------------------------------------------------------------
-
-
-def _parameter_counts(flat: Mapping[str, np.ndarray]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for key, arr in flat.items():
-        stage, player = key.split("/")[:2]
-        counts[f"{stage}/{player}"] = counts.get(f"{stage}/{player}", 0) + int(arr.size)
-    return counts
-
-
-def _prepare_output(output: pathlib.Path, overwrite: bool) -> None:
-    if output.exists():
-        if not output.is_dir():
-            raise rundir.UserError(f"--output={output} is a file")
-        if any(output.iterdir()):
-            if not (overwrite and (output / bundles.BUNDLE_FILE).is_file()):
-                raise rundir.UserError(
-                    f"--output={output} exists and is not empty"
-                    + (" (and is not a bundle: not replaced)" if overwrite else
-                       "; pass --overwrite to replace an earlier bundle")
-                )  # fmt: skip
-
-
-def export_bundle(
-    workdir: str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    name: str = "",
-    description: str = "",
-    dtype: str = "auto",
-    train_command: str = "",
-    commit: str = "",
-    eval_dataset: str = "auto",
-    tolerance_mm: float = 0.1,
-    overwrite: bool = False,
-    notes: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Write the bundle of a finished training run (see the module docstring).
-
-    Args:
-      workdir: the training run's work directory.
-      output: the bundle directory to write (created; refused if it exists and is not empty,
-        unless ``overwrite`` and it is an earlier bundle).
-      name: the bundle's name (default the output directory's name).
-      description: one line (default the predictor's description).
-      dtype: ``"auto"`` (float16 when it moves no number by more than ``tolerance_mm``),
-        ``"float16"`` or ``"float32"`` (both still measured when the data are present).
-      train_command: the exact training command (default reconstructed from the config).
-      commit: the commit the run was trained from (default ``git rev-parse HEAD`` now).
-      eval_dataset: ``"auto"``, or a dataset of ``experiments.evaluate`` (``cmu``, ``config``).
-      tolerance_mm: the float16 rule's tolerance.
-      overwrite: replace an earlier bundle at ``output``.
-      notes: free-text provenance notes for the card (e.g. the state of the working tree).
-
-    Returns:
-      The card (``card.json``'s content).
-
-    Raises:
-      rundir.UserError: not a finished run, an existing output, an unknown dtype.
-    """
-    t0 = time.perf_counter()
-    wd = pathlib.Path(workdir)
-    out = pathlib.Path(output)
-    if dtype not in ("auto", "float16", "float32"):
-        raise rundir.UserError(f"--dtype must be auto, float16 or float32, got {dtype!r}")
-    if inference.is_bundle(wd):
-        raise rundir.UserError(f"{wd} is already a bundle (export takes a training work directory)")
-    if not (wd / "checkpoints").is_dir():
-        raise rundir.UserError(f"{wd} is not a training work directory (no checkpoints/)")
-    _prepare_output(out, overwrite)
-    config = common.read_config(wd)  # a readable config.json (user error otherwise)
-    config_dict = json.loads((wd / "config.json").read_text())
-    with inference.recording_restores() as calls, rundir.user_errors():
-        predictor = inference.load_predictor(wd)  # refuses an unfinished run
-    if not calls:
-        raise rundir.UserError(f"{wd}: the {predictor.experiment} predictor restored no networks")
-    flat: dict[str, np.ndarray] = {}
-    checkpoint: dict[str, int] = {}
-    holds: dict[str, list[str]] = {}
-    for call in calls:
-        stage = call["stage"]
-        for player, variables in call["variables"].items():
-            flat.update(bundles.flatten_variables(variables, f"{stage}/{player}/"))
-            holds.setdefault(stage, [])
-            if player not in holds[stage]:
-                holds[stage].append(player)
-        checkpoint.update({str(k): int(v) for k, v in call["steps"].items()})
-    results_path = wd / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    model_info = inference.read_model_info(wd)
-    if not model_info:
-        raise rundir.UserError(f"{wd} has no model.json (trained by an older jpose): retrain")
-
-    name = name or out.name
-    tmp = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        shutil.copyfile(wd / "config.json", tmp / "config.json")
-        if "pipeline" not in model_info:  # older runs: declare the pipeline (jpose alone loads it)
-            method = importlib.import_module(f"experiments.{config.experiment}")
-            if hasattr(method, "pipeline"):
-                model_info = {**model_info, "pipeline": method.pipeline(config, model_info)}
-        (tmp / "model.json").write_text(json.dumps(model_info, indent=2, sort_keys=True) + "\n")
-        run_status = rundir.read_status(wd) or {}
-        status = {
-            "finished": True,
-            "stages": run_status.get("stages", {}),
-            "started": run_status.get("started"),
-            "finished_at": run_status.get("finished_at"),
-            "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        (tmp / rundir.STATUS_FILE).write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
-        bundle = {
-            "format": bundles.FORMAT,
-            "version": bundles.FORMAT_VERSION,
-            "name": name,
-            "description": description or predictor.description,
-            "experiment": predictor.experiment,
-            "layout": predictor.layout,
-            "normalization": predictor.normalization,
-            "has_camera": predictor.has_camera,
-            "metric_scale": predictor.metric_scale,
-            "checkpoint": checkpoint,
-            "holds": holds,
-            "restore_dtype": "float32",
-        }
-
-        def write(stored: str) -> str:
-            digest = bundles.write_weights(tmp / bundles.WEIGHTS_FILE, flat, dtype=stored)
-            (tmp / bundles.SHA256_FILE).write_text(f"{digest}  {bundles.WEIGHTS_FILE}\n")
-            (tmp / bundles.BUNDLE_FILE).write_text(
-                json.dumps({**bundle, "dtype": stored}, indent=2) + "\n"
-            )
-            return digest
-
-        dataset = _eval_dataset(config_dict, eval_dataset)
-        numbers: dict[str, Any] = {}
-        measure_error = ""
-        for stored in ("float32", "float16"):
-            write(stored)
-            try:
-                with rundir.user_errors():
-                    numbers[stored] = _evaluate_bundle(tmp, dataset)
-            except Exception as err:  # noqa: BLE001 - no data here: stated in the card
-                if not rundir.is_user_error(err) and not isinstance(err, FileNotFoundError):
-                    raise
-                measure_error = rundir.user_message(err)
-                LOGGER.warning("export: no evaluation (%s); float16 not measured", measure_error)
-                break
-        diff = max_difference_mm(numbers["float32"], numbers["float16"]) \
-            if len(numbers) == 2 else None  # fmt: skip
-        if dtype == "auto":
-            chosen = "float16" if diff is not None and diff <= tolerance_mm else "float32"
-        else:
-            chosen = dtype
-        if diff is None:
-            reason = f"float16 not measured ({measure_error}); float32 kept" if dtype == "auto" \
-                else f"{dtype} requested; float16 not measured ({measure_error})"  # fmt: skip
-        else:
-            verdict = "<=" if diff <= tolerance_mm else ">"
-            reason = (
-                f"float16 weights move the largest MPJPE / P-MPJPE / N-MPJPE number (per action "
-                f"and means; camera branch: also the root-translation error) by {diff:.4f} mm "
-                f"{verdict} {tolerance_mm} mm: "
-                + (f"{chosen} stored" if dtype == "auto" else f"{dtype} stored as requested")
-            )
-        digest = write(chosen)
-        size = (tmp / bundles.WEIGHTS_FILE).stat().st_size
-        counts = _parameter_counts(flat)
-        run_numbers = {
-            s: metric_numbers(e) for s, e in results.get("evaluations", {}).items()
-            if isinstance(e, Mapping) and "metrics" in e
-        }  # fmt: skip
-        test_split = next(iter(numbers.get(chosen, {})), None)
-        run_split = "test" if "test" in run_numbers else next(iter(run_numbers), None)
-        reproduces = None
-        if test_split and run_split and dataset in ("cmu", "config"):
-            ours = {k: v for k, v in numbers["float32"][test_split].items() if k != "absolute"}
-            reproduces = max_difference_mm({"s": ours}, {"s": run_numbers[run_split]})
-        command = reconstruct_command(config_dict, workdir=str(wd))
-        card = {
-            "name": name,
-            "description": bundle["description"],
-            "experiment": predictor.experiment,
-            "predictor": predictor.description,
-            "layout": predictor.layout,
-            "normalization": predictor.normalization,
-            "has_camera": predictor.has_camera,
-            "metric_scale": predictor.metric_scale,
-            "training_data": data_provenance(config_dict),
-            "training_command": train_command or command["command"],
-            "training_command_source": "given at export"
-            if train_command
-            else "reconstructed from config.json (preset + overrides)",
-            "config_reconstruction": command,
-            "commit": _commit_record(commit),
-            "notes": list(notes),
-            "wall_time": _wall_time(wd, results),
-            "checkpoint": checkpoint,
-            "networks": holds,
-            "parameters": counts,
-            "weights": {
-                "file": bundles.WEIGHTS_FILE,
-                "dtype": chosen,
-                "bytes": size,
-                "sha256": digest,
-                "decision": reason,
-                "tolerance_mm": tolerance_mm,
-                "max_abs_difference_float16_mm": diff,
-            },
-            "evaluation": {
-                "dataset": dataset,
-                "protocol": "root-relative (pelvis) camera-frame 3D, mm; GT 2D inputs; MPJPE = "
-                "P1, P-MPJPE = P2 (similarity Procrustes), N-MPJPE; per action, action-wise and "
-                "frame-wise means",
-                "float32": numbers.get("float32"),
-                "float16": numbers.get("float16"),
-                "stored": numbers.get(chosen),
-                "not_measured": measure_error,
-            },
-            "training_results": {
-                "file": "results.json of the training run",
-                "header": results.get("header", {}),
-                "splits": run_numbers,
-                "max_abs_difference_bundle_float32_mm": reproduces,
-                "compared_split": [test_split, run_split] if reproduces is not None else None,
-                "extra_tables": results.get("tables", {}),
-            },
-        }
-        card = jeval.to_jsonable(card, nonfinite="null")
-        (tmp / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
-        (tmp / CARD_MD).write_text(model_card_markdown(card))
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    LOGGER.info("exported %s -> %s (%s, %.2f MB, %.1f s)", wd, out, chosen, size / 1e6,
-                time.perf_counter() - t0)  # fmt: skip
-    return card
-
-
-# ------------------------------------------------------------------------------------------------
-# Model card
-# ------------------------------------------------------------------------------------------------
-
-
-def _table(numbers: Mapping[str, Any] | None, label: str) -> list[str]:
-    if not numbers:
-        return []
-    rows = []
-    for split, rec in numbers.items():
-        m = rec["metrics"]
-        root = rec.get("absolute", {}).get("root_translation_error")
-        rows.append(
-            f"| {label} | {split} (N={rec['num_examples']}) | "
-            f"{m['mpjpe']['action_wise']:.2f} / {m['mpjpe']['frame_wise']:.2f} | "
-            f"{m['p_mpjpe']['action_wise']:.2f} / {m['p_mpjpe']['frame_wise']:.2f} | "
-            + (f"{root['action_wise']:.1f} / {root['frame_wise']:.1f} |" if root else "- |")
-        )
-    return rows
-
-
-def model_card_markdown(card: Mapping[str, Any]) -> str:
-    """``MODEL_CARD.md`` from the card record (:func:`export_bundle`)."""
-    w, ev, tr = card["weights"], card["evaluation"], card["training_results"]
-    commit = card["commit"]
-    lines = [
-        f"# {card['name']}: model card",
-        "",
-        f"{card['description']}",
-        "",
-        "## Use",
-        "",
-        "```",
-        f"jpose --pretrained={card['name']} --input=detections.json --output=poses.json "
-        "--image_size=W,H",
-        "```",
-        "",
-        # as ruff formats Python blocks in Markdown (checked in CI)
-        f"```python\nfrom jpose.inference import load_pretrained\n\n"
-        f'predictor = load_pretrained("{card["name"]}")\n```',
-        "",
-        f"- Input: 2D keypoints, layout `{card['layout']}` (the `jpose` command converts COCO-17 "
-        f"and the other layouts), normalised `{card['normalization']}` from pixels and the image "
-        "size.",
-        "- Output: camera-frame 3D in metres (x right, y down, z forward), root-relative at the "
-        "pelvis"
-        + (
-            "; the camera branch also predicts the root translation (absolute 3D) and the "
-            "intrinsics."
-            if card["has_camera"]
-            else "; absolute 3D only with known intrinsics (`--focal`)."
-        ),
-        "- Trained on ground-truth 2D (projections of mocap 3D"
-        + (", and COCO annotations" if card["has_camera"] else "")
-        + "); detector outputs are noisier than its training inputs, expect larger errors.",
-        "",
-        "## Training data and licences",
-        "",
-    ]
-    for d in card["training_data"]:
-        lines += [f"- **{d['name']}**", f"  - Licence / attribution: {d['licence']}"]
-    wall = card["wall_time"]
-    lines += [
-        "",
-        "## Training",
-        "",
-        f"- Command ({card['training_command_source']}; the full resolved config is "
-        "`config.json`):",
-        "",
-        f"  ```\n  {card['training_command']}\n  ```",
-        "",
-        f"- Commit: `{commit['commit']}` (source: {commit['source']})"
-        + (
-            "; uncommitted changes in the checkout: " + "; ".join(commit["uncommitted_changes"])
-            if commit.get("uncommitted_changes")
-            else ""
-        ),
-        *[f"- Note: {n}" for n in card.get("notes", [])],
-        f"- Checkpoint (step per stage): {card['checkpoint']}",
-        f"- Wall time: {wall.get('wall_s', '?')} s from start to results ({wall.get('started')} "
-        f"to {wall.get('finished')}, status.json)"
-        + (
-            f"; training per stage {wall['stage_training_wall_s']} s"
-            if wall.get("stage_training_wall_s")
-            else ""
-        )
-        + (f"; training {wall['train_wall_s']} s" if wall.get("train_wall_s") else ""),
-        "- Full config: `config.json`; normalisation statistics and priors: `model.json`.",
-        "",
-        "## Evaluation (mm; action-wise / frame-wise means)",
-        "",
-        f"Dataset: `{ev['dataset']}`. {ev['protocol']}.",
-        "",
-        "| weights | split | MPJPE (P1) | P-MPJPE (P2) | root translation error |",
-        "| --- | --- | --- | --- | --- |",
-        *_table(ev.get("float32"), "bundle, float32"),
-        *_table(ev.get("float16"), "bundle, float16"),
-        *_table(tr.get("splits"), "training run results.json"),
-        "",
-    ]
-    if card["has_camera"]:
-        lines += [
-            "Root translation error: distance between the camera branch's root translation "
-            "(absolute 3D) and the true camera-frame pelvis position, mm (not in the run's "
-            "results.json).",
-            "",
-        ]
-    if ev.get("not_measured"):
-        lines += [f"Not measured here: {ev['not_measured']}", ""]
-    if tr.get("max_abs_difference_bundle_float32_mm") is not None:
-        lines += [
-            f"The float32 bundle reproduces the run's `results.json` ({tr['compared_split'][1]}) "
-            f"to {tr['max_abs_difference_bundle_float32_mm']:.4f} mm (largest difference over "
-            "all numbers).",
-            "",
-        ]
-    for title, rows in (tr.get("extra_tables") or {}).items():
-        lines.append(f"- {title} (training run): {json.dumps(rows)}")
-    lines += [
-        "",
-        "Per-action numbers: `card.json` (`evaluation`, `training_results`).",
-        "",
-        "## Weights",
-        "",
-        f"- `{w['file']}`: {w['dtype']}, {w['bytes'] / 1e6:.2f} MB, sha256 `{w['sha256']}` "
-        "(also in `weights.sha256`; checked on every load)",
-        f"- Storage decision: {w['decision']}",
-        f"- Networks (stage: players): {card['networks']}; parameters: {card['parameters']}",
-        "- Optimiser states, discriminators and generators are not included.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------------
-# Command line
-# ------------------------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m experiments.export",
-        description="Export a finished jpose training run as a pretrained bundle (inference "
-        "networks, config, model card, sha256).",
-    )
-    p.add_argument("--workdir", required=True, help="work directory of a finished training run")
-    p.add_argument("--output", required=True, help="bundle directory to write")
-    p.add_argument("--name", default="", help="bundle name (default: the output's name)")
-    p.add_argument("--description", default="", help="one line (default: the predictor's)")
-    p.add_argument(
-        "--dtype",
-        default="auto",
-        choices=("auto", "float16", "float32"),
-        help="weights dtype; auto = float16 when no test number moves by > --tolerance_mm",
-    )
-    p.add_argument("--tolerance_mm", type=float, default=0.1, help="float16 rule tolerance (mm)")
-    p.add_argument(
-        "--eval_dataset",
-        default="auto",
-        help="dataset of experiments.evaluate for the card's numbers (auto: cmu for CMU runs)",
-    )
-    p.add_argument(
-        "--train_command", default="", help="exact training command (default: reconstructed)"
-    )
-    p.add_argument("--commit", default="", help="training commit (default: git HEAD now)")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier bundle")
-    p.add_argument("--note", action="append", default=[], help="provenance note for the card "
-                   "(repeatable)")  # fmt: skip
-    return p
+def _define(fv: flags.FlagValues) -> None:
+    s = functools.partial(flags.DEFINE_string, flag_values=fv)
+    s("workdir", None, "work directory of a finished training run")
+    s("output", None, "bundle directory to write")
+    flags.mark_flags_as_required(["workdir", "output"], flag_values=fv)
+    s("name", "", "bundle name (default: the output's name)")
+    s("description", "", "one line (default: the predictor's)")
+    dtypes = ("auto", "float16", "float32")
+    help_dtype = "weights dtype; auto = float16 when no test number moves by > --tolerance_mm"
+    flags.DEFINE_enum("dtype", "auto", dtypes, help_dtype, flag_values=fv)
+    flags.DEFINE_float("tolerance_mm", 0.1, "float16 rule tolerance (mm)", flag_values=fv)
+    s("eval_dataset", "auto", "dataset of jpose-evaluate for the card's numbers (auto: cmu for "
+      "CMU runs)")  # fmt: skip
+    s("train_command", "", "exact training command (default: reconstructed)")
+    s("commit", "", "training commit (default: git HEAD now)")
+    flags.DEFINE_bool("overwrite", False, "replace an earlier bundle", flag_values=fv)
+    flags.DEFINE_multi_string("note", [], "provenance note for the card (repeatable)",
+                              flag_values=fv)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m experiments.export --workdir=RUN --output=BUNDLE [options]``.
-
-    Returns:
-      0 on success; user errors (unfinished run, existing output, ...) exit with status 2 and
-      one message.
-    """
-    args = _parser().parse_args(argv)
+    """``python -m experiments.export``: 0 on success; user errors (unfinished run, existing
+    output, ...) exit with status 2 and one message."""
+    args = cli_flags.parse(PROG, _define, argv, description=DESCRIPTION)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip
     logging.getLogger("absl").setLevel(logging.WARNING)
-    with rundir.exit_on_user_error("python -m experiments.export"):
+    with rundir.exit_on_user_error(PROG):
         if not args.workdir.strip() or not args.output.strip():
             raise rundir.UserError("--workdir and --output must be non-empty")
-        card = export_bundle(
-            args.workdir,
+        wd = pathlib.Path(args.workdir)
+        try:  # export_bundle refuses an unreadable config.json; the provenance is then unused
+            config = dict(inference.read_config(wd))
+        except (OSError, ValueError, TypeError):
+            config = {}
+        card = export.export_bundle(
+            wd,
             args.output,
             name=args.name,
             description=args.description,
             dtype=args.dtype,
-            train_command=args.train_command,
-            commit=args.commit,
+            training_data=data_provenance(config),
+            training_command=args.train_command,
+            config_reconstruction=reconstruct_command(config, workdir=str(wd)),
+            commit={"commit": args.commit, "source": "given at export (--commit)"}
+            if args.commit
+            else export.checkout_commit(pathlib.Path(__file__).resolve().parents[1]),
             eval_dataset=args.eval_dataset,
             tolerance_mm=args.tolerance_mm,
             overwrite=args.overwrite,
             notes=args.note,
+            declare_pipeline=_declare_pipeline,
         )
     w = card["weights"]
     print(f"experiments.export: wrote {args.output}: {w['dtype']} weights, "

@@ -2,33 +2,16 @@
 
     python -m experiments.li --workdir=/tmp/li [--config=experiments/configs/li.py:<preset>]
 
-No 3D pose reaches a training loss. A training example is one *instant* seen by V synchronised
-views: per view the normalised 2D joints ``pose2d [V, J, 2]``, their confidences (1 where the
-source has none), the intrinsics in the units of the 2D (``focal``, ``center``) and world ->
-camera extrinsics (``rotation``, ``translation``) -- :data:`TRAIN_KEYS`, nothing else. The 3D
-poses of the data set are used only to *create 2D inputs* of the extra virtual cameras (and to
-evaluate).
-
-Method:
-
-* lifting branch (residual MLP, 4 blocks) -> root-relative 3D ``Y`` per view; root branch (same
-  architecture, separate weights) -> root ``r``; global pose ``Y~ = Y + r`` (camera frame);
-* stage ``pretrain``: eq. 6 (:func:`jpose.losses.li_pretrain_loss`) over all view pairs;
-* stage ``train``: ``L_T = L_reproj + lambda L_t-reproj`` (eqs. 2, 5, 7) over all view pairs with
-  the relative transforms of eq. 4 (:func:`jpose.multiview.pair_transforms`);
-* virtual-camera augmentation: ``multiview.num_virtual_views`` cameras per instant sampled like
-  a Human3.6M rig around the subject (:func:`jpose.data.virtual_cameras.sample_cameras`);
-* uncalibrated variant: the extrinsics of the real views are replaced by relative poses w.r.t.
-  view 0 estimated from the 2D joints (:func:`jpose.multiview.estimate_relative_pose`, pooled over
-  all instants of a static rig), scaled by the given baseline. Virtual cameras are constructed
-  relative to view 0 and keep their exact poses.
-* evaluation: the lifting branch only, single view, P1 / P2 (+ N-MPJPE) per action
-  (:func:`experiments.jeval.evaluate_3d`); :func:`load_predictor` (or
-  ``jpose.inference.load_predictor(DIR)``) restores the same lifter (and the root branch).
-
-Losses use normalised 2D (``data.normalization``, VideoPose3D by default) with the intrinsics
-converted to the same units (:func:`jpose.data.common.normalized_intrinsics`), so eq. 2 / 5 are in
-squared normalised units (1 unit = half the image width) instead of pixels^2.
+No 3D pose reaches a training loss: a training example is one instant seen by V synchronised
+views, with per view the normalised 2D, its confidences and the cameras (:data:`TRAIN_KEYS`);
+the data set's 3D only creates the 2D of the extra virtual cameras
+(:func:`jpose.data.multiview.build_multiview_set`) and is used for evaluation. Lifting and root
+branches give the global pose (:mod:`jpose.models.li`); stage ``pretrain`` minimises eq. 6, stage
+``train`` eq. 7 (eqs. 2 + lambda 5), over all view pairs. The uncalibrated variant replaces the
+real views' extrinsics by relative poses estimated from the 2D (``multiview.extrinsics``).
+Evaluation: the lifting branch alone, single view, P1 / P2 (+ N-MPJPE) per action;
+:func:`load_predictor` (or ``jpose.inference.load_predictor(DIR)``) restores both branches.
+Losses are in the units of the normalised 2D (intrinsics converted to them), not pixels^2.
 """
 
 from __future__ import annotations
@@ -42,20 +25,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from experiments import common
 from jpose import augment, inference, skeleton
 from jpose import evaluation as jeval
-from jpose import losses as jl
 from jpose import multiview as mv
-from jpose.data import PoseDataset
 from jpose.data import multiview as mvdata
 from jpose.data.virtual_cameras import VirtualCameraConfig
 from jpose.evaluation import apply_fn
 from jpose.inference import pipelines
 from jpose.models import Model
+from jpose.models import li as mli
+from jpose.models.li import output_scale
 from jpose.training import Phase, clipped, create_player, create_train_state
 from jpose.training import stages as harness
 from jpose.training.schedules import schedule_from_config
@@ -63,7 +45,6 @@ from jpose.training.state import TrainState
 
 __all__ = [
     "TRAIN_KEYS",
-    "load_li_datasets",
     "view_options",
     "forward_global",
     "pretrain_loss_fn",
@@ -81,49 +62,8 @@ TRAIN_KEYS = mvdata.VIEW_FIELDS
 ROOT = skeleton.H36M17.root
 LOGGER = common.LOGGER
 STAGES = ("pretrain", "train")
-DESCRIPTION = "Li et al. (AAAI 2020) lifting branch, self-supervised from multi-view 2D"
 """Training stages (``checkpoints/<stage>``), in order (``pretrain`` only when enabled)."""
-
-
-# ------------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------------
-
-
-def load_li_datasets(cfg: ml_collections.ConfigDict) -> dict[str, PoseDataset]:
-    """:func:`experiments.common.load_datasets`, except for CMU with one static virtual rig per
-    sequence (``data.cmu_cameras_per = "sequence"``), which the shared loader does not expose."""
-    if cfg.preset == "cmu" and cfg.cmu_cameras_per == "sequence":
-        from jpose.data import cmu as jcmu
-        from jpose.data.presets import shared_data_dir
-
-        folder = cfg.data_dir or shared_data_dir()
-        if folder is None:
-            raise FileNotFoundError("the cmu preset needs ../shared/data (cmu_mocap_h36m17.npz)")
-        mocap = jcmu.load_cmu_mocap(f"{folder}/cmu_mocap_h36m17.npz")
-        kw = {
-            "subsample": int(cfg.cmu_subsample),
-            "num_cameras": int(cfg.cmu_num_cameras),
-            "cameras_per": "sequence",
-        }
-        seed = int(cfg.seed)
-        actions = [a.strip() for a in cfg.cmu_actions_3d.split(",") if a.strip()]
-        out = {
-            "train_3d": jcmu.cmu_pose_pairs(mocap, split="train", seed=seed,
-                                            actions=actions or None, **kw),
-            "test": jcmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1,
-                                        exclude_actions=actions, **kw),
-        }  # fmt: skip
-        limits = cfg.max_examples
-        for i, (name, ds) in enumerate(sorted(out.items())):
-            out[name] = common.subset(ds, int(limits[name]), seed=seed + 101 + i)
-        return out
-    return common.load_datasets(cfg)
-
-
-# ------------------------------------------------------------------------------------------------
-# Model and losses
-# ------------------------------------------------------------------------------------------------
+DESCRIPTION = "Li et al. (AAAI 2020) lifting branch, self-supervised from multi-view 2D"
 
 
 def view_options(mcfg: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -140,44 +80,23 @@ def view_options(mcfg: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def forward_global(ctx: Any, pose2d: jax.Array, *, root_depth_offset: float = 0.0) -> jax.Array:
-    """Global 3D per view ``Y~ = Y + r`` (lifting branch made root-relative + root branch).
-
-    Args:
-      ctx: the phase context (players ``lifter`` and ``root``).
-      pose2d: ``[B, V, J, 2]`` normalised 2D.
-      root_depth_offset: metres added to the root branch's depth output (``r_z = out_z +
-        offset``), so a freshly initialised root branch (outputs ~ 0) starts in front of the
-        camera instead of at the depth clamp (an implementation choice, not in the paper).
-
-    Returns:
-      ``[B, V, J, 3]`` metres, each view's camera frame.
-    """
+    """Global 3D per view ``[B, V, J, 3]`` (:func:`jpose.models.li.global_pose`) of the players
+    ``lifter`` and ``root`` on ``pose2d [B, V, J, 2]``."""
     rel = ctx.apply("lifter", pose2d)
-    rel = rel - rel[..., ROOT : ROOT + 1, :]
-    root = ctx.apply("root", pose2d) + jnp.asarray([0.0, 0.0, root_depth_offset], pose2d.dtype)
-    return rel + root[..., None, :]
-
-
-def _pairs_of(batch: Mapping[str, jax.Array]) -> np.ndarray:
-    return mv.view_pairs(batch["pose2d"].shape[-3])
-
-
-def _stack_pairs(x: jax.Array, pairs: np.ndarray) -> jax.Array:
-    """``[B, V, ...] -> [B, P, 2, ...]``."""
-    return jnp.stack([x[:, pairs[:, 0]], x[:, pairs[:, 1]]], axis=2)
+    root = ctx.apply("root", pose2d)
+    return mli.global_pose(rel, root, root_index=ROOT, root_depth_offset=root_depth_offset)
 
 
 def pretrain_loss_fn(
     ctx: Any, batch: Mapping[str, Any], *, root_depth_offset: float = 0.0
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Eq. 6 averaged over the batch and all view pairs (metres^2 per pair)."""
+    """Eq. 6 over all view pairs (:func:`jpose.models.li.pretrain_objective`)."""
     b = batch["mv"]
     _check_batch(b)
     glob = forward_global(ctx, b["pose2d"], root_depth_offset=root_depth_offset)
-    pairs = _pairs_of(b)
-    r_ab, t_ab = mv.pair_transforms(b["rotation"], b["translation"], pairs=pairs)
-    loss = jnp.mean(jl.li_pretrain_loss(_stack_pairs(glob, pairs), rotation=r_ab, translation=t_ab))
-    return loss, {"eq6": loss, "root_depth": jnp.mean(glob[..., ROOT, 2])}
+    return mli.pretrain_objective(
+        glob, rotation=b["rotation"], translation=b["translation"], root_index=ROOT
+    )
 
 
 def train_loss_fn(
@@ -190,7 +109,7 @@ def train_loss_fn(
     detection_noise: Mapping[str, float] | None = None,
     confidence_weighting: bool = True,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Eq. 7 ``L_reproj + lambda L_t-reproj`` (eqs. 2, 5), averaged over batch and view pairs.
+    """Eq. 7 over all view pairs (:func:`jpose.models.li.train_objective`).
 
     Args:
       ctx: the phase context.
@@ -213,29 +132,11 @@ def train_loss_fn(
     if not confidence_weighting:
         b["confidence"] = (b["confidence"] > 0).astype(b["pose2d"].dtype)
     glob = forward_global(ctx, b["pose2d"], root_depth_offset=root_depth_offset)
-    pairs = _pairs_of(b)
-    per_view = jl.li_reprojection_loss(
-        glob, b["pose2d"], b["confidence"], focal=b["focal"], center=b["center"]
-    )  # [B, V]
-    reproj = jnp.mean(per_view[:, pairs[:, 0]] + per_view[:, pairs[:, 1]])  # eq. 2 per pair
-    r_ab, t_ab = mv.pair_transforms(b["rotation"], b["translation"], pairs=pairs)
-    trans = jnp.mean(
-        jl.li_transform_reprojection_loss(
-            _stack_pairs(glob, pairs),
-            _stack_pairs(b["pose2d"], pairs),
-            _stack_pairs(b["confidence"], pairs),
-            rotation=r_ab,
-            translation=t_ab,
-            focal=_stack_pairs(b["focal"], pairs),
-            center=_stack_pairs(b["center"], pairs),
-            confidence_view=confidence_view,
-        )
-    )
-    loss = jl.li_total_loss(reproj, trans, weight=transform_weight)
-    present = b["confidence"] > 0
-    mean_conf = jnp.sum(jnp.where(present, b["confidence"], 0.0)) / jnp.maximum(jnp.sum(present), 1)
-    return loss, {"reproj": reproj, "t_reproj": trans, "root_depth": jnp.mean(glob[..., ROOT, 2]),
-                  "mean_confidence": mean_conf}  # fmt: skip
+    return mli.train_objective(
+        glob, b["pose2d"], b["confidence"], focal=b["focal"], center=b["center"],
+        rotation=b["rotation"], translation=b["translation"], transform_weight=transform_weight,
+        confidence_view=confidence_view, root_index=ROOT,
+    )  # fmt: skip
 
 
 def noise_options(config: ml_collections.ConfigDict) -> dict[str, float] | None:
@@ -257,7 +158,7 @@ def build_models(
     config: ml_collections.ConfigDict, *, num_joints: int = skeleton.H36M17.num_joints
 ) -> dict[str, Model]:
     """``{"lifter": lifting branch, "root": root branch}`` of ``config.model`` (no parameters,
-    no data needed; see :func:`_branches`)."""
+    no data needed; :func:`network_specs`)."""
     return {n: pipelines.build_network(spec)
             for n, spec in network_specs(config.model, num_joints).items()}  # fmt: skip
 
@@ -286,42 +187,20 @@ def load_predictor(
                                      info=inference.read_model_info(workdir))  # fmt: skip
 
 
-def output_scale(width: int, scale: float = 0.0, *, reference_width: int = 128) -> float:
-    """The metre-valued branches' output multiplier: ``scale``, or when 0 ``min(1,
-    reference_width / width)``.
-
-    Adam moves every output weight by about ``lr`` on its first steps whatever the gradient's
-    size (global-norm clipping before Adam does not change that), so a zero-initialised output
-    layer over ``width`` hidden units moves the metre-valued output by about
-    ``lr * width * mean|h|``: ~0.1 m at width 128 but ~1 m at the paper's 1024 (doubled by
-    dropout 0.5's rescaling), which throws joints behind the camera, where eqs. 2 / 5 explode at
-    the depth clamp. Multiplying the output by ``reference_width / width`` (a readout multiplier,
-    as in maximal-update parametrisations) keeps the per-step output change of the CPU-tested
-    width at every width. Not in Li et al. (AAAI 2020), who do not state their output units.
-    """
-    return float(scale) if float(scale) > 0 else min(1.0, reference_width / max(int(width), 1))
-
-
 def network_specs(mcfg: ml_collections.ConfigDict, num_joints: int) -> dict[str, Any]:
     """Lifting and root branches (Li et al.: residual MLP, 4 blocks, separate weights) as
-    :func:`jpose.inference.pipelines.network_spec` declarations.
-
-    ``zero_init_output`` (not in the paper) starts the lifter at the collapsed pose and the root
-    at ``(0, 0, root_depth_offset_m)``: with the default initialisation the metre-valued outputs
-    are several metres, joints land behind the camera and eqs. 2 / 5 explode at the depth clamp.
-    ``output_scale`` (:func:`output_scale`; 1 at width 128) keeps Adam's first steps of the
-    outputs width-independent. Work directories written before these fields existed used
-    neither.
-    """
+    :func:`jpose.inference.pipelines.network_spec` declarations, with ``zero_init_output`` and
+    the readout multiplier :func:`jpose.models.li.output_scale` (neither in the paper; work
+    directories written before these fields existed used neither)."""
     width, dropout = int(mcfg.width), float(mcfg.dropout)
     zero = bool(mcfg.get("zero_init_output", False))
     scale = float(mcfg.get("output_scale", 0.0) or 0.0)
     kw = {"dropout": dropout, "zero_init_output": zero}
     return {
         "lifter": pipelines.network_spec("li_lifter", num_joints, width=width,
-                                         output_scale=output_scale(width, scale), **kw),
+                                         output_scale=output_scale(width, scale=scale), **kw),
         "root": pipelines.network_spec("li_root_branch", width=int(mcfg.root_width),
-                                       output_scale=output_scale(int(mcfg.root_width), scale),
+                                       output_scale=output_scale(int(mcfg.root_width), scale=scale),
                                        **kw),
     }  # fmt: skip
 
@@ -368,29 +247,23 @@ def build_state(
         sched = lambda step: base(step) * jnp.minimum(1.0, (step + 1.0) / warmup)  # noqa: E731
     tx = clipped(optax.adam(sched), config.train.clip_norm)
     nets = build_models(config, num_joints=example.shape[-2])
-    lifter, root = nets["lifter"], nets["root"]
-    k1, k2 = jax.random.split(key)
-    players = {"lifter": create_player(lifter, tx, k1, example),
-               "root": create_player(root, tx, k2, example)}  # fmt: skip
-    if previous is not None:
-        for name, p in players.items():
+    players = {}
+    for (name, net), k in zip(nets.items(), jax.random.split(key)):  # lifter, root
+        p = create_player(net, tx, k, example)
+        if previous is not None:  # the previous stage's parameters, a fresh Adam
             prev = previous.players[name]
-            players[name] = p.replace(
+            p = p.replace(
                 params=prev.params, batch_stats=prev.batch_stats, opt_state=tx.init(prev.params)
             )
+        players[name] = p
     return create_train_state(players)
-
-
-# ------------------------------------------------------------------------------------------------
-# Entry point
-# ------------------------------------------------------------------------------------------------
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train (pre-train + train), evaluate and report; resumable. Returns the results record."""
     t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
-    datasets = load_li_datasets(config.data)
+    datasets = common.load_datasets(config.data)
     train_ds = datasets["train_3d"]
     info = {"layout": train_ds.layout, "normalization": train_ds.normalization,
             "root_depth_offset_m": float(config.model.root_depth_offset_m)}  # fmt: skip
@@ -398,15 +271,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     mcfg = config.multiview
     t0 = time.perf_counter()
     mvset = mvdata.build_multiview_set(
-        train_ds,
-        views=tuple(config.data.views),
-        group_keys=tuple(config.data.group_keys),
-        rig_keys=tuple(config.data.rig_keys),
-        num_virtual_views=int(mcfg.num_virtual_views),
-        extrinsics=mcfg.extrinsics,
-        seed=int(config.seed),
-        **view_options(mcfg),
-    )
+        train_ds, views=tuple(config.data.views), group_keys=tuple(config.data.group_keys),
+        rig_keys=tuple(config.data.rig_keys), num_virtual_views=int(mcfg.num_virtual_views),
+        extrinsics=mcfg.extrinsics, seed=int(config.seed), **view_options(mcfg),
+    )  # fmt: skip
     prep_s = time.perf_counter() - t0
     del datasets["train_3d"]  # nothing below may touch the training 3D
     m, v = mvset.num_instants, mvset.num_views

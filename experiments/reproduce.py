@@ -8,8 +8,8 @@ r"""Each paper's central claim, measured at equal budget over seeds: ``REPRODUCT
 Every run is an ordinary work directory (``<workdir>/<paper>/<run>/seed<k>``) trained by the
 method's own command (``python -m experiments.<method> --config=... --config.seed=<k>``), so
 ``python -m experiments.evaluate --workdir=...`` reopens it; a finished run (its
-``results.json`` exists and its ``config.json`` matches) is reused, an interrupted one resumes
-from its last checkpoint. The command writes ``REPRODUCTION.md`` (per comparison: commands, the
+``reproduce.json`` records the same command) is reused, an interrupted one resumes from its last
+checkpoint. The command writes ``REPRODUCTION.md`` (per comparison: commands, the
 paper's number, the mean +- std over seeds, wall time, verdict) and ``reproduction.json`` beside
 it (every seed's numbers, for comparing a later run).
 
@@ -21,7 +21,6 @@ split of each comparison (CMU mocap seen by virtual cameras, GT 2D).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -32,6 +31,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from absl import flags
+
+from jpose import cli_flags
+from jpose.inference.export import git_output
 
 __all__ = ["RUNS", "COMPARISONS", "run_all", "summarize", "write_report", "main"]
 
@@ -95,6 +99,9 @@ def _flag(value: Any) -> str:
 
 
 _QUICK_LIFTER = {"stages.lifter.steps": 20}
+# Drover's GAN is still far from converged at 1,500 steps: it and the supervised reference also
+# run at its cmu preset's 4,000 (run-name suffix: steps)
+_STEPS = {"": 1500, "_4000": 4000}
 _CP_OFF = {"method.refine": False, "method.camera": False, "method.gan": False}
 _CP = {"data.cmu_actions_3d": CROSS_ACTIONS}
 _CP_BUDGET = {
@@ -108,128 +115,77 @@ _CP_BUDGET = {
     },
     "quick": {"stages.stage1.steps": 2, "stages.stage2.steps": 2, "stages.stage3.steps": 4},
 }
+# CameraPose on the cross-domain split: full method, every switch off, each component alone;
+# diagnosis (*_bn_3d_only, cpu only): the 2D-only (COCO) batches also update batch norm's running
+# statistics (PyTorch's train mode); these two rows keep them to the 2D-3D batches
+_CP_RUNS = {
+    "full": {},
+    "switches_off": _CP_OFF,
+    "refine_only": {**_CP_OFF, "method.refine": True},
+    "camera_only": {**_CP_OFF, "method.camera": True},
+    "gan_only": {**_CP_OFF, "method.gan": True},
+    "full_bn_3d_only": {"train.weak2d_bn_stats": False},
+    "camera_only_bn_3d_only": {**_CP_OFF, "method.camera": True, "train.weak2d_bn_stats": False},
+}
 _LI_BUDGET = {"cpu": {"stages.pretrain.steps": 150, "stages.train.steps": 600}, "quick": {}}
+# Li's variants: run name -> (cmu preset's variant, quick preset)
+_LI_RUNS = {
+    "reproj": ("reproj", "smoke,reproj"),
+    "trans": ("trans", "smoke,trans"),
+    "trans_da": ("trans_da", "smoke"),
+    "trans_uncalibrated": ("trans,uncalibrated", "smoke,trans,uncalibrated"),
+}
+_LI = (*_LI_RUNS, "trans_da_2400")
 
 RUNS: tuple[Run, ...] = (
-    Run(
-        REFERENCE,
-        "supervised",
-        "baseline",
-        "cmu",
-        budget={
-            "cpu": {"stages.lifter.steps": 1500, "train.batch_size": 256},
-            "quick": _QUICK_LIFTER,
-        },
+    *(
+        Run(
+            REFERENCE,
+            f"supervised{suffix}",
+            "baseline",
+            "cmu",
+            budget={
+                "cpu": {"stages.lifter.steps": steps, "train.batch_size": 256},
+                "quick": _QUICK_LIFTER,
+            },
+            cpu_only=bool(suffix),
+        )
+        for suffix, steps in _STEPS.items()
     ),
-    # Drover's GAN is still far from converged at 1,500 steps: both also at its cmu preset's 4,000
-    Run(
-        REFERENCE,
-        "supervised_4000",
-        "baseline",
-        "cmu",
-        budget={
-            "cpu": {"stages.lifter.steps": 4000, "train.batch_size": 256},
-            "quick": _QUICK_LIFTER,
-        },
-        cpu_only=True,
+    *(
+        Run(
+            "camerapose",
+            name,
+            "camerapose",
+            "cmu",
+            {**_CP, **overrides},
+            _CP_BUDGET,
+            cpu_only=name.endswith("_bn_3d_only"),
+        )
+        for name, overrides in _CP_RUNS.items()
     ),
-    # CameraPose: the cross-domain split, every switch off, each component alone, full method
-    Run("camerapose", "full", "camerapose", "cmu", _CP, _CP_BUDGET),
-    Run("camerapose", "switches_off", "camerapose", "cmu", {**_CP, **_CP_OFF}, _CP_BUDGET),
-    Run(
-        "camerapose",
-        "refine_only",
-        "camerapose",
-        "cmu",
-        {**_CP, **_CP_OFF, "method.refine": True},
-        _CP_BUDGET,
+    *(
+        Run(
+            "drover",
+            f"learned{suffix}",
+            "drover",
+            "cmu",
+            budget={"cpu": {"stages.gan.steps": steps}, "quick": {"stages.gan.steps": 4}},
+            cpu_only=bool(suffix),
+        )
+        for suffix, steps in _STEPS.items()
     ),
-    Run(
-        "camerapose",
-        "camera_only",
-        "camerapose",
-        "cmu",
-        {**_CP, **_CP_OFF, "method.camera": True},
-        _CP_BUDGET,
-    ),
-    Run(
-        "camerapose",
-        "gan_only",
-        "camerapose",
-        "cmu",
-        {**_CP, **_CP_OFF, "method.gan": True},
-        _CP_BUDGET,
-    ),
-    # diagnosis: the 2D-only (COCO) batches also update batch norm's running statistics (PyTorch's
-    # train mode); these two rows keep them to the 2D-3D batches
-    Run(
-        "camerapose",
-        "full_bn_3d_only",
-        "camerapose",
-        "cmu",
-        {**_CP, "train.weak2d_bn_stats": False},
-        _CP_BUDGET,
-        cpu_only=True,
-    ),
-    Run(
-        "camerapose",
-        "camera_only_bn_3d_only",
-        "camerapose",
-        "cmu",
-        {**_CP, **_CP_OFF, "method.camera": True, "train.weak2d_bn_stats": False},
-        _CP_BUDGET,
-        cpu_only=True,
-    ),
-    Run(
-        "drover",
-        "learned",
-        "drover",
-        "cmu",
-        budget={"cpu": {"stages.gan.steps": 1500}, "quick": {"stages.gan.steps": 4}},
-    ),
-    Run(
-        "drover",
-        "learned_4000",
-        "drover",
-        "cmu",
-        budget={"cpu": {"stages.gan.steps": 4000}, "quick": {"stages.gan.steps": 4}},
-        cpu_only=True,
-    ),
-    Run(
-        "li",
-        "reproj",
-        "li",
-        "cmu,reproj",
-        budget=_LI_BUDGET,
-        quick_preset="smoke,reproj",
-        rescore_cmu=True,
-    ),
-    Run(
-        "li",
-        "trans",
-        "li",
-        "cmu,trans",
-        budget=_LI_BUDGET,
-        quick_preset="smoke,trans",
-        rescore_cmu=True,
-    ),
-    Run(
-        "li",
-        "trans_da",
-        "li",
-        "cmu,trans_da",
-        budget=_LI_BUDGET,
-        quick_preset="smoke",
-        rescore_cmu=True,
-    ),
-    Run(
-        "li",
-        "trans_uncalibrated",
-        "li",
-        "cmu,trans,uncalibrated",
-        budget=_LI_BUDGET,
-        quick_preset="smoke,trans,uncalibrated",
-        rescore_cmu=True,
+    *(
+        Run(
+            "li",
+            name,
+            "li",
+            f"cmu,{variant}",
+            budget=_LI_BUDGET,
+            quick_preset=quick,
+            rescore_cmu=True,
+        )
+        for name, (variant, quick) in _LI_RUNS.items()
     ),
     # Li at its cmu preset's schedule (pre-train 300, train 2,400 steps), beside the reference
     # at 4,000 steps
@@ -263,13 +219,9 @@ RUNS: tuple[Run, ...] = (
 
 def _code() -> str:
     """The checkout's commit, ``-dirty`` with uncommitted changes to tracked files."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout
-
-    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    commit = git_output(".", "rev-parse", "--short", "HEAD") or "unknown"
     return commit + (
-        "-dirty" if git("status", "--porcelain", "--untracked-files=no").strip() else ""
+        "-dirty" if git_output(".", "status", "--porcelain", "--untracked-files=no") else ""
     )
 
 
@@ -291,16 +243,14 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"  {run.key} seed {seed}: {' '.join(cmd[1:])}")
     t0 = time.perf_counter()
-    with open(workdir.parent / f"seed{seed}.log", "w") as out:
+    log_file = workdir.parent / f"seed{seed}.log"
+    with open(log_file, "w") as out:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{run.key} seed {seed} failed (exit {proc.returncode}); see "
-            f"{workdir.parent / f'seed{seed}.log'}"
-        )
+        raise RuntimeError(f"{run.key} seed {seed} failed (exit {proc.returncode}); see {log_file}")
     if run.rescore_cmu and budget != "quick":
         ev = [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", "--dataset=cmu"]
-        with open(workdir.parent / f"seed{seed}.log", "a") as out:
+        with open(log_file, "a") as out:
             subprocess.run(ev, stdout=out, stderr=subprocess.STDOUT, check=True)
     wall = time.perf_counter() - t0
     out = {"command": list(cmd[1:]), "workdir": str(workdir), "wall_s": wall, "code": _code()}
@@ -404,7 +354,11 @@ def _stat(results: Mapping[str, Any], key: str, metric: str) -> tuple[float, flo
     return mean, std, vals
 
 
-def _fmt(results: Mapping[str, Any], key: str, metric: str, digits: int = 1) -> str:
+_DIGITS = {"symmetry_heldout": 4}  # units of the 2D scale s, not mm
+
+
+def _fmt(results: Mapping[str, Any], key: str, metric: str) -> str:
+    digits = _DIGITS.get(metric, 1)
     mean, std, vals = _stat(results, key, metric)
     if not vals:
         return "n/a"
@@ -434,6 +388,22 @@ def _lower(results: Mapping[str, Any], a: str, b: str, metric: str, ma: str | No
     return "does not reproduce at this budget"
 
 
+def _row(r: Mapping[str, Any], key: str, label: str, metrics: Sequence[str]) -> tuple[str, ...]:
+    """A table row: the label, each metric's mean ± std over seeds, wall time per seed."""
+    return (label, *(_fmt(r, key, m) for m in metrics), _wall(r, key))
+
+
+def _rows(
+    r: Mapping[str, Any], paper: str, names: Sequence[str], metrics: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """:func:`_row` of every run of ``paper`` in ``names`` that ``r`` holds."""
+    return [_row(r, f"{paper}/{n}", n, metrics) for n in names if f"{paper}/{n}" in r]
+
+
+def _met(ratio: float, target: float) -> str:
+    return "met" if ratio <= target else "not met"
+
+
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """One paper's claim: the runs it compares and how its table and verdict are made."""
@@ -448,26 +418,7 @@ class Comparison:
 
 
 def _cp_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    names = (
-        "full",
-        "switches_off",
-        "refine_only",
-        "camera_only",
-        "gan_only",
-        "full_bn_3d_only",
-        "camera_only_bn_3d_only",
-    )
-    return [
-        (
-            n,
-            _fmt(r, f"camerapose/{n}", "p1"),
-            _fmt(r, f"camerapose/{n}", "p2"),
-            _fmt(r, f"camerapose/{n}", "noisy_p2"),
-            _wall(r, f"camerapose/{n}"),
-        )
-        for n in names
-        if f"camerapose/{n}" in r
-    ]
+    return _rows(r, "camerapose", list(_CP_RUNS), ("p1", "p2", "noisy_p2"))
 
 
 def _cp_verdict(r: Mapping[str, Any]) -> str:
@@ -487,54 +438,45 @@ def _ratio(r: Mapping[str, Any], a: str, ma: str, b: str, mb: str) -> float:
     return _stat(r, a, ma)[0] / _stat(r, b, mb)[0]
 
 
+def _drover_runs(r: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(steps, learned run, supervised reference run)`` of the Drover runs ``r`` holds."""
+    return [
+        (f"{steps:,}", f"drover/learned{suffix}", f"{REFERENCE}/supervised{suffix}")
+        for suffix, steps in _STEPS.items()
+        if f"drover/learned{suffix}" in r
+    ]
+
+
 def _drover_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
     rows = []
-    for steps, suffix in (("1,500", ""), ("4,000", "_4000")):
-        learned, ref = f"drover/learned{suffix}", f"{REFERENCE}/supervised{suffix}"
-        if learned not in r:
-            continue
+    for steps, learned, ref in _drover_runs(r):
         rows += [
-            (f"learned (Drover), {steps} steps", _fmt(r, learned, "p2"), _wall(r, learned)),
+            _row(r, learned, f"learned (Drover), {steps} steps", ["p2"]),
             ("trivial (constant depth)", _fmt(r, learned, "trivial_p2"), "-"),
-            (f"supervised reference, {steps} steps", _fmt(r, ref, "p2"), _wall(r, ref)),
+            _row(r, ref, f"supervised reference, {steps} steps", ["p2"]),
         ]
     return rows
 
 
 def _drover_verdict(r: Mapping[str, Any]) -> str:
     parts = []
-    for steps, suffix in (("1,500", ""), ("4,000", "_4000")):
-        learned, ref = f"drover/learned{suffix}", f"{REFERENCE}/supervised{suffix}"
-        if learned not in r:
-            continue
+    for steps, learned, ref in _drover_runs(r):
         ratio = _ratio(r, learned, "p2", ref, "p2")
         trivial = _lower(r, learned, learned, "trivial_p2", "p2")
         parts.append(
             f"{steps} steps: P2 ratio learned / supervised = {ratio:.2f} (target ≤ 1.3): "
-            f"{'met' if ratio <= 1.3 else 'not met'}; learned below trivial: {trivial}"
+            f"{_met(ratio, 1.3)}; learned below trivial: {trivial}"
         )
     return "; ".join(parts) + " (paper: 38.2 / 37.1 = 1.03)"
 
 
-_LI = ("reproj", "trans", "trans_da", "trans_uncalibrated", "trans_da_2400")
-
-
 def _li_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    ref = f"{REFERENCE}/supervised"
-    rows = [
-        (n, _fmt(r, f"li/{n}", "ref_p1"), _fmt(r, f"li/{n}", "ref_p2"), _wall(r, f"li/{n}"))
-        for n in _LI
-        if f"li/{n}" in r
-    ]
-    rows.append(("supervised reference", _fmt(r, ref, "p1"), _fmt(r, ref, "p2"), _wall(r, ref)))
+    rows = _rows(r, "li", _LI, ("ref_p1", "ref_p2"))
+    rows.append(_row(r, f"{REFERENCE}/supervised", "supervised reference", ("p1", "p2")))
     if "li/trans_da_2400" in r:
-        ref = f"{REFERENCE}/supervised_4000"
         rows.append(
-            (
-                "supervised reference, 4,000 steps",
-                _fmt(r, ref, "p1"),
-                _fmt(r, ref, "p2"),
-                _wall(r, ref),
+            _row(
+                r, f"{REFERENCE}/supervised_4000", "supervised reference, 4,000 steps", ("p1", "p2")
             )
         )
     return rows
@@ -544,36 +486,25 @@ def _li_verdict(r: Mapping[str, Any]) -> str:
     ratio = _ratio(r, "li/trans_da", "ref_p2", f"{REFERENCE}/supervised", "p2")
     order = [_stat(r, f"li/{n}", "ref_p2")[0] for n in ("reproj", "trans", "trans_da")]
     ordered = order[0] > order[1] > order[2]
-    return (
+    text = (
         f"P2 ratio Trans_Reproj+DA / supervised = {ratio:.2f} (target ≤ 1.5): "
-        f"{'met' if ratio <= 1.5 else 'not met'}; Table 1 ordering Reproj > Trans_Reproj > "
+        f"{_met(ratio, 1.5)}; Table 1 ordering Reproj > Trans_Reproj > "
         f"+DA: {'reproduces' if ordered else 'does not reproduce'} "
         f"({' > '.join(f'{v:.1f}' for v in order)} mm P2); uncalibrated vs calibrated "
         f"(Trans_Reproj): {_fmt(r, 'li/trans_uncalibrated', 'ref_p2')} vs "
         f"{_fmt(r, 'li/trans', 'ref_p2')} mm P2"
-    ) + (_li_long(r) if "li/trans_da_2400" in r else "")
-
-
-def _li_long(r: Mapping[str, Any]) -> str:
-    ratio = _ratio(r, "li/trans_da_2400", "ref_p2", f"{REFERENCE}/supervised_4000", "p2")
-    return (
-        f"; at the preset's schedule (2,400 steps) vs the reference at 4,000: P2 ratio "
-        f"{ratio:.2f} ({'met' if ratio <= 1.5 else 'not met'})"
     )
+    if "li/trans_da_2400" in r:
+        ratio = _ratio(r, "li/trans_da_2400", "ref_p2", f"{REFERENCE}/supervised_4000", "p2")
+        text += (
+            f"; at the preset's schedule (2,400 steps) vs the reference at 4,000: P2 ratio "
+            f"{ratio:.2f} ({_met(ratio, 1.5)})"
+        )
+    return text
 
 
 def _zhou_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    return [
-        (
-            n,
-            _fmt(r, f"zhou/{n}", "symmetry_heldout", 4),
-            _fmt(r, f"zhou/{n}", "p1"),
-            _fmt(r, f"zhou/{n}", "p2"),
-            _wall(r, f"zhou/{n}"),
-        )
-        for n in ("with_geo", "without_geo")
-        if f"zhou/{n}" in r
-    ]
+    return _rows(r, "zhou", ("with_geo", "without_geo"), ("symmetry_heldout", "p1", "p2"))
 
 
 def _zhou_verdict(r: Mapping[str, Any]) -> str:
@@ -582,29 +513,28 @@ def _zhou_verdict(r: Mapping[str, Any]) -> str:
     return f"geometric loss lowers held-out symmetry error: {sym}; lowers MPJPE: {p1}"
 
 
+_WSP = "wsp/pretrain_vs_scratch"
+
+
+def _fractions(r: Mapping[str, Any]) -> list[str]:
+    """The label fractions of the WSP run (``"001pct"``, ...)."""
+    return sorted({k.split("_")[0] for k in r[_WSP]["runs"][0]["scores"]})
+
+
 def _wsp_rows(r: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    key = "wsp/pretrain_vs_scratch"
-    if key not in r:
+    if _WSP not in r:
         return []
-    fracs = sorted({k.split("_")[0] for k in r[key]["runs"][0]["scores"]})
+    metrics = ("pretrained_p1", "random_p1", "pretrained_p2", "random_p2")
     return [
-        (
-            f"{int(f.rstrip('pct'))} %",
-            _fmt(r, key, f"{f}_pretrained_p1"),
-            _fmt(r, key, f"{f}_random_p1"),
-            _fmt(r, key, f"{f}_pretrained_p2"),
-            _fmt(r, key, f"{f}_random_p2"),
-        )
-        for f in fracs
+        (f"{int(f.rstrip('pct'))} %", *(_fmt(r, _WSP, f"{f}_{m}") for m in metrics))
+        for f in _fractions(r)
     ]
 
 
 def _wsp_verdict(r: Mapping[str, Any]) -> str:
-    key = "wsp/pretrain_vs_scratch"
-    fracs = sorted({k.split("_")[0] for k in r[key]["runs"][0]["scores"]})
     parts = []
-    for f in fracs:
-        pre, scr = _stat(r, key, f"{f}_pretrained_p1"), _stat(r, key, f"{f}_random_p1")
+    for f in _fractions(r):
+        pre, scr = _stat(r, _WSP, f"{f}_pretrained_p1"), _stat(r, _WSP, f"{f}_random_p1")
         spread = max(pre[1], scr[1])
         word = (
             "reproduces"
@@ -776,42 +706,39 @@ def write_report(
     return output, js
 
 
+PROG = "python -m experiments.reproduce"
+
+
+def _define(fv: flags.FlagValues) -> None:
+    papers = ",".join(c.paper for c in COMPARISONS)
+    flags.DEFINE_string("papers", papers, f"comma-separated subset of {papers}", flag_values=fv)
+    flags.DEFINE_integer("seeds", 3, "training seeds per run", flag_values=fv)
+    flags.DEFINE_enum("budget", "cpu", ("cpu", "quick"), "run budget", flag_values=fv)
+    flags.DEFINE_bool("quick", False, "= --budget=quick --seeds=1", flag_values=fv)
+    flags.DEFINE_string("workdir", "reproduce_runs", "root of the runs' work directories",
+                        flag_values=fv)  # fmt: skip
+    flags.DEFINE_string("output", "REPRODUCTION.md", "the report (and reproduction.json beside it)",
+                        flag_values=fv)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m experiments.reproduce",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--papers",
-        default=",".join(c.paper for c in COMPARISONS),
-        help="comma-separated: camerapose,drover,li,zhou,wsp",
-    )
-    p.add_argument("--seeds", type=int, default=3, help="training seeds per run (default 3)")
-    p.add_argument("--budget", choices=("cpu", "quick"), default="cpu")
-    p.add_argument("--quick", action="store_true", help="= --budget=quick --seeds=1")
-    p.add_argument("--workdir", default="reproduce_runs", help="root of the runs' work directories")
-    p.add_argument("--output", default="REPRODUCTION.md")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.budget, args.seeds = "quick", 1
+    args = cli_flags.parse(PROG, _define, argv, description=__doc__ or "")
+    budget, seeds = ("quick", 1) if args.quick else (args.budget, args.seeds)
     papers = [x.strip() for x in args.papers.split(",") if x.strip()]
     known = [c.paper for c in COMPARISONS]
     bad = [x for x in papers if x not in known]
     if bad or not papers:
-        p.error(f"unknown paper(s) {bad}; expected a subset of {known}")
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
+        cli_flags.usage_error(PROG, f"unknown paper(s) {bad}; expected a subset of {known}")
+    if seeds < 1:
+        cli_flags.usage_error(PROG, "--seeds must be >= 1")
     t0 = time.perf_counter()
     root, output = pathlib.Path(args.workdir), pathlib.Path(args.output)
 
     def report(results: dict[str, Any]) -> tuple[pathlib.Path, pathlib.Path]:
         wall = sum(r["wall_s"] for e in results.values() for r in e["runs"])
-        return write_report(
-            results, papers, budget=args.budget, seeds=args.seeds, output=output, wall_s=wall
-        )
+        return write_report(results, papers, budget=budget, seeds=seeds, output=output, wall_s=wall)
 
-    results = run_all(papers, seeds=args.seeds, budget=args.budget, root=root, on_update=report)
+    results = run_all(papers, seeds=seeds, budget=budget, root=root, on_update=report)
     md, js = report(results)
     print(f"wrote {md} and {js} ({(time.perf_counter() - t0) / 60:.1f} min this invocation)")
     return 0

@@ -1,33 +1,18 @@
 """WSP (Qiu et al., "Weakly-supervised pre-training for 3D human pose estimation via perspective
-knowledge") on keypoints: relative-depth labels from multi-person photos, pairwise relative-depth
-pre-training, RD protocols 1 / 2, and 3D fine-tuning from the pre-trained encoder.
+knowledge") on keypoints: relative-depth pre-training on pairs of people, RD protocols 1 / 2, and
+3D fine-tuning from the pre-trained encoder.
 
     python -m experiments.wsp --workdir=/tmp/wsp [--config=experiments/configs/wsp.py:<preset>]
 
-Stages (``experiments.harness.train_stage``; each with its own checkpoints, resumable):
-
-1. ``pretrain``: the pairwise model (:mod:`jpose.models.relative_depth`) on the training pairs
-   (:mod:`jpose.data.relative_depth`), BCE on logits (eq. 9) over N < J randomly chosen joints per
-   pair (eq. 6), random A/B orientation per step.
-2. ``finetune_<pct>pct_<init>`` for every fraction of the 3D labels and ``init`` in
-   ``pretrained`` (lifter trunk copied from the encoder, :func:`init_lifter_from_encoder`) /
-   ``random``: a Martinez lifter on ``[x, y, confidence]`` inputs with WSP's L1 coordinate loss
-   (eq. 12) on root-relative 3D; the same initial output layer, steps and learning rate for both.
-
-Evaluation: RD protocol 1 (metrics on test-pair joints with ``ΔS <= 1.0 / 0.5 / 0.3 / 0.1``) and
-protocol 2 (ankles removed from the input), per joint labelled in both persons, with
-``jpose.metrics.relative_depth_metrics``; two input-only baselines for scale (ankle rule = the
-label rule itself, knee rule for protocol 2); MPJPE / P-MPJPE of every fine-tuned lifter on the
-3D test split (``experiments.jeval.evaluate_3d``). No model selection: every stage is evaluated
-at its last step.
-
-Inference: ``run`` writes ``<workdir>/model.json`` (input normalisation and the fine-tuning
-stages); :func:`load_predictor` (or ``jpose.inference.load_predictor(DIR)``) restores one
-fine-tuned lifter (default: the pre-trained initialisation at the largest label fraction).
-
-Pairs: :func:`jpose.data.relative_depth.load_pair_splits` with the ``config.rd`` fields. The
-auxiliary loss on predicted absolute depths that other experiments use (CameraPose's
-``loss.lambda_rd > 0``) is :func:`jpose.losses.wsp_relative_depth_aux_loss`.
+Stages: ``pretrain``, the pairwise model on the relative-depth pairs of ``config.rd``
+(:func:`jpose.data.relative_depth.load_pair_splits`) with eq. 9 over eq. 6's N < J joints; then
+``finetune_<pct>pct_<init>`` per fraction of the 3D labels and initialisation (``pretrained``: the
+lifter trunk copied from the encoder; ``random``), a Martinez lifter on ``[x, y, confidence]``
+with eq. 12's L1 loss. Evaluation: RD protocols 1 / 2 (Tables 2-3) beside input-only baselines,
+MPJPE / P-MPJPE of every fine-tuned lifter; no model selection. Model, objectives and RD
+evaluation: :mod:`jpose.models.relative_depth`. :func:`load_predictor` (or
+``jpose.inference.load_predictor(DIR)``) serves one fine-tuned lifter. CameraPose's auxiliary
+loss on predicted depths (``loss.lambda_rd``) is :func:`jpose.losses.wsp_relative_depth_aux_loss`.
 """
 
 from __future__ import annotations
@@ -36,7 +21,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -47,8 +32,7 @@ import optax
 
 from experiments import common
 from jpose import evaluation as jeval
-from jpose import inference, losses, skeleton
-from jpose import metrics as jm
+from jpose import inference, skeleton
 from jpose.data import relative_depth as rdd
 from jpose.inference import pipelines
 from jpose.models import relative_depth as mrd
@@ -57,165 +41,24 @@ from jpose.training import stages as harness
 
 LOGGER = common.LOGGER
 
-__all__ = [
-    "run",
-    "build_lifter",
-    "finetune_stages",
-    "default_variant",
-    "load_predictor",
-    "pairwise_loss_fn",
-    "evaluate_relative_depth",
-]
+__all__ = ["run", "build_lifter", "finetune_stages", "default_variant", "load_predictor"]
 
 
-# ------------------------------------------------------------------------------------------------
-# Losses
-# ------------------------------------------------------------------------------------------------
-
-
-def _select_joints(key: jax.Array, mask: jax.Array, num: int) -> jax.Array:
-    """Random ``num`` of the true joints of each row of ``mask [..., J]`` (all if fewer)."""
-    if num <= 0:
-        return mask
-    u = jnp.where(mask, jax.random.uniform(key, mask.shape), 2.0)
-    rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
-    return mask & (rank < num)
-
-
-_ANKLES = np.asarray(skeleton.H36M17.indices(["RFoot", "LFoot"]))
-
-
-def pairwise_loss_fn(
-    player: str, *, num_selected: int, ankle_dropout: float = 0.0, data_key: str = "rd"
-) -> Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]]:
-    """Phase loss: eq. 9 BCE of the pairwise model on a batch of pairs.
-
-    Per step: each pair's orientation is swapped with probability 1/2 (label ``1 - label``),
-    with probability ``ankle_dropout`` both persons' ankles are removed from the input (RD
-    protocol 2 style), box scales are computed from the remaining joints, and ``num_selected``
-    joints labelled in both persons are drawn (eq. 6's N < J).
-
-    Args:
-      player: name of the pairwise-model player.
-      num_selected: N (0 = all labelled joints).
-      ankle_dropout: probability of hiding the ankles of a pair.
-      data_key: batch entry holding :meth:`RelativeDepthPairs.pair_arrays` fields.
-
-    Returns:
-      ``loss_fn(ctx, batch) -> (loss, {"bce", "accuracy"})``.
-    """
-
-    def loss_fn(ctx: Any, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-        b = batch[data_key]
-        k_swap, k_drop, k_sel = jax.random.split(ctx.next_key(), 3)
-        swap = jax.random.bernoulli(k_swap, 0.5, b["label"].shape)
-        pa = jnp.where(swap[:, None, None], b["pose_b"], b["pose_a"])
-        pb = jnp.where(swap[:, None, None], b["pose_a"], b["pose_b"])
-        ca = jnp.where(swap[:, None], b["conf_b"], b["conf_a"])
-        cb = jnp.where(swap[:, None], b["conf_a"], b["conf_b"])
-        label = jnp.where(swap, 1.0 - b["label"], b["label"])
-        if ankle_dropout > 0:
-            drop = jax.random.bernoulli(k_drop, ankle_dropout, label.shape)
-            keep = jnp.ones(ca.shape[-1], bool).at[_ANKLES].set(False)
-            keep = keep | ~drop[:, None]
-            ca, cb = ca * keep, cb * keep
-        sel = _select_joints(k_sel, b["joint_mask"], num_selected)
-        logits = ctx.apply(player, pa, ca, mrd.box_scale(pa, ca), pb, cb, mrd.box_scale(pb, cb))
-        labels = jnp.broadcast_to(label[:, None], logits.shape)
-        bce = losses.wsp_relative_depth_loss(logits, labels, mask=sel)  # eq. 9, per pair
-        loss = jnp.mean(bce)
-        acc = jm.binary_accuracy(logits, labels, mask=sel, from_logits=True)
-        return loss, {"bce": loss, "accuracy": acc}
-
-    return loss_fn
-
-
-def _lifter_loss_fn(
-    ctx: Any, batch: Any, *, dataset: str
+def _pretrain_loss(
+    ctx: Any, batch: Any, *, num_selected: int, ankle_dropout: float
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """WSP eq. 12 on the 2D-3D pairs of ``batch[dataset]``."""
+    """Eq. 9 of the pairwise model (player ``rd``) on the ``rd`` pairs of the batch."""
+    return mrd.pairwise_objective(
+        functools.partial(ctx.apply, "rd"), batch["rd"], ctx.next_key(),
+        num_selected=num_selected, ankle_dropout=ankle_dropout,
+    )  # fmt: skip
+
+
+def _finetune_loss(ctx: Any, batch: Any, *, dataset: str) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Eq. 12 of the lifter on the 2D-3D pairs of ``batch[dataset]``."""
     b = batch[dataset]
     pred = ctx.apply("lifter", mrd.person_input(b["pose2d_norm"], b["confidence"]))
-    target = b["pose3d_cam"] - b["pose3d_cam"][:, :1]
-    loss = jnp.mean(losses.wsp_coordinate_loss(pred, target))  # eq. 12 (L1, metres)
-    mpjpe = jnp.mean(jm.mpjpe(pred - pred[:, :1], target))
-    return loss, {"l1": loss, "mpjpe_mm": jm.to_mm(mpjpe)}
-
-
-# ------------------------------------------------------------------------------------------------
-# Evaluation
-# ------------------------------------------------------------------------------------------------
-
-
-def evaluate_relative_depth(
-    predict: Callable[..., jax.Array],
-    pairs: rdd.RelativeDepthPairs,
-    *,
-    protocol: int,
-    thresholds: tuple[float, ...] = rdd.PROTOCOL1_THRESHOLDS,
-    orientation_seed: int = 1234,
-    batch_size: int = 2048,
-) -> dict[str, dict[str, float]]:
-    """RD protocol 1 / 2 metrics of a pairwise model on a pair set (WSP Tables 2-3).
-
-    Args:
-      predict: ``(pose_a, conf_a, pose_b, conf_b) -> logits [B, J]`` (jitted).
-      pairs: evaluation pairs.
-      protocol: 1 (full input) or 2 (ankles removed).
-      thresholds: ΔS thresholds.
-      orientation_seed: seeded random A/B orientation (balanced classes).
-      batch_size: evaluation batch.
-
-    Returns:
-      ``{"ΔS<=t": {"auc", "accuracy", "precision", "recall", "f1" (percent), "pairs",
-      "joints"}}`` over the joints labelled in both persons.
-    """
-    arr = pairs.pair_arrays(protocol=protocol, orientation_seed=orientation_seed)
-    logits = jeval.batched_apply(
-        predict,
-        arr["pose_a"],
-        arr["conf_a"],
-        arr["pose_b"],
-        arr["conf_b"],
-        batch_size=batch_size,
-    )
-    return _rd_table(logits, arr, thresholds)
-
-
-def _rd_table(
-    scores: np.ndarray, arr: Mapping[str, np.ndarray], thresholds: tuple[float, ...]
-) -> dict[str, dict[str, float]]:
-    labels = np.broadcast_to(arr["label"][:, None], arr["joint_mask"].shape)
-    out = {}
-    for name, sel in rdd.protocol_masks(arr["delta_s"], thresholds=tuple(thresholds)).items():
-        mask = arr["joint_mask"] & sel[:, None]
-        m = jm.relative_depth_metrics(
-            jnp.asarray(scores), jnp.asarray(labels), mask=jnp.asarray(mask), from_logits=True
-        )
-        row = {k: 100.0 * float(v) for k, v in m.items()}
-        row["pairs"] = float(sel.sum())
-        row["joints"] = float(mask.sum())
-        out[f"ΔS{name}"] = row
-    return out
-
-
-def _rule_scores(arr: Mapping[str, np.ndarray], joints: list[str]) -> np.ndarray:
-    """Input-only baseline: mean image y of ``joints`` of A minus B's (lower = nearer)."""
-    idx = skeleton.H36M17.indices(joints)
-
-    def height(pose: np.ndarray, conf: np.ndarray) -> np.ndarray:
-        ok = conf[:, idx] > 0
-        return np.where(ok, pose[:, idx, 1], 0.0).sum(-1) / np.maximum(ok.sum(-1), 1)
-
-    ha, hb = height(arr["pose_a"], arr["conf_a"]), height(arr["pose_b"], arr["conf_b"])
-    ok = (arr["conf_a"][:, idx] > 0).any(-1) & (arr["conf_b"][:, idx] > 0).any(-1)
-    s = np.where(ok, ha - hb, 0.0)
-    return np.broadcast_to(s[:, None], arr["joint_mask"].shape).astype(np.float32) * 100.0
-
-
-# ------------------------------------------------------------------------------------------------
-# Entry point
-# ------------------------------------------------------------------------------------------------
+    return mrd.coordinate_objective(pred, b["pose3d_cam"])
 
 
 def _tx(lr: float, steps: int, clip: float) -> optax.GradientTransformation:
@@ -232,7 +75,8 @@ def _stage_name(frac: float, init: str) -> str:
 
 
 def _subset_size(frac: float, n_train: int, batch_size: int) -> int:
-    """Examples of the fine-tuning subset of ``frac`` (as ``run`` draws it with common.subset)."""
+    """Examples of the fine-tuning subset of ``frac``: all for ``frac >= 1``, else at least one
+    batch (the seeded ``common.subset`` ``run`` draws)."""
     if float(frac) >= 1.0:
         return n_train
     return min(n_train, max(int(batch_size), int(round(float(frac) * n_train))))
@@ -253,6 +97,9 @@ def finetune_stages(config: ml_collections.ConfigDict) -> dict[str, dict[str, An
       ``finetune_<pct>pct_<init>`` is also the checkpoint directory.
     """
     fc = config.stages.finetune
+    for how in fc.inits:
+        if how not in ("pretrained", "random"):
+            raise ValueError(f"stages.finetune.inits: expected pretrained|random, got {how!r}")
     return {
         _stage_name(frac, init): {"fraction": float(frac), "init": str(init)}
         for frac in fc.fractions
@@ -360,7 +207,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     key = jax.random.key(int(config.seed))
     options = common.train_options(config.train)
     k_steps = options.steps_per_block
-    pc, fc = config.stages.pretrain, config.stages.finetune
+    pc, fc, mc, ec = config.stages.pretrain, config.stages.finetune, config.model, config.eval
     timings: dict[str, float] = {}
 
     # -- data -------------------------------------------------------------------------------------
@@ -374,10 +221,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for ds in (train_3d, test_3d):
         size = ds.image_size_px
         if ds.normalization == "vp" and (size is None or np.any(size[:, 0] != size[:, 1])):
-            raise ValueError(
-                f"{ds.name}: 'vp' 2D equals the encoder's 'image' 2D only for "
-                "square images; use normalization 'image'"
-            )
+            raise ValueError(f"{ds.name}: 'vp' 2D equals the encoder's 'image' 2D only for "
+                             "square images; use normalization 'image'")  # fmt: skip
         if ds.normalization not in ("vp", "image"):
             raise ValueError(f"{ds.name}: normalization {ds.normalization!r} is not 'image'")
     timings["data_s"] = time.perf_counter() - t0
@@ -391,7 +236,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     common.write_model_info(wd, experiment="wsp", pipeline=pipeline(config, info), **info)
 
     # -- stage 1: relative-depth pre-training (eq. 9) ---------------------------------------------
-    mc = config.model
     rd_model = mrd.pairwise_relative_depth(
         17, feature_dim=int(mc.feature_dim), width=int(mc.width), num_blocks=int(mc.num_blocks),
         dropout=float(mc.dropout), head_width=int(mc.head_width),
@@ -403,8 +247,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     scale = np.ones(2, np.float32)
     pre_steps = -(-int(pc.steps) // k_steps) * k_steps
     pre_tx = _tx(float(pc.lr), pre_steps, float(config.train.clip_norm))
-    rd_loss = pairwise_loss_fn("rd", num_selected=int(pc.num_selected),
-                               ankle_dropout=float(pc.ankle_dropout))  # fmt: skip
+    rd_loss = functools.partial(_pretrain_loss, num_selected=int(pc.num_selected),
+                                ankle_dropout=float(pc.ankle_dropout))  # fmt: skip
     declared = [harness.Stage(
         "pretrain", phases=[Phase("rd", ("rd",), rd_loss)], num_steps=pre_steps,
         batch_sizes={"rd": int(pc.batch_size)}, key=jax.random.fold_in(key, 0),
@@ -416,44 +260,31 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # -- stages 2..: fine-tuning, one per label fraction and initialisation -----------------------
     ft_steps = -(-int(fc.steps) // k_steps) * k_steps
     lifter = build_lifter(config)
-    subsets = {}
     for fi, frac in enumerate(fc.fractions):
-        n_sub = max(int(fc.batch_size), int(round(float(frac) * len(train_3d))))
-        sub = subsets[fi] = common.subset(
-            train_3d, n_sub if float(frac) < 1.0 else 0, seed=int(config.seed) + 7 + fi
-        )
-        data[f"ft{fi}"] = {"pose2d_norm": sub.pose2d_norm, "confidence": sub.confidence,
-                           "pose3d_cam": sub.pose3d_cam}  # fmt: skip
+        n_sub = _subset_size(frac, len(train_3d), int(fc.batch_size))
+        sub = common.subset(train_3d, n_sub, seed=int(config.seed) + 7 + fi)
+        ft = data[f"ft{fi}"] = {"pose2d_norm": sub.pose2d_norm, "confidence": sub.confidence,
+                                "pose3d_cam": sub.pose3d_cam}  # fmt: skip
         # shared by the inits: one compiled block per subset
         tx = _tx(float(fc.lr), ft_steps, float(config.train.clip_norm))
-        ft_phases = [
-            Phase("lifter", ("lifter",), functools.partial(_lifter_loss_fn, dataset=f"ft{fi}"))
-        ]
+        ft_loss = functools.partial(_finetune_loss, dataset=f"ft{fi}")
+        ft_phases = [Phase("lifter", ("lifter",), ft_loss)]
 
-        def init(done: Mapping[str, Any], *, fi: int = fi, tx: Any = tx, how: str) -> Any:
-            sub = subsets[fi]
-            player = create_player(
-                lifter,
-                tx,
-                jax.random.fold_in(key, 2000 + fi),
-                mrd.person_input(sub.pose2d_norm[:2], sub.confidence[:2]),
-            )
+        def init(done: Mapping[str, Any], *, fi: int = fi, ft: Any = ft, tx: Any = tx, how: str):
+            example = mrd.person_input(ft["pose2d_norm"][:2], ft["confidence"][:2])
+            player = create_player(lifter, tx, jax.random.fold_in(key, 2000 + fi), example)
             if how == "pretrained":
                 # copies: the fine-tuning step donates its state, the encoder must survive it
-                v = jax.tree_util.tree_map(
-                    jnp.copy,
-                    mrd.init_lifter_from_encoder(
-                        player.variables(), done["pretrain"]["rd"].variables()
-                    ),
+                v = mrd.init_lifter_from_encoder(
+                    player.variables(), done["pretrain"]["rd"].variables()
                 )
+                v = jax.tree_util.tree_map(jnp.copy, v)
                 player = player.replace(
                     params=v["params"], batch_stats=v["batch_stats"], opt_state=tx.init(v["params"])
                 )
-            return create_train_state({"lifter": player})  # fmt: skip
+            return create_train_state({"lifter": player})
 
         for how in fc.inits:
-            if how not in ("pretrained", "random"):
-                raise ValueError(f"stages.finetune.inits: expected pretrained|random, got {how!r}")
             declared.append(harness.Stage(
                 _stage_name(float(frac), how), phases=ft_phases, num_steps=ft_steps,
                 batch_sizes={f"ft{fi}": int(fc.batch_size)},
@@ -464,40 +295,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     stages = {n: {"resumed_from": r.resumed_from, "trained_steps": r.trained_steps}
               for n, r in trained.stages.items()}  # fmt: skip
     timings.update({f"{n}_s": r.wall_s for n, r in trained.stages.items()})
-    stage_ckpt = {n: r.num_steps for n, r in trained.stages.items()}
-    timings["pretrain_s"] = trained.stages["pretrain"].wall_s
 
-    # -- RD evaluation (protocols 1 and 2) --------------------------------------------------------
+    # -- RD evaluation (protocols 1 and 2) and input-only baselines -------------------------------
     t0 = time.perf_counter()
-    rd_vars = trained.stages["pretrain"].state["rd"].variables()
-
-    @jax.jit
-    def predict_rd(pa, ca, pb, cb):
-        return rd_model.apply(
-            rd_vars, pa, ca, mrd.box_scale(pa, ca), pb, cb, mrd.box_scale(pb, cb), train=False
-        )[0]
-
-    ec = config.eval
-    thr = tuple(float(t) for t in ec.thresholds)
+    predict_rd = mrd.pairwise_predictor(
+        rd_model, trained.stages["pretrain"].state["rd"].variables()
+    )
+    rd_kw = {"thresholds": tuple(float(t) for t in ec.thresholds),
+             "orientation_seed": int(ec.orientation_seed)}  # fmt: skip
     rd_eval = {
-        f"protocol {p}": evaluate_relative_depth(
-            predict_rd,
-            test_pairs,
-            protocol=p,
-            thresholds=thr,
-            orientation_seed=int(ec.orientation_seed),
-            batch_size=int(ec.batch_size),
-        )  # fmt: skip
+        f"protocol {p}": mrd.evaluate_relative_depth(
+            predict_rd, test_pairs, protocol=p, batch_size=int(ec.batch_size), **rd_kw
+        )
         for p in (1, 2)
     }
-    baselines = {}
-    for p, rule, joints in (
-        (1, "ankle rule (= label rule)", ["RFoot", "LFoot"]),
-        (2, "knee rule", ["RKnee", "LKnee"]),
-        (2, "hip rule", ["RHip", "LHip"]),
-    ):
-        arr = test_pairs.pair_arrays(protocol=p, orientation_seed=int(ec.orientation_seed))
-        baselines[f"protocol {p}, {rule}"] = _rd_table(_rule_scores(arr, joints), arr, thr)
+    baselines = mrd.input_rule_baselines(test_pairs, **rd_kw)
     timings["rd_eval_s"] = time.perf_counter() - t0
 
     # -- fine-tuned lifters on the test split -----------------------------------------------------
@@ -505,15 +317,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     lifter_predict = jax.jit(functools.partial(_lift, lifter))
     evaluations, ft_rows = {}, {}
     for name, st in finetune_info.items():
-        predict_3d = functools.partial(
-            lifter_predict, trained.stages[name].state["lifter"].variables()
-        )
+        variables = trained.stages[name].state["lifter"].variables()
         evaluations[st["evaluation"]] = ev = jeval.evaluate_3d(
-            predict_3d, test_3d, batch_size=int(ec.batch_size)
+            functools.partial(lifter_predict, variables), test_3d, batch_size=int(ec.batch_size)
         )
         row = ft_rows.setdefault(f"{100 * st['fraction']:g}% 3D labels ({st['num_examples']})", {})
         for metric in ("mpjpe", "p_mpjpe"):
-            row[f"{metric} {st['init']}"] = ev["metrics"][metric]["frame_wise"]  # fmt: skip
+            row[f"{metric} {st['init']}"] = ev["metrics"][metric]["frame_wise"]
 
     # -- reports ----------------------------------------------------------------------------------
     timings["total_s"] = time.perf_counter() - t_start
@@ -534,7 +344,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "ankle_dropout": float(pc.ankle_dropout),
             "ankle_rule": config.rd.ankle_rule,
         },
-        checkpoint=stage_ckpt,
+        checkpoint={n: r.num_steps for n, r in trained.stages.items()},
         model_selection="none: every stage evaluated at its final step (no validation split)",
         notes=[
             "Keypoint analogue of WSP: no image backbone / heatmaps; CPU-scaled schedules.",
@@ -547,43 +357,31 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "Relative-depth builder counts": {
             n: {k: float(v) for k, v in c.items()} for n, c in rd["counts"].items()
         },
-    }
-    for p, table in rd_eval.items():
-        tables[f"RD {p}: {test_pairs.name} (%)"] = table
-    for name, table in baselines.items():
-        tables[f"RD input-only baseline, {name} (%)"] = table
-    tables["Fine-tuning: frame-wise MPJPE / P-MPJPE (mm), pre-trained vs random init"] = ft_rows
-    extra = {
-        "stages": stages,
-        "timings_s": timings,
-        "rd": rd_eval,
-        "rd_baselines": baselines,
-        "label_agreement_with_true_depth": rd["label_agreement"],
-        "counts": rd["counts"],
-        "finetune": ft_rows,
+        **{f"RD {p}: {test_pairs.name} (%)": table for p, table in rd_eval.items()},
+        **{f"RD input-only baseline, {n} (%)": table for n, table in baselines.items()},
+        "Fine-tuning: frame-wise MPJPE / P-MPJPE (mm), pre-trained vs random init": ft_rows,
     }
     if rd["label_agreement"] is not None:
         tables["Synthetic scenes: eq. 4 labels vs true depth order"] = {
             "test-pair joints": {"agreement (%)": 100.0 * rd["label_agreement"]}
         }
-    figures = []
+    extra = {"stages": stages, "timings_s": timings, "rd": rd_eval, "rd_baselines": baselines,
+             "label_agreement_with_true_depth": rd["label_agreement"], "counts": rd["counts"],
+             "finetune": ft_rows}  # fmt: skip
+    extra["figures"] = []
     if ec.figures:
-        figures = common.write_figures(
-            wd,
-            {
-                "training_curves": lambda: common.training_curves_figure(wd),
-                "rd_by_delta_s": lambda: _rd_figure(rd_eval),
-            },
-        )
-    extra["figures"] = figures
-    common.write_results(
-        wd, header=header, evaluations=evaluations, extra_tables=tables, extra=extra
-    )
+        extra["figures"] = common.write_figures(wd, {
+            "training_curves": lambda: common.training_curves_figure(wd),
+            "rd_by_delta_s": lambda: _rd_figure(rd_eval),
+        })  # fmt: skip
+    common.write_results(wd, header=header, evaluations=evaluations, extra_tables=tables,
+                         extra=extra)  # fmt: skip
     LOGGER.info("wsp: done in %.1f s; results in %s", timings["total_s"], wd / "results.md")
     return {"header": dataclasses.asdict(header), "evaluations": evaluations, **extra}
 
 
 def _rd_figure(rd_eval: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Any:
+    """RD AUC and accuracy by scale-gap threshold, one line per protocol."""
     from jpose import viz
 
     plt = viz.pyplot()

@@ -3,60 +3,27 @@ keypoint-lifting form.
 
 ``python -m experiments.zhou --workdir=DIR [--config=experiments/configs/zhou.py:PRESET]``
 
-Depth module: a residual MLP maps the scale-normalised 2D pose ``u = (x - x_pelvis) / s``
-(``s`` = RMS joint-to-pelvis distance of the visible joints) to per-joint depths; the output is
-made pelvis-relative and multiplied by ``s``, so depth is in the units of the 2D input
-(``pose2d_norm``), like Zhou's depth "normalised by the same scale" as the 2D. 3D targets in those
-units: ``f_n (Z - Z_pelvis) / Z_pelvis`` (``f_n`` the focal length in normalised units: the
-weak-perspective scale of the 2D).
+Paper mapping (:mod:`jpose.models.depth`, ``jpose.losses.zhou_*``): the depth module lifts the
+given 2D (the paper's stage 1, the 2D heatmap network, does not exist in this form); stage 2
+trains it by depth regression (eq. 2) on 2D-3D samples, stage 3 adds the bone-length-ratio loss
+(eq. 3) on 2D-only samples; ``method.ablation`` selects sec. 4.1.3's ablations
+(:func:`jpose.losses.zhou_loss_weights`, the loss terms :func:`jpose.models.depth.
+depth_loss_terms`). Every ablation draws the same 2D-3D batches; the 2D-only half runs in its own
+forward pass, so ``3d+2d`` equals ``3d`` and ``3d+2d+geo`` isolates the geometric loss.
 
-Losses (``jpose.losses``, Zhou et al. eq. 2 and 3), batch means of per-example values:
-
-* ``reg``: depth regression on 2D-3D samples (``zhou_depth_loss`` with ``has_depth``), squared
-  errors measured in heatmap pixels (``method.scale_px`` pixels per unit of ``s``);
-* ``geo_2d``: bone-ratio variance ``L_geo`` (``zhou_depth_loss`` without depth: eq. 3 on
-  ``[x, y, predicted depth]`` of the 2D-only samples, visibility = confidence);
-* ``geo_3d``: ``L_geo`` on the 2D-3D samples (only the ``3d+geo`` ablation, "3D/w geo").
-
-``loss = lambda_reg reg + lambda_geo (w_2d geo_2d + w_3d geo_3d)`` with the switches of
-:func:`jpose.losses.zhou_loss_weights`: stage 2 has no geometric term; stage 3 adds it for
-``*+geo`` ablations.
-
-What the keypoint form's ablations test (Zhou et al. sec. 4.1.3, Table 2): in the paper, 2D-only
-images also train the shared 2D heatmap network, so "3D+2D/wo geo" gains from 2D data without
-the geometric loss. Here the 2D input is given, so 2D-only samples without the geometric loss
-carry no supervision at all; the only 2D-data effect the keypoint form can show is the
-geometric loss on 2D-only people. The ablations are therefore made to differ in nothing else:
-every ablation draws the same stream of ``batch_size // 2`` 2D-3D samples per step (the 3D
-stream is independent of the 2D-only one); the 2D-only half (``batch_size - batch_size // 2``,
-``3d+2d*`` only) runs through the network in its own forward pass, normalised by its own batch
-statistics, whose running averages are discarded (inference statistics are those of the 3D
-samples, as in ``3d``). ``3d+2d`` is thus identical to ``3d`` (the control), and ``3d+2d+geo``
-vs ``3d+2d`` isolates the geometric loss on 2D-only people, whose effect is reported as the
-left/right bone-length symmetry of *held-out* 2D-only people (``val_2d``; else a held-out share
-of ``train_2d`` never trained on).
-
-Evaluation (``jeval.evaluate_3d``): the output ``[x, y, depth]`` rescaled to the average sum of
-bone lengths of the training skeletons (sec. 4.1.2, ``zhou_skeleton_rescale``): MPJPE (Zhou's
-metric), P-MPJPE, N-MPJPE per action (split ``<name>``); "standard" P1 / P2 by perspective
-back-projection with the ground-truth intrinsics and pelvis depth (split ``<name> (perspective)``);
-left/right bone-length differences (Table 4, ``metrics.symmetric_bone_length_difference``) in mm
-on the 3D test splits (rescaled output; ground truth for reference) and in units of ``s`` on
-2D-only data (``val_2d``, else ``train_2d``).
-
-Inference: ``run`` writes ``<workdir>/model.json`` (the training average sum of bone lengths used
-by the rescale, the input normalisation); :func:`load_predictor` (or
-``jpose.inference.load_predictor(DIR)``) restores the depth network and predicts the 3D of the
-``<split>`` evaluation (the rescaled output).
+Evaluation: MPJPE (Zhou's metric), P-MPJPE, N-MPJPE of the output rescaled to the training average
+sum of bone lengths (sec. 4.1.2), standard P1 / P2 by perspective back-projection with the
+ground-truth camera (``<split> (perspective)``), and Table 4's left/right bone-length symmetry on
+the 3D splits and held-out 2D-only people. ``run`` writes ``model.json``; :func:`load_predictor`
+restores the depth network.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -71,11 +38,10 @@ from experiments.lifting import eval_datasets, lifter_figures
 from jpose import evaluation as jeval
 from jpose import inference, kinematics, losses, models, skeleton
 from jpose import metrics as jm
-from jpose.data import PoseDataset
-from jpose.data.common import normalize_2d, normalized_intrinsics
 from jpose.evaluation import jit_predict
 from jpose.inference import pipelines
-from jpose.models.depth import pose_scale_2d, predict_depth, rescaled_pose
+from jpose.models import depth as dm
+from jpose.models.depth import predict_depth, rescaled_pose
 from jpose.training import (
     Phase,
     PhaseContext,
@@ -89,9 +55,6 @@ from jpose.training.state import TrainState
 __all__ = [
     "ABLATIONS",
     "LAYOUT",
-    "loss_terms",
-    "aspect_preserving_2d",
-    "depth_targets",
     "make_phase",
     "build_model",
     "load_predictor",
@@ -99,7 +62,6 @@ __all__ = [
 ]
 
 LAYOUT = skeleton.H36M17
-_ROOT = LAYOUT.root
 STAGES = ("stage2", "stage3")
 
 
@@ -142,11 +104,6 @@ def _description(config: ml_collections.ConfigDict, avg: float) -> str:
             f"rescaled to the training average sum of bone lengths ({avg:.3f} m)")  # fmt: skip
 
 
-def _avg_sum_length(train: PoseDataset) -> float:
-    sum_lengths = kinematics.sum_bone_lengths(train.pose3d_cam, layout=LAYOUT)
-    return float(np.asarray(sum_lengths).mean())
-
-
 def load_predictor(
     config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> inference.Predictor:
@@ -165,103 +122,9 @@ def load_predictor(
     info = dict(inference.read_model_info(workdir))
     if info.get("avg_sum_length") is None:  # runs older than model.json: from the training data
         data = ml_collections.ConfigDict(config).data
-        info["avg_sum_length"] = _avg_sum_length(common.load_datasets(data)["train_3d"])
+        train = common.load_datasets(data)["train_3d"]
+        info["avg_sum_length"] = dm.average_sum_bone_length(train.pose3d_cam, layout=LAYOUT)
     return common.declared_predictor(pipeline, config, workdir, info=info, step=step)
-
-
-def aspect_preserving_2d(
-    datasets: Mapping[str, PoseDataset], *, mode: str = "vp"
-) -> dict[str, PoseDataset]:
-    """Every split's ``pose2d_norm`` re-made from its pixels with one aspect-preserving scale.
-
-    The bone-length-ratio loss (Zhou et al. eq. 3) compares lengths of bones pointing in any
-    direction of ``[x, y, depth]``; with ``x / width`` and ``y / height`` (``"image"``
-    normalisation, e.g. the ``cmu+coco`` preset: 97 % of COCO images are not square) vertical
-    and horizontal limbs are scaled differently and the loss sees distorted people. ``"vp"``
-    (``uv / w * 2 - [1, h / w]``) divides both axes by the width, so 2D length ratios are those of
-    the pixels. Splits already in ``mode`` are returned as they are.
-
-    Args:
-      datasets: ``{split: PoseDataset}``.
-      mode: an aspect-preserving normalisation (``"vp"``).
-
-    Returns:
-      ``{split: PoseDataset}`` with ``normalization == mode``.
-
-    Raises:
-      ValueError: a split to convert without pixels or image sizes (e.g. COCO train from
-        ``wild2d_coco_train_norm.npz``: use the pixel file ``wild2d_coco_train.npz``).
-    """
-    if mode != "vp":
-        raise ValueError(f"aspect_preserving_2d: mode must be 'vp', got {mode!r}")
-    out = {}
-    for name, ds in datasets.items():
-        if ds.normalization == mode or ds.pose2d_norm is None:
-            out[name] = ds
-            continue
-        sizes = ds.image_size_px
-        if ds.pose2d_px is None or sizes is None or np.any(np.asarray(sizes) <= 0):
-            raise ValueError(
-                f"{name} ({ds.name}): {ds.normalization!r}-normalised 2D without pixels and "
-                "image sizes cannot be made aspect-preserving for the bone-ratio loss (use "
-                "wild2d_coco_train.npz, the pixel file, not the _train_norm file)"
-            )
-        norm = normalize_2d(ds.pose2d_px, mode=mode, image_size=sizes)
-        out[name] = dataclasses.replace(ds, pose2d_norm=norm, normalization=mode)
-    return out
-
-
-def depth_targets(ds: PoseDataset) -> np.ndarray:
-    """``[N, J]`` ground-truth pelvis-relative depth in the units of ``ds.pose2d_norm``:
-    ``f_n (Z - Z_pelvis) / Z_pelvis`` (weak-perspective scale of the 2D)."""
-    focal, _ = normalized_intrinsics(ds)
-    z = ds.pose3d_cam[..., 2].astype(np.float64)
-    zr = z[:, _ROOT : _ROOT + 1]
-    return (focal[:, :1] * (z - zr) / zr).astype(np.float32)
-
-
-def loss_terms(
-    depth_3d: jax.Array,
-    batch_3d: Mapping[str, jax.Array],
-    depth_2d: jax.Array | None,
-    batch_2d: Mapping[str, jax.Array] | None,
-    *,
-    canonical_lengths: jax.Array,
-    scale_px: float,
-    threshold: float = 0.5,
-) -> dict[str, jax.Array]:
-    """The three loss terms (batch means), all computed whatever the ablation.
-
-    Args:
-      depth_3d: ``[B3, J]`` predicted depth of the 2D-3D samples (2D units).
-      batch_3d: ``{"x" [B3, J, 2], "c" [B3, J], "depth" [B3, J], "s" [B3]}``.
-      depth_2d / batch_2d: the same for 2D-only samples (no ``depth``), or None.
-      canonical_lengths: ``[B]`` mean training bone lengths (L_geo's ``lbar``).
-      scale_px: heatmap pixels per unit of the 2D scale ``s`` (regression unit).
-      threshold: visibility threshold on confidences.
-
-    Returns:
-      ``{"reg", "geo_3d", "geo_2d"}`` (``geo_2d`` = 0 without 2D-only samples).
-    """
-    unit = scale_px / batch_3d["s"][:, None]
-    ones = jnp.ones(depth_3d.shape[:-1], bool)
-    reg = losses.zhou_depth_loss(
-        depth_3d * unit, batch_3d["depth"] * unit, batch_3d["x"], ones, canonical_lengths,
-        layout=LAYOUT, lambda_reg=1.0, lambda_geo=0.0,
-    )  # fmt: skip
-    pose_3d = jnp.concatenate([batch_3d["x"], depth_3d[..., None]], -1)
-    geo_3d = losses.zhou_geometric_loss(
-        pose_3d, canonical_lengths, layout=LAYOUT, visibility=batch_3d["c"], threshold=threshold
-    )
-    terms = {"reg": jnp.mean(reg), "geo_3d": jnp.mean(geo_3d), "geo_2d": jnp.zeros(())}
-    if depth_2d is not None and batch_2d is not None:
-        geo_2d = losses.zhou_depth_loss(
-            depth_2d, jnp.zeros_like(depth_2d), batch_2d["x"],
-            jnp.zeros(depth_2d.shape[:-1], bool), canonical_lengths, layout=LAYOUT,
-            lambda_reg=0.0, lambda_geo=1.0, visibility=batch_2d["c"],
-        )  # fmt: skip
-        terms["geo_2d"] = jnp.mean(geo_2d)
-    return terms
 
 
 def make_phase(
@@ -290,33 +153,14 @@ def make_phase(
             depth_2d, _ = predict_depth(
                 lambda u: ctx.apply("depth", u, update_stats=False), b2["x"], b2["c"]
             )
-        terms = loss_terms(
+        terms = dm.depth_loss_terms(
             depth_3d, b3, depth_2d, b2,
-            canonical_lengths=canon, scale_px=scale_px, threshold=threshold,
+            canonical_lengths=canon, scale_px=scale_px, threshold=threshold, layout=LAYOUT,
         )  # fmt: skip
         loss = sum(weights[k] * terms[k] for k in ("reg", "geo_2d", "geo_3d"))
         return loss, terms
 
     return Phase("depth", ("depth",), loss_fn)
-
-
-def _host_batch_arrays(ds: PoseDataset, *, with_depth: bool, threshold: float) -> dict:
-    x = ds.pose2d_norm.astype(np.float32)
-    c = ds.confidence.astype(np.float32)
-    out = {"x": x, "c": c, "s": np.asarray(pose_scale_2d(jnp.asarray(x), jnp.asarray(c),
-                                                    threshold=threshold))}  # fmt: skip
-    if with_depth:
-        out["depth"] = depth_targets(ds)
-    return out
-
-
-def _packed_inputs(ds: PoseDataset) -> np.ndarray:
-    """``[N, J, 7]``: 2D, then normalised focal (2), centre (2) and pelvis depth (1) per joint
-    (so ``jeval.evaluate_3d`` can feed the perspective predictor per example)."""
-    f, c = normalized_intrinsics(ds)
-    zr = ds.pose3d_cam[:, _ROOT, 2:3].astype(np.float32)
-    cam = np.concatenate([f, c, zr], -1)[:, None, :].repeat(ds.pose2d_norm.shape[1], 1)
-    return np.concatenate([ds.pose2d_norm.astype(np.float32), cam], -1)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -334,7 +178,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     m = config.method
     use_2d, _ = _ablation(str(m.ablation))
     # one aspect-preserving 2D frame for every split (the bone-ratio loss needs undistorted limbs)
-    datasets = aspect_preserving_2d(common.load_datasets(config.data))
+    datasets = dm.aspect_preserving_2d(common.load_datasets(config.data))
     tc = config.train
     val_fraction = float(tc.val_fraction)
     if val_fraction > 0:  # held out of the training split; the test split is never used
@@ -349,7 +193,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
     thr = float(m.visibility_threshold)
     canonical = np.asarray(kinematics.bone_lengths(train.pose3d_cam, layout=LAYOUT)).mean(0)
-    avg_sum_length = _avg_sum_length(train)
+    avg_sum_length = dm.average_sum_bone_length(train.pose3d_cam, layout=LAYOUT)
     info = {"layout": LAYOUT.name, "normalization": train.normalization,
             "avg_sum_length": avg_sum_length, "canonical_bone_lengths": canonical}  # fmt: skip
     common.write_model_info(wd, experiment="zhou", pipeline=pipeline(config, info), **info)
@@ -359,9 +203,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             datasets["train_2d"], float(config.eval.heldout_2d_fraction),
             seed=int(config.seed) + 11,
         )  # fmt: skip
-    host = {"d3": _host_batch_arrays(train, with_depth=True, threshold=thr)}
+    host = {"d3": dm.depth_batch_arrays(train, with_depth=True, threshold=thr)}
     if use_2d:  # "w2d" sorts after "d3": the sampler's 3D stream is that of the 3d ablations
-        host["w2d"] = _host_batch_arrays(datasets["train_2d"], with_depth=False, threshold=thr)
+        host["w2d"] = dm.depth_batch_arrays(datasets["train_2d"], with_depth=False, threshold=thr)
     bs = int(tc.batch_size)
     sizes = {k: len(v["x"]) for k, v in host.items()}
     # every ablation: the same bs // 2 2D-3D samples per step (+ the 2D-only half for 3d+2d*)
@@ -414,20 +258,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     player = state["depth"]
 
     rescaled = functools.partial(rescaled_pose, avg_sum_length=avg_sum_length)
-
-    def perspective(apply: Callable, packed: jax.Array, c: jax.Array) -> jax.Array:
-        x, f, ctr, zr = packed[..., :2], packed[..., 2:4], packed[..., 4:6], packed[..., 6:7]
-        depth, _ = predict_depth(apply, x, c)
-        z = zr * (1.0 + depth[..., None] / f[..., :1])
-        return jnp.concatenate([(x - ctr) / f * z, z], -1)
-
-    def normalised(apply: Callable, x: jax.Array, c: jax.Array) -> jax.Array:
-        depth, s = predict_depth(apply, x, c)
-        pose = jnp.concatenate([x - x[..., _ROOT : _ROOT + 1, :], depth[..., None]], -1)
-        return pose / s[..., None, None]
-
     predict_rescaled = jit_predict(player, rescaled)
-    predict_perspective = jit_predict(player, perspective)
+    predict_perspective = jit_predict(player, dm.perspective_pose)
     bs_eval, action_key = int(config.eval.batch_size), config.eval.action_key
     evaluations, symmetry = {}, {}
     for split, ds in eval_datasets(datasets, config).items():
@@ -437,7 +269,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if ds.focal_px is not None:
             evaluations[f"{split} (perspective)"] = jeval.evaluate_3d(
                 predict_perspective, ds, batch_size=bs_eval, action_key=action_key,
-                pose2d_norm=_packed_inputs(ds),
+                pose2d_norm=dm.perspective_inputs(ds),
             )  # fmt: skip
         symmetry[f"{split}: prediction (mm)"] = jm.symmetry_table(ev["predictions"], scale=1000.0)
         symmetry[f"{split}: ground truth (mm)"] = jm.symmetry_table(
@@ -448,7 +280,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     symmetry_2d = None
     if name_2d is not None:
         ds2 = common.subset(held[name_2d], int(config.eval.max_2d_examples), seed=1)
-        pred2 = jeval.batched_apply(jit_predict(player, normalised), ds2.pose2d_norm,
+        pred2 = jeval.batched_apply(jit_predict(player, dm.normalized_pose), ds2.pose2d_norm,
                                      ds2.confidence, batch_size=bs_eval)  # fmt: skip
         symmetry_2d = jm.symmetry_table(pred2)
         symmetry[f"{name_2d}: held-out 2D-only people, prediction (units of s)"] = symmetry_2d

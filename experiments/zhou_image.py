@@ -3,39 +3,22 @@ trained end to end on mixed batches of 3D-labelled and 2D-only images.
 
 ``python -m experiments.zhou_image --workdir=DIR [--config=experiments/configs/zhou_image.py:P]``
 
-Network: :func:`jpose.models.hourglass.stacked_hourglass` (2 stacks x 2 residual modules; depth
-module on the summed heatmaps + intermediate features, 4 residual & pooling modules).
-
-Units: 2D labels and predictions in heatmap pixels (stride ``S / h``; heatmap pixel ``i`` has
-its centre at image pixel ``(i + 0.5) S / h - 0.5``); depth in the same unit:
-``d_j = f (Z_j - Z_root) / Z_root / stride`` (weak-perspective depth, root-relative), so
-``[u, v, d]`` is a scaled 3D pose, as Zhou et al.'s "depth normalised by the same scale".
-
-Loss per image (eq. 4): ``L_2D`` (eq. 1, Gaussian targets, summed over pixels, averaged over
-visible joints, summed over the stacks: intermediate supervision) ``+ L_dep`` (eq. 2:
-``lambda_reg ||d^ - d||^2`` on 3D-labelled images, ``lambda_geo L_geo`` (eq. 3) on 2D-only
-images from the ground-truth 2D and the predicted depth). The predicted depth is made
-root-relative before the losses. Term weights per ablation and stage:
-:func:`jpose.losses.zhou_loss_weights` (the keypoint experiment's switches); ``3d`` / ``3d+geo``
-train stages 2-3 on 3D-labelled images only (the ``geo`` weight then acts on them: "3D/w geo").
-
-Three-stage schedule (sec. 3.4): stage 1 = 2D module on 2D-labelled images (shared by the
-ablations: the paper pre-trains the hourglass on MPII for every baseline), stage 2 = whole
-network on mixed batches with ``lambda_geo = 0``, stage 3 = whole network with the geometric
-loss. Loss weights live in ``state.extra`` (arrays), so one compiled step per batch composition
-serves every stage and ablation.
-
-Evaluation (as the keypoint experiment ``experiments.zhou``): 2D PCKh@0.5 of the 2D module
-(arg-max of the last stack's heatmaps with Newell's quarter-pixel shift; head segment =
-``Head - Neck/Nose``); 3D: the output ``[u, v, d]`` rescaled to the average sum of bone lengths of
-the training skeletons (sec. 4.1.2, :func:`jpose.losses.zhou_skeleton_rescale`) -> MPJPE (P1),
-P-MPJPE (P2) and N-MPJPE per pose class; left/right bone-length differences (Table 4) in mm on
-the 3D test splits and in 256-pixel crop units on the 2D-only images.
+Paper mapping: network :func:`jpose.models.hourglass.stacked_hourglass` (sec. 3.3, 4.1.1);
+targets in heatmap pixels :func:`jpose.data.image_targets.zhou_targets`; loss eq. 4 (eqs. 1-3)
+:func:`jpose.image_losses.zhou_image_loss`, weights per ablation (Table 2) and stage
+:func:`jpose.image_losses.zhou_image_loss_weights`. Three stages (sec. 3.4): stage 1 = 2D module
+on the 2D-only images (shared by the ablations, as the paper pre-trains the hourglass on MPII
+for every baseline), stage 2 = whole network with ``lambda_geo = 0``, stage 3 = with the
+geometric loss. The weights live in ``state.extra``, so one compiled step per batch composition
+serves every stage and ablation. Evaluation :func:`jpose.image_evaluation.zhou_image_evaluation`:
+PCKh of the 2D module, MPJPE / P-MPJPE after the skeleton rescale (sec. 4.1.2), Table 4's
+left/right bone-length differences.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import pathlib
 import re
 import time
@@ -51,11 +34,13 @@ import optax
 from experiments import common
 from experiments.configs.zhou_image import ABLATIONS
 from jpose import evaluation as jeval
-from jpose import kinematics, losses, skeleton
+from jpose import kinematics, skeleton
 from jpose import metrics as jm
 from jpose.data import images, render
-from jpose.data.images import PosePool, normalize_images
-from jpose.models import hourglass
+from jpose.data.image_targets import zhou_targets
+from jpose.data.images import normalize_images
+from jpose.image_evaluation import crop_keypoints_figure, zhou_image_evaluation, zhou_predictor
+from jpose.image_losses import zhou_image_loss, zhou_image_loss_weights
 from jpose.models.hourglass import stacked_hourglass
 from jpose.training import (
     Phase,
@@ -65,76 +50,54 @@ from jpose.training import (
     create_train_state,
 )
 from jpose.training import stages as harness
-from jpose.training.state import TrainState
 
-__all__ = [
-    "LAYOUT",
-    "render_split",
-    "image_labels",
-    "make_phase",
-    "stage_weights",
-    "predict_fn",
-    "evaluate_split",
-    "run",
-]
+__all__ = ["LAYOUT", "load_splits", "make_phase", "run"]
 
 LAYOUT = skeleton.H36M17
-_ROOT = LAYOUT.root
 
 
-# ------------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------------
+def load_splits(config: ml_collections.ConfigDict, *, heatmap_size: int) -> dict[str, Any]:
+    """The four splits, each ``{"arrays", "labels", "rendered", "render_s"}``: ``train_3d``
+    (3D-labelled), ``train_2d`` (2D only), ``test_wild`` and ``test_studio``.
 
-
-def render_split(pool: PosePool, *, num_images: int, image_size: int, style: str,
-                 seed: int) -> tuple[render.RenderedImages, np.ndarray]:  # fmt: skip
-    """Single-person crops (``framing="crop"``) of the pool; returns images and labels [N]."""
-    cfg = render.RenderConfig(image_size=image_size, framing="crop", style=style)
-    r = render.render_images(pool.poses, num_images=num_images, config=cfg, seed=seed)
-    return r, pool.labels[r.pose_index[:, 0]]
-
-
-def image_labels(r: render.RenderedImages, *, heatmap_size: int) -> dict[str, np.ndarray]:
-    """Training arrays of single-person images: ``image`` uint8, ``kp`` [N, J, 2] and ``depth``
-    [N, J] in heatmap pixels (see the module docstring), ``vis`` [N, J] float."""
-    size = r.image.shape[1]
-    stride = size / heatmap_size
-    kp = (r.keypoints_2d[:, 0] + 0.5) / stride - 0.5
-    z = r.pose3d_cam[:, 0, :, 2].astype(np.float64)
-    zr = z[:, _ROOT : _ROOT + 1]
-    f = np.asarray(r.camera.focal)[:, :1].astype(np.float64)
-    depth = f * (z - zr) / zr / stride
-    return {
-        "image": r.image,
-        "kp": kp.astype(np.float32),
-        "depth": depth.astype(np.float32),
-        "vis": r.visibility[:, 0].astype(np.float32),
+    ``data.source = "rendered"``: single-person crops rendered from pose pools, the studio style
+    and pose mix for the 3D sets, the wild ones for the others (a seed per split).
+    ``"h36m"``: real crops (layout in ``experiments/configs/zhou_image.py``, loaders in
+    :mod:`jpose.data.images`): h36m_train, mpii_train, mpii_val (2D only: no 3D metrics) and
+    h36m_test; the 2D-only images get depth 0 (never a target). ``data.num_train_3d`` /
+    ``num_train_2d`` / ``num_test`` size the splits (real files: evenly spaced rows, 0 = all).
+    """
+    d, seed, size = config.data, int(config.seed), int(config.data.image_size)
+    specs = {  # name: (studio / 3D-labelled, pool split, size, seed offset)
+        "train_3d": (True, "train", int(d.num_train_3d), 1),
+        "train_2d": (False, "train", int(d.num_train_2d), 2),
+        "test_wild": (False, "test", int(d.num_test), 3),
+        "test_studio": (True, "test", int(d.num_test), 4),
     }
-
-
-# ------------------------------------------------------------------------------------------------
-# 2D read-out and PCKh
-# ------------------------------------------------------------------------------------------------
-
-
-# ------------------------------------------------------------------------------------------------
-# Training
-# ------------------------------------------------------------------------------------------------
-
-
-def stage_weights(ablation: str, *, stage: int, lambda_reg: float, lambda_geo: float
-                  ) -> dict[str, jax.Array]:  # fmt: skip
-    """``state.extra`` of a stage: weights of ``reg``, ``geo_2d``, ``geo_3d`` and ``hm_3d`` (the
-    2D loss of 3D-labelled images); stage 1 trains the 2D module on 2D-only images (all 0)."""
-    if stage == 1:
-        w = {"reg": 0.0, "geo_2d": 0.0, "geo_3d": 0.0, "hm_3d": 0.0}
-    else:
-        w = losses.zhou_loss_weights(
-            ablation, stage=stage, lambda_reg=lambda_reg, lambda_geo=lambda_geo
-        )
-        w["hm_3d"] = 1.0
-    return {k: jnp.asarray(v, jnp.float32) for k, v in w.items()}
+    out = {}
+    for name, (studio, split, n, s) in specs.items():
+        t0 = time.perf_counter()
+        if d.source == "h36m":
+            load = images.load_h36m_crops if studio else images.load_mpii_crops
+            file_split = split if studio or split == "train" else "val"
+            r, labels = load(d.image_root, file_split, max_examples=n, image_size=size,
+                             padding=float(d.crop_padding))  # fmt: skip
+        else:
+            mix, style = (d.mix_3d, d.style_3d) if studio else (d.mix_2d, d.style_2d)
+            pool = images.pose_pool(split=split, mix=mix, seed=seed * 1000 + s,
+                                    **{k: d[k] for k in images.POSE_POOL_OPTIONS})  # fmt: skip
+            cfg = render.RenderConfig(image_size=size, framing="crop", style=style)
+            r = render.render_images(pool.poses, num_images=n, config=cfg,
+                                     seed=seed * 1000 + 10 + s)  # fmt: skip
+            labels = pool.labels[r.pose_index[:, 0]]
+        arrays = zhou_targets(r, heatmap_size=heatmap_size)
+        if d.source == "h36m" and not studio:
+            arrays["depth"] = np.zeros_like(arrays["depth"])
+        out[name] = {"arrays": arrays, "labels": labels, "rendered": r,
+                     "render_s": time.perf_counter() - t0}  # fmt: skip
+        common.LOGGER.info("%s %s: %d images %dx%d in %.1f s", d.source, name, len(r),
+                           r.image.shape[1], r.image.shape[2], out[name]["render_s"])  # fmt: skip
+    return out
 
 
 def make_phase(*, parts: tuple[str, ...], canonical_lengths: np.ndarray, sigma: float) -> Phase:
@@ -143,7 +106,6 @@ def make_phase(*, parts: tuple[str, ...], canonical_lengths: np.ndarray, sigma: 
     canon = jnp.asarray(canonical_lengths, jnp.float32)
 
     def loss_fn(ctx: PhaseContext, batch: Mapping[str, Any]) -> tuple[jax.Array, dict]:
-        w = ctx.extra
         images = jnp.concatenate([batch[p]["image"] for p in parts])
         kp = jnp.concatenate([batch[p]["kp"] for p in parts])
         vis = jnp.concatenate([batch[p]["vis"] for p in parts])
@@ -153,152 +115,14 @@ def make_phase(*, parts: tuple[str, ...], canonical_lengths: np.ndarray, sigma: 
             [batch[p]["depth"] if p == "3d" else jnp.zeros_like(batch[p]["vis"]) for p in parts]
         )
         out = ctx.apply("net", normalize_images(images))
-        hm = out["heatmaps"]  # [B, S, J, h, w]
-        per_joint = losses.zhou_heatmap_loss(hm, kp[:, None], sigma=sigma, visibility=vis[:, None])
-        n_vis = jnp.maximum(jnp.sum(vis, -1), 1.0)
-        l2d = jnp.sum(jnp.sum(per_joint, -1) / n_vis[:, None], -1)  # eq. 1, stacks summed
-        depth = out["depth"] - out["depth"][:, _ROOT : _ROOT + 1]
-        pose = jnp.concatenate([kp, depth[..., None]], -1)
-        geo = losses.zhou_geometric_loss(pose, canon, layout=LAYOUT, visibility=vis)
-        reg = jnp.sum(jnp.square(depth - target), -1)
-        is3 = has_depth.astype(jnp.float32)
-        n3f, n2f = jnp.maximum(jnp.sum(is3), 1.0), jnp.maximum(jnp.sum(1 - is3), 1.0)
-        reg_m = jnp.sum(is3 * reg) / n3f
-        geo3_m = jnp.sum(is3 * geo) / n3f
-        geo2_m = jnp.sum((1 - is3) * geo) / n2f
-        # eq. 2 via the library: per example lambda_reg * reg (3D) or lambda_geo * geo (2D)
-        ldep = losses.zhou_depth_loss(
-            depth, target, kp, has_depth, canon, layout=LAYOUT, lambda_reg=1.0,
-            lambda_geo=1.0, visibility=vis,
-        )  # fmt: skip
-        ldep = jnp.where(has_depth, w["reg"] * ldep, w["geo_2d"] * ldep) + w["geo_3d"] * is3 * geo
-        l2d = jnp.where(has_depth, w["hm_3d"] * l2d, l2d)
-        loss = jnp.mean(l2d) + jnp.mean(ldep)
-        return loss, {"l2d": jnp.mean(l2d), "reg": reg_m, "geo_3d": geo3_m, "geo_2d": geo2_m,
-                      "depth_rmse": jnp.sqrt(reg_m / LAYOUT.num_joints)}  # fmt: skip
+        return zhou_image_loss(out["heatmaps"], out["depth"], kp, vis, target, has_depth,
+                               ctx.extra, canonical_lengths=canon, sigma=sigma)  # fmt: skip
 
     return Phase("zhou", ("net",), loss_fn)
 
 
-# ------------------------------------------------------------------------------------------------
-# Evaluation
-# ------------------------------------------------------------------------------------------------
-
-
-def predict_fn(state: TrainState) -> Any:
-    """Jitted ``images uint8 [B, S, S, 3] -> {"kp": [B, J, 2], "depth": [B, J]}`` (heatmap px)."""
-    player = state.players["net"]
-    variables = player.variables()
-
-    @jax.jit
-    def predict(images):
-        out, _ = player.model.apply(variables, normalize_images(images), train=False)
-        return {"kp": hourglass.heatmap_argmax(out["heatmaps"][:, -1]), "depth": out["depth"]}
-
-    return predict
-
-
-def evaluate_split(predict: Any, data: Mapping[str, np.ndarray], *, labels: np.ndarray,
-                   name: str, pose3d: np.ndarray | None, avg_sum_length: float,
-                   heatmap_size: int, batch_size: int, pckh_threshold: float = 0.5
-                   ) -> dict[str, Any]:  # fmt: skip
-    """2D PCKh, and (with ``pose3d``) Zhou's rescaled MPJPE / P-MPJPE / N-MPJPE per label and
-    the symmetric bone-length differences of one split; ``predict`` from :func:`predict_fn`."""
-    pred = jeval.batched_apply(predict, data["image"], batch_size=batch_size)
-    out: dict[str, Any] = {"pckh": jm.pckh(pred["kp"], data["kp"], data["vis"],
-                                        threshold=pckh_threshold)}  # fmt: skip
-    depth = pred["depth"] - pred["depth"][:, _ROOT : _ROOT + 1]
-    pose_hm = np.concatenate([pred["kp"], depth[..., None]], -1)
-    crop_units = 256.0 / heatmap_size  # Table 4 on 2D-only data: 256 x 256 crop pixels
-    out["symmetry_crop_px"] = jm.symmetry_table(pose_hm, scale=crop_units)
-    if pose3d is not None:
-        rescaled = np.asarray(losses.zhou_skeleton_rescale(
-            jnp.asarray(pose_hm), layout=LAYOUT, avg_sum_length=avg_sum_length))  # fmt: skip
-        target = pose3d - pose3d[:, _ROOT : _ROOT + 1]
-        errs = {
-            "mpjpe": jm.mpjpe(rescaled, target),
-            "p_mpjpe": jm.p_mpjpe(rescaled, target),
-            "n_mpjpe": jm.n_mpjpe(rescaled, target),
-        }
-        out["eval3d"] = {"dataset": name, "num_examples": len(pose3d), "metrics": {}}
-        for k, v in errs.items():
-            mm = np.asarray(jm.to_mm(v), np.float64)
-            out["eval3d"]["metrics"][k] = {
-                "per_action": {str(a): x for a, x in jm.per_action(mm, labels).items()},
-                "action_wise": jm.action_wise_mean(mm, labels),
-                "frame_wise": jm.frame_wise_mean(mm),
-            }
-        out["symmetry_mm"] = jm.symmetry_table(rescaled, scale=1000.0)
-        out["symmetry_gt_mm"] = jm.symmetry_table(target, scale=1000.0)
-    out["predictions_2d"] = pred["kp"]
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# Entry point
-# ------------------------------------------------------------------------------------------------
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]+", "_", name).strip("_")
-
-
-def load_rendered(config: ml_collections.ConfigDict, *, heatmap_size: int) -> dict[str, Any]:
-    """Render the splits: ``train_3d`` (studio, 3D), ``train_2d`` (wild, 2D only), ``test_wild``
-    and ``test_studio`` (3D); each ``{"arrays", "labels", "rendered"}``."""
-    d, seed = config.data, int(config.seed)
-    size = int(d.image_size)
-    specs = {
-        "train_3d": ("train", d.mix_3d, d.style_3d, int(d.num_train_3d), 1),
-        "train_2d": ("train", d.mix_2d, d.style_2d, int(d.num_train_2d), 2),
-        "test_wild": ("test", d.mix_2d, d.style_2d, int(d.num_test), 3),
-        "test_studio": ("test", d.mix_3d, d.style_3d, int(d.num_test), 4),
-    }
-    out = {}
-    for name, (split, mix, style, n, s) in specs.items():
-        t0 = time.perf_counter()
-        pool = images.pose_pool(
-            split=split,
-            mix=mix,
-            seed=seed * 1000 + s,
-            **{k: d[k] for k in images.POSE_POOL_OPTIONS},
-        )
-        r, labels = render_split(pool, num_images=n, image_size=size, style=style,
-                                 seed=seed * 1000 + 10 + s)  # fmt: skip
-        out[name] = {"arrays": image_labels(r, heatmap_size=heatmap_size), "labels": labels,
-                     "rendered": r, "render_s": time.perf_counter() - t0}  # fmt: skip
-        common.LOGGER.info("rendered %s: %d images %dx%d (%s) in %.1f s", name, n, size, size,
-                           style, out[name]["render_s"])  # fmt: skip
-    return out
-
-
-def _load_h36m_images(config: ml_collections.ConfigDict, *, heatmap_size: int) -> dict[str, Any]:
-    """Real images (``data.source = "h36m"``; layout in ``experiments/configs/zhou_image.py``,
-    loaders in :mod:`jpose.data.images`), in :func:`load_rendered`'s format: ``train_3d`` =
-    ``h36m_train``, ``train_2d`` = ``mpii_train``, ``test_studio`` = ``h36m_test``, ``test_wild``
-    = ``mpii_val`` (2D only: evaluated by PCKh; no 3D metrics). ``data.num_train_3d`` /
-    ``num_train_2d`` / ``num_test`` cap the rows read (evenly spaced; 0 = all). The depth of the
-    2D-only images is set to 0 (never used as a target)."""
-    d = config.data
-    kw = dict(image_size=int(d.image_size), padding=float(d.crop_padding))
-    specs = {
-        "train_3d": (images.load_h36m_crops, "train", int(d.num_train_3d)),
-        "train_2d": (images.load_mpii_crops, "train", int(d.num_train_2d)),
-        "test_wild": (images.load_mpii_crops, "val", int(d.num_test)),
-        "test_studio": (images.load_h36m_crops, "test", int(d.num_test)),
-    }
-    out = {}
-    for name, (load, split, cap) in specs.items():
-        t0 = time.perf_counter()
-        r, labels = load(d.image_root, split, max_examples=cap, **kw)
-        arrays = image_labels(r, heatmap_size=heatmap_size)
-        if load is images.load_mpii_crops:
-            arrays["depth"] = np.zeros_like(arrays["depth"])
-        out[name] = {"arrays": arrays, "labels": labels, "rendered": r,
-                     "render_s": time.perf_counter() - t0}  # fmt: skip
-        common.LOGGER.info("loaded %s: %d crops %dx%d in %.1f s", name, len(r), r.image.shape[1],
-                           r.image.shape[2], out[name]["render_s"])  # fmt: skip
-    return out
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -318,10 +142,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     size = int(config.data.image_size)
     heatmap_size = size // 4
     t_data = time.perf_counter()
-    if config.data.source == "h36m":
-        splits = _load_h36m_images(config, heatmap_size=heatmap_size)
-    else:
-        splits = load_rendered(config, heatmap_size=heatmap_size)
+    splits = load_splits(config, heatmap_size=heatmap_size)
     data_s = time.perf_counter() - t_data
     train3 = splits["train_3d"]["rendered"]
     canonical = np.asarray(kinematics.bone_lengths(train3.pose3d_cam[:, 0], layout=LAYOUT)).mean(0)
@@ -335,7 +156,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )  # fmt: skip
     tx = clipped(optax.adam(float(t.lr)), t.clip_norm)  # one optimiser for the whole run
     key = jax.random.key(int(config.seed))
-    weights0 = stage_weights(ablations[0], stage=1, lambda_reg=0.0, lambda_geo=0.0)
+    weights0 = zhou_image_loss_weights(ablations[0], stage=1, lambda_reg=0.0, lambda_geo=0.0)
     options = common.train_options(t)
     train_fields = ("image", "kp", "depth", "vis")
     data = {p: {f: splits[f"train_{p}"]["arrays"][f] for f in train_fields} for p in ("3d", "2d")}
@@ -373,35 +194,36 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     timings["stage1_s"] = s1.wall_s
     results: dict[str, Any] = {}
     lr, lg = float(t.lambda_reg), float(t.lambda_geo)
-    test_splits = {"test_wild": "test_wild", "test_studio": "test_studio", "train_2d": "train_2d"}
     for a in ablations:
         a_wd = wd if len(ablations) == 1 else wd / _slug(a)
         a_wd.mkdir(parents=True, exist_ok=True)
         parts = ("3d", "2d") if "2d" in a else ("3d",)
+        weights = [
+            zhou_image_loss_weights(a, stage=s, lambda_reg=lr, lambda_geo=lg) for s in (2, 3)
+        ]
         # the compiled steps donate their input state: every ablation starts from a copy
         declared = [
-            declare(2, parts, stage_weights(a, stage=2, lambda_reg=lr, lambda_geo=lg),
-                    lambda done: jax.tree_util.tree_map(jnp.copy, s1.state)),
-            declare(3, parts, stage_weights(a, stage=3, lambda_reg=lr, lambda_geo=lg),
-                    lambda done: done["stage2"]),
-        ]  # fmt: skip
+            declare(2, parts, weights[0], lambda done: jax.tree_util.tree_map(jnp.copy, s1.state)),
+            declare(3, parts, weights[1], lambda done: done["stage2"]),
+        ]
         trained = harness.run_stages(declared, data, workdir=a_wd, options=options, start_index=2,
                                      step_offset=s1.num_steps, compiled=compiled)  # fmt: skip
-        state = trained.state
         walls = {f"{n}_s": r.wall_s for n, r in trained.stages.items()}
         t_eval = time.perf_counter()
         evals, tables = {}, {}
-        predict = predict_fn(state)
-        for split, key_name in test_splits.items():
-            sp = splits[key_name]
+        player = trained.state.players["net"]
+        predict = zhou_predictor(player.model, player.variables())
+        for split in ("test_wild", "test_studio", "train_2d"):
+            sp = splits[split]
             # h36m source: test_wild = MPII val has no 3D (NaN), so only its 2D is evaluated
             prefix = "rendered " if config.data.source == "rendered" else ""
             has3 = split.startswith("test") and bool(np.isfinite(sp["rendered"].pose3d_cam).all())
-            ev = evaluate_split(
-                predict, sp["arrays"], labels=sp["labels"], name=f"{prefix}{split}",
+            pred = jeval.batched_apply(predict, sp["arrays"]["image"],
+                                       batch_size=int(config.eval.batch_size))  # fmt: skip
+            ev = zhou_image_evaluation(
+                pred, sp["arrays"], labels=sp["labels"], name=f"{prefix}{split}",
                 pose3d=sp["rendered"].pose3d_cam[:, 0] if has3 else None,
                 avg_sum_length=avg_sum_length, heatmap_size=heatmap_size,
-                batch_size=int(config.eval.batch_size),
                 pckh_threshold=float(config.eval.pckh_threshold),
             )  # fmt: skip
             if "eval3d" in ev:
@@ -449,12 +271,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         figs = {}
         if int(config.eval.num_figure_images) > 0:
             figs["test_wild_predictions"] = functools.partial(
-                _prediction_figure,
-                splits["test_wild"],
-                predict=predict,
-                n=int(config.eval.num_figure_images),
-                heatmap_size=heatmap_size,
-            )
+                _prediction_figure, splits["test_wild"]["arrays"], predict=predict,
+                n=int(config.eval.num_figure_images), heatmap_size=heatmap_size,
+            )  # fmt: skip
             figs["training_curves"] = lambda a_wd=a_wd: common.training_curves_figure(a_wd)
         written = common.write_figures(a_wd, figs) if figs else []
         common.write_results(a_wd, header=header, evaluations=evals, extra_tables=tables,
@@ -466,31 +285,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return {"results": results, "timings_s": timings}
 
 
-def _prediction_figure(split: Mapping[str, Any], *, predict: Any, n: int, heatmap_size: int) -> Any:
-    from jpose import viz
-
-    plt = viz.pyplot()
-    arrays = split["arrays"]
+def _prediction_figure(arrays: Mapping[str, np.ndarray], *, predict: Any, n: int,
+                       heatmap_size: int) -> Any:  # fmt: skip
     pred = jeval.batched_apply(predict, arrays["image"][:n], batch_size=n)["kp"]
-    size = arrays["image"].shape[1]
-    stride = size / heatmap_size
-    fig, axes = plt.subplots(2, max(1, n // 2), figsize=(2 * max(1, n // 2), 4.2))
-    for i, ax in enumerate(np.ravel(axes)[:n]):
-        ax.imshow(arrays["image"][i])
-        px = (pred[i] + 0.5) * stride - 0.5
-        gt = (arrays["kp"][i] + 0.5) * stride - 0.5
-        for a_, b_ in LAYOUT.bones:
-            ax.plot(px[[a_, b_], 0], px[[a_, b_], 1], "w-", lw=1)
-        ax.plot(gt[:, 0], gt[:, 1], "k.", ms=2)
-        ax.set_axis_off()
-    fig.suptitle("test_wild: predicted 2D (white) vs ground truth (black dots)")
-    return fig
+    return crop_keypoints_figure(
+        arrays["image"][:n], pred, arrays["kp"][:n], stride=arrays["image"].shape[1] / heatmap_size,
+        layout=LAYOUT, title="test_wild: predicted 2D (white) vs ground truth (black dots)",
+    )  # fmt: skip
 
 
 def _write_ablation_table(wd: pathlib.Path, results: Mapping[str, Any],
                           timings: Mapping[str, float]) -> None:  # fmt: skip
-    import json
-
     rows = {}
     for a, r in results.items():
         rows[a] = {

@@ -11,6 +11,9 @@ sec. 3.3), predicts three sets of parameters from a 3D pose; the pure functions 
    with non-negative depth.
 4. :func:`reproject`: the camera projection that turns the augmented 3D pose into its 2D input.
 
+:func:`poseaug_augment` chains BA -> BL -> RT on a batch and projects the result with the
+sample's own pinhole intrinsics (CameraPose's augmentation of its 2D-3D pairs, Sec. 3.3).
+
 and the range losses that stop the generator collapsing to the identity
 (:func:`bone_angle_range_loss`, :func:`bone_length_range_loss`).
 
@@ -28,7 +31,7 @@ gradients.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +40,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jpose import camera as _camera
+from jpose import losses as _losses
 from jpose.geometry import axis_angle_to_matrix, rotate_points, safe_normalize
 from jpose.kinematics import bone_directions, bone_lengths, pose_from_bones
 from jpose.skeleton import Layout, check_points, get_layout
@@ -48,6 +52,7 @@ __all__ = [
     "bone_length_change",
     "rotate_translate",
     "reproject",
+    "poseaug_augment",
     "bone_angle_range_loss",
     "bone_length_range_loss",
     "DETECTION_NOISE_OPTIONS",
@@ -267,6 +272,92 @@ def reproject(
     if normalize:
         uv = _camera.normalize_screen(uv, width=width[..., None], height=height[..., None])
     return uv, valid
+
+
+def poseaug_augment(
+    generator: Callable[[Array], Mapping[str, Array]],
+    pose3d: ArrayLike,
+    root: ArrayLike,
+    *,
+    focal: ArrayLike,
+    center: ArrayLike,
+    layout: str | Layout,
+    bl_tanh_limit: float = 0.2,
+    max_angle: float = float(np.pi),
+    translation_limit: float = 0.3,
+    depth_log_limit: float = 0.3,
+    valid_bound: float = 1.5,
+    min_depth: float = 0.1,
+) -> dict[str, Array]:
+    """PoseAug's BA -> BL -> RT augmentation of a batch, re-projected with its own intrinsics.
+
+    Gong et al. (CVPR 2021) Sec. 3.2 as used by CameraPose (Yang et al. WACV 2023, Sec. 3.3):
+    ``generator(pose3d + root)`` predicts the raw parameters (a
+    :class:`jpose.models.PoseAugGenerator`); :func:`bone_angle_change` then
+    :func:`bone_length_change` (``limit = bl_tanh_limit``) reshape the pose; the RT step rotates it
+    about the root (``max_angle * tanh``) and moves the root by a bounded offset: ``x, y +
+    translation_limit * tanh`` (metres) and depth ``* exp(depth_log_limit * tanh)``, instead of
+    PoseAug's free ``t`` with ``t_z^2``, so that early generator outputs stay in front of the
+    camera. The root-relative result is projected with ``focal`` / ``center``
+    (:func:`jpose.losses.camerapose_project`, in the units of the 2D inputs).
+
+    Args:
+      generator: ``generator(pose_abs [B, J, 3]) -> {"bone_angle", "bone_length", "rotation",
+        "translation"}`` raw (unbounded) parameters.
+      pose3d: ``[B, J, 3]`` root-relative camera-frame poses (metres).
+      root: ``[B, 3]`` camera-frame root positions (metres).
+      focal, center: ``[B, 2]`` pinhole intrinsics of each sample (normalised 2D units).
+      layout: joint layout of the poses.
+      bl_tanh_limit: bone-length ratio limit of :func:`bone_length_change` (PoseAug: 0.2).
+      max_angle: rotation limit (radians; PoseAug: pi).
+      translation_limit: bound of the root's x, y offset (metres).
+      depth_log_limit: bound of the root depth's log-ratio.
+      valid_bound: a sample is valid when every projected coordinate is within ``+-valid_bound``
+        and every joint deeper than ``min_depth``.
+      min_depth: depth (metres) below which a joint makes the sample invalid.
+
+    Returns:
+      ``{"x" [B, J, 2] projected 2D, "pose3d" [B, J, 3] root-relative augmented 3D, "root" [B, 3],
+      "valid" [B] bool, "ba_diff" [B, num_bones], "rho" [B, K] (for the range losses), "stats"}``
+      with ``stats`` scalar monitoring values (valid fraction, bone-length ratios, bone-angle
+      ``1 - cos``, rotation angle in degrees, mean root depth).
+    """
+    lay = get_layout(layout)
+    pose3d, root = jnp.asarray(pose3d), jnp.asarray(root)
+    pose_abs = pose3d + root[..., None, :]
+    raw = generator(pose_abs)
+    p_ba, ba_diff = bone_angle_change(pose_abs, raw["bone_angle"], layout=lay)
+    p_bl, rho = bone_length_change(p_ba, raw["bone_length"], layout=lay, limit=bl_tanh_limit)
+    tr = jnp.tanh(raw["translation"])
+    new_root = jnp.concatenate(
+        [root[..., :2] + translation_limit * tr[..., :2],
+         root[..., 2:] * jnp.exp(depth_log_limit * tr[..., 2:])], -1,
+    )  # fmt: skip
+    p_rt = rotate_translate(p_bl, raw["rotation"], new_root, root=lay.root, max_angle=max_angle,
+                            square_depth=False)  # fmt: skip
+    aug_rel = p_rt - p_rt[..., lay.root : lay.root + 1, :]
+    x_aug = _losses.camerapose_project(aug_rel, focal=focal, center=center, offset=new_root)
+    valid = jnp.all(jnp.abs(x_aug) <= valid_bound, axis=(-2, -1)) & jnp.all(
+        p_rt[..., 2] > min_depth, axis=-1
+    )
+    angle = max_angle * jnp.tanh(raw["rotation"])
+    lengths_real = bone_lengths(pose3d, layout=lay)
+    lengths_aug = bone_lengths(aug_rel, layout=lay)
+    stats = {
+        "aug_valid_frac": jnp.mean(valid.astype(jnp.float32)),
+        "aug_bone_len_ratio_abs": jnp.mean(jnp.abs(rho)),
+        "aug_bone_len_ratio_max": jnp.max(jnp.abs(rho)),
+        "aug_bone_len_sum_ratio": jnp.mean(
+            jnp.sum(lengths_aug, -1) / jnp.maximum(jnp.sum(lengths_real, -1), 1e-6)
+        ),
+        "aug_bone_angle_1mcos": jnp.mean(ba_diff),
+        "aug_rot_angle_deg": jnp.degrees(jnp.mean(jnp.linalg.norm(angle, axis=-1))),
+        "aug_root_depth": jnp.mean(new_root[..., 2]),
+    }
+    return {
+        "x": x_aug, "pose3d": aug_rel, "root": new_root, "valid": valid, "ba_diff": ba_diff,
+        "rho": rho, "stats": stats,
+    }  # fmt: skip
 
 
 def bone_angle_range_loss(

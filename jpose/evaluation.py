@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -32,10 +32,12 @@ __all__ = [
     "apply_fn",
     "batched_apply",
     "evaluate_3d",
+    "evaluate_3d_joints",
     "evaluation_rows",
     "METRIC_NAMES",
     "jit_predict",
     "make_validator",
+    "reprojection_error_2d",
     "summarize_errors",
     "to_jsonable",
 ]
@@ -101,6 +103,34 @@ def batched_apply(fn: Callable[..., Any], *arrays: np.ndarray, batch_size: int =
         out = jax.device_get(fn(*chunk))
         outs.append(jax.tree_util.tree_map(lambda x, m=m: np.asarray(x)[:m], out))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
+
+
+def reprojection_error_2d(reprojected: np.ndarray, dataset: PoseDataset) -> dict[str, float]:
+    """Mean 2D error of ``reprojected`` ``[N, J, 2]`` (units of ``dataset.pose2d_norm``; e.g. a
+    camera branch's re-projection) over the dataset's present joints (confidence > 0).
+
+    No paper equation: jpose's measure of CameraPose's camera branch (Yang et al. WACV 2023,
+    eq. 7's projection) on 2D-only data, where no 3D error exists.
+
+    Returns:
+      ``{"num_examples", "mean_err_norm"}`` (normalised units) and, where every image size is
+      known, ``"mean_err_px"`` (pixels: ``(w, h) / 2`` per unit of ``"image"`` normalisation,
+      ``w / 2`` otherwise).
+    """
+    w = (dataset.confidence > 0).astype(np.float64)
+    d = reprojected - dataset.pose2d_norm
+    res = {
+        "num_examples": float(len(dataset)),
+        "mean_err_norm": float((np.linalg.norm(d, axis=-1) * w).sum() / w.sum()),
+    }
+    size = dataset.image_size_px
+    if size is not None and np.all(size > 0):
+        if dataset.normalization == "image":
+            scale = size[:, None, :] / 2.0
+        else:  # vp: both axes scaled by w / 2
+            scale = np.repeat(size[:, None, :1], 2, -1) / 2.0
+        res["mean_err_px"] = float((np.linalg.norm(d * scale, axis=-1) * w).sum() / w.sum())
+    return res
 
 
 def to_jsonable(x: Any, *, nonfinite: str = "string") -> Any:
@@ -276,3 +306,60 @@ def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]
         row["Avg (frame-wise)"] = m["frame_wise"]
         rows[METRIC_NAMES.get(name, name)] = row
     return rows
+
+
+@jax.jit
+def _masked_pose_errors(
+    pred: jax.Array, target: jax.Array, mask: jax.Array
+) -> dict[str, jax.Array]:
+    return {
+        "mpjpe": jm.mpjpe(pred, target, mask=mask),
+        "p_mpjpe": jm.p_mpjpe(pred, target, mask=mask),
+        "n_mpjpe": jm.n_mpjpe(pred, target, mask=mask),
+    }
+
+
+def evaluate_3d_joints(
+    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
+    dataset: PoseDataset,
+    *,
+    joints: Sequence[int],
+    centre: Sequence[int],
+    batch_size: int = 4096,
+    action_key: str = "",
+    keep_predictions: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_3d` on a subset of the layout's joints (e.g. Drover et al.'s 14 joints).
+
+    The errors average over ``joints`` only (the ``mask`` of :func:`jpose.metrics.mpjpe`,
+    ``p_mpjpe``, ``n_mpjpe``); the target is centred on the mean of its ``centre`` joints and the
+    prediction is scored as ``predict_3d`` returns it, so it must be centred on the same point.
+
+    Args:
+      predict_3d: ``(pose2d_norm [B, J, 2], confidence [B, J]) -> pose3d [B, J, 3]`` metres.
+      dataset: split with ``pose3d_cam``.
+      joints: layout indices of the scored joints.
+      centre: layout indices whose mean is the target's origin.
+      batch_size, action_key, keep_predictions: as :func:`evaluate_3d`.
+
+    Returns:
+      The :func:`evaluate_3d` record.
+    """
+    if not dataset.has_3d:
+        raise ValueError(f"{dataset.name}: evaluate_3d_joints needs 3D poses")
+    _notice_evaluation(predict_3d, dataset.name)
+    pred = batched_apply(predict_3d, dataset.pose2d_norm, dataset.confidence, batch_size=batch_size)
+    target = dataset.pose3d_root_relative.astype(np.float32)
+    origin = jax.numpy.mean(target[:, np.asarray(centre)], axis=-2, keepdims=True)
+    target = target - np.asarray(origin)
+    mask = np.zeros((1, target.shape[1]), np.float32)
+    mask[0, np.asarray(joints)] = 1.0
+    errors = batched_apply(
+        lambda p, t: _masked_pose_errors(p, t, jax.numpy.asarray(mask)), pred, target,
+        batch_size=batch_size,
+    )  # fmt: skip
+    out = summarize_errors(errors, dataset, action_key=action_key)
+    if keep_predictions:
+        out["predictions"] = pred
+        out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
+    return out

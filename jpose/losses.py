@@ -558,6 +558,7 @@ def zhou_depth_loss(
     lambda_reg: float = 0.1,
     lambda_geo: float = 0.01,
     visibility: ArrayLike | None = None,
+    threshold: float = 0.5,
 ) -> Array:
     """Depth loss of Zhou et al. eq. 2: regression for 3D-labelled samples, geometry otherwise.
 
@@ -580,6 +581,7 @@ def zhou_depth_loss(
       lambda_reg: weight of the regression term.
       lambda_geo: weight of the geometric term.
       visibility: optional ``[..., J]`` 2D visibility for ``L_geo``.
+      threshold: a joint is visible when ``visibility > threshold`` (``zhou_geometric_loss``).
 
     Returns:
       ``[...]`` per-example loss.
@@ -592,7 +594,9 @@ def zhou_depth_loss(
     target = jnp.where(has_depth[..., None], target_depth, 0.0)
     reg = jnp.sum(jnp.square(pred_depth - target), axis=-1)
     pose = jnp.concatenate([keypoints_2d.astype(pred_depth.dtype), pred_depth[..., None]], -1)
-    geo = zhou_geometric_loss(pose, canonical_lengths, layout=lay, visibility=visibility)
+    geo = zhou_geometric_loss(
+        pose, canonical_lengths, layout=lay, visibility=visibility, threshold=threshold
+    )
     return jnp.where(has_depth, lambda_reg * reg, lambda_geo * geo)
 
 

@@ -16,7 +16,9 @@ import pytest
 from experiments import camerapose as cp
 from experiments.configs import camerapose as cp_configs
 from jpose import training as T
+from jpose.data.camerapose import frame_scale
 from jpose.data.common import normalized_intrinsics
+from jpose.models.camerapose import d2d_input
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -236,17 +238,17 @@ def test_discriminator_and_camera_frame_hides_the_aspect_ratio():
     have fx == fy there."""
 
     ds = _person_in_two_images()
-    scale = cp.frame_scale(ds)
+    scale = frame_scale(ds)
     np.testing.assert_allclose(scale, [[1.0, 0.75], [1.0, 4.0 / 3.0]], rtol=1e-6)
 
     def shape(kcs):  # the 2D KCS up to the person's size in the image (its trace)
         kcs = np.asarray(kcs, np.float64)
         return kcs / np.trace(kcs, axis1=-2, axis2=-1)[..., None, None]
 
-    kcs_image = shape(cp._d2d_input(ds.pose2d_norm, kind="kcs"))
+    kcs_image = shape(d2d_input(ds.pose2d_norm, kind="kcs"))
     assert not np.allclose(kcs_image[0], kcs_image[1], rtol=1e-2, atol=1e-3)  # aspect visible
     frame = ds.pose2d_norm * scale[:, None, :]
-    kcs_frame = shape(cp._d2d_input(frame, kind="kcs"))
+    kcs_frame = shape(d2d_input(frame, kind="kcs"))
     np.testing.assert_allclose(kcs_frame[0], kcs_frame[1], rtol=1e-4, atol=1e-6)
     focal, center = normalized_intrinsics(ds)
     np.testing.assert_allclose((focal * scale)[:, 0], (focal * scale)[:, 1], rtol=1e-6)
@@ -287,5 +289,5 @@ def test_cmu_coco_preset_reads_coco_train_in_pixels(shared_data):
     train2d = out["train_2d"]
     assert train2d.pose2d_px is not None and np.all(train2d.image_size_px > 0)
     assert len(train2d) == len(ds)
-    scale = cp.frame_scale(train2d)
+    scale = frame_scale(train2d)
     assert np.mean(np.abs(scale[:, 1] - 1.0) > 0.01) > 0.9  # most COCO images are not square

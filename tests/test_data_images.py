@@ -408,13 +408,13 @@ def test_load_pair_crops_and_label_arrays(fixture_root):
 def test_experiment_arrays_from_real_crops(fixture_root):
     """The experiments' array builders accept the crops; WSP's integral-regression targets
     back-project (crop intrinsics) onto the 3D, and pair labels follow the file."""
-    from experiments import wsp_image, zhou_image
+    from jpose.data import image_targets
 
     root, truth = fixture_root
     r, _ = im.load_h36m_crops(root, "test", image_size=32)
-    z = zhou_image.image_labels(r, heatmap_size=8)
+    z = image_targets.zhou_targets(r, heatmap_size=8)
     assert z["kp"].shape == (4, 17, 2) and np.isfinite(z["depth"]).all()
-    ft = wsp_image.finetune_arrays(r, stride=4, depth_bins=16, depth_range_m=2.0)
+    ft = image_targets.wsp_finetune_arrays(r, stride=4, depth_bins=16, depth_range_m=2.0)
     c, gt = ft["coords"].astype(np.float64), ft["pose3d"].astype(np.float64)
     zz = gt[:, :1, 2] + (c[..., 2] / 15 - 0.5) * 2.0
     u, v = (c[..., 0] + 0.5) * 4 - 0.5, (c[..., 1] + 0.5) * 4 - 0.5
@@ -422,7 +422,7 @@ def test_experiment_arrays_from_real_crops(fixture_root):
     y = (v - ft["center"][:, None, 1]) * zz / ft["focal"][:, None, 1]
     np.testing.assert_allclose(np.stack([x, y, zz], -1), gt, atol=1e-4)
     rp, pl = im.load_pair_crops(root, "val", image_size=32)
-    pre = wsp_image.pretrain_arrays(rp, stride=4, rd_labels="ankle")
+    pre = image_targets.wsp_pretrain_arrays(rp, stride=4, rd_labels="ankle")
     pre.update(im.pair_label_arrays(pl, pre["pairs"]))
     # the fixture's people stand on one floor: the ankle rule agrees with the file's labels
     np.testing.assert_array_equal(pre["labels_ankle"], pre["labels"])
@@ -568,8 +568,8 @@ def test_zhou_image_data_branch_matches_rendered(fixture_root, tmp_path, monkeyp
         cfg = zhou_image_config.get_config("smoke")
         cfg.data.source, cfg.data.image_root = source, str(root)
         calls = _data_of_run(monkeypatch, zhou_image, cfg, tmp_path / source,
-                             record=("image_labels",), model_fn="stacked_hourglass")  # fmt: skip
-        out[source] = calls["image_labels"]
+                             record=("zhou_targets",), model_fn="stacked_hourglass")  # fmt: skip
+        out[source] = calls["zhou_targets"]
     assert (
         len(out["h36m"]) == len(out["rendered"]) == 4
     )  # train_3d, train_2d, test_wild, test_studio
@@ -592,9 +592,10 @@ def test_wsp_image_data_branch_matches_rendered(fixture_root, tmp_path, monkeypa
     for source in ("rendered", "real"):
         cfg = wsp_image_config.get_config("smoke")
         cfg.data.source, cfg.data.image_root = source, str(root)
-        out[source] = _data_of_run(monkeypatch, wsp_image, cfg, tmp_path / source,
-                                   record=("pretrain_arrays", "finetune_arrays"),
-                                   model_fn="wsp_net")  # fmt: skip
+        calls = _data_of_run(monkeypatch, wsp_image, cfg, tmp_path / source,
+                             record=("wsp_pretrain_arrays", "wsp_finetune_arrays"),
+                             model_fn="wsp_net")  # fmt: skip
+        out[source] = {k.removeprefix("wsp_"): v for k, v in calls.items()}
     real, rendered = out["real"], out["rendered"]
     assert len(real["pretrain_arrays"]) == len(real["finetune_arrays"]) == 2  # train, test
     for a, b in zip(real["pretrain_arrays"], rendered["pretrain_arrays"]):

@@ -127,6 +127,19 @@ def test_evaluate_command_reproduces_the_training_numbers(runs):
         assert (out / "figures" / name).stat().st_size > 1000
 
 
+def test_restores_as_an_older_run(runs, tmp_path):
+    """``load_predictor`` (``common.declared_predictor``) on a copy without the pipeline entry
+    and the camera priors (then read from results.json) predicts what the declared pipeline
+    does."""
+    from _helpers import assert_restores_as_an_older_run
+
+    from experiments import common
+
+    test = common.load_datasets(_smoke_config().data)["test"]
+    assert_restores_as_an_older_run(runs[0], tmp_path, test.pose2d_norm[:4], test.confidence[:4],
+                                    drop=("pipeline", "camera_priors"))  # fmt: skip
+
+
 def _changed(before, after):
     leaves_b = jax.tree_util.tree_leaves(before)
     leaves_a = jax.tree_util.tree_leaves(after)

@@ -39,10 +39,12 @@ def test_zhou_image_smoke_and_resume(tmp_path, caplog):
 
 
 def test_zhou_image_stage_weights_switch_only_losses():
-    w1 = zhou_image.stage_weights("3d+2d+geo", stage=1, lambda_reg=0.1, lambda_geo=0.01)
-    w2 = zhou_image.stage_weights("3d+2d+geo", stage=2, lambda_reg=0.1, lambda_geo=0.01)
-    w3 = zhou_image.stage_weights("3d+2d+geo", stage=3, lambda_reg=0.1, lambda_geo=0.01)
-    w3b = zhou_image.stage_weights("3d+geo", stage=3, lambda_reg=0.1, lambda_geo=0.01)
+    from jpose.image_losses import zhou_image_loss_weights as stage_weights
+
+    w1 = stage_weights("3d+2d+geo", stage=1, lambda_reg=0.1, lambda_geo=0.01)
+    w2 = stage_weights("3d+2d+geo", stage=2, lambda_reg=0.1, lambda_geo=0.01)
+    w3 = stage_weights("3d+2d+geo", stage=3, lambda_reg=0.1, lambda_geo=0.01)
+    w3b = stage_weights("3d+geo", stage=3, lambda_reg=0.1, lambda_geo=0.01)
     assert float(w1["hm_3d"]) == 0 and float(w1["reg"]) == 0  # stage 1: 2D module, 2D images
     assert float(w2["geo_2d"]) == 0 and float(w2["reg"]) == pytest.approx(0.1)
     assert float(w3["geo_2d"]) == pytest.approx(0.01) and float(w3["geo_3d"]) == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _helpers import assert_restores_as_an_older_run
 
-from experiments import li
+from experiments import common, li
 from experiments.configs import li as li_config
 from jpose import evaluation as jeval
 from jpose import inference
@@ -130,7 +130,7 @@ def test_entry_point_smoke_and_resume(tmp_path):
     predictor = inference.load_predictor(tmp_path)
     assert predictor.experiment == "li"
     assert dict(predictor.checkpoint) == {s: again["stages"][s]["steps"] for s in li.STAGES}
-    test = li.load_li_datasets(config.data)["test"]
+    test = common.load_datasets(config.data)["test"]
     ev = jeval.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
     want = record["evaluations"]["test"]["metrics"]
     for metric in ("mpjpe", "p_mpjpe"):

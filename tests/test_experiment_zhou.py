@@ -15,6 +15,7 @@ from experiments.configs import zhou as zhou_config
 from jpose import evaluation as jeval
 from jpose import inference, losses, models
 from jpose.data import SyntheticConfig, make_synthetic
+from jpose.models.depth import aspect_preserving_2d, depth_batch_arrays
 from jpose.training import PhaseContext, create_player, create_train_state
 
 
@@ -81,8 +82,8 @@ def test_ablation_switch_changes_only_active_terms():
         num_people={"train_3d": 2, "train_2d": 2, "test": 1, "test_2d_mix": 1}, poses_per_person=4
     )
     data = make_synthetic(seed=5, config=sc)
-    b3 = zhou._host_batch_arrays(data["train_3d"], with_depth=True, threshold=0.5)
-    b2 = zhou._host_batch_arrays(data["train_2d"], with_depth=False, threshold=0.5)
+    b3 = depth_batch_arrays(data["train_3d"], with_depth=True, threshold=0.5)
+    b2 = depth_batch_arrays(data["train_2d"], with_depth=False, threshold=0.5)
     batch = {"d3": {k: jnp.asarray(v) for k, v in b3.items()},
              "w2d": {k: jnp.asarray(v) for k, v in b2.items()}}  # fmt: skip
     # No batch norm: the 3D half's prediction does not depend on the presence of the 2D half.
@@ -168,9 +169,9 @@ def test_bone_ratio_loss_sees_undistorted_2d():
 
     px = ratios(ds.pose2d_px)
     assert not np.allclose(ratios(image.pose2d_norm), px, rtol=1e-2)  # distorted
-    fixed = zhou.aspect_preserving_2d({"train_2d": image})["train_2d"]
+    fixed = aspect_preserving_2d({"train_2d": image})["train_2d"]
     assert fixed.normalization == "vp"
     np.testing.assert_allclose(ratios(fixed.pose2d_norm), px, rtol=1e-4)
     unknown = dataclasses.replace(image, image_size_px=-np.ones_like(sizes))
     with pytest.raises(ValueError, match="pixel file"):
-        zhou.aspect_preserving_2d({"train_2d": unknown})
+        aspect_preserving_2d({"train_2d": unknown})

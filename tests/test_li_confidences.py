@@ -11,6 +11,7 @@ from experiments.configs import camerapose as cp_config
 from experiments.configs import li as li_config
 from jpose import augment
 from jpose import losses as jl
+from jpose import multiview as mv
 from jpose.data import SyntheticConfig, make_synthetic
 from jpose.data.common import view_groups
 from jpose.data.multiview import build_multiview_set
@@ -84,7 +85,7 @@ def test_li_losses_are_weighted_by_the_simulated_confidences(mv_batch):
     def eq2(weights):
         per_view = jl.li_reprojection_loss(glob, noisy, weights, focal=b["focal"],
                                            center=b["center"])  # fmt: skip
-        pairs = li._pairs_of(b)
+        pairs = mv.view_pairs(b["pose2d"].shape[-3])
         return float(jnp.mean(per_view[:, pairs[:, 0]] + per_view[:, pairs[:, 1]]))
 
     np.testing.assert_allclose(float(m["reproj"]), eq2(conf), rtol=1e-5)

@@ -48,4 +48,4 @@ def test_paper_size_trains_stably_from_the_first_step(tmp_path):
 def test_output_scale_rule():
     assert li.output_scale(128) == 1.0 and li.output_scale(32) == 1.0
     assert li.output_scale(1024) == pytest.approx(0.125)
-    assert li.output_scale(1024, 0.5) == 0.5  # an explicit scale wins
+    assert li.output_scale(1024, scale=0.5) == 0.5  # an explicit scale wins

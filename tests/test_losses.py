@@ -219,6 +219,26 @@ def test_zhou_depth_loss_switch():
     )
 
 
+def test_zhou_depth_loss_passes_its_visibility_threshold_to_the_geometric_term():
+    # A 2D-only sample whose perturbed joint (13) has confidence 0.3: visible at threshold 0.2,
+    # invisible at the default 0.5. The threshold must reach eq. 3 (it used to stop at 0.5).
+    canonical = jnp.asarray(_bone_lengths(_POSE), jnp.float32)
+    kp, pred = POSE[None, :, :2], POSE[None, :, 2].at[0, 13].add(0.3)
+    vis = jnp.ones((1, 17)).at[0, 13].set(0.3)
+    has = jnp.array([False])
+    for thr in (0.2, 0.5):
+        got = L.zhou_depth_loss(pred, pred, kp, has, canonical, layout=LAYOUT, visibility=vis,
+                                threshold=thr, lambda_geo=1.0)  # fmt: skip
+        pose = jnp.concatenate([kp[0], pred[0][:, None]], -1)
+        want = L.zhou_geometric_loss(pose, canonical, layout=LAYOUT, visibility=vis[0],
+                                     threshold=thr)  # fmt: skip
+        np.testing.assert_allclose(got[0], want, rtol=1e-6)
+    low = L.zhou_depth_loss(pred, pred, kp, has, canonical, layout=LAYOUT, visibility=vis,
+                            threshold=0.2)  # fmt: skip
+    high = L.zhou_depth_loss(pred, pred, kp, has, canonical, layout=LAYOUT, visibility=vis)
+    assert float(low[0]) != float(high[0])
+
+
 def test_zhou_skeleton_rescale():
     canonical_sum = float(_bone_lengths(_POSE).sum())
     out = L.zhou_skeleton_rescale(

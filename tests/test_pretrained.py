@@ -19,6 +19,7 @@ from experiments import export
 from jpose import inference, skeleton
 from jpose.inference import cli as inference_cli
 from jpose.inference import evaluate
+from jpose.inference.export import export_bundle, root_translation_errors
 
 SHIPPED = ("camerapose_cmu_coco", "lifter_cmu")
 MAX_BUNDLE_BYTES = 10_000_000
@@ -178,7 +179,7 @@ def test_bundle_reproduces_the_card_numbers(name, shared_data, tmp_path):
         predictor = inference.load_pretrained(name)
         datasets = evaluate.load_eval_datasets(dataset, predictor)
         for split, ds in datasets.items():
-            got = export.root_translation_errors(predictor, ds)["root_translation_error"]
+            got = root_translation_errors(predictor, ds)["root_translation_error"]
             want = card["evaluation"]["stored"][split]["absolute"]["root_translation_error"]
             for avg in ("action_wise", "frame_wise"):
                 assert abs(got[avg] - want[avg]) <= TOLERANCE_MM, (avg, got[avg], want[avg])
@@ -288,6 +289,33 @@ def test_export_round_trip(smoke_run, tmp_path, capsys):
         export.main(["--workdir", str(out), "--output", str(tmp_path / "again")])
     with pytest.raises(inference.BundleError, match="step"):
         inference.load_predictor(out, step=123456)
+
+
+def test_export_bundle_without_the_checkout(smoke_run, tmp_path):
+    """``jpose.inference.export.export_bundle`` alone: provenance not given is stated as such;
+    a run whose model.json declares no pipeline gets the one ``declare_pipeline`` returns."""
+    wd = tmp_path / "wd"
+    shutil.copytree(smoke_run, wd)
+    info = json.loads((wd / "model.json").read_text())
+    spec = info.pop("pipeline")
+    (wd / "model.json").write_text(json.dumps(info))
+    seen = []
+
+    def declare(config, model_info):
+        seen.append((config["experiment"], model_info))
+        return spec
+
+    card = export_bundle(wd, tmp_path / "b", dtype="float32", declare_pipeline=declare)
+    assert seen == [("baseline", info)]
+    assert json.loads((tmp_path / "b" / "model.json").read_text())["pipeline"] == spec
+    assert card["training_command"] == "" and card["training_command_source"] == "not given"
+    assert card["commit"]["commit"] == "unknown" and card["training_data"] == []
+    assert card["config_reconstruction"] is None and card["weights"]["dtype"] == "float32"
+    x = np.random.default_rng(2).normal(0, 0.3, (4, 17, 2)).astype(np.float32)
+    c = np.ones((4, 17), np.float32)
+    np.testing.assert_allclose(inference.load_predictor(tmp_path / "b").predict(x, c)["pose3d"],
+                               inference.load_predictor(smoke_run).predict(x, c)["pose3d"],
+                               atol=1e-6)  # fmt: skip
 
 
 def test_export_refuses_an_unfinished_run(smoke_run, tmp_path, capsys):

@@ -1,56 +1,27 @@
 r"""Supervised baseline: the Martinez et al. (ICCV 2017) residual lifter on 2D-3D pairs.
 
-The reference every weakly supervised method is compared with (the CameraPose ablation
-"without GAN augmentation" is the same network). Presets (``--config=<this file>:<preset>``);
-runtimes on the 2-core development CPU. Each paper's comparison at equal budget over seeds:
-``python -m experiments.reproduce`` (REPRODUCTION.md).
+The reference every weakly supervised method is compared with. Presets; runtimes on the 2-core
+development CPU; comparisons over seeds at equal budget: ``python -m experiments.reproduce``.
 
-* default (no preset): the embedded synthetic demo, no files needed; 1500 steps, width 512::
+* default: the embedded synthetic demo (no files), 1500 steps, width 512; a few minutes::
 
     python -m experiments.baseline --workdir=/tmp/baseline_demo
 
-  Runtime: a few minutes (estimated from the ``cmu`` run's 8 steps/s, not measured). Expected:
-  the test MPJPE falls well below its initial value (a demonstration set: its numbers say
-  nothing about real benchmarks).
-
-* ``smoke``: a few steps of a tiny network on a tiny synthetic set (the test suite); seconds::
-
-    python -m experiments.baseline --workdir=/tmp/baseline_smoke \
-        --config=experiments/configs/baseline.py:smoke
-
-* ``cmu``: CMU mocap through virtual Human3.6M-like cameras (``../shared/data``), evaluated on
-  the CMU test split (per-sequence "actions"); 3,000 steps at batch 1024, width 1024 (Martinez's
-  network; ~100 epochs of CMU)::
+* ``smoke``: tiny network, a few steps (the test suite); seconds.
+* ``cmu``: CMU mocap through virtual cameras (``../shared/data``), 3,000 steps at batch 1024,
+  width 1024; 359 s of training (idle machine, 2026-12-02). Expected: CMU test P1 49.6 / P2
+  39.0 mm frame-wise; an independent plain JAX lifter: 55.3 / 42.5 at the same budget
+  (benchmarks/RESULTS.md)::
 
     python -m experiments.baseline --workdir=/tmp/baseline_cmu \
         --config=experiments/configs/baseline.py:cmu
 
-  Runtime: 359 s of training on an idle machine (``python -m benchmarks.run --only accuracy``,
-  2026-12-02); 526 s from start to results on the shared machine (commit eaf7070, the run of the
-  ``lifter_cmu`` bundle in ``jpose/pretrained``). Expected: CMU test P1 49.6 / P2 39.0 mm
-  (frame-wise means; action-wise 37.7 / 30.6 at eaf7070), where an independent plain JAX lifter
-  reaches 55.3 / 42.5 mm at the same budget (benchmarks/RESULTS.md).
-
-* ``h36m``: Human3.6M in VideoPose3D format, train S1/S5/S6/S7/S8, test S9 + S11, P1 / P2 per
-  action (``--config.data.h36m.dir=/path/to/npz``; 2D source ``gt`` by default, e.g.
-  ``--config.data.h36m.source=cpn_ft_h36m_dbb``); Martinez's schedule (batch 64, lr 1e-3 x 0.96
-  every 100k steps, 200 epochs)::
-
-    python -m experiments.baseline --workdir=/tmp/baseline_h36m \
-        --config=experiments/configs/baseline.py:h36m --config.data.h36m.dir=/data/h36m
-
-  Runtime: hours on a GPU, days on the CPU. Expected: P1 ~45 mm with GT 2D (Martinez et al.
-  report 45.5 mm). The accuracy benchmark's CPU budget (not run here: no Human3.6M copy; about
-  10 minutes of training on an idle machine, where a plain JAX lifter reached P1 45.5 / P2
-  38.0 mm, issue 17)::
-
-    python -m experiments.baseline --workdir=/tmp/baseline_h36m_cpu \
-        --config=experiments/configs/baseline.py:h36m --config.data.h36m.dir=/data/h36m \
-        --config.train.batch_size=1024 --config.stages.lifter.steps=3000 \
-        --config.train.steps_per_block=100 --config.train.checkpoint_every=0 \
-        --config.stages.lifter.decay_epochs=0.25
-
-CLI overrides: ``--config.stages.lifter.steps=500 --config.model.width=256 ...``.
+* ``h36m``: Human3.6M in VideoPose3D's npz (``--config.data.h36m.dir``; 2D source
+  ``--config.data.h36m.source``), Martinez's schedule (batch 64, lr 1e-3 x 0.96 per 100k steps,
+  200 epochs); GPU hours, not run here. Expected: P1 ~45 mm with GT 2D (paper: 45.5 mm).
+  The accuracy benchmark's CPU budget: ``--config.train.batch_size=1024
+  --config.stages.lifter.steps=3000 --config.train.steps_per_block=100
+  --config.stages.lifter.decay_epochs=0.25`` (a plain JAX lifter: P1 45.5 / P2 38.0 mm).
 """
 
 from __future__ import annotations

@@ -1,53 +1,26 @@
-r"""CameraPose (Yang et al., WACV 2023) configs: ``get_config(preset)``.
+r"""CameraPose (Yang et al., WACV 2023): presets of ``experiments/configs/camerapose.py``.
 
-Presets (``--config=experiments/configs/camerapose.py:<preset>``; no preset = default). Runtimes
-are wall times on the 2-core development CPU, compilation included. Each paper's comparison at
-equal budget over seeds: ``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes: wall time on the 2-core development CPU, compilation included. Comparisons over seeds
+at equal budget: ``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default -- the embedded synthetic demo (no files needed); CPU-scaled (widths 128-512 instead
-  of 256-1024, 300 / 250 / 400 steps instead of the paper's 100 / 10 / 75 epochs)::
+* default: the embedded synthetic demo (no files); widths 128-512, 300 / 250 / 400 steps (the
+  paper: 256-1024, 100 / 10 / 75 epochs); 604 s on a shared machine (75b2559). Expected:
+  synthetic test MPJPE 100.4, P-MPJPE 61.6 mm action-wise::
 
-      python -m experiments.camerapose --workdir=/tmp/cp_default
+    python -m experiments.camerapose --workdir=/tmp/cp_default
 
-  Runtime: 604 s with the machine shared by three other sessions (commit 75b2559). Expected:
-  synthetic ``test`` MPJPE 100.4 mm, P-MPJPE 61.6 mm (action-wise); D_3D accuracy 0.80-0.88 and
-  D_2D 0.47-0.61 in stages 2-3; four figures in ``/tmp/cp_default/figures``.
+* ``smoke``: tiny networks, 2 steps per stage (the test suite); seconds.
+* ``cmu``: CMU mocap 2D-3D (virtual cameras) + COCO train2017 2D-only; 300 / 300 / 600 steps at
+  batch 256; 156 s (eaf7070). Expected: CMU test MPJPE 95.8, P-MPJPE 77.3 mm action-wise (frame
+  106.2 / 83.0), COCO val re-projection 11.1 px. Ablations: ``--config.method.refine=False``,
+  ``camera=False``, ``gan=False`` (all three: the Martinez baseline)::
 
-* ``smoke`` -- tiny networks, 2 steps per stage (the test suite); seconds::
+    python -m experiments.camerapose --config=experiments/configs/camerapose.py:cmu \
+        --workdir=/tmp/cp_cmu
 
-      python -m experiments.camerapose --config=experiments/configs/camerapose.py:smoke \
-          --workdir=/tmp/cp_smoke
-
-* ``cmu`` -- CMU mocap 3D-2D pairs from ``../shared/data`` (train split, virtual Human3.6M-like
-  cameras) + COCO train2017 2D-only, evaluated on the CMU test split (3D, per action) and by the
-  2D re-projection error on COCO val2017; 300 / 300 / 600 steps at batch 256::
-
-      python -m experiments.camerapose --config=experiments/configs/camerapose.py:cmu \
-          --workdir=/tmp/cp_cmu
-
-  Runtime: 156 s (commit eaf7070, the run of the ``camerapose_cmu_coco`` bundle in
-  ``jpose/pretrained``); 535 s with the machine shared by three other sessions (commit 75b2559).
-  Expected (both commits): CMU test MPJPE 95.8 mm, P-MPJPE 77.3 mm (action-wise; frame-wise
-  106.2 / 83.0; with the "+noise" inputs 101.9 / 81.3 action-wise), COCO val re-projection error
-  11.1 px (75b2559); D_3D accuracy about 0.8 in stages 2-3.
-  Ablations: ``--config.method.refine=False``, ``--config.method.camera=False`` (no camera branch,
-  no 2D-only data), ``--config.method.gan=False`` (all three False = the Martinez baseline);
-  ``--config.train.weak2d_bn_stats=False`` and ``--config.loss.lambda_rd=0.1`` are measured in
-  BUILD_NOTES.md. With the paper's epochs (a GPU): ``--config.stages.stage1.steps=0
-  --config.stages.stage2.steps=0 --config.stages.stage3.steps=0`` (see ``paper_schedule``).
-
-* ``h36m`` -- Human3.6M in VideoPose3D format (bring your own licensed files), COCO train2017 as
-  2D-only data (MPII optional), protocol 1/2 on S9/S11 per action, 3DHP / 3DPW cross-dataset when
-  paths are given; the paper's sizes and schedule (100 / 10 / 75 epochs, batch 1024)::
-
-      python -m experiments.camerapose --config=experiments/configs/camerapose.py:h36m \
-          --config.data.h36m.dir=/path/to/videopose3d/data --workdir=/tmp/cp_h36m \
-          [--config.data.h36m.source=cpn_ft_h36m_dbb] \
-          [--config.data.cross.mpi3dhp_root=/path/mpi_inf_3dhp_test_set] \
-          [--config.data.cross.pw3d_path=/path/3DPW/sequenceFiles]
-
-  Runtime: GPU hours (not run here; days on the 2-core CPU). Expected (paper, Table 4, GT 2D):
-  Human3.6M MPJPE 38.9 mm, 3DHP 78.9 mm, 3DPW PA-MPJPE 63.3 mm.
+* ``h36m``: Human3.6M (VideoPose3D npz, ``--config.data.h36m.dir``) + COCO 2D-only, optional
+  ``--config.data.cross.mpi3dhp_root`` / ``pw3d_path``; the paper's sizes and schedule; GPU
+  hours, not run here. Paper (Table 4, GT 2D): H36M 38.9 mm, 3DHP 78.9, 3DPW PA 63.3.
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ def data_config(
     d.synthetic.views_per_pose = views_per_pose  # virtual cameras per synthetic pose
     d.cmu_subsample = 4  # CMU frame subsampling (120 -> 30 fps)
     d.cmu_num_cameras = 4  # virtual cameras per CMU frame
+    # frame: new random cameras per frame | sequence: one static rig per sequence (Li et al.)
+    d.cmu_cameras_per = "frame"
     # cross-domain split: comma-separated CMU actions whose training sequences give the 3D
     # supervision; the test split keeps the other actions ("" = the release's split)
     d.cmu_actions_3d = ""

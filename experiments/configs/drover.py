@@ -1,50 +1,23 @@
-r"""Drover et al. (ECCV-W 2018), "Can 3D pose be learned from 2D projections alone?".
+r"""Drover et al. (ECCV-W 2018) presets (``--config=experiments/configs/drover.py:<preset>``).
 
-A generator lifts root-centred, scale-normalised 2D to depth offsets; the back-projected skeleton
-is rotated at random and projected; a 2D discriminator compares these projections with real 2D
-poses (no correspondence with the generator's inputs). No 3D label is used for training; 3D is
-read only by the evaluator and, when ``real2d.virtual_cameras > 0``, to render extra *real* 2D
-poses through virtual cameras (the paper's augmentation of the 2D pool). Presets
-(``--config=<this file>:<preset>``); runtimes on the 2-core development CPU. Each paper's
-comparison at equal budget over seeds: ``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default (no preset): the embedded synthetic demo; 1000 steps, batch 256, width 256::
+* default: the embedded synthetic demo; 1000 steps, batch 256, width 256; several minutes::
 
     python -m experiments.drover --workdir=/tmp/drover_demo
 
-  Runtime: several minutes (not measured). Expected: ``results.md`` lists the trivial baseline
-  (constant depth) beside the learned P-MPJPE; synthetic numbers say nothing about real
-  benchmarks.
-
-* ``smoke``: tiny networks, a few steps (the test suite); seconds::
-
-    python -m experiments.drover --workdir=/tmp/drover_smoke \
-        --config=experiments/configs/drover.py:smoke
-
-* ``cmu``: CMU mocap through virtual cameras (``../shared/data``); real 2D = the training
-  split's 2D plus 8 virtual views of each training skeleton; evaluation on the CMU test split.
-  CPU budget: 4000 steps at batch 256, width 256 (the paper: batch 32768), Adam 2e-4 decayed
-  linearly to 0, i.i.d. batch sampling::
+* ``smoke``: tiny networks, a few steps (the test suite); seconds.
+* ``cmu``: CMU mocap 2D (+ 8 virtual views per training skeleton); 4000 steps at batch 256
+  (paper: 32768), Adam 2e-4 decayed linearly to 0; 4.1 min. Expected (f94e43f, seed 0): CMU
+  test P-MPJPE 67.2 mm learned vs 92.5 trivial (action-wise; frame-wise 72.3 vs 95.5)::
 
     python -m experiments.drover --workdir=/tmp/drover_cmu \
         --config=experiments/configs/drover.py:cmu
 
-  Runtime: 4.1 min (216 s training), machine shared with two other jobs. Expected (re-measured
-  after the issue-18 fixes, commit f94e43f, seed 0): P-MPJPE on the CMU test split (6548 poses,
-  17 joints) 67.2 mm learned vs 92.5 mm trivial baseline (action-wise; frame-wise 72.3 vs 95.5).
-  At 1,500 steps the learned generator is still worse than trivial and varies widely over seeds
-  (REPRODUCTION.md).
-
-* ``h36m``: Human3.6M (VideoPose3D npz; ``--config.data.h36m.dir=...``), training on
-  S1/S5/S6/S7/S8 2D (+ 8 virtual cameras), Protocol 1 = S11 and Protocol 2 = S9 + S11, both
-  P-MPJPE ("MPJPE after scaling and rigid alignment", 14 joints as in the paper); batch 32768 as
-  in the paper (reduce ``--config.train.batch_size`` to fit the device)::
-
-    python -m experiments.drover --workdir=/tmp/drover_h36m \
-        --config=experiments/configs/drover.py:h36m --config.data.h36m.dir=/data/h36m
-
-  Runtime: GPU hours (not run here). Expected (paper, GT 2D, Protocol 2): 38.2 mm single
-  model, 36.3 mm ensemble of 11; trivial baseline 127.3 mm.
+* ``h36m``: Human3.6M 2D of S1/5/6/7/8 (``--config.data.h36m.dir``), Protocol 1 (S11) and 2
+  (S9 + S11) P-MPJPE on 14 joints, batch 32768; GPU hours, not run here. Paper (GT 2D, P2):
+  38.2 mm, ensemble of 11: 36.3, trivial 127.3.
 """
 
 from __future__ import annotations

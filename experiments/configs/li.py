@@ -1,51 +1,25 @@
-"""Li et al. (AAAI 2020) self-supervised multi-view lifting: configs and presets.
+"""Li et al. (AAAI 2020) presets: ``--config=experiments/configs/li.py[:<preset>[,<variant>...]]``.
 
-``--config=experiments/configs/li.py[:<preset>[,<variant>...]]``; fields can be overridden on the
-command line (``--config.stages.train.transform_weight=0``). The schedule of every CPU preset is
-scaled down and says so in ``notes``; runtimes on the 2-core development CPU, compilation
-included. Each paper's comparison at equal budget over seeds: ``python -m experiments.reproduce``
-(REPRODUCTION.md).
+Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default (no preset): the embedded synthetic demo set (2,000 instants, 4 views each + 8 extra
-  virtual cameras), lifter / root branches of width 128 (paper: 1024), pre-train 300 + train
-  1,500 steps::
+* default: the embedded synthetic demo (4 views + 8 virtual cameras), width 128, 300 + 1,500
+  steps; 10 minutes on a loaded machine. Expected: P1 104, P2 52 mm (synthetic test)::
 
-      python -m experiments.li --workdir=/tmp/li_demo
+    python -m experiments.li --workdir=/tmp/li_demo
 
-  Runtime: 10 minutes with the machine under load ~8. Expected: P1 104 mm, P2 52 mm on the
-  synthetic test split (demo poses: numbers say nothing about real benchmarks).
-* ``smoke``: a handful of steps on a tiny synthetic set (the test suite's preset); seconds::
+* ``smoke``: a handful of steps on a tiny synthetic set (the test suite); seconds.
+* ``cmu``: CMU mocap seen by a static rig of 4 virtual cameras per sequence, width 128, 300 +
+  2,400 steps, batch 128 instants; 5.6 min. Expected (f94e43f, seed 0): P1 / P2 100.3 / 59.2 mm
+  action-wise (103.9 / 64.5 frame-wise)::
 
-      python -m experiments.li --workdir=/tmp/li_smoke --config=experiments/configs/li.py:smoke
+    python -m experiments.li --workdir=/tmp/li_cmu --config=experiments/configs/li.py:cmu
 
-* ``cmu``: CMU mocap (``../shared/data/cmu_mocap_h36m17.npz``) seen by one static rig of 4
-  virtual Human3.6M-like cameras per sequence (train split; 30 fps), evaluated on the CMU test
-  split (single view, P1/P2 per action). CPU budget: width 128, no dropout, pre-train 300 steps,
-  train 2,400 steps, batch 128 instants (all view pairs)::
+* ``h36m``: Human3.6M (VideoPose3D npz, ``--config.data.h36m.dir``), its 4 cameras + 8 virtual,
+  the paper's sizes and schedule; GPU hours, not run here. Paper (CPN): P1 / P2 57.0 / 44.1 mm.
 
-      python -m experiments.li --workdir=/tmp/li_cmu --config=experiments/configs/li.py:cmu
-
-  Runtime: 5.6 min for ``cmu`` (12 views; commit f94e43f, machine shared with two other jobs),
-  4-5 minutes with 4 views. Expected, re-measured after the issue-18 fixes (f94e43f, seed 0):
-  ``cmu`` P1 / P2 100.3 / 59.2 mm action-wise (103.9 / 64.5 frame-wise). Earlier (before the
-  fixes) P1 / P2 (mm, action-wise) of the paper's Table 1 ablations: ``cmu,reproj`` 8923 / 307
-  (depth ambiguity), ``cmu,trans`` 93.6 / 63.0, ``cmu`` (12 views) 95.6 / 56.3,
-  ``cmu,trans,no_pretrain`` 113.4 / 70.2, ``cmu,trans,uncalibrated`` 92.8 / 63.9.
-* ``h36m``: VideoPose3D-format Human3.6M (``data.h36m.dir`` with ``data_3d_h36m.npz`` and
-  ``data_2d_h36m_<source>.npz``), its 4 calibrated cameras + 8 virtual cameras, the paper's
-  sizes and schedule (width 1024, pre-train 20 epochs lr 1e-3; train 300 epochs, lr 1e-3 x 0.1
-  every 100 epochs), protocol 1/2 on S9/S11::
-
-      python -m experiments.li --workdir=/tmp/li_h36m \\
-          --config=experiments/configs/li.py:h36m --config.data.h36m.dir=/path/to/vp_data
-
-  Runtime: hours on one GPU, days on the CPU (not run here). Expected (paper): 57.0 / 44.1 mm
-  (P1 / P2, CPN detections, with virtual cameras), 59.0 / 45.7 mm without.
-
-Variants (comma-separated after the preset): ``reproj`` (lambda = 0, Table 1 "Reproj"), ``trans``
-(transform re-projection, no virtual cameras, Table 1 "Trans_Reproj"), ``trans_da`` (the
-default: + virtual cameras, "Trans_Reproj+DA"), ``no_pretrain`` (skip eq. 6, Fig. 6),
-``uncalibrated`` (relative poses estimated from the 2D joints, ``jpose.multiview``).
+Variants: ``reproj`` (Table 1 "Reproj"), ``trans`` ("Trans_Reproj"), ``trans_da`` (default,
+"+DA"), ``no_pretrain`` (no eq. 6), ``uncalibrated`` (rig estimated from 2D).
 """
 
 from __future__ import annotations

@@ -1,57 +1,23 @@
-r"""WSP (Qiu et al.) on keypoints: relative-depth pre-training and 3D fine-tuning configs.
+r"""WSP (Qiu et al.) keypoint presets (``--config=experiments/configs/wsp.py:<preset>``).
 
-Presets (``--config=experiments/configs/wsp.py:<preset>``; no preset = default); runtimes on the
-2-core development CPU. Each paper's comparison at equal budget over seeds:
+Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
 ``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default -- the embedded synthetic demo (no files needed): multi-person scenes of
-  ``jpose.data.synthetic`` poses seen by one camera (ankle order = depth order), pre-training on
-  2400 images' pairs, RD evaluation on 600 held-out images (image-disjoint), then fine-tuning a
-  lifter on the synthetic 3D split with 10 % / 100 % of the labels, pre-trained vs random init;
-  800 + 4 x 600 steps at batch 256, width 512::
+* default: the embedded synthetic demo (multi-person scenes, ankle order = depth order), 800 +
+  4 x 600 steps, width 512; about 10 minutes::
 
-      python -m experiments.wsp --workdir=/tmp/wsp_default
+    python -m experiments.wsp --workdir=/tmp/wsp_default
 
-  Runtime: about 8-12 minutes with the machine under load (estimated from 4.6 pre-training
-  steps/s; not timed end to end). Expected: pre-training accuracy about 0.96 by step 400;
-  fine-tuning MPJPE not measured.
+* ``image``: the image network (``experiments/configs/wsp_image.py``; ``image,smoke`` etc.).
+* ``smoke``: tiny networks, a few steps per stage (the test suite); seconds.
+* ``cmu``: pre-train on COCO train2017 pairs, relative-depth protocols on COCO val2017 pairs,
+  fine-tune on CMU mocap with 10 % / 100 % of the labels, pre-trained vs random init; 211 s.
+  Expected (f94e43f, seed 0): RD protocol 1 AUC 99.4 %, protocol 2 AUC 96.4 %::
 
-* ``image`` -- the image network of the paper on rendered people (ResNet backbone, heatmap-masked
-  features, pairwise head; ``experiments/configs/wsp_image.py``, whose docstring gives runtime
-  and result; ``image,smoke`` etc. select that file's presets)::
+    python -m experiments.wsp --config=experiments/configs/wsp.py:cmu --workdir=/tmp/wsp_cmu
 
-      python -m experiments.wsp --config=experiments/configs/wsp.py:image --workdir=/tmp/wsp_image
-
-* ``smoke`` -- tiny networks, a few steps per stage (the test suite); seconds::
-
-      python -m experiments.wsp --config=experiments/configs/wsp.py:smoke --workdir=/tmp/wsp_smoke
-
-* ``cmu`` -- real data from ``../shared/data``: pre-train on the pairs of COCO train2017
-  (14.7k images, 75k pairs), evaluate RD protocols 1 / 2 on the pairs of COCO val2017 (572 images,
-  2.9k pairs; disjoint images), report the builder counts of all three shared keypoint files, then
-  fine-tune a Martinez lifter on CMU mocap (virtual cameras, train split) with 10 % and 100 % of the
-  3D labels from the pre-trained encoder vs random initialisation (the keypoint analogue of the
-  paper's Table 4), evaluated on the CMU test split; 1000 pre-training steps, four fine-tuning
-  runs of 500 steps, batch 256, width 512::
-
-      python -m experiments.wsp --config=experiments/configs/wsp.py:cmu --workdir=/tmp/wsp_cmu
-
-  Runtime: 211 s wall, machine shared with two other jobs. Expected (re-measured after the
-  issue-18 fixes, commit f94e43f, seed 0): RD protocol 1 on COCO val AUC 99.4 %, accuracy 95.7 %
-  (all pairs); protocol 2 AUC 96.4 %, accuracy 89.2 % (all pairs), AUC 94.4 % at dS <= 0.1. CMU
-  test MPJPE / P-MPJPE (action-wise) 139.8 / 99.4 mm pre-trained vs 155.7 / 107.3 random init
-  with 100 % of the labels, 150.3 / 101.3 vs 146.8 / 104.5 with 10 %: lifters far from converged
-  at 500 steps (the 3-seed comparison at 1 / 10 / 100 %: REPRODUCTION.md).
-
-* ``h36m`` -- Human3.6M in VideoPose3D format (bring your own licensed files) for fine-tuning,
-  COCO train2017 pairs (+ optional MPII) for pre-training; larger networks and schedules::
-
-      python -m experiments.wsp --config=experiments/configs/wsp.py:h36m \
-          --config.data.h36m.dir=/path/to/videopose3d/data --workdir=/tmp/wsp_h36m
-
-  Runtime: GPU hours (not run here). Expected: the paper's numbers (Table 4, image backbone,
-  MPJPE 54.3 vs 67.5 mm without pre-training) are for images and are not expected from a
-  keypoint lifter.
+* ``h36m``: Human3.6M fine-tuning (``--config.data.h36m.dir``); GPU hours, not run here. The
+  paper's Table 4 (54.3 vs 67.5 mm) is for images, not a keypoint lifter.
 """
 
 from __future__ import annotations

@@ -1,64 +1,18 @@
-r"""WSP (Qiu et al.) image network: relative-depth pre-training on multi-person images, then 3D
-fine-tuning with a 3D heatmap head and integral regression, compared with training from scratch.
+r"""WSP (Qiu et al.) image network presets (``--config=experiments/configs/wsp_image.py:<p>``).
 
-Presets (``--config=experiments/configs/wsp_image.py:<preset>``; ``experiments.wsp
---config=experiments/configs/wsp.py:image`` dispatches here); runtimes on the 2-core
-development CPU. Each paper's comparison at equal budget over seeds:
-``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes on the 2-core development CPU; comparisons over seeds: ``python -m experiments.reproduce``.
 
-* default / ``image`` / ``rendered``: images rendered by :mod:`jpose.data.render`. Pre-training
-  set: multi-person scenes (2-3 people on a floor at 3-8 m, wild backgrounds), relative-depth
-  labels from the ankle rule of WSP eqs. 1-4, 7 applied to the rendered 2D joints (the weak
-  labels the paper derives from COCO / MPII), heatmaps of every person. Fine-tuning set: a small
-  number of single-person crops with 3D labels; test: fresh people. ResNet-10 (basic blocks,
-  width 16), 3 deconvolutions of 64 channels, 16 x 16 heatmaps, 16 depth bins; 400 + 300
-  steps::
+* default / ``image`` / ``rendered``: images rendered by :mod:`jpose.data.render` (multi-person
+  scenes for pre-training, single-person crops for fine-tuning), ResNet-10, 400 + 300 steps; CPU
+  minutes. A demonstration, not the paper's numbers::
 
     python -m experiments.wsp_image --workdir=/tmp/wsp_image
 
-  Runtime: CPU minutes (not timed). Expected: relative-depth accuracy well above chance on pairs
-  with a large scale gap, the pre-trained initialisation ahead of scratch at equal fine-tuning
-  steps; a demonstration on rendered images, not the paper's numbers.
-
-* ``smoke``: 32 x 32 images, tiny widths, 2 steps (the test suite); under a minute::
-
-    python -m experiments.wsp_image --workdir=/tmp/wsp_image_smoke \
-        --config=experiments/configs/wsp_image.py:smoke
-
-* ``real``: the paper's setting (needs images not present here): ResNet-50 (ImageNet stem),
-  256 x 256 crops of two-person pairs from COCO / MPII (labels: the WSP keypoint issue's label
-  file, ``jpose.data.relative_depth``), 64 x 64 heatmaps, alpha = 50, batch 64, lr 1e-3 decayed
-  x0.1 at epochs 30 and 40 of 50; fine-tuning on Human3.6M crops (256 x 256, 64 depth bins), lr
-  1e-3 decayed x0.1 at epochs 17 and 21 of 25 (Sec. 4; ``stages.*.epochs`` /
-  ``stages.*.boundaries``)::
-
-    python -m experiments.wsp_image --workdir=/tmp/wsp_image_real \
-        --config=experiments/configs/wsp_image.py:real --config.data.image_root=/data/images \
-        [--config.model.init_checkpoint=/path/resnet50_imagenet.npz]
-
-  Runtime: GPU days (not run here). Expected (paper, Table 4): MPJPE 54.3 mm pre-trained vs
-  67.5 mm without pre-training. ImageNet initialisation: convert your ResNet-50
-  weights once to the flat ``.npz`` of ``model.init_checkpoint``. File layout
-  (``data.image_root``; read by :mod:`jpose.data.images`, which checks every key and shape)::
-
-    <root>/pairs_train.npz, pairs_val.npz   keys: image_path [N] str (relative to <root>),
-        boxes [N, 2, 4] px (u0, v0, u1, v1), keypoints_2d [N, 2, J, 2] px, visibility [N, 2, J]
-        (> 0: labelled), labels [N, 2, 2, 17] (eq. 7 per H36M-17 joint: labels[n, a, b, j] = 1
-        when person a is nearer than person b), delta_s [N] (eq. 14, in [0, 1]), and optional
-        layout: a 0-d str naming the keypoint layout, h36m17 (default, J = 17), coco17 (J = 17)
-        or mpii16 (J = 16), converted to H36M-17 with jpose.skeleton
-    <root>/h36m_train.npz, h36m_test.npz    as experiments/configs/zhou_image.py
-    <root>/images/...
-
-  Crops: a pair's crop is the square around the union of its two boxes (centre = the union's
-  centre, side = its longer side x ``data.crop_padding``) resized to 256 x 256; Human3.6M crops
-  follow the ``box_center`` / ``box_scale`` convention of experiments/configs/zhou_image.py.
-  Pre-training uses pairs_train (the file's labels; ``data.rd_labels`` must stay ``"ankle"``),
-  the relative-depth test uses pairs_val: its "true order" rows compare with the file's labels
-  (photographs have no depth) and its "ankle labels" rows with the ankle rule recomputed on the
-  2D. Fine-tuning: h36m_train; 3D test: h36m_test. ``data.num_pretrain`` / ``num_rd_test`` /
-  ``num_finetune`` / ``num_test`` cap the rows read per file (evenly spaced; 0 = all): every
-  crop is held in memory (192 KiB at 256 x 256).
+* ``smoke``: 32 x 32 images, tiny widths, 2 steps (the test suite); under a minute.
+* ``real``: the paper's setting (ResNet-50, 256 x 256 pair crops of COCO / MPII, Human3.6M
+  fine-tuning); needs ``--config.data.image_root`` in the layout of :mod:`jpose.data.images`
+  and optionally ``--config.model.init_checkpoint`` (ImageNet weights as a flat npz); GPU days,
+  not run here. Paper (Table 4): MPJPE 54.3 mm pre-trained vs 67.5 mm without.
 """
 
 from __future__ import annotations

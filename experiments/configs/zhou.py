@@ -1,60 +1,23 @@
-r"""Zhou et al. (ICCV 2017), "Towards 3D human pose estimation in the wild", keypoint form.
+r"""Zhou et al. (ICCV 2017) keypoint presets (``--config=experiments/configs/zhou.py:<preset>``).
 
-The paper's depth-regression module lifts ground-truth / detected 2D keypoints (the image network
-is ``experiments.zhou_image``): 2D-3D samples are supervised by depth regression (``lambda_reg``),
-2D-only samples by the bone-length-ratio variance loss (``lambda_geo``, eq. 3) computed from their
-2D ``x, y`` and the predicted depth; batches are half 3D, half 2D. Stages: the paper's stage 1
-trains the 2D heatmap network (absent here); stage 2 = depth module with ``lambda_geo = 0``;
-stage 3 = all data with the geometric loss. Ablations (sec. 4.1.3, ``method.ablation``):
-``3d`` (3D/wo geo), ``3d+geo`` (3D/w geo), ``3d+2d`` (3D+2D/wo geo), ``3d+2d+geo`` (the method).
-Presets (``--config=<this file>:<preset>``); runtimes on the 2-core development CPU. Each paper's
-comparison at equal budget over seeds: ``python -m experiments.reproduce`` (REPRODUCTION.md).
+Ablations (sec. 4.1.3, ``method.ablation``): ``3d``, ``3d+geo``, ``3d+2d``, ``3d+2d+geo`` (the
+method). Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
+``python -m experiments.reproduce`` (REPRODUCTION.md).
 
-* default (no preset): the embedded synthetic demo (2D-only split = the synthetic ``train_2d``,
-  a different pose distribution: sitting, bending, arms raised); 1500 + 500 steps, width 512::
+* default: the embedded synthetic demo, 1500 + 500 steps, width 512; a few minutes::
 
     python -m experiments.zhou --workdir=/tmp/zhou_demo
 
-  Runtime: a few minutes (not measured). Expected: the ``test_2d_mix`` split (3D of the 2D-only
-  distribution) shows the effect of the 2D-only data; synthetic numbers say nothing about real
-  benchmarks.
+* ``smoke``: tiny network, a few steps per stage (the test suite); seconds.
+* ``cmu``: CMU mocap 2D-3D + COCO train2017 2D-only, 1000 + 400 steps at batch 256, width 256;
+  1-3 min per ablation. Expected (``3d+2d+geo``, f94e43f, seed 0): MPJPE 75.3 / 94.4 mm
+  action- / frame-wise, held-out COCO val symmetry 0.327::
 
-* ``smoke``: tiny network, a few steps per stage (the test suite); seconds::
+    python -m experiments.zhou --workdir=/tmp/zhou_cmu --config=experiments/configs/zhou.py:cmu \
+        --config.method.ablation=3d+2d+geo
 
-    python -m experiments.zhou --workdir=/tmp/zhou_smoke --config=experiments/configs/zhou.py:smoke
-
-* ``cmu``: CMU mocap 3D-2D (train) + COCO train2017 2D-only (``../shared/data``, preset
-  ``cmu+coco``: COCO from the pixel file ``wild2d_coco_train.npz``; every split re-normalised
-  aspect-preserving, ``vp``, by ``experiments.zhou.aspect_preserving_2d`` so the bone-ratio loss
-  sees undistorted limbs); evaluation on the CMU test split and Table-4 symmetry on the held-out
-  COCO val2017 people. CPU budget: 1000 + 400 steps at batch 256, width 256 (the paper: 200k +
-  40k iterations)::
-
-    for a in 3d 3d+geo 3d+2d 3d+2d+geo; do
-      python -m experiments.zhou --workdir=/tmp/zhou_cmu_$a \
-          --config=experiments/configs/zhou.py:cmu --config.method.ablation=$a
-    done
-
-  Runtime: about 1-3 min per ablation (57 s wall for ``3d+2d+geo`` on commit f94e43f, machine
-  shared with two other jobs). Expected (re-measured after the issue-18 fixes, f94e43f, seed 0,
-  for ``3d+2d+geo``: MPJPE 75.3 mm action-wise / 94.4 frame-wise, P-MPJPE 61.1 / 75.0, held-out
-  symmetry 0.327): MPJPE after rescale 75.3 / 75.3 mm and held-out COCO val2017 left/right
-  bone-length difference 0.3278 / 0.3271 (units of the 2D scale s) for ``3d+2d`` / ``3d+2d+geo``;
-  ``3d`` equals ``3d+2d`` by construction (every ablation draws the same 128 2D-3D samples per
-  step); with ``--config.method.lambda_geo=1.0`` 74.6 mm and 0.3062. Validation curves (off by
-  default): ``--config.train.val_fraction=0.05 --config.train.eval_every=100`` holds whole CMU
-  sequences out of the training split (``val/*`` in ``metrics.jsonl``, TensorBoard and
-  ``figures/training_curves.png``); ``--config.train.select=best`` evaluates the
-  best-on-validation checkpoint of each stage.
-
-* ``h36m``: Human3.6M (``--config.data.h36m.dir=...``, 10 fps as in the paper: subsample 5) +
-  MPII / COCO 2D-only (``--config.data.wild2d.mpii=...`` / ``coco_train``); evaluation on S9 +
-  S11::
-
-    python -m experiments.zhou --workdir=/tmp/zhou_h36m \
-        --config=experiments/configs/zhou.py:h36m --config.data.h36m.dir=/data/h36m
-
-  Runtime: GPU hours (not run here).
+* ``h36m``: Human3.6M at 10 fps (``--config.data.h36m.dir``) + MPII / COCO 2D-only, the paper's
+  200k + 40k iterations; GPU hours, not run here.
 """
 
 from __future__ import annotations

@@ -1,56 +1,18 @@
-r"""Zhou et al. (ICCV 2017), image form: stacked hourglass + depth regression, trained end to end.
+r"""Zhou et al. (ICCV 2017) image network presets (``--config=experiments/configs/zhou_image.py``).
 
-Presets (``--config=experiments/configs/zhou_image.py:<preset>``); runtimes on the 2-core
-development CPU. Each paper's comparison at equal budget over seeds:
-``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes on the 2-core development CPU; comparisons over seeds: ``python -m experiments.reproduce``.
 
-* default / ``rendered``: images rendered by :mod:`jpose.data.render` from synthetic poses
-  (``data.poses="cmu"`` uses the CMU mocap file instead). The 3D-labelled set is a "studio"
-  (grey room, fixed light; standing / walking poses: a Human3.6M stand-in); the 2D-only set is
-  "in the wild" (random backgrounds, lighting, clothing; sitting / bending / arms raised: an MPII
-  stand-in); the 3D test sets are ``test_wild`` (wild images, 2D-only pose mix: the
-  MPI-INF-3DHP-like transfer question) and ``test_studio``. 64 x 64 images, 16 x 16 heatmaps,
-  width 32, 300 / 300 / 150 steps. ``ablation="all"`` trains stage 1 once and then stages 2-3 of
-  the four ablations::
+* default / ``rendered``: images rendered by :mod:`jpose.data.render`: a 3D-labelled "studio" set
+  and a 2D-only "wild" set, tests ``test_wild`` and ``test_studio``; 64 x 64 images, 300 / 300 /
+  150 steps; ``--config.ablation=all`` trains stage 1 once, then stages 2-3 of the four
+  ablations; CPU minutes. A demonstration, not the paper's numbers::
 
     python -m experiments.zhou_image --workdir=/tmp/zhou_image --config.ablation=all
 
-  Runtime: CPU minutes (not timed). Expected: a demonstration on rendered images, not the
-  paper's numbers.
-
-* ``smoke``: 32 x 32 images, width 8, 2 steps per stage (the test suite); under a minute::
-
-    python -m experiments.zhou_image --workdir=/tmp/zhou_image_smoke \
-        --config=experiments/configs/zhou_image.py:smoke
-
-* ``h36m``: Human3.6M frames (3D) + MPII images (2D only), the paper's setting: 256 x 256 crops,
-  64 x 64 heatmaps, 2 stacks x 2 modules, width 256, 240k / 200k / 40k iterations at batch 6
-  (stage 1 / 2 / 3), lambda_reg 0.1, lambda_geo 0.01::
-
-    python -m experiments.zhou_image --workdir=/tmp/zhou_image_h36m \
-        --config=experiments/configs/zhou_image.py:h36m --config.data.image_root=/data/images
-
-  Runtime: GPU days in the paper (not run here: no real image set on this machine). File layout
-  (``data.image_root``; read by :mod:`jpose.data.images`, which checks every key and shape)::
-
-    <root>/h36m_train.npz, h36m_test.npz   keys: image_path [N] str (relative to <root>),
-        keypoints_2d [N, 17, 2] px in the frame (H36M-17 order), pose3d_cam [N, 17, 3] m
-        (camera frame, absolute: root z > 0), focal [N, 2] px, center [N, 2] px (principal
-        point), box_center [N, 2] px, box_scale [N] (person height / 200 px, the MPII
-        convention), action [N] str
-    <root>/mpii_train.npz, mpii_val.npz    keys: image_path [N] str, keypoints_2d [N, 16, 2] px
-        (MPII order), visibility [N, 16] (> 0: labelled), box_center [N, 2] px, box_scale [N]
-    <root>/images/...                      the frames / photographs (jpg / png)
-
-  Crop convention: a square of side ``200 * box_scale * crop_padding`` px centred at
-  ``box_center`` is resized to 256 x 256 (bilinear; outside the frame = black); 2D labels,
-  principal point and focal length (times the scale) follow the same affine map
-  (:func:`jpose.data.images.crop_affine`); heatmaps are 64 x 64 (stride 4). MPII joints become
-  H36M-17 (:func:`jpose.skeleton.mpii16_to_h36m17`); a joint is visible when it is labelled and
-  inside the crop. Splits: ``train_3d`` = h36m_train, ``train_2d`` = mpii_train,
-  ``test_studio`` = h36m_test (MPJPE, PCKh), ``test_wild`` = mpii_val (PCKh only: MPII has no
-  3D). ``data.num_train_3d`` / ``num_train_2d`` / ``num_test`` cap the rows read
-  per file (evenly spaced; 0 = all): every crop is held in memory (192 KiB at 256 x 256).
+* ``smoke``: 32 x 32 images, width 8, 2 steps per stage (the test suite); under a minute.
+* ``h36m``: Human3.6M frames + MPII images (``--config.data.image_root`` in the layout of
+  :mod:`jpose.data.images`), 256 x 256 crops, 2 stacks, 240k / 200k / 40k iterations at batch 6;
+  GPU days, not run here.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The image experiments (``experiments/zhou_image.py``, ``experiments/wsp_image.py
 :class:`jpose.data.render.RenderedImages`. The loaders here read Human3.6M frames and MPII / COCO
 photographs from the file layout documented in ``experiments/configs/zhou_image.py`` and
 ``experiments/configs/wsp_image.py``. They crop every person and return the same container, so the
-experiments' array builders (``zhou_image.image_labels``, ``wsp_image.pretrain_arrays`` /
-``finetune_arrays``) work on real and rendered images alike.
+training-target builders (:mod:`jpose.data.image_targets`) work on real and rendered images
+alike.
 
 Conventions:
 
@@ -811,10 +811,10 @@ def load_pair_crops(
 def pair_label_arrays(pair_labels: PairLabels, pairs: ArrayLike) -> dict[str, np.ndarray]:
     """The file's relative-depth labels ordered by the experiment's pairs.
 
-    The result overrides the label fields of ``experiments.wsp_image.pretrain_arrays`` on real
-    pairs. ``labels`` and ``labels_depth`` both hold the file's labels: the reference order, since
-    real photographs have no depth. ``labels_ankle`` (the ankle rule on the 2D) stays as
-    ``pretrain_arrays`` computes it.
+    The result overrides the label fields of :func:`jpose.data.image_targets.wsp_pretrain_arrays`
+    on real pairs. ``labels`` and ``labels_depth`` both hold the file's labels: the reference
+    order, since real photographs have no depth. ``labels_ankle`` (the ankle rule on the 2D) stays
+    as ``wsp_pretrain_arrays`` computes it.
 
     Args:
       pair_labels: :class:`PairLabels` of N two-person images.

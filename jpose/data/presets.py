@@ -55,6 +55,7 @@ def load_preset(
     cmu_num_cameras: int = 4,
     synthetic_config: synthetic.SyntheticConfig | None = None,
     cmu_actions_3d: Sequence[str] = (),
+    cmu_cameras_per: str = "frame",
 ) -> dict[str, PoseDataset]:
     """Load a named preset.
 
@@ -69,6 +70,8 @@ def load_preset(
         "directing_traffic", "soccer")``): ``train_3d`` holds the release's training sequences
         of these actions only and ``test`` the test sequences of every other action; empty =
         the release's split.
+      cmu_cameras_per: ``"frame"`` (new virtual cameras for every frame) or ``"sequence"``
+        (one static rig per sequence, as multi-view methods need; :func:`cmu.cmu_pose_pairs`).
 
     Returns:
       ``{split: PoseDataset}``.
@@ -88,7 +91,8 @@ def load_preset(
         )
     norm = "image" if name == "cmu+coco" else "vp"
     mocap = cmu.load_cmu_mocap(folder / "cmu_mocap_h36m17.npz")
-    common = {"subsample": cmu_subsample, "num_cameras": cmu_num_cameras, "normalization": norm}
+    common = {"subsample": cmu_subsample, "num_cameras": cmu_num_cameras, "normalization": norm,
+              "cameras_per": cmu_cameras_per}  # fmt: skip
     if cmu_actions_3d:
         common_train = {**common, "actions": tuple(cmu_actions_3d)}
         common_test = {**common, "exclude_actions": tuple(cmu_actions_3d)}

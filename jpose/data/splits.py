@@ -53,7 +53,8 @@ def load_splits(data: Mapping[str, Any]) -> dict[str, PoseDataset]:
 
     Fields: ``preset`` (``synthetic | cmu | cmu+coco | h36m``), ``seed``, ``data_dir`` (shared
     data, default ``jpose.data.shared_data_dir()``), ``synthetic`` (sizes, see
-    ``jpose.data.SyntheticConfig``), ``cmu_subsample``, ``cmu_num_cameras``, ``h36m`` (paths and
+    ``jpose.data.SyntheticConfig``), ``cmu_subsample``, ``cmu_num_cameras``, ``cmu_cameras_per``
+    (``frame`` | ``sequence``), ``h36m`` (paths and
     options, see below), ``wild2d`` (2D-only files for ``h36m``), ``cross`` (``mpi3dhp_root``,
     ``pw3d_path``: cross-dataset test sets, loaded when given) and ``max_examples`` (per split,
     0 = all).
@@ -86,6 +87,7 @@ def load_splits(data: Mapping[str, Any]) -> dict[str, PoseDataset]:
             data_dir=cfg.get("data_dir") or None,
             cmu_subsample=int(cfg.cmu_subsample),
             cmu_num_cameras=int(cfg.cmu_num_cameras),
+            cmu_cameras_per=str(cfg.get("cmu_cameras_per", "frame")),  # older config.json: frame
             # configs saved before the field existed have no cross-domain split
             cmu_actions_3d=[
                 a.strip() for a in cfg.get("cmu_actions_3d", "").split(",") if a.strip()

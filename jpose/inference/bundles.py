@@ -1,8 +1,9 @@
 """Pretrained bundles: trained 2D-to-3D pipelines that load without training.
 
-A *bundle* is a directory written by ``python -m experiments.export`` from a finished
-training run. It holds the inference networks only (no optimiser moments, discriminators or
-generators) and loads wherever a training work directory does
+A *bundle* is a directory written by :func:`jpose.inference.export.export_bundle`
+(``python -m experiments.export``) from a finished training run. It holds the inference
+networks only (no optimiser moments, discriminators or generators) and loads wherever a
+training work directory does
 (``jpose.inference.load_predictor``, ``python -m experiments.evaluate --workdir=BUNDLE``,
 ``jpose --workdir=BUNDLE``)::
 
@@ -65,6 +66,7 @@ __all__ = [
     "flatten_variables",
     "unflatten_variables",
     "write_weights",
+    "write_bundle_weights",
     "read_weights",
     "bundle_variables",
 ]
@@ -276,6 +278,34 @@ def write_weights(
                 np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
     os.replace(tmp, path)
     return sha256_file(path)
+
+
+def write_bundle_weights(
+    path: str | os.PathLike[str],
+    flat: Mapping[str, Any],
+    info: Mapping[str, Any],
+    *,
+    dtype: str = "float32",
+) -> str:
+    """Write a bundle's ``weights.npz``, ``weights.sha256`` and ``bundle.json`` into the
+    directory ``path`` (what :func:`bundle_variables` reads back).
+
+    Args:
+      path: the bundle directory (exists).
+      flat: flattened variables, keys ``'<stage>/<player>/...'`` (:func:`flatten_variables`).
+      info: the ``bundle.json`` fields (name, description, ``checkpoint`` ``{stage: step}``,
+        ...); ``format`` and ``version`` are written first, ``dtype`` last.
+      dtype: storage dtype of floating arrays (:func:`write_weights`).
+
+    Returns:
+      The weights' hex sha256.
+    """
+    p = pathlib.Path(path)
+    digest = write_weights(p / WEIGHTS_FILE, flat, dtype=dtype)
+    (p / SHA256_FILE).write_text(f"{digest}  {WEIGHTS_FILE}\n")
+    record = {"format": FORMAT, "version": FORMAT_VERSION, **info, "dtype": dtype}
+    (p / BUNDLE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return digest
 
 
 def read_weights(path: str | os.PathLike[str], *, restore_dtype: str = "float32"

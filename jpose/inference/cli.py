@@ -4,131 +4,75 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from absl import flags
 
-from jpose import skeleton
+from jpose import cli_flags, skeleton
 from jpose.inference.bundles import resolve_bundle
 from jpose.inference.keypoints import _read_json, load_keypoints
 from jpose.inference.lifting import MIN_JOINTS, lift, write_output
 from jpose.inference.predictor import load_predictor
 from jpose.training import rundir
 
+PROG = "jpose"
+
 # ------------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------------
 
 
-def add_model_source(parser: argparse.ArgumentParser, pretrained_note: str = "") -> None:
-    """The ``--workdir`` / ``--pretrained`` pair (exactly one) of ``jpose`` and ``evaluate``."""
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workdir", help="work directory of a training run (or a bundle directory)")
-    src.add_argument(
-        "--pretrained",
-        metavar="NAME",
-        help="a shipped pretrained bundle (python -c 'import jpose.inference as i; "
+def define_model_source(fv: flags.FlagValues, pretrained_note: str = "") -> None:
+    """``--workdir`` / ``--pretrained`` (exactly one), for ``jpose`` and ``jpose-evaluate``."""
+    flags.DEFINE_string(
+        "workdir", None, "work directory of a training run (or a bundle directory)", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "pretrained",
+        None,
+        "a shipped pretrained bundle (python -c 'import jpose.inference as i; "
         "print(i.pretrained_descriptions())') or a bundle directory" + pretrained_note,
+        flag_values=fv,
     )
+    flags.mark_flags_as_mutual_exclusive(["workdir", "pretrained"], required=True, flag_values=fv)
 
 
-def _pair(text: str) -> tuple[float, float]:
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        a, b = (float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers 'a,b', got {text!r}") from None
-    return a, b
+DESCRIPTION = (
+    "Lift 2D keypoint detections to camera-frame 3D poses with a trained jpose pipeline (formats "
+    "and conventions: python -c 'import jpose.inference as m; help(m)')."
+)
+_FLAGS = (  # (absl kind, name, default, help)
+    ("string", "input", None, "detections: COCO results .json, or .npz/.json with keypoints "
+     "[N, J, 2|3], or an OpenPose --write_json directory"),
+    ("string", "output", None, "output file (.npz, .json, or .bvh: one per track)"),
+    ("string", "layout", None, f"input joint layout ({', '.join(skeleton.LAYOUTS)})"),
+    ("string", "image_size", None, "W,H: image width,height in pixels for every input"),
+    ("string", "image_sizes", None, "JSON file (or inline JSON) {image_id: [w, h]}"),
+    ("string", "annotations", None, "COCO annotation JSON whose 'images' give each image's size"),
+    ("string", "focal", None, "FX,FY: known focal lengths in pixels (enables pose3d_absolute)"),
+    ("string", "center", None, "CX,CY: known principal point in pixels (default: image centre)"),
+    ("float", "smooth_sigma", 0.0, "Gaussian temporal smoothing of the 3D along frames, per "
+     "track (frames; 0 = off)"),
+    ("float", "fps", 30.0, "frames per second of a .bvh output"),
+    ("float", "min_score", 0.0, "joints with a lower score are treated as missing"),
+    ("integer", "step", None, "checkpoint step of the last stage (default: latest)"),
+    ("integer", "batch_size", 1024, "network batch size"),
+    ("integer", "min_joints", MIN_JOINTS, "fewest joints with confidence > 0 (pipeline layout) "
+     "for a person to be lifted"),
+    ("bool", "allow_unfinished", False, "use a run whose training did not finish (said in the "
+     "output's warnings)"),
+)  # fmt: skip
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="jpose",
-        description="Lift 2D keypoint detections to camera-frame 3D poses with a trained jpose "
-        "pipeline (formats and conventions: python -c 'import jpose.inference as m; "
-        "help(m)').",
-    )
-    add_model_source(p)
-    p.add_argument(
-        "--input",
-        required=True,
-        help="detections: COCO results .json, or .npz/.json with keypoints [N, J, 2|3], or an "
-        "OpenPose --write_json directory",
-    )
-    p.add_argument(
-        "--output", required=True, help="output file (.npz, .json, or .bvh: one per track)"
-    )
-    p.add_argument(
-        "--layout", default=None, help=f"input joint layout ({', '.join(skeleton.LAYOUTS)})"
-    )
-    p.add_argument(
-        "--image_size",
-        type=_pair,
-        default=None,
-        metavar="W,H",
-        help="image width,height in pixels for every input",
-    )
-    p.add_argument(
-        "--image_sizes",
-        default=None,
-        metavar="JSON",
-        help="JSON file (or inline JSON) {image_id: [w, h]}",
-    )
-    p.add_argument(
-        "--annotations",
-        default=None,
-        metavar="COCO_JSON",
-        help="COCO annotation JSON whose 'images' give width/height per image id",
-    )
-    p.add_argument(
-        "--focal",
-        type=_pair,
-        default=None,
-        metavar="FX,FY",
-        help="known focal lengths in pixels (enables pose3d_absolute)",
-    )
-    p.add_argument(
-        "--center",
-        type=_pair,
-        default=None,
-        metavar="CX,CY",
-        help="known principal point in pixels (default: image centre)",
-    )
-    p.add_argument(
-        "--smooth_sigma",
-        type=float,
-        default=0.0,
-        help="Gaussian temporal smoothing of the 3D along frames, per track (frames; 0 = off)",
-    )
-    p.add_argument(
-        "--fps", type=float, default=30.0, help="frames per second of a .bvh output (default 30)"
-    )
-    p.add_argument(
-        "--min_score",
-        type=float,
-        default=0.0,
-        help="joints with a lower score are treated as missing",
-    )
-    p.add_argument(
-        "--step", type=int, default=None, help="checkpoint step of the last stage (default: latest)"
-    )
-    p.add_argument("--batch_size", type=int, default=1024, help="network batch size")
-    p.add_argument(
-        "--min_joints",
-        type=int,
-        default=MIN_JOINTS,
-        help="fewest joints with confidence > 0 (pipeline layout) for a person to be lifted",
-    )
-    p.add_argument(
-        "--allow_unfinished",
-        action="store_true",
-        help="use a run whose training did not finish (said in the output's warnings)",
-    )
-    return p
+def _define(fv: flags.FlagValues) -> None:
+    define_model_source(fv)
+    for kind, name, default, text in _FLAGS:
+        getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
+    flags.mark_flags_as_required(["input", "output"], flag_values=fv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,14 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
       0 on success (input errors exit with status 2 and a message naming the problem, without
       a traceback; people that cannot be lifted are flagged with one warning line).
     """
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.center is not None and args.focal is None:
-        parser.error("--center needs --focal (known intrinsics)")
+    args = cli_flags.parse(PROG, _define, argv, description=DESCRIPTION)
+    image_size = cli_flags.pair(PROG, "image_size", args.image_size)
+    focal = cli_flags.pair(PROG, "focal", args.focal)
+    center = cli_flags.pair(PROG, "center", args.center)
+    if center is not None and focal is None:
+        cli_flags.usage_error(PROG, "--center needs --focal (known intrinsics)")
     if not (np.isfinite(args.fps) and args.fps > 0):
-        parser.error(f"--fps must be a positive number, got {args.fps}")
+        cli_flags.usage_error(PROG, f"--fps must be a positive number, got {args.fps}")
     if args.workdir is not None and not args.workdir.strip():
-        parser.error("--workdir is empty: give a training run's work directory")
+        cli_flags.usage_error(PROG, "--workdir is empty: give a training run's work directory")
     try:
         image_sizes = None
         if args.image_sizes:
@@ -162,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             inp = load_keypoints(
                 args.input,
                 layout=args.layout,
-                image_size=args.image_size,
+                image_size=image_size,
                 image_sizes=image_sizes,
                 annotations=args.annotations,
             )
@@ -172,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 source, step=args.step, allow_unfinished=args.allow_unfinished
             )
         intr = None
-        if args.focal is not None:
-            intr = {"focal": args.focal, "center": args.center}
+        if focal is not None:
+            intr = {"focal": focal, "center": center}
         result = lift(
             predictor,
             inp,
@@ -189,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if os.environ.get("JPOSE_TRACEBACK"):
             raise
-        parser.exit(2, f"jpose: error: {rundir.user_message(err)}\n")
+        cli_flags.usage_error(PROG, rundir.user_message(err))
     for w in result["warnings"]:
         print(f"jpose: warning: {w}", file=sys.stderr)
     t = result["timing"]

@@ -51,7 +51,6 @@ and says so in the results header. User errors exit with status 2 and one messag
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -63,9 +62,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
+from jpose import cli_flags, inference, skeleton
 from jpose import evaluation as jeval
-from jpose import inference, skeleton
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.splits import eval_splits, load_splits
@@ -588,36 +588,41 @@ def write_evaluation_figures(
 # ------------------------------------------------------------------------------------------------
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Evaluate a trained jpose work directory on a 3D test set.",
+DESCRIPTION = "Evaluate a trained jpose work directory or bundle on a 3D test set."
+_FLAGS = (  # (absl kind, name, default, help)
+    ("bool", "flip", False, "flip test-time augmentation"),
+    ("bool", "drop_s11_directions", False, "drop S11 'Directions' (Human3.6M, VideoPose3D's "
+     "convention)"),
+    ("integer", "step", None, "checkpoint step of the last stage"),
+    ("bool", "figures", False, "write figures (needs matplotlib)"),
+    ("string", "output_dir", "", "default <workdir>/eval/<dataset+options>"),
+    ("integer", "batch_size", 4096, "network batch size"),
+    ("string", "h36m_dir", "", "Human3.6M in VideoPose3D's npz format"),
+    ("string", "h36m_source", "gt", "Human3.6M 2D source (gt or a VideoPose3D detection name)"),
+    ("integer", "subsample", 1, "Human3.6M frame subsampling"),
+    ("string", "mpi3dhp_root", "", "MPI-INF-3DHP test set folder"),
+    ("string", "mpi3dhp_sequences", "", "e.g. TS1,TS5 (default all)"),
+    ("string", "pw3d_path", "", "3DPW sequenceFiles folder"),
+    ("bool", "allow_unfinished", False, "evaluate a run whose training did not finish (said in "
+     "the results)"),
+)  # fmt: skip
+_ENUMS = (  # (name, default, values, help)
+    ("dataset", "config", DATASETS, "test set (config: the run's own test splits)"),
+    ("pw3d_2d", "gt", ("gt", "openpose"), "3DPW 2D: projected ground truth (CameraPose T.4) or "
+     "OpenPose"),
+    ("mpi3dhp_protocol", "auto", ("auto", "standard", "zhou"), "auto: Zhou et al.'s protocol "
+     "for Zhou work directories"),
+)  # fmt: skip
+
+
+def _define(fv: flags.FlagValues) -> None:
+    inference_cli.define_model_source(
+        fv, "; results go to ./jpose_eval/<name>/ unless --output_dir"
     )
-    inference_cli.add_model_source(p, "; results go to ./jpose_eval/<name>/ unless --output_dir")
-    p.add_argument("--dataset", default="config", choices=DATASETS)
-    p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--drop_s11_directions", action="store_true",
-                   help="drop S11 'Directions' (Human3.6M, VideoPose3D's convention)")  # fmt: skip
-    p.add_argument("--step", type=int, default=None, help="checkpoint step of the last stage")
-    p.add_argument("--figures", action="store_true", help="write figures (needs matplotlib)")
-    p.add_argument("--output_dir", default="", help="default <workdir>/eval/<dataset+options>")
-    p.add_argument("--batch_size", type=int, default=4096)
-    p.add_argument("--h36m_dir", default="")
-    p.add_argument("--h36m_source", default="gt")
-    p.add_argument("--subsample", type=int, default=1, help="Human3.6M frame subsampling")
-    p.add_argument("--mpi3dhp_root", default="")
-    p.add_argument("--mpi3dhp_sequences", default="", help="e.g. TS1,TS5 (default all)")
-    p.add_argument("--pw3d_path", default="")
-    p.add_argument("--pw3d_2d", default="gt", choices=("gt", "openpose"),
-                   help="3DPW 2D: projected ground truth (CameraPose T.4) or OpenPose")  # fmt: skip
-    p.add_argument("--mpi3dhp_protocol", default="auto", choices=("auto", "standard", "zhou"),
-                   help="auto: Zhou et al.'s protocol for Zhou work directories")  # fmt: skip
-    p.add_argument(
-        "--allow_unfinished",
-        action="store_true",
-        help="evaluate a run whose training did not finish (said in the results)",
-    )
-    return p
+    for kind, name, default, text in _FLAGS:
+        getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
+    for name, default, values, text in _ENUMS:
+        flags.DEFINE_enum(name, default, values, text, flag_values=fv)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, Any]:
@@ -626,7 +631,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, An
     User errors (missing or unfinished work directory, data files, options) exit with status 2
     and one message (``jpose.training.rundir.exit_on_user_error``) naming ``prog``.
     """
-    args = _parser(prog).parse_args(argv)
+    args = cli_flags.parse(prog, _define, argv, description=DESCRIPTION)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip
     logging.getLogger("absl").setLevel(logging.WARNING)
@@ -650,7 +655,7 @@ def console_main() -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+def _evaluate(args: flags.FlagValues) -> dict[str, Any]:
     if args.pretrained is not None:
         with rundir.user_errors():  # an unknown name lists the shipped bundles
             workdir = inference.resolve_bundle(args.pretrained)

@@ -117,7 +117,7 @@ class Predictor:
         results and outputs); ``""`` for a finished run.
       takes_frame_scale: ``predict`` accepts a third argument ``frame_scale [B, 2]`` (``[1, h /
         w]`` of each image for ``"image"``-normalised 2D; CameraPose's camera branch works in
-        that aspect-preserving frame, see ``experiments.camerapose.frame_scale``).
+        that aspect-preserving frame, see ``jpose.data.camerapose.frame_scale``).
     """
 
     experiment: str

@@ -2,7 +2,8 @@
 
 Axes and units: images ``[B, H, W, 3]`` float (normalised intensities, NHWC as Flax convs),
 heatmaps ``[B, J, H/4, W/4]`` (one map per joint, heatmap pixels), depths ``[B, J]`` (the unit
-of the depth targets; Zhou et al. use the 2D heatmap unit, see ``experiments/zhou_image.py``).
+of the depth targets; Zhou et al. use the 2D heatmap unit, see
+:func:`jpose.data.image_targets.zhou_targets`).
 
 Architecture (Newell et al., "Stacked hourglass networks for human pose estimation", ECCV 2016,
 and their public Torch code ``hg.lua``; Zhou et al. sec. 4.1.1 use the shallow variant:

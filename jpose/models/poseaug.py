@@ -24,12 +24,14 @@ Architecture facts (PoseAug ``models_poseaug/*.py``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jpose import kinematics, skeleton
 from jpose.models.core import Model, batch_norm, kaiming_normal, leaky_relu
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "poseaug_generator",
     "poseaug_discriminator_2d",
     "part_kcs_discriminator",
+    "poseaug_players",
 ]
 
 
@@ -294,3 +297,28 @@ def part_kcs_discriminator(
         ),
         name="part_kcs_d3d",
     )
+
+
+def poseaug_players(
+    layout: str | skeleton.Layout,
+    *,
+    noise_dim: int = 48,
+    generator_width: int = 256,
+    num_stages: int = 2,
+    d2d_width: int = 100,
+    d3d_width: int = 256,
+    d3d_bottleneck: int = 100,
+) -> dict[str, Model]:
+    """PoseAug's three networks for ``layout`` (Gong et al. CVPR 2021; CameraPose Sec. 3.3):
+    ``generator`` (:func:`poseaug_generator`), ``d2d`` (:func:`poseaug_discriminator_2d`) and
+    ``d3d`` (:func:`part_kcs_discriminator` on the part-aware KCS of unit bones of a 3D pose,
+    :func:`jpose.kinematics.part_kcs_matrices`); defaults are PoseAug's sizes."""
+    lay = skeleton.get_layout(layout)
+    kcs = functools.partial(kinematics.part_kcs_matrices, layout=lay, unit_bones=True)
+    generator = poseaug_generator(
+        lay, noise_dim=noise_dim, width=generator_width, num_stages=num_stages
+    )
+    d3d = part_kcs_discriminator(
+        num_parts=len(skeleton.KCS_PARTS), kcs_fn=kcs, width=d3d_width, bottleneck=d3d_bottleneck
+    )
+    return {"generator": generator, "d2d": poseaug_discriminator_2d(width=d2d_width), "d3d": d3d}

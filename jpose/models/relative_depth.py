@@ -26,16 +26,27 @@ Weight reuse: the encoder has exactly the parameter names and shapes of
 ``martinez_lifter(J, in_channels=3, width, num_blocks)`` except its ``output`` layer (``D``
 channels instead of 3), so :func:`init_lifter_from_encoder` copies the trunk (and its batch-norm
 statistics) into a lifter.
+
+Training and evaluation (keypoint form of WSP Secs. 3.4-3.5 and 4.2): :func:`pairwise_objective`
+(eq. 9 over eq. 6's N < J joints), :func:`coordinate_objective` (eq. 12 fine-tuning),
+:func:`evaluate_relative_depth` (RD protocols 1 / 2, Tables 2-3) and the input-only baselines
+:func:`input_rule_baselines`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jpose import losses, skeleton
+from jpose import metrics as jm
+from jpose.data import relative_depth as rdd
+from jpose.evaluation import batched_apply
 from jpose.models.core import Model, kaiming_normal
 from jpose.models.lifter import ResidualMLP
 
@@ -46,6 +57,15 @@ __all__ = [
     "box_scale",
     "encoder_variables",
     "init_lifter_from_encoder",
+    "select_joints",
+    "pairwise_objective",
+    "coordinate_objective",
+    "pairwise_predictor",
+    "evaluate_relative_depth",
+    "relative_depth_table",
+    "rule_scores",
+    "INPUT_RULES",
+    "input_rule_baselines",
 ]
 
 
@@ -255,4 +275,222 @@ def init_lifter_from_encoder(
                 raise ValueError(f"{coll} {name!r}: lifter shapes {a} != encoder shapes {b}")
             dst[name] = src[name]
         out[coll] = dst
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Training objectives
+# ------------------------------------------------------------------------------------------------
+
+_H36M_ANKLES = tuple(skeleton.H36M17.indices(["RFoot", "LFoot"]))
+
+
+def select_joints(key: jax.Array, mask: jax.Array, num: int) -> jax.Array:
+    """WSP eq. 6's random choice of N < J joints: ``num`` of the true joints of each row of
+    ``mask [..., J]``, uniformly at random (all of them when a row has fewer; ``num <= 0``
+    returns ``mask``)."""
+    if num <= 0:
+        return mask
+    u = jnp.where(mask, jax.random.uniform(key, mask.shape), 2.0)
+    rank = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
+    return mask & (rank < num)
+
+
+def pairwise_objective(
+    logits_fn: Callable[..., jax.Array],
+    pairs: Mapping[str, jax.Array],
+    key: jax.Array,
+    *,
+    num_selected: int,
+    ankle_dropout: float = 0.0,
+    ankles: Sequence[int] = _H36M_ANKLES,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Relative-depth pre-training loss: WSP eq. 9 (:func:`jpose.losses.wsp_relative_depth_loss`)
+    of the pairwise model on a batch of pairs, averaged over the pairs.
+
+    Each pair's orientation is swapped with probability 1/2 (label ``1 - label``); with
+    probability ``ankle_dropout`` both persons' ankles are hidden from the input (confidence 0,
+    the RD protocol 2 input; not in the paper, 0 = paper); box scales (:func:`box_scale`) are
+    computed from the remaining joints and ``num_selected`` joints labelled in both persons are
+    drawn (:func:`select_joints`, eq. 6's N < J).
+
+    Args:
+      logits_fn: ``(pose_a, conf_a, scale_a, pose_b, conf_b, scale_b) -> logits [B, J]`` (the
+        model in training mode, e.g. a :class:`PairwiseRelativeDepth` apply).
+      pairs: ``{"pose_a", "pose_b" [B, J, 2], "conf_a", "conf_b" [B, J], "label" [B],
+        "joint_mask" [B, J]}`` (:meth:`jpose.data.relative_depth.RelativeDepthPairs.pair_arrays`).
+      key: randomness of the swaps, the ankle dropout and the joint choice.
+      num_selected: N (0 = every labelled joint).
+      ankle_dropout: probability of hiding the ankles of a pair.
+      ankles: the ankle joints of the layout (Human3.6M-17 ``RFoot``, ``LFoot``).
+
+    Returns:
+      ``(loss, {"bce": loss, "accuracy": accuracy of the selected joints})``.
+    """
+    b = pairs
+    k_swap, k_drop, k_sel = jax.random.split(key, 3)
+    swap = jax.random.bernoulli(k_swap, 0.5, b["label"].shape)
+    pa = jnp.where(swap[:, None, None], b["pose_b"], b["pose_a"])
+    pb = jnp.where(swap[:, None, None], b["pose_a"], b["pose_b"])
+    ca = jnp.where(swap[:, None], b["conf_b"], b["conf_a"])
+    cb = jnp.where(swap[:, None], b["conf_a"], b["conf_b"])
+    label = jnp.where(swap, 1.0 - b["label"], b["label"])
+    if ankle_dropout > 0:
+        drop = jax.random.bernoulli(k_drop, ankle_dropout, label.shape)
+        keep = jnp.ones(ca.shape[-1], bool).at[np.asarray(ankles)].set(False)
+        keep = keep | ~drop[:, None]
+        ca, cb = ca * keep, cb * keep
+    sel = select_joints(k_sel, b["joint_mask"], num_selected)
+    logits = logits_fn(pa, ca, box_scale(pa, ca), pb, cb, box_scale(pb, cb))
+    labels = jnp.broadcast_to(label[:, None], logits.shape)
+    loss = jnp.mean(losses.wsp_relative_depth_loss(logits, labels, mask=sel))  # eq. 9
+    acc = jm.binary_accuracy(logits, labels, mask=sel, from_logits=True)
+    return loss, {"bce": loss, "accuracy": acc}
+
+
+def coordinate_objective(
+    pred: jax.Array, pose3d: jax.Array, *, root: int = 0
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Fine-tuning loss: WSP eq. 12 (:func:`jpose.losses.wsp_coordinate_loss`, L1) between a
+    lifter's output and the root-relative ground truth, averaged over the batch.
+
+    Args:
+      pred: ``[B, J, 3]`` the lifter's 3D (metres; compared as is, the lifter learns the
+        root-relative pose).
+      pose3d: ``[B, J, 3]`` ground truth in the camera frame (metres).
+      root: root joint.
+
+    Returns:
+      ``(loss, {"l1": loss, "mpjpe_mm": MPJPE of the root-relative prediction in mm})``.
+    """
+    target = pose3d - pose3d[:, root : root + 1]
+    loss = jnp.mean(losses.wsp_coordinate_loss(pred, target))  # eq. 12 (L1, metres)
+    mpjpe = jnp.mean(jm.mpjpe(pred - pred[:, root : root + 1], target))
+    return loss, {"l1": loss, "mpjpe_mm": jm.to_mm(mpjpe)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation: RD protocols 1 / 2 (WSP Sec. 4.2, Tables 2-3)
+# ------------------------------------------------------------------------------------------------
+
+
+def pairwise_predictor(model: Model, variables: Any) -> Callable[..., jax.Array]:
+    """The jitted ``(pose_a, conf_a, pose_b, conf_b) -> logits [B, J]`` of a trained pairwise
+    model in evaluation mode (box scales from the inputs, :func:`box_scale`)."""
+
+    @jax.jit
+    def predict(pa: jax.Array, ca: jax.Array, pb: jax.Array, cb: jax.Array) -> jax.Array:
+        return model.apply(
+            variables, pa, ca, box_scale(pa, ca), pb, cb, box_scale(pb, cb), train=False
+        )[0]
+
+    return predict
+
+
+def evaluate_relative_depth(
+    predict: Callable[..., jax.Array],
+    pairs: rdd.RelativeDepthPairs,
+    *,
+    protocol: int,
+    thresholds: tuple[float, ...] = rdd.PROTOCOL1_THRESHOLDS,
+    orientation_seed: int = 1234,
+    batch_size: int = 2048,
+) -> dict[str, dict[str, float]]:
+    """RD protocol 1 / 2 metrics of a pairwise model on a pair set (WSP Tables 2-3).
+
+    Args:
+      predict: ``(pose_a, conf_a, pose_b, conf_b) -> logits [B, J]`` (:func:`pairwise_predictor`).
+      pairs: evaluation pairs.
+      protocol: 1 (full input) or 2 (ankles removed).
+      thresholds: ΔS thresholds.
+      orientation_seed: seeded random A/B orientation (balanced classes).
+      batch_size: evaluation batch.
+
+    Returns:
+      :func:`relative_depth_table` of the logits.
+    """
+    arr = pairs.pair_arrays(protocol=protocol, orientation_seed=orientation_seed)
+    logits = batched_apply(
+        predict, arr["pose_a"], arr["conf_a"], arr["pose_b"], arr["conf_b"], batch_size=batch_size
+    )
+    return relative_depth_table(logits, arr, thresholds)
+
+
+def relative_depth_table(
+    scores: np.ndarray, arrays: Mapping[str, np.ndarray], thresholds: Sequence[float]
+) -> dict[str, dict[str, float]]:
+    """Relative-depth metrics (:func:`jpose.metrics.relative_depth_metrics`, scores as logits) per
+    RD protocol 1 pair subset ``ΔS <= t`` (WSP eq. 14), over the joints labelled in both persons.
+
+    Args:
+      scores: ``[M, J]`` logits of "A's joint j is nearer".
+      arrays: :meth:`~jpose.data.relative_depth.RelativeDepthPairs.pair_arrays` of the pairs.
+      thresholds: ΔS thresholds.
+
+    Returns:
+      ``{"ΔS<=t": {"auc", "accuracy", "precision", "recall", "f1" (percent), "pairs",
+      "joints"}}``.
+    """
+    labels = np.broadcast_to(arrays["label"][:, None], arrays["joint_mask"].shape)
+    out = {}
+    for name, sel in rdd.protocol_masks(arrays["delta_s"], thresholds=tuple(thresholds)).items():
+        mask = arrays["joint_mask"] & sel[:, None]
+        m = jm.relative_depth_metrics(
+            jnp.asarray(scores), jnp.asarray(labels), mask=jnp.asarray(mask), from_logits=True
+        )
+        row = {k: 100.0 * float(v) for k, v in m.items()}
+        row["pairs"] = float(sel.sum())
+        row["joints"] = float(mask.sum())
+        out[f"ΔS{name}"] = row
+    return out
+
+
+def rule_scores(arrays: Mapping[str, np.ndarray], joints: Sequence[str]) -> np.ndarray:
+    """Input-only baseline scores ``[M, J]``: 100 x (mean image y of A's ``joints`` minus B's),
+    the same for every joint (lower in the image = nearer, the label rule of WSP eqs. 1-4 when
+    ``joints`` are the ankles); 0 when either person has none of ``joints`` labelled.
+
+    Args:
+      arrays: :meth:`~jpose.data.relative_depth.RelativeDepthPairs.pair_arrays` (H36M-17).
+      joints: Human3.6M-17 joint names.
+    """
+    idx = skeleton.H36M17.indices(list(joints))
+
+    def height(pose: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        ok = conf[:, idx] > 0
+        return np.where(ok, pose[:, idx, 1], 0.0).sum(-1) / np.maximum(ok.sum(-1), 1)
+
+    ha, hb = height(arrays["pose_a"], arrays["conf_a"]), height(arrays["pose_b"], arrays["conf_b"])
+    ok = (arrays["conf_a"][:, idx] > 0).any(-1) & (arrays["conf_b"][:, idx] > 0).any(-1)
+    s = np.where(ok, ha - hb, 0.0)
+    return np.broadcast_to(s[:, None], arrays["joint_mask"].shape).astype(np.float32) * 100.0
+
+
+INPUT_RULES: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (1, "ankle rule (= label rule)", ("RFoot", "LFoot")),
+    (2, "knee rule", ("RKnee", "LKnee")),
+    (2, "hip rule", ("RHip", "LHip")),
+)
+"""``(protocol, name, joints)`` of the input-only baselines (:func:`rule_scores`)."""
+
+
+def input_rule_baselines(
+    pairs: rdd.RelativeDepthPairs,
+    *,
+    thresholds: Sequence[float] = rdd.PROTOCOL1_THRESHOLDS,
+    orientation_seed: int = 1234,
+    rules: Sequence[tuple[int, str, Sequence[str]]] = INPUT_RULES,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`relative_depth_table` of each input-only rule (:data:`INPUT_RULES`) on a pair set,
+    the scale against which a pairwise model's RD protocol 1 / 2 numbers are read.
+
+    Returns:
+      ``{"protocol <p>, <name>": table}``.
+    """
+    out = {}
+    for p, rule, joints in rules:
+        arr = pairs.pair_arrays(protocol=p, orientation_seed=orientation_seed)
+        out[f"protocol {p}, {rule}"] = relative_depth_table(
+            rule_scores(arr, joints), arr, thresholds
+        )
     return out

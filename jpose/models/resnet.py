@@ -47,6 +47,7 @@ __all__ = [
     "heatmap_masked_pool",
     "box_masks",
     "wsp_net",
+    "heatmap_stride",
     "transfer_params",
     "load_flat_weights",
 ]
@@ -356,6 +357,21 @@ def wsp_net(
     """
     module = WSPNet(num_joints=num_joints, resnet_depth=resnet_depth, heads=tuple(heads), **kwargs)
     return Model(module, name=f"wsp_resnet{resnet_depth}")
+
+
+def heatmap_stride(*, resnet_depth: int, stem: str, deconv_layers: int) -> int:
+    """Input pixels per heatmap pixel of :class:`WSPNet`: the backbone's stride (:class:`ResNet`)
+    divided by the deconvolution head's upsampling ``2**deconv_layers``.
+
+    Raises:
+      ValueError: the backbone stride is not a multiple of the upsampling.
+    """
+    stages = len(RESNET_STAGES[int(resnet_depth)][0])
+    down = (4 if stem == "imagenet" else 1) * 2 ** (stages - 1)
+    up = 2 ** int(deconv_layers)
+    if down % up:
+        raise ValueError(f"backbone stride {down} not divisible by deconvolution factor {up}")
+    return down // up
 
 
 def transfer_params(

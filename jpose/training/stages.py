@@ -7,6 +7,22 @@ state is built from the stages before it) and :func:`run_stages` runs them: data
 samplers, the compiled K-step blocks, :func:`train_stage` (checkpoints, resume, logging,
 validation). The pieces (:func:`make_sampler`, :func:`make_block_runner`, :func:`train_stage`)
 stay public for custom loops. Everything here takes keyword options; no config objects.
+
+Work directory (with ``jpose.training.rundir`` and ``jpose.training.reports``)::
+
+    config.json            the resolved config (a changed config on resume: config.<n>.json)
+    metrics.jsonl          every logged scalar, with ``stage`` and a global step
+    checkpoints/<stage>/   orbax checkpoints of each stage
+    results.json|md        evaluation in mm (per action, action-wise and frame-wise means)
+    figures/*.png          figures (``jpose[viz]``)
+    status.json            finished stages; evaluation and inference refuse an unfinished run
+    run.lock               process id + host of the run using the directory
+
+Resume: stages run in order; a stage whose checkpoints hold its final step is restored and
+skipped, one with an earlier checkpoint is restored and continued (the batch of step ``s`` is a
+pure function of ``(key, s)``, so a resumed run replays an uninterrupted one's batches), one
+without checkpoints starts from the previous stage's final state. Killed at any moment, a run
+restarts from its last checkpoint when the same command is run again.
 """
 
 from __future__ import annotations

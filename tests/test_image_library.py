@@ -236,6 +236,11 @@ def test_crop_keypoints_figure_draws_every_crop():
     imgs = rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     kp = rng.uniform(0, 3, (4, J, 2))
     fig = crop_keypoints_figure(imgs, kp, kp, stride=4, title="t")
-    drawn = [ax for ax in fig.axes if ax.images]
-    assert len(drawn) == 4
-    assert len(drawn[0].lines) == len(skeleton.H36M17.bones) + 1
+    try:
+        drawn = [ax for ax in fig.axes if ax.images]
+        assert len(drawn) == 4
+        assert len(drawn[0].lines) == len(skeleton.H36M17.bones) + 1
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)  # other tests check that no figure is left open

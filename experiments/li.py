@@ -252,9 +252,7 @@ def build_state(
         p = create_player(net, tx, k, example)
         if previous is not None:  # the previous stage's parameters, a fresh Adam
             prev = previous.players[name]
-            p = p.replace(
-                params=prev.params, batch_stats=prev.batch_stats, opt_state=tx.init(prev.params)
-            )
+            p = p.with_variables(prev.params, prev.batch_stats)
         players[name] = p
     return create_train_state(players)
 

@@ -279,9 +279,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     player.variables(), done["pretrain"]["rd"].variables()
                 )
                 v = jax.tree_util.tree_map(jnp.copy, v)
-                player = player.replace(
-                    params=v["params"], batch_stats=v["batch_stats"], opt_state=tx.init(v["params"])
-                )
+                player = player.with_variables(v["params"], v["batch_stats"])
             return create_train_state({"lifter": player})
 
         for how in fc.inits:

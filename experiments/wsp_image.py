@@ -127,7 +127,7 @@ def load_init_checkpoint(path: str, player: Any) -> Any:
         "init_checkpoint %s: %d backbone arrays loaded, %d entries ignored %s",
         path, report["loaded"], len(ignored), ignored[:5],
     )  # fmt: skip
-    return player.replace(params=params, batch_stats=stats, opt_state=player.tx.init(params))
+    return player.with_variables(params, stats)
 
 
 def _render(pool: PosePool, *, n: int, cfg: render.RenderConfig, seed: int):
@@ -263,8 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             pre_player = done["pretrain"].players["net"]
             params = copy(transfer_params(pre_player.params, fresh.params))
             stats = copy(transfer_params(pre_player.batch_stats, fresh.batch_stats))
-            fresh = fresh.replace(params=params, batch_stats=stats,
-                                  opt_state=tx_ft.init(params))  # fmt: skip
+            fresh = fresh.with_variables(params, stats)
         return create_train_state({"net3d": fresh})
 
     phase_ft = [make_finetune_phase()]  # one compiled block for both initialisations

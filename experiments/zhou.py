@@ -238,8 +238,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             player = create_player(model, tx, k_init, example)
             if done:  # stage 3 starts from stage 2's network, fresh optimiser
                 prev = done["stage2"]["depth"]
-                player = player.replace(params=prev.params, batch_stats=prev.batch_stats,
-                                        opt_state=player.tx.init(prev.params))  # fmt: skip
+                player = player.with_variables(prev.params, prev.batch_stats)
             return create_train_state({"depth": player})
 
         declared.append(harness.Stage(

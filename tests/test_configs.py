@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 from experiments import common
-from experiments.configs.data import train_config
+from experiments.configs.data import eval_config, train_config
 from jpose.training import rundir
 
 PRESETS = {
@@ -23,6 +23,7 @@ PRESETS = {
     "wsp_image": ["", "smoke", "real"],
     "zhou_image": ["", "smoke", "h36m"],
 }  # fmt: skip
+KEYPOINT_3D = ("baseline", "camerapose", "drover", "li", "zhou")
 CASES = [(m, p) for m, ps in PRESETS.items() for p in ps]
 
 
@@ -38,6 +39,8 @@ def test_every_preset_follows_the_schema(method, preset):
     assert options.steps_per_block >= 1
     assert config.stages and all("steps" in st for st in config.stages.values())
     assert "batch_size" in config.eval
+    if method in KEYPOINT_3D:  # evaluated on 3D splits: the shared eval options
+        assert set(eval_config()) <= set(config.eval), sorted(set(eval_config()) - set(config.eval))
     assert "parallel" not in config and "figures" not in config  # moved into train / eval
     common.check_known_fields(config)  # a preset only sets fields the method defines
 

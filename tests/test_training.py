@@ -536,3 +536,19 @@ def test_block_metrics_of_a_phase_run_every_second_step_average_over_its_steps()
     _, m = multi(state, {"x": jnp.zeros((4, 1))}, KEY)
     assert float(m["d/active"]) == pytest.approx(0.5)
     assert float(m["d/acc"]) == pytest.approx(0.9) and float(m["g/acc"]) == pytest.approx(0.9)
+
+
+def test_with_variables_takes_other_weights_and_restarts_the_optimiser():
+    trained = _make_template(seed=0)["lifter"]
+    grads = jax.tree_util.tree_map(jnp.ones_like, trained.params)
+    trained = trained.apply_gradients(grads)  # Adam moments and count are no longer initial
+    other = _make_template(seed=1)["lifter"]
+    moved = trained.with_variables(other.params, other.batch_stats)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(moved.params), jax.tree_util.tree_leaves(other.params)
+    ):
+        np.testing.assert_array_equal(a, b)
+    fresh = trained.tx.init(other.params)
+    for a, b in zip(jax.tree_util.tree_leaves(moved.opt_state), jax.tree_util.tree_leaves(fresh)):
+        np.testing.assert_array_equal(a, b)
+    assert moved.tx is trained.tx and moved.model is trained.model

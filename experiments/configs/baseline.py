@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data, train_config
+from experiments.configs.data import data_config, eval_config, smoke_data, train_config
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -61,11 +61,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     st.decay_rate = 0.96
     st.decay_epochs = 1.0  # set per preset (in epochs of the training split)
 
-    c.eval = ml_collections.ConfigDict()
-    c.eval.batch_size = 4096  # evaluation batch (fixed: one compilation)
-    c.eval.splits = ""  # comma-separated 3D splits ("" = every 3D non-train split)
-    c.eval.action_key = ""  # label grouped as "action" ("" = action|pose_class|...)
-    c.eval.figures = True  # write PNG figures (needs matplotlib)
+    c.eval = eval_config()
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized (Martinez et al.: 1024)

@@ -28,7 +28,13 @@ from __future__ import annotations
 import ml_collections
 
 from experiments.configs import wsp as wsp_config
-from experiments.configs.data import data_config, noise_config, smoke_data, train_config
+from experiments.configs.data import (
+    data_config,
+    eval_config,
+    noise_config,
+    smoke_data,
+    train_config,
+)
 
 PRESETS = ("smoke", "cmu", "h36m")
 
@@ -168,13 +174,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     )  # fmt: skip
 
     # ---------------------------------------------------------------- evaluation
-    e = c.eval = ml_collections.ConfigDict()
-    e.splits = ""  # 3D splits (comma-separated; "" = every non-training 3D split)
-    e.action_key = ""  # label to group by ("" = action / pose_class / ...)
+    e = c.eval = eval_config(batch_size=2048)
     e.noisy_input = True  # also evaluate on 2D with the detection-noise model ("+noise")
-    e.batch_size = 2048
-    e.figures = True
-    e.figure_samples = 4
+    e.figure_samples = 4  # examples per figure
 
     if preset is None:
         return c

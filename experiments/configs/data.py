@@ -95,6 +95,21 @@ def train_config(**values: object) -> ml_collections.ConfigDict:
     return t
 
 
+def eval_config(**values: object) -> ml_collections.ConfigDict:
+    """The ``config.eval`` block of the methods evaluated on 3D splits (methods add their own
+    fields); ``values`` override the defaults below."""
+    e = ml_collections.ConfigDict()
+    e.batch_size = 4096  # evaluation batch (fixed: one compilation)
+    e.splits = ""  # comma-separated 3D splits ("" = every 3D non-train split)
+    e.action_key = ""  # label grouped as "action" ("" = action | pose_class | ...)
+    e.figures = True  # write PNG figures (needs matplotlib)
+    for name, value in values.items():
+        if name not in e:
+            raise KeyError(f"eval_config: no option {name!r} (fields: {sorted(e)})")
+        e[name] = value
+    return e
+
+
 def noise_config(*, enabled: bool) -> ml_collections.ConfigDict:
     """The ``config.noise`` block: options of ``jpose.augment.detection_noise`` (simulated
     detections with confidences from GT 2D; CameraPose's model, also used by Li et al.)."""

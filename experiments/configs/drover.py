@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data, train_config
+from experiments.configs.data import data_config, eval_config, smoke_data, train_config
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -71,13 +71,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     g.b1 = 0.5  # Adam beta1 (0.5, the DCGAN choice; the paper does not state it)
     g.lr_schedule = "constant"  # constant (the paper) | linear (decay to 0 over the run)
 
-    c.eval = ml_collections.ConfigDict()
-    c.eval.batch_size = 4096
-    c.eval.splits = ""  # "" = every 3D non-train split (+ test_s11 for h36m)
-    c.eval.action_key = ""
+    c.eval = eval_config()  # splits "": every 3D non-train split (+ test_s11 for h36m)
     c.eval.trivial_baseline = True  # also evaluate constant depth (flat skeleton)
     c.eval.unit_m = 0.55  # metres per generator unit (nominal head-root length), for P1 only
-    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 256  # CPU-sized (paper: 1024)

@@ -28,7 +28,13 @@ import math
 
 import ml_collections
 
-from experiments.configs.data import data_config, noise_config, smoke_data, train_config
+from experiments.configs.data import (
+    data_config,
+    eval_config,
+    noise_config,
+    smoke_data,
+    train_config,
+)
 
 PRESETS = ("", "smoke", "cmu", "h36m")
 VARIANTS = ("reproj", "trans", "trans_da", "no_pretrain", "uncalibrated")
@@ -138,12 +144,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.noise = noise_config(enabled=False)
 
     # ---- evaluation ----------------------------------------------------------------------------
-    c.eval = ml_collections.ConfigDict()
-    c.eval.splits = ""  # comma-separated 3D splits ('' = every 3D non-train split)
-    c.eval.batch_size = 2048
-    c.eval.action_key = ""  # '' = action / pose_class / ...
+    c.eval = eval_config(batch_size=2048)
     c.eval.estimator_report = True  # RANSAC relative-pose accuracy table on synthetic rigs
-    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset == "smoke":
         smoke_data(d, with_2d=False)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data, train_config
+from experiments.configs.data import data_config, eval_config, smoke_data, train_config
 
 ABLATIONS = ("3d", "3d+geo", "3d+2d", "3d+2d+geo")
 
@@ -72,14 +72,10 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.stages.stage3.lr = 2.5e-4  # lower rate for the fine-tuning stage
     c.stages.stage3.checkpoint_every = 0  # overrides train.checkpoint_every when > 0
 
-    c.eval = ml_collections.ConfigDict()
-    c.eval.batch_size = 4096
-    c.eval.splits = ""  # 3D splits ("" = every 3D non-train split)
-    c.eval.action_key = ""
+    c.eval = eval_config()
     c.eval.max_2d_examples = 5000  # 2D-only examples for the Table-4 symmetry metric
     # without a val_2d split: share of train_2d held out (never trained on) for that metric
     c.eval.heldout_2d_fraction = 0.1
-    c.eval.figures = True  # write PNG figures (needs matplotlib)
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized

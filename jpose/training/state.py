@@ -62,6 +62,11 @@ class PlayerState:
             "batch_stats": self.batch_stats,
         }
 
+    def with_variables(self, params: PyTree, batch_stats: PyTree) -> PlayerState:
+        """This player with other variables (e.g. a previous stage's, or transferred weights)
+        and a fresh state of its optimiser: how a stage starts from earlier training."""
+        return self.replace(params=params, batch_stats=batch_stats, opt_state=self.tx.init(params))
+
     def apply_gradients(
         self,
         grads: PyTree,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jpose import losses, skeleton
+from jpose.models.relative_depth import select_joints
 
 __all__ = ["zhou_image_loss_weights", "zhou_image_loss", "wsp_pretrain_loss", "wsp_finetune_loss"]
 
@@ -151,7 +152,8 @@ def wsp_pretrain_loss(
       label_valid: ``[B, P]`` pairs that enter ``L_rd``.
       key: PRNG key of the joint draw.
       alpha: eq. 8 weight of ``L_rd`` (50 in the paper).
-      num_selected: N, joints per pair.
+      num_selected: N, joints per pair (<= 0: all J; :func:`~jpose.models.relative_depth.
+        select_joints`).
       sigma: Gaussian standard deviation, heatmap pixels.
       squared: squared L2 in eq. 10 (the paper: plain L2).
 
@@ -162,8 +164,7 @@ def wsp_pretrain_loss(
     g = losses.render_gaussian_heatmaps(keypoints_2d, height=h, width=w, sigma=sigma)  # [B,K,J,h,w]
     target = jnp.max(g * visibility[..., None, None], axis=1)
     l_hm = losses.wsp_heatmap_loss(heatmaps, target, squared=squared)  # eq. 10, [B]
-    u = jax.random.uniform(key, labels.shape)
-    selected = jnp.argsort(jnp.argsort(u, axis=-1), axis=-1) < num_selected  # N of J
+    selected = select_joints(key, jnp.ones(labels.shape, bool), num_selected)  # N of J
     valid = label_valid.astype(jnp.float32)
     rd = losses.wsp_relative_depth_loss(logits, labels, mask=selected)
     l_rd = jnp.sum(rd * valid) / jnp.maximum(jnp.sum(valid), 1.0)  # eq. 9

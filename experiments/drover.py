@@ -362,7 +362,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         rows.append(("trivial baseline", " (trivial baseline)", trivial))
     evaluations: dict[str, Any] = {}
     summary: dict[str, dict[str, float]] = {}
-    for split, ds in _protocol_splits(datasets, config).items():
+    protocol_splits = _protocol_splits(datasets, config)
+    for split, ds in protocol_splits.items():
         summary[split] = {}
         for row, suffix, predict_3d in rows:
             ev = evaluations[split + suffix] = evaluate(predict_3d, ds, config=config)
@@ -406,7 +407,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     figures = []
     if config.eval.figures:
         learned_only = {k: v for k, v in evaluations.items() if k in summary}
-        figures = lifter_figures(wd, learned_only, datasets | _protocol_splits(datasets, config),
+        figures = lifter_figures(wd, learned_only, datasets | protocol_splits,
                                  title="drover")  # fmt: skip
     common.write_results(
         wd,

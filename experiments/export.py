@@ -25,7 +25,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ml_collections
 from absl import flags
 
 from jpose import cli_flags, inference
@@ -117,14 +116,6 @@ def reconstruct_command(config: Mapping[str, Any], *, workdir: str) -> dict[str,
             "exact": exact, "fields_added_after_the_run": newer}  # fmt: skip
 
 
-def _declare_pipeline(config: dict[str, Any], model_info: dict[str, Any]) -> Any:
-    """The pipeline the run's method declares (for runs trained before model.json held it)."""
-    method = importlib.import_module(f"experiments.{config['experiment']}")
-    if hasattr(method, "pipeline"):
-        return method.pipeline(ml_collections.ConfigDict(config), model_info)
-    return None
-
-
 PROG = "python -m experiments.export"
 DESCRIPTION = (
     "Export a finished jpose training run as a pretrained bundle (inference networks, config, "
@@ -183,7 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             tolerance_mm=args.tolerance_mm,
             overwrite=args.overwrite,
             notes=args.note,
-            declare_pipeline=_declare_pipeline,
         )
     w = card["weights"]
     print(f"experiments.export: wrote {args.output}: {w['dtype']} weights, "

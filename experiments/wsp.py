@@ -245,7 +245,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     data = {"rd": {k: v for k, v in arrays.items() if k not in ("delta_s", "image_id")}}
     ex = {k: v[:2] for k, v in data["rd"].items()}
     scale = np.ones(2, np.float32)
-    pre_steps = -(-int(pc.steps) // k_steps) * k_steps
+    pre_steps = harness.num_stage_steps(steps=int(pc.steps), epochs=0.0, steps_per_epoch=1,
+                                        steps_per_block=k_steps)  # fmt: skip
     pre_tx = _tx(float(pc.lr), pre_steps, float(config.train.clip_norm))
     rd_loss = functools.partial(_pretrain_loss, num_selected=int(pc.num_selected),
                                 ankle_dropout=float(pc.ankle_dropout))  # fmt: skip
@@ -258,7 +259,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )]  # fmt: skip
 
     # -- stages 2..: fine-tuning, one per label fraction and initialisation -----------------------
-    ft_steps = -(-int(fc.steps) // k_steps) * k_steps
+    ft_steps = harness.num_stage_steps(steps=int(fc.steps), epochs=0.0, steps_per_epoch=1,
+                                       steps_per_block=k_steps)  # fmt: skip
     lifter = build_lifter(config)
     for fi, frac in enumerate(fc.fractions):
         n_sub = _subset_size(frac, len(train_3d), int(fc.batch_size))

@@ -129,7 +129,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train (or resume) stage 1 and stages 2-3 of one ablation (or ``"all"``), evaluate, report.
 
     Returns:
-      ``{ablation: {split: metrics}}`` plus timings.
+      ``{"results": {ablation: {split: metrics}}, "timings_s": {...}}``.
     """
     wd = common.setup_workdir(workdir, config)
     if config.data.source not in ("rendered", "h36m"):

@@ -252,7 +252,8 @@ def estimate_rig_extrinsics(
 
     Returns:
       ``(R [M, V_real - 1, 3, 3], t [M, V_real - 1, 3], errors)`` with ``errors[view] =
-      {"rotation_deg", "direction_deg"}`` (median over rigs, against the calibration).
+      {"rotation_deg", "direction_deg", "rigs", "correspondences"}`` (median errors over rigs
+      against the calibration, the number of rigs, the median correspondences per rig).
     """
     if arrays.get("_pose2d_px") is None:
         raise ValueError("the uncalibrated variant needs pixel 2D (pose2d_px)")

@@ -185,7 +185,7 @@ def eval_splits(datasets: Mapping[str, PoseDataset], names: str | Sequence[str] 
 
 def data_normalization(data: Mapping[str, Any]) -> str:
     """The 2D normalisation of the training inputs a data config produces (see
-    :func:`load_datasets`): ``cmu+coco`` -> ``image``, ``cmu`` / ``synthetic`` -> ``vp``,
+    :func:`load_splits`): ``cmu+coco`` -> ``image``, ``cmu`` / ``synthetic`` -> ``vp``,
     ``h36m`` -> ``data.h36m.normalization``."""
     data_cfg = _Block(data)
     preset = data_cfg.preset

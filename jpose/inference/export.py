@@ -289,7 +289,6 @@ def export_bundle(
     tolerance_mm: float = 0.1,
     overwrite: bool = False,
     notes: Sequence[str] = (),
-    declare_pipeline: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Write the bundle of a finished training run (see the module docstring).
 
@@ -312,9 +311,10 @@ def export_bundle(
       tolerance_mm: the float16 rule's tolerance.
       overwrite: replace an earlier bundle at ``output``.
       notes: free-text provenance notes for the card (e.g. the state of the working tree).
-      declare_pipeline: ``(config, model_info) -> pipeline spec or None`` for runs whose
-        ``model.json`` declares no pipeline (trained before runs wrote one), so that the bundle
-        loads without method code (:mod:`jpose.inference.pipelines`).
+
+    A run whose ``model.json`` declares no pipeline (trained before runs wrote one) gets the one
+    its method declared while :func:`jpose.inference.load_predictor` restored it
+    (``Predictor.pipeline``), so the bundle loads without method code.
 
     Returns:
       The card (``card.json``'s content).
@@ -350,10 +350,10 @@ def export_bundle(
     tmp.mkdir(parents=True)
     try:
         shutil.copyfile(wd / "config.json", tmp / "config.json")
-        if "pipeline" not in model_info and declare_pipeline is not None:  # older runs
-            spec = declare_pipeline(config, model_info)
-            if spec is not None:
-                model_info = {**model_info, "pipeline": spec}
+        if "pipeline" not in model_info and predictor.pipeline is not None:
+            # an older run: the pipeline its method declared while restoring it (missing
+            # fields recomputed there), so the bundle restores with jpose alone
+            model_info = {**model_info, "pipeline": dict(predictor.pipeline)}
         (tmp / "model.json").write_text(json.dumps(model_info, indent=2, sort_keys=True) + "\n")
         run_status = rundir.read_status(wd) or {}
         status = {

@@ -206,7 +206,8 @@ def load_pipeline(
             nets, variables, camera_inputs=str(options.get("camera_inputs", "2d")),
             min_depth=float(options["min_depth"]),
         )  # fmt: skip
-    return Predictor(predict=predict, checkpoint=steps, config=dict(config), **fields)
+    return Predictor(predict=predict, checkpoint=steps, config=dict(config), pipeline=spec,
+                     **fields)  # fmt: skip
 
 
 def _drover_pipeline(
@@ -245,4 +246,5 @@ def _drover_pipeline(
         del c  # the generator sees 2D only
         return run_all(variables, x)
 
-    return Predictor(predict=predict, checkpoint=steps, config=dict(config), **spec["predictor"])
+    return Predictor(predict=predict, checkpoint=steps, config=dict(config), pipeline=spec,
+                     **spec["predictor"])  # fmt: skip

@@ -118,6 +118,9 @@ class Predictor:
       takes_frame_scale: ``predict`` accepts a third argument ``frame_scale [B, 2]`` (``[1, h /
         w]`` of each image for ``"image"``-normalised 2D; CameraPose's camera branch works in
         that aspect-preserving frame, see ``jpose.data.camerapose.frame_scale``).
+      pipeline: the ``model.json["pipeline"]`` entry it was restored from
+        (:mod:`jpose.inference.pipelines`; for an older run, the one its method declared), or
+        None for a predictor built by method code alone.
     """
 
     experiment: str
@@ -131,6 +134,7 @@ class Predictor:
     description: str = ""
     takes_frame_scale: bool = False
     unfinished: str = ""
+    pipeline: Mapping[str, Any] | None = None
 
 
 def read_config(workdir: str | os.PathLike[str]) -> dict[str, Any]:

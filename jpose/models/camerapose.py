@@ -314,7 +314,7 @@ def camerapose_predict(
         refined = net.refine(x, c)
         pose = net.lift(refined)
         out = {"refined": refined, "pose3d": pose}
-        if "camera" in models:
+        if net.has_camera:
             scale = jnp.ones((*x.shape[:-2], 2), x.dtype) if scale is None else scale
             cam = net.camera(refined, pose, scale)
             proj = net.project(pose, cam, min_depth=min_depth)

@@ -586,10 +586,16 @@ def run_stages(
                 # their device copy so that their id cannot be reused by other arrays
                 on_device[n, id(data[n])] = (data[n], device_arrays(
                     data[n], num_devices=options.num_devices))  # fmt: skip
-        # stages with the same phases object, datasets and batch sizes share one compiled block
-        # (Drover's seeds, WSP's initialisations): jit caches key on the function object
-        runner_key = (id(stage.phases), tuple(sorted(stage.batch_sizes.items())), stage.sampling,
-                      tuple(id(data[n]) for n in sorted(stage.batch_sizes)))  # fmt: skip
+        # stages with the same phases, datasets and batch sizes share one compiled block
+        # (Drover's seeds, WSP's initialisations): jit caches key on the function object. The
+        # key holds the Phase objects themselves (hashed by identity), so the entry keeps them
+        # alive and no other phases can take their place
+        runner_key = (
+            tuple(stage.phases),
+            tuple(sorted(stage.batch_sizes.items())),
+            stage.sampling,
+            tuple(id(data[n]) for n in sorted(stage.batch_sizes)),
+        )
         if runner_key not in runners:
             sizes = {n: len(next(iter(data[n].values()))) for n in stage.batch_sizes}
             sampler = make_sampler(sizes, stage.batch_sizes, num_devices=options.num_devices,

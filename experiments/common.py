@@ -2,7 +2,9 @@
 (``config.data`` -> splits, ``config.train`` -> :class:`jpose.training.stages.TrainOptions`,
 stage blocks -> steps). Training is library code: a method declares its stages
 (``jpose.training.stages.Stage``) and ``run_stages`` runs them (work directory layout and resume
-order: :mod:`jpose.training.stages`); results and figures are ``jpose.training.reports``.
+order: :mod:`jpose.training.stages`); results and figures are ``jpose.training.reports``. The
+keypoint-lifting methods also share held-out validation, evaluation with ``config.eval``'s
+options and their results (:func:`finish`).
 
 Entry point (flax ``examples/imagenet`` style)::
 
@@ -17,25 +19,27 @@ Entry point (flax ``examples/imagenet`` style)::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import ml_collections
+import numpy as np
 
-from jpose import inference, skeleton
+from jpose import evaluation as jeval
+from jpose import inference, models, skeleton
 from jpose.data import PoseDataset
 from jpose.data.common import holdout_split, subset
 from jpose.data.splits import data_normalization, eval_splits, load_splits
 from jpose.inference import pipelines
-from jpose.training import (
-    parallel,
-    rundir,
-)
+from jpose.training import parallel, rundir
 from jpose.training import stages as harness
 from jpose.training.reports import (
     ResultsHeader,
@@ -45,9 +49,16 @@ from jpose.training.reports import (
     write_model_info,
     write_results,
 )
-from jpose.training.stages import num_stage_steps
+from jpose.training.stages import StagesResult, num_stage_steps
 
 __all__ = [
+    "eval_datasets",
+    "evaluate",
+    "fields",
+    "finish",
+    "lifter_figures",
+    "start",
+    "validation",
     "LOGGER",
     "config_path",
     "cli",
@@ -196,24 +207,13 @@ def check_known_fields(config: ml_collections.ConfigDict) -> None:
 def setup_workdir(
     workdir: str | os.PathLike[str], config: ml_collections.ConfigDict
 ) -> pathlib.Path:
-    """Create ``workdir`` and dump the config to ``config.json``.
+    """Create ``workdir``, dump the config to ``config.json`` and return the path.
 
-    On resume with a different config the new one is written to ``config.<n>.json`` and a
-    warning naming the changed fields is logged (the first ``config.json`` stays, it describes the
-    checkpoints). Before anything is written (``jpose.training.rundir``): the path must be
-    non-empty, the config valid (``rundir.validate_config``), the work directory not in use by
-    another run (``run.lock``) and, when it has checkpoints, built for the same networks
-    (``rundir.check_resume_config``); ``status.json`` then marks the run unfinished.
-
-    Args:
-      workdir: output directory.
-      config: the resolved config.
-
-    Returns:
-      The work directory as a path.
-
-    Raises:
-      rundir.UserError: empty path, invalid config, work directory in use, changed networks.
+    Refused first (``rundir.UserError``): an empty path, an unknown or invalid field, a work
+    directory in use by another run (``run.lock``) or whose checkpoints were built for other
+    networks (``rundir.check_resume_config``). On resume with a different config the new one goes
+    to ``config.<n>.json`` with a warning naming the changed fields (``config.json`` describes the
+    checkpoints); ``status.json`` then marks the run unfinished.
     """
     wd = rundir.check_workdir_path(workdir)
     check_known_fields(config)
@@ -307,3 +307,160 @@ def declared_predictor(
 def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
     """:func:`jpose.inference.read_config` as a ``ConfigDict`` (the methods' config type)."""
     return ml_collections.ConfigDict(inference.read_config(workdir))
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation, evaluation and results of the keypoint-lifting methods (baseline, Zhou, Drover, Li)
+# ------------------------------------------------------------------------------------------------
+
+
+def eval_datasets(
+    datasets: Mapping[str, PoseDataset], cfg: ml_collections.ConfigDict
+) -> dict[str, PoseDataset]:
+    """The 3D evaluation splits named by ``cfg.eval.splits`` (default: every 3D test split)."""
+    return {n: datasets[n] for n in eval_splits(datasets, cfg.eval.splits)}
+
+
+def evaluate(
+    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
+    ds: PoseDataset,
+    config: ml_collections.ConfigDict,
+    *,
+    keep_predictions: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`jpose.evaluation.evaluate_3d` with ``config.eval``'s batch size and action key,
+    predictions kept (``kwargs``: its other options)."""
+    return jeval.evaluate_3d(predict_3d, ds, batch_size=int(config.eval.batch_size),
+                             action_key=config.eval.action_key,
+                             keep_predictions=keep_predictions, **kwargs)  # fmt: skip
+
+
+def start(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    prepare: Callable[[dict[str, PoseDataset]], dict[str, PoseDataset]] | None = None,
+    holdout: bool = True,
+) -> tuple[float, pathlib.Path, dict[str, PoseDataset], PoseDataset | None]:
+    """A run's start: ``(start time, work directory, splits, validation split)``: the splits of
+    ``config.data`` (through ``prepare``) and, with ``holdout``, ``train.val_fraction`` of
+    ``train_3d`` held out as validation (None when 0; the test split is never used)."""
+    t_start = time.perf_counter()
+    wd = setup_workdir(workdir, config)
+    datasets = load_datasets(config.data)
+    datasets = prepare(datasets) if prepare else datasets
+    fraction = float(config.train.val_fraction) if holdout else 0.0
+    if fraction <= 0:
+        return t_start, wd, datasets, None
+    datasets["train_3d"], val = holdout_split(datasets["train_3d"], fraction,
+                                                     seed=int(config.seed) + 7)  # fmt: skip
+    return t_start, wd, datasets, val
+
+
+def validation(
+    val: PoseDataset | None,
+    config: ml_collections.ConfigDict,
+    model: models.Model,
+    lift: Callable[..., jax.Array],
+    *,
+    player: str,
+    best: str = "best validation MPJPE",
+    final: str = "final checkpoint",
+) -> tuple[dict[str, Any], str]:
+    """The validation fields of a :class:`jpose.training.stages.Stage` and the results header's
+    model-selection sentence: ``lift(apply, pose2d_norm, confidence) -> pose3d`` of ``player``
+    (network ``model``) on ``val`` (none when None) every ``train.eval_every`` steps;
+    ``train.select`` picks by validation MPJPE."""
+    tc, validate = config.train, None
+    if val is not None:
+
+        def predict(v: Any, x: jax.Array, c: jax.Array) -> jax.Array:
+            return lift(lambda u: model.apply(v, u, train=False)[0], x, c)
+
+        validate = jeval.make_validator(predict, val, variables=lambda s: s[player].variables(),
+                                        batch_size=int(config.eval.batch_size))  # fmt: skip
+    stage_kw = {"evaluate": validate, "eval_every": int(tc.eval_every) or None,
+                "best_metric": "mpjpe_mm", "select": str(tc.select)}  # fmt: skip
+    if tc.select == "best" and val is not None:  # else the harness refuses "best"
+        return stage_kw, (f"{best} ({len(val)} examples held out of the training split; the test "
+                          "split is never used for selection)")  # fmt: skip
+    selection = f"{final} (no model selection)"
+    if val is not None:
+        selection += f"; validation curves on {len(val)} held-out training examples"
+    return stage_kw, selection
+
+
+def fields(config: ml_collections.ConfigDict, *paths: str) -> dict[str, Any]:
+    """``{last name: value}`` of dotted config fields (``"model.width"`` -> ``width``)."""
+    return {p.rsplit(".", 1)[-1]: functools.reduce(getattr, p.split("."), config) for p in paths}
+
+
+def lifter_figures(
+    workdir: str | pathlib.Path,
+    evaluations: Mapping[str, Mapping[str, Any]],
+    datasets: Mapping[str, PoseDataset],
+    *,
+    title: str,
+) -> list[str]:
+    """Training curves plus predicted-vs-true 3D poses (4 examples) of each evaluation with
+    ``predictions`` (``evaluations[split]`` of ``datasets[split]``); returns the written paths
+    (relative to ``workdir``; none when matplotlib is missing)."""
+    from jpose import viz
+
+    def poses(ev: Mapping[str, Any], ds: PoseDataset, split: str) -> Any:
+        idx = np.linspace(0, len(ds) - 1, 4).astype(int)
+        return viz.figure_poses_3d(ev["predictions"][idx], ds.pose3d_root_relative[idx],
+                                   errors_mm=ev["errors_mm"]["p_mpjpe"][idx],
+                                   title=f"{title}: {split} (P-MPJPE in titles)")  # fmt: skip
+
+    figs = {"training_curves": lambda: training_curves_figure(workdir, title=title)}
+    for split, ev in evaluations.items():
+        if "predictions" in ev:
+            figs[f"poses_3d_{split.replace('/', '_')}"] = functools.partial(
+                poses, ev, datasets[split], split
+            )
+    return write_figures(workdir, figs)
+
+
+def finish(
+    workdir: pathlib.Path,
+    config: ml_collections.ConfigDict,
+    trained: StagesResult,
+    t_start: float,
+    *,
+    header: Mapping[str, Any],
+    evaluations: Mapping[str, Mapping[str, Any]],
+    datasets: Mapping[str, PoseDataset],
+    title: str,
+    notes: tuple[str, ...] = (),
+    figure_evaluations: Mapping[str, Mapping[str, Any]] | None = None,
+    stage_info: Mapping[str, Mapping[str, Any]] | None = None,
+    extra_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write ``results.json|md`` (with ``eval.figures``, :func:`lifter_figures` of
+    ``figure_evaluations``, default ``evaluations``); return the run's record ``{"evaluations"
+    (without predictions), "timings", "figures", **extra, "stages"}``. ``header``: the
+    :class:`ResultsHeader` fields but the 2D source (the dataset's), the checkpoints and
+    the notes (``notes`` after the training wall time); ``stage_info``: more fields of
+    ``timings["stages"][stage]`` (``trained.summary()``); ``extra``: more results fields."""
+    stages = trained.summary()
+    for name, more in (stage_info or {}).items():
+        stages.get(name, {}).update(more)
+    timings = {"train_wall_s": trained.wall_s, "total_wall_s": time.perf_counter() - t_start,
+               "stages": stages}  # fmt: skip
+    header = ResultsHeader(
+        **header,
+        source_2d=f"dataset 2D ({datasets['train_3d'].normalization} normalisation)",
+        checkpoint={k: r.selected_step or r.num_steps for k, r in trained.stages.items()},
+        notes=(f"training wall time (this invocation) {trained.wall_s:.1f} s", *notes),
+    )
+    figures = []
+    if config.eval.figures:
+        figures = lifter_figures(workdir, figure_evaluations or evaluations, datasets, title=title)
+    extra = {"timings": timings, "figures": figures, **extra}
+    write_results(workdir, header=header, evaluations=evaluations,
+                         extra_tables=extra_tables, extra=extra)  # fmt: skip
+    return {"evaluations": evaluation_record(evaluations), **extra,
+            "stages": trained.stages}  # fmt: skip

@@ -2,16 +2,13 @@
 
     python -m experiments.li --workdir=/tmp/li [--config=experiments/configs/li.py:<preset>]
 
-No 3D pose reaches a training loss: a training example is one instant seen by V synchronised
-views, with per view the normalised 2D, its confidences and the cameras (:data:`TRAIN_KEYS`);
-the data set's 3D only creates the 2D of the extra virtual cameras
-(:func:`jpose.data.multiview.build_multiview_set`) and is used for evaluation. Lifting and root
-branches give the global pose (:mod:`jpose.models.li`); stage ``pretrain`` minimises eq. 6, stage
-``train`` eq. 7 (eqs. 2 + lambda 5), over all view pairs. The uncalibrated variant replaces the
-real views' extrinsics by relative poses estimated from the 2D (``multiview.extrinsics``).
-Evaluation: the lifting branch alone, single view, P1 / P2 (+ N-MPJPE) per action;
-:func:`load_predictor` (or ``jpose.inference.load_predictor(DIR)``) restores both branches.
-Losses are in the units of the normalised 2D (intrinsics converted to them), not pixels^2.
+A training example is one instant seen by V synchronised views: per view the normalised 2D, its
+confidences and the cameras (:data:`TRAIN_KEYS`), no 3D pose (the data's 3D only creates the
+virtual cameras' 2D, :func:`jpose.data.multiview.build_multiview_set`, and is evaluated against).
+Lifting and root branches give the global pose (:mod:`jpose.models.li`); stage ``pretrain``
+minimises eq. 6, ``train`` eq. 7 (eqs. 2 + lambda 5), over all view pairs; the uncalibrated
+variant estimates the real views' extrinsics from the 2D. Evaluation: the lifting branch alone,
+single view. Deviations from the paper: BUILD_NOTES.md.
 """
 
 from __future__ import annotations
@@ -31,30 +28,16 @@ from experiments import common
 from jpose import augment, inference, skeleton
 from jpose import evaluation as jeval
 from jpose import multiview as mv
+from jpose import training as T
 from jpose.data import multiview as mvdata
 from jpose.data.virtual_cameras import VirtualCameraConfig
-from jpose.evaluation import apply_fn
 from jpose.inference import pipelines
-from jpose.models import Model
 from jpose.models import li as mli
 from jpose.models.li import output_scale
-from jpose.training import Phase, clipped, create_player, create_train_state
 from jpose.training import stages as harness
-from jpose.training.schedules import schedule_from_config
-from jpose.training.state import TrainState
 
-__all__ = [
-    "TRAIN_KEYS",
-    "view_options",
-    "forward_global",
-    "pretrain_loss_fn",
-    "train_loss_fn",
-    "build_state",
-    "STAGES",
-    "build_models",
-    "load_predictor",
-    "run",
-]
+__all__ = ["TRAIN_KEYS", "STAGES", "view_options", "forward_global", "pretrain_loss_fn",
+           "train_loss_fn", "noise_options", "build_state", "load_predictor", "run"]  # fmt: skip
 
 TRAIN_KEYS = mvdata.VIEW_FIELDS
 """The only fields of a training batch (``[B, V, ...]``): 2D, confidences and cameras."""
@@ -82,8 +65,7 @@ def view_options(mcfg: ml_collections.ConfigDict) -> dict[str, Any]:
 def forward_global(ctx: Any, pose2d: jax.Array, *, root_depth_offset: float = 0.0) -> jax.Array:
     """Global 3D per view ``[B, V, J, 3]`` (:func:`jpose.models.li.global_pose`) of the players
     ``lifter`` and ``root`` on ``pose2d [B, V, J, 2]``."""
-    rel = ctx.apply("lifter", pose2d)
-    root = ctx.apply("root", pose2d)
+    rel, root = ctx.apply("lifter", pose2d), ctx.apply("root", pose2d)
     return mli.global_pose(rel, root, root_index=ROOT, root_depth_offset=root_depth_offset)
 
 
@@ -94,35 +76,20 @@ def pretrain_loss_fn(
     b = batch["mv"]
     _check_batch(b)
     glob = forward_global(ctx, b["pose2d"], root_depth_offset=root_depth_offset)
-    return mli.pretrain_objective(
-        glob, rotation=b["rotation"], translation=b["translation"], root_index=ROOT
-    )
+    return mli.pretrain_objective(glob, rotation=b["rotation"], translation=b["translation"],
+                                  root_index=ROOT)  # fmt: skip
 
 
-def train_loss_fn(
-    ctx: Any,
-    batch: Mapping[str, Any],
-    *,
-    transform_weight: float,
-    confidence_view: str = "source",
-    root_depth_offset: float = 0.0,
-    detection_noise: Mapping[str, float] | None = None,
-    confidence_weighting: bool = True,
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Eq. 7 over all view pairs (:func:`jpose.models.li.train_objective`).
-
-    Args:
-      ctx: the phase context.
-      batch: ``{"mv": {TRAIN_KEYS: [B, V, ...]}}``.
-      transform_weight: lambda of eq. 7.
-      confidence_view: eq. 5's weights (``jpose.losses.li_transform_reprojection_loss``).
-      root_depth_offset: added to the root branch's depth (metres).
-      detection_noise: options of :func:`jpose.augment.detection_noise` (None = GT 2D): every
-        view's 2D becomes a simulated detection with confidences (fresh each step), used as the
-        lifter input, the re-projection target and the weights w of eqs. 2 and 5.
-      confidence_weighting: False = the ablation without the w of eqs. 2 and 5 (every present
-        joint weighted 1).
-    """
+def train_loss_fn(ctx: Any, batch: Mapping[str, Any], *, transform_weight: float,
+                  confidence_view: str = "source", root_depth_offset: float = 0.0,
+                  detection_noise: Mapping[str, float] | None = None,
+                  confidence_weighting: bool = True
+                  ) -> tuple[jax.Array, dict[str, jax.Array]]:  # fmt: skip
+    """Eq. 7 over all view pairs (:func:`jpose.models.li.train_objective`) on
+    ``batch = {"mv": {TRAIN_KEYS: [B, V, ...]}}``; ``transform_weight``: lambda of eq. 7.
+    ``detection_noise``: options of :func:`jpose.augment.detection_noise` (None: GT 2D): every
+    view's 2D becomes a fresh simulated detection, the lifter input, re-projection target and
+    weights w of eqs. 2 and 5; ``confidence_weighting=False``: the ablation without w."""
     b = dict(batch["mv"])
     _check_batch(b)
     if detection_noise is not None:
@@ -143,24 +110,13 @@ def noise_options(config: ml_collections.ConfigDict) -> dict[str, float] | None:
     """Keyword options of :func:`jpose.augment.detection_noise` from ``config.noise`` (None when
     disabled: ground-truth 2D with its own confidences)."""
     n = config.noise
-    if not n.enabled:
-        return None
-    return {k: float(n[k]) for k in augment.DETECTION_NOISE_OPTIONS}
+    return {k: float(n[k]) for k in augment.DETECTION_NOISE_OPTIONS} if n.enabled else None
 
 
 def _check_batch(b: Mapping[str, Any]) -> None:
     extra = set(b) - set(TRAIN_KEYS)
     if extra:  # static (trace-time) guard: nothing but 2D and cameras reaches a loss
         raise ValueError(f"training batch has fields {sorted(extra)} beyond {TRAIN_KEYS}")
-
-
-def build_models(
-    config: ml_collections.ConfigDict, *, num_joints: int = skeleton.H36M17.num_joints
-) -> dict[str, Model]:
-    """``{"lifter": lifting branch, "root": root branch}`` of ``config.model`` (no parameters,
-    no data needed; :func:`network_specs`)."""
-    return {n: pipelines.build_network(spec)
-            for n, spec in network_specs(config.model, num_joints).items()}  # fmt: skip
 
 
 def _lift(apply: Any, pose2d: jax.Array, confidence: jax.Array) -> jax.Array:
@@ -170,19 +126,13 @@ def _lift(apply: Any, pose2d: jax.Array, confidence: jax.Array) -> jax.Array:
     return rel - rel[..., ROOT : ROOT + 1, :]
 
 
-def load_predictor(
-    config: Mapping[str, Any], workdir: str | os.PathLike[str], *, step: int | None = None
-) -> inference.Predictor:
-    """The trained branches of a Li et al. work directory (:func:`pipeline`).
-
-    ``predict(pose2d_norm, confidence)`` returns ``pose3d``: the lifting branch's output made
-    root-relative (pelvis at the origin; metres, camera frame), exactly the single-view 3D that
-    ``run`` evaluates; and ``translation`` ``[B, 3]``: the root branch's root position (metres,
-    camera frame, ``model.root_depth_offset_m`` added to its depth as in training), so that
-    ``pose3d + translation[:, None]`` is the global pose of the training losses. Confidences are
-    not used (the branches see 2D only). Restored from the last stage with checkpoints
-    (``train``, else ``pretrain``).
-    """
+def load_predictor(config: Mapping[str, Any], workdir: str | os.PathLike[str], *,
+                   step: int | None = None) -> inference.Predictor:  # fmt: skip
+    """The trained branches of a Li et al. work directory (:func:`pipeline`):
+    ``predict(pose2d_norm, confidence)`` returns ``pose3d``, the lifting branch's output made
+    root-relative (exactly what ``run`` evaluates), and ``translation`` ``[B, 3]``, the root
+    branch's root (metres, camera frame, ``model.root_depth_offset_m`` added to its depth), so
+    that ``pose3d + translation[:, None]`` is the global pose of the training losses."""
     return common.declared_predictor(pipeline, config, workdir, step=step,
                                      info=inference.read_model_info(workdir))  # fmt: skip
 
@@ -217,56 +167,42 @@ def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict
     )  # fmt: skip
 
 
-def build_state(
-    config: ml_collections.ConfigDict,
-    example: jax.Array,
-    *,
-    key: jax.Array,
-    stage: ml_collections.ConfigDict,
-    steps_per_epoch: int,
-    num_steps: int,
-    previous: TrainState | None = None,
-) -> TrainState:
-    """Players ``lifter`` and ``root`` with a fresh Adam for ``stage`` (parameters of the
-    previous stage's state when given).
-
-    The stage's epoch-based learning-rate boundaries are rescaled to its step budget when
-    ``stage.steps > 0`` (CPU presets), so "x0.1 at 1/3 and 2/3 of training" is kept.
-    """
-    sched_cfg = dict(stage)
+def build_state(config: ml_collections.ConfigDict, example: jax.Array, *, key: jax.Array,
+                stage: ml_collections.ConfigDict, steps_per_epoch: int, num_steps: int,
+                previous: T.TrainState | None = None) -> T.TrainState:  # fmt: skip
+    """Players ``lifter`` and ``root`` (:func:`network_specs`) with a fresh Adam for ``stage``
+    (parameters of the previous stage's state when given). With ``stage.steps > 0`` (CPU
+    presets) the epoch-based learning-rate boundaries are rescaled to the step budget, so "x0.1
+    at 1/3 and 2/3 of training" is kept."""
+    sched_cfg, spe = dict(stage), steps_per_epoch
     if int(stage.steps) > 0 and stage.boundaries:
-        epochs = float(stage.epochs)
+        epochs, spe = float(stage.epochs), 1
         sched_cfg["boundaries"] = tuple(float(b) / epochs * num_steps for b in stage.boundaries)
-        spe = 1
-    else:
-        spe = steps_per_epoch
-    sched = schedule_from_config(sched_cfg, steps_per_epoch=spe)
+    sched = T.schedule_from_config(sched_cfg, steps_per_epoch=spe)
     warmup = int(stage.warmup_steps)
     if warmup > 0:  # linear warm-up of each stage's fresh Adam (see the config's comment)
         base = sched
         sched = lambda step: base(step) * jnp.minimum(1.0, (step + 1.0) / warmup)  # noqa: E731
-    tx = clipped(optax.adam(sched), config.train.clip_norm)
-    nets = build_models(config, num_joints=example.shape[-2])
+    tx = T.clipped(optax.adam(sched), config.train.clip_norm)
+    specs = network_specs(config.model, example.shape[-2])
     players = {}
-    for (name, net), k in zip(nets.items(), jax.random.split(key)):  # lifter, root
-        p = create_player(net, tx, k, example)
+    for (name, spec), k in zip(specs.items(), jax.random.split(key)):  # lifter, root
+        p = T.create_player(pipelines.build_network(spec), tx, k, example)
         if previous is not None:  # the previous stage's parameters, a fresh Adam
-            prev = previous.players[name]
-            p = p.with_variables(prev.params, prev.batch_stats)
+            p = p.with_variables(previous.players[name].params, previous.players[name].batch_stats)
         players[name] = p
-    return create_train_state(players)
+    return T.create_train_state(players)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train (pre-train + train), evaluate and report; resumable. Returns the results record."""
-    t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     datasets = common.load_datasets(config.data)
-    train_ds = datasets["train_3d"]
+    train_ds = datasets.pop("train_3d")  # only the multi-view set below reads the training 3D
     info = {"layout": train_ds.layout, "normalization": train_ds.normalization,
             "root_depth_offset_m": float(config.model.root_depth_offset_m)}  # fmt: skip
     common.write_model_info(wd, experiment="li", pipeline=pipeline(config, info), **info)
-    mcfg = config.multiview
+    mcfg, sc = config.multiview, config.stages
     t0 = time.perf_counter()
     mvset = mvdata.build_multiview_set(
         train_ds, views=tuple(config.data.views), group_keys=tuple(config.data.group_keys),
@@ -274,7 +210,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         extrinsics=mcfg.extrinsics, seed=int(config.seed), **view_options(mcfg),
     )  # fmt: skip
     prep_s = time.perf_counter() - t0
-    del datasets["train_3d"]  # nothing below may touch the training 3D
     m, v = mvset.num_instants, mvset.num_views
     options = common.train_options(config.train)
     bs = min(int(config.train.batch_size), m)
@@ -283,53 +218,41 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     example = jnp.asarray(mvset.arrays["pose2d"][:2])
     base_key = jax.random.key(int(config.seed))
     offset_m = float(config.model.root_depth_offset_m)
-    sc = config.stages
     losses_of = {
         "pretrain": functools.partial(pretrain_loss_fn, root_depth_offset=offset_m),
         "train": functools.partial(
-            train_loss_fn,
-            transform_weight=float(sc.train.transform_weight),
-            confidence_view=str(sc.train.confidence_view),
-            root_depth_offset=offset_m,
+            train_loss_fn, transform_weight=float(sc.train.transform_weight),
+            confidence_view=str(sc.train.confidence_view), root_depth_offset=offset_m,
             detection_noise=noise_options(config),
             confidence_weighting=bool(sc.train.confidence_weighting),
         ),
-    }
+    }  # fmt: skip
 
     def declare(index: int, name: str) -> harness.Stage:
-        scfg = sc[name]
+        scfg, skey = sc[name], jax.random.fold_in(base_key, index)
         num_steps = common.stage_num_steps(scfg, steps_per_epoch=steps_per_epoch,
                                            steps_per_block=options.steps_per_block)  # fmt: skip
-        skey = jax.random.fold_in(base_key, index)
         init = lambda done: build_state(  # noqa: E731 - continues from the previous stage
             config, example, key=jax.random.fold_in(skey, 1), stage=scfg,
             steps_per_epoch=steps_per_epoch, num_steps=num_steps,
             previous=next(reversed(done.values()), None),
         )  # fmt: skip
-        return harness.Stage(name, phases=[Phase(name, ("lifter", "root"), losses_of[name])],
+        return harness.Stage(name, phases=[T.Phase(name, ("lifter", "root"), losses_of[name])],
                              num_steps=num_steps, batch_sizes={"mv": bs}, init=init,
                              key=skey)  # fmt: skip
 
     names = ["pretrain", "train"] if sc.pretrain.enabled else ["train"]
     trained = harness.run_stages([declare(i, n) for i, n in enumerate(names)],
                                  {"mv": mvset.arrays}, workdir=wd, options=options)  # fmt: skip
-    state, results_stages = trained.state, trained.summary()
-    checkpoint = {n: r["steps"] for n, r in results_stages.items()}
-
-    lifter = state.players["lifter"]
-    predict_3d = apply_fn(lifter.model, lifter.variables(), _lift)  # = load_predictor's pose3d
-
-    evaluations = {}
-    for split in common.eval_splits(datasets, str(config.eval.splits)):
-        evaluations[split] = jeval.evaluate_3d(
-            predict_3d, datasets[split], batch_size=int(config.eval.batch_size),
-            action_key=str(config.eval.action_key), keep_predictions=bool(config.eval.figures),
-        )  # fmt: skip
-    tables: dict[str, dict[str, dict[str, float]]] = {}
-    if mvset.estimator_errors:
-        tables["Uncalibrated extrinsics vs calibration (training rigs, degrees)"] = (
-            mvset.estimator_errors
-        )
+    lifter = trained.state.players["lifter"]
+    predict_3d = jeval.apply_fn(lifter.model, lifter.variables(), _lift)  # load_predictor's pose3d
+    evaluations, keep = {}, bool(config.eval.figures)
+    for split, ds in common.eval_datasets(datasets, config).items():
+        e = evaluations[split] = common.evaluate(predict_3d, ds, config, keep_predictions=keep)
+        LOGGER.info("%s: MPJPE %.1f mm, P-MPJPE %.1f mm (action-wise)", split,
+                    *(e["metrics"][k]["action_wise"] for k in ("mpjpe", "p_mpjpe")))  # fmt: skip
+    title = "Uncalibrated extrinsics vs calibration (training rigs, degrees)"
+    tables = {title: mvset.estimator_errors} if mvset.estimator_errors else {}
     if config.eval.estimator_report:
         u = mcfg.uncalibrated
         tables["Relative-pose estimator on synthetic rigs (degrees)"] = mvdata.estimator_report(
@@ -337,52 +260,28 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             trials=int(u.report_trials), num_hypotheses=int(u.num_hypotheses),
             threshold_px=float(u.threshold_px), seed=int(config.seed),
         )  # fmt: skip
-    opts = {
-        "views": f"{mvset.num_real_views} real + {v - mvset.num_real_views} virtual",
-        "pairs": len(mv.view_pairs(v)),
-        "instants": m,
-        "extrinsics": mcfg.extrinsics,
-        "lambda": float(config.stages.train.transform_weight),
-        "pretrain": bool(config.stages.pretrain.enabled),
-        "width": int(config.model.width),
-        "batch_instants": bs,
-        "detection_noise": noise_options(config) or "off (GT 2D)",
-        "confidence_weighting": bool(config.stages.train.confidence_weighting),
-    }
+    stages = trained.summary()
     header = common.ResultsHeader(
         experiment=f"Li et al. AAAI 2020 (experiments.li, preset {config.preset})",
         dataset=f"{train_ds.name}: 2D of synchronised views + cameras only (no 3D labels)",
         source_2d=f"{train_ds.name} 2D ({train_ds.normalization}); virtual views: projections",
         protocol="lifting branch only, single view; P1 MPJPE, P2 P-MPJPE (mm, root-relative)",
-        options=opts,
-        checkpoint=checkpoint,
+        options={"views": f"{mvset.num_real_views} real + {v - mvset.num_real_views} virtual",
+                 "pairs": len(mv.view_pairs(v)), "instants": m, "extrinsics": mcfg.extrinsics,
+                 "lambda": float(sc.train.transform_weight), "pretrain": bool(sc.pretrain.enabled),
+                 "width": int(config.model.width), "batch_instants": bs,
+                 "detection_noise": noise_options(config) or "off (GT 2D)",
+                 "confidence_weighting": bool(sc.train.confidence_weighting)},
+        checkpoint={n: r["steps"] for n, r in stages.items()},
         model_selection="last checkpoint of each stage (no selection on the test split)",
         notes=list(config.notes),
-    )
-    figures: list[str] = []
+    )  # fmt: skip
+    figures = []
     if config.eval.figures:
-        from jpose import viz
-
-        figs: dict[str, Any] = {"training_curves": lambda: common.training_curves_figure(wd)}
-        for split, e in evaluations.items():
-            figs[f"poses_3d_{split}"] = functools.partial(
-                viz.figure_poses_3d, e["predictions"][:4],
-                datasets[split].pose3d_root_relative[:4], errors_mm=e["errors_mm"]["mpjpe"][:4],
-                title=f"{split}: lifting branch",
-            )  # fmt: skip
-        figures = common.write_figures(wd, figs)
-    extra = {
-        "stages": results_stages,
-        "timings_s": {"data_prep": prep_s, "total": time.perf_counter() - t_start},
-        "figures": figures,
-    }
+        figures = common.lifter_figures(wd, evaluations, datasets, title="Li et al.")
+    extra = {"stages": stages, "timings_s": {"data_prep": prep_s}, "figures": figures}
     common.write_results(wd, header=header, evaluations=evaluations, extra_tables=tables,
                          extra=extra)  # fmt: skip
-    summary = {
-        s: {mm: e["metrics"][mm]["action_wise"] for mm in ("mpjpe", "p_mpjpe")}
-        for s, e in evaluations.items()
-    }
-    LOGGER.info("results: %s", summary)
     return {"evaluations": evaluations, "tables": tables, **extra}
 
 

@@ -4,22 +4,19 @@ trained end to end on mixed batches of 3D-labelled and 2D-only images.
 ``python -m experiments.zhou_image --workdir=DIR [--config=experiments/configs/zhou_image.py:P]``
 
 Paper mapping: network :func:`jpose.models.hourglass.stacked_hourglass` (sec. 3.3, 4.1.1);
-targets in heatmap pixels :func:`jpose.data.image_targets.zhou_targets`; loss eq. 4 (eqs. 1-3)
+targets :func:`jpose.data.image_targets.zhou_targets`; loss eq. 4 (eqs. 1-3)
 :func:`jpose.image_losses.zhou_image_loss`, weights per ablation (Table 2) and stage
-:func:`jpose.image_losses.zhou_image_loss_weights`. Three stages (sec. 3.4): stage 1 = 2D module
-on the 2D-only images (shared by the ablations, as the paper pre-trains the hourglass on MPII
-for every baseline), stage 2 = whole network with ``lambda_geo = 0``, stage 3 = with the
-geometric loss. The weights live in ``state.extra``, so one compiled step per batch composition
-serves every stage and ablation. Evaluation :func:`jpose.image_evaluation.zhou_image_evaluation`:
-PCKh of the 2D module, MPJPE / P-MPJPE after the skeleton rescale (sec. 4.1.2), Table 4's
-left/right bone-length differences.
+(:func:`jpose.image_losses.zhou_image_loss_weights`, in ``state.extra``: one compiled step serves
+every stage and ablation). Stages (sec. 3.4): 1 = 2D module on the 2D-only images (shared by the
+ablations, as the paper pre-trains on MPII), 2 = whole network with ``lambda_geo = 0``, 3 = with
+the geometric loss. Evaluation :func:`jpose.image_evaluation.zhou_image_evaluation`: PCKh, MPJPE
+/ P-MPJPE after the skeleton rescale (sec. 4.1.2), Table 4's left/right bone-length differences.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import pathlib
 import re
 import time
 from collections.abc import Mapping
@@ -42,13 +39,7 @@ from jpose.data.images import normalize_images
 from jpose.image_evaluation import crop_keypoints_figure, zhou_image_evaluation, zhou_predictor
 from jpose.image_losses import zhou_image_loss, zhou_image_loss_weights
 from jpose.models.hourglass import stacked_hourglass
-from jpose.training import (
-    Phase,
-    PhaseContext,
-    clipped,
-    create_player,
-    create_train_state,
-)
+from jpose.training import Phase, PhaseContext, clipped, create_player, create_train_state, rundir
 from jpose.training import stages as harness
 
 __all__ = ["LAYOUT", "load_splits", "make_phase", "run"]
@@ -57,16 +48,11 @@ LAYOUT = skeleton.H36M17
 
 
 def load_splits(config: ml_collections.ConfigDict, *, heatmap_size: int) -> dict[str, Any]:
-    """The four splits, each ``{"arrays", "labels", "rendered", "render_s"}``: ``train_3d``
-    (3D-labelled), ``train_2d`` (2D only), ``test_wild`` and ``test_studio``.
-
-    ``data.source = "rendered"``: single-person crops rendered from pose pools, the studio style
-    and pose mix for the 3D sets, the wild ones for the others (a seed per split).
-    ``"h36m"``: real crops (layout in ``experiments/configs/zhou_image.py``, loaders in
-    :mod:`jpose.data.images`): h36m_train, mpii_train, mpii_val (2D only: no 3D metrics) and
-    h36m_test; the 2D-only images get depth 0 (never a target). ``data.num_train_3d`` /
-    ``num_train_2d`` / ``num_test`` size the splits (real files: evenly spaced rows, 0 = all).
-    """
+    """The splits ``train_3d`` (3D-labelled), ``train_2d`` (2D only), ``test_wild`` and
+    ``test_studio``, each ``{"arrays", "labels", "rendered", "render_s"}``: crops rendered from
+    pose pools (studio style and pose mix for the 3D sets, wild for the others), or
+    (``data.source = "h36m"``, layout in ``experiments/configs/zhou_image.py``) h36m_train,
+    mpii_train, mpii_val (2D only, depth 0: no 3D metrics) and h36m_test (evenly spaced rows)."""
     d, seed, size = config.data, int(config.seed), int(config.data.image_size)
     specs = {  # name: (studio / 3D-labelled, pool split, size, seed offset)
         "train_3d": (True, "train", int(d.num_train_3d), 1),
@@ -121,16 +107,10 @@ def make_phase(*, parts: tuple[str, ...], canonical_lengths: np.ndarray, sigma: 
     return Phase("zhou", ("net",), loss_fn)
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9]+", "_", name).strip("_")
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Train (or resume) stage 1 and stages 2-3 of one ablation (or ``"all"``), evaluate, report.
-
-    Returns:
-      ``{"results": {ablation: {split: metrics}}, "timings_s": {...}}``.
-    """
+    """Train (or resume) stage 1 and stages 2-3 of one ablation (or ``"all"``: each in its own
+    sub-directory, with ``ablations.{md,json}``), evaluate, report; returns
+    ``{"results": {ablation: {split: metrics}}, "timings_s": {...}}``."""
     wd = common.setup_workdir(workdir, config)
     if config.data.source not in ("rendered", "h36m"):
         raise ValueError(f"data.source must be 'rendered' or 'h36m', got {config.data.source!r}")
@@ -138,12 +118,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for a in ablations:
         if a not in ABLATIONS:
             raise ValueError(f"unknown ablation {a!r}; expected one of {ABLATIONS} or 'all'")
-    m, t = config.model, config.train
-    size = int(config.data.image_size)
-    heatmap_size = size // 4
-    t_data = time.perf_counter()
+    d, m, t, ec = config.data, config.model, config.train, config.eval
+    heatmap_size = int(d.image_size) // 4
     splits = load_splits(config, heatmap_size=heatmap_size)
-    data_s = time.perf_counter() - t_data
     train3 = splits["train_3d"]["rendered"]
     canonical = np.asarray(kinematics.bone_lengths(train3.pose3d_cam[:, 0], layout=LAYOUT)).mean(0)
     avg_sum_length = float(np.asarray(
@@ -184,81 +161,75 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         player = create_player(model, tx, jax.random.fold_in(key, 1), example)
         return create_train_state({"net": player}).replace(extra=weights0)
 
-    timings: dict[str, float] = {"render_s": data_s}
     # stage 1 draws the mixed batch of the 3d+2d ablations (one compiled step for both) but
     # only the 2D-only images are supervised (hm_3d = 0): the paper's MPII pre-training
     compiled: dict[str, Any] = {}  # stage 1's block serves the 3d+2d ablations' stages 2-3
-    s1 = harness.run_stages([declare(1, ("3d", "2d"), weights0, init_stage1)], data, workdir=wd,
-                            options=options, start_index=1,
-                            compiled=compiled).stages["stage1"]  # fmt: skip
-    timings["stage1_s"] = s1.wall_s
+    stage1 = harness.run_stages([declare(1, ("3d", "2d"), weights0, init_stage1)], data,
+                                workdir=wd, options=options, start_index=1,
+                                compiled=compiled)  # fmt: skip
+    s1 = stage1.stages["stage1"]
+    timings = {"stage1_s": s1.wall_s}
     results: dict[str, Any] = {}
     lr, lg = float(t.lambda_reg), float(t.lambda_geo)
+    rendered = d.source == "rendered"
+    prefix = "rendered " if rendered else ""
     for a in ablations:
-        a_wd = wd if len(ablations) == 1 else wd / _slug(a)
+        a_wd = wd if len(ablations) == 1 else wd / re.sub(r"[^a-zA-Z0-9]+", "_", a).strip("_")
         a_wd.mkdir(parents=True, exist_ok=True)
         parts = ("3d", "2d") if "2d" in a else ("3d",)
-        weights = [
-            zhou_image_loss_weights(a, stage=s, lambda_reg=lr, lambda_geo=lg) for s in (2, 3)
-        ]
+        w2, w3 = (zhou_image_loss_weights(a, stage=s, lambda_reg=lr, lambda_geo=lg) for s in (2, 3))
         # the compiled steps donate their input state: every ablation starts from a copy
         declared = [
-            declare(2, parts, weights[0], lambda done: jax.tree_util.tree_map(jnp.copy, s1.state)),
-            declare(3, parts, weights[1], lambda done: done["stage2"]),
+            declare(2, parts, w2, lambda done: jax.tree_util.tree_map(jnp.copy, s1.state)),
+            declare(3, parts, w3, lambda done: done["stage2"]),
         ]
         trained = harness.run_stages(declared, data, workdir=a_wd, options=options, start_index=2,
                                      step_offset=s1.num_steps, compiled=compiled)  # fmt: skip
-        walls = {f"{n}_s": r.wall_s for n, r in trained.stages.items()}
-        t_eval = time.perf_counter()
-        evals, tables = {}, {}
+        timings.update({f"{a}/{n}_s": r.wall_s for n, r in trained.stages.items()})
+        evals, tables, res = {}, {}, results.setdefault(a, {})
         player = trained.state.players["net"]
         predict = zhou_predictor(player.model, player.variables())
         for split in ("test_wild", "test_studio", "train_2d"):
             sp = splits[split]
             # h36m source: test_wild = MPII val has no 3D (NaN), so only its 2D is evaluated
-            prefix = "rendered " if config.data.source == "rendered" else ""
             has3 = split.startswith("test") and bool(np.isfinite(sp["rendered"].pose3d_cam).all())
             pred = jeval.batched_apply(predict, sp["arrays"]["image"],
-                                       batch_size=int(config.eval.batch_size))  # fmt: skip
+                                       batch_size=int(ec.batch_size))  # fmt: skip
             ev = zhou_image_evaluation(
                 pred, sp["arrays"], labels=sp["labels"], name=f"{prefix}{split}",
                 pose3d=sp["rendered"].pose3d_cam[:, 0] if has3 else None,
                 avg_sum_length=avg_sum_length, heatmap_size=heatmap_size,
-                pckh_threshold=float(config.eval.pckh_threshold),
+                pckh_threshold=float(ec.pckh_threshold),
             )  # fmt: skip
+            res[split] = {"pckh": ev["pckh"]["pckh"]}
             if "eval3d" in ev:
-                evals[split] = ev["eval3d"]
+                evals[split], metrics = ev["eval3d"], ev["eval3d"]["metrics"]
                 tables[f"{split}: left/right bone-length difference (mm, Table 4)"] = {
-                    "prediction": ev["symmetry_mm"],
-                    "ground truth": ev["symmetry_gt_mm"],
-                }
+                    "prediction": ev["symmetry_mm"], "ground truth": ev["symmetry_gt_mm"],
+                }  # fmt: skip
+                res[split].update(mpjpe_mm=metrics["mpjpe"]["frame_wise"],
+                                  p_mpjpe_mm=metrics["p_mpjpe"]["frame_wise"],
+                                  sym_mm=ev["symmetry_mm"]["mean"])  # fmt: skip
+            else:
+                res[split]["sym_crop_px"] = ev["symmetry_crop_px"]["mean"]
             tables[f"{split}: left/right bone-length difference (256-px crop units)"] = {
                 "prediction": ev["symmetry_crop_px"]
             }
-            tables[f"{split}: 2D PCKh@{config.eval.pckh_threshold} (2D module)"] = {
+            tables[f"{split}: 2D PCKh@{ec.pckh_threshold} (2D module)"] = {
                 "PCKh": {"all": ev["pckh"]["pckh"]}
             }
-            results.setdefault(a, {})[split] = {
-                "pckh": ev["pckh"]["pckh"],
-                **({"mpjpe_mm": ev["eval3d"]["metrics"]["mpjpe"]["frame_wise"],
-                    "p_mpjpe_mm": ev["eval3d"]["metrics"]["p_mpjpe"]["frame_wise"],
-                    "sym_mm": ev["symmetry_mm"]["mean"]} if "eval3d" in ev else
-                   {"sym_crop_px": ev["symmetry_crop_px"]["mean"]}),
-            }  # fmt: skip
-        walls["eval_s"] = time.perf_counter() - t_eval
         header = common.ResultsHeader(
             experiment=f"zhou_image (Zhou et al. ICCV 2017, image form), ablation {a}",
-            dataset=(f"rendered by jpose.data.render from {config.data.poses} poses: train_3d "
-                     f"{config.data.num_train_3d} {config.data.style_3d} images (3D), train_2d "
-                     f"{config.data.num_train_2d} {config.data.style_2d} images (2D only)"
-                     if config.data.source == "rendered" else
-                     f"Human3.6M frames (3D) + MPII images (2D only) from {config.data.image_root}"
+            dataset=(f"rendered by jpose.data.render from {d.poses} poses: train_3d "
+                     f"{d.num_train_3d} {d.style_3d} images (3D), train_2d "
+                     f"{d.num_train_2d} {d.style_2d} images (2D only)" if rendered else
+                     f"Human3.6M frames (3D) + MPII images (2D only) from {d.image_root}"
                      f" ({len(train3)} 3D crops)"),
             source_2d="the network's own 2D module (heatmap arg-max)",
             protocol=("MPJPE after Zhou's skeleton rescale (sec. 4.1.2, avg. training sum of "
                       "bone lengths), root-relative; P-MPJPE similarity-aligned; mm; rendered "
                       "test splits with fresh people and cameras"),
-            options={"ablation": a, "image_size": size, "heatmap": heatmap_size,
+            options={"ablation": a, "image_size": d.image_size, "heatmap": heatmap_size,
                      "features": m.features, "stacks": m.num_stacks, "modules": m.num_modules,
                      "steps": "/".join(str(st.steps) for st in config.stages.values()),
                      "batch": f"{t.batch_3d}+{t.batch_2d}"},
@@ -266,22 +237,36 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         **{n: r.num_steps for n, r in trained.stages.items()}},
             model_selection="final checkpoint of each stage (no selection on the test splits)",
             notes=["CPU-scaled schedule and network; rendered images, not the paper's data."
-                   if config.data.source == "rendered" else "user-provided images"],
+                   if rendered else "user-provided images"],
         )  # fmt: skip
-        figs = {}
-        if int(config.eval.num_figure_images) > 0:
-            figs["test_wild_predictions"] = functools.partial(
-                _prediction_figure, splits["test_wild"]["arrays"], predict=predict,
-                n=int(config.eval.num_figure_images), heatmap_size=heatmap_size,
-            )  # fmt: skip
-            figs["training_curves"] = lambda a_wd=a_wd: common.training_curves_figure(a_wd)
-        written = common.write_figures(a_wd, figs) if figs else []
-        common.write_results(a_wd, header=header, evaluations=evals, extra_tables=tables,
-                             extra={"timings_s": {**timings, **walls}, "figures": written,
-                                    "summary": results[a]})  # fmt: skip
-        timings.update({f"{a}/{k}": v for k, v in walls.items()})
-    if len(ablations) > 1:
-        _write_ablation_table(wd, results, timings)
+        n_fig = int(ec.num_figure_images)
+        curves = functools.partial(common.training_curves_figure, a_wd)
+        figs = {"test_wild_predictions": functools.partial(
+                    _prediction_figure, splits["test_wild"]["arrays"], predict=predict, n=n_fig,
+                    heatmap_size=heatmap_size), "training_curves": curves}  # fmt: skip
+        common.write_results(a_wd, header=header, evaluations=evals, extra_tables=tables, extra={
+            "stages": {**stage1.summary(), **trained.summary()}, "summary": res,
+            "figures": common.write_figures(a_wd, figs) if n_fig > 0 else [],
+        })  # fmt: skip
+    if len(ablations) > 1:  # the ablation table
+        nan = float("nan")  # no 3D: MPII val (h36m source)
+        columns = {  # column: (split, key of results[ablation][split]); PCKh in percent
+            "wild MPJPE": ("test_wild", "mpjpe_mm"), "wild P-MPJPE": ("test_wild", "p_mpjpe_mm"),
+            "studio MPJPE": ("test_studio", "mpjpe_mm"),
+            "studio P-MPJPE": ("test_studio", "p_mpjpe_mm"), "wild PCKh %": ("test_wild", "pckh"),
+            "studio PCKh %": ("test_studio", "pckh"), "wild sym (mm)": ("test_wild", "sym_mm"),
+            "2D-only sym (crop px)": ("train_2d", "sym_crop_px"),
+        }  # fmt: skip
+        rows = {a: {c: r[s].get(k, nan) * (100 if k == "pckh" else 1)
+                    for c, (s, k) in columns.items()} for a, r in results.items()}  # fmt: skip
+        table = jm.format_table(rows, title="## Zhou image ablations (rendered data; mm, PCKh@0.5)",
+                                row_header="ablation")  # fmt: skip
+        (wd / "ablations.md").write_text(table + "\n\nTimings (s): " + json.dumps(
+            {k: round(v, 1) for k, v in timings.items()}) + "\n")  # fmt: skip
+        (wd / "ablations.json").write_text(json.dumps({"results": results, "timings_s": timings},
+                                                      indent=2, default=float))  # fmt: skip
+        # the run is the top level; the ablations' folders hold results, not runs
+        rundir.mark_run_finished(wd)
     return {"results": results, "timings_s": timings}
 
 
@@ -292,28 +277,6 @@ def _prediction_figure(arrays: Mapping[str, np.ndarray], *, predict: Any, n: int
         arrays["image"][:n], pred, arrays["kp"][:n], stride=arrays["image"].shape[1] / heatmap_size,
         layout=LAYOUT, title="test_wild: predicted 2D (white) vs ground truth (black dots)",
     )  # fmt: skip
-
-
-def _write_ablation_table(wd: pathlib.Path, results: Mapping[str, Any],
-                          timings: Mapping[str, float]) -> None:  # fmt: skip
-    rows = {}
-    for a, r in results.items():
-        rows[a] = {
-            "wild MPJPE": r["test_wild"].get("mpjpe_mm", float("nan")),  # nan: no 3D (MPII)
-            "wild P-MPJPE": r["test_wild"].get("p_mpjpe_mm", float("nan")),
-            "studio MPJPE": r["test_studio"]["mpjpe_mm"],
-            "studio P-MPJPE": r["test_studio"]["p_mpjpe_mm"],
-            "wild PCKh %": 100 * r["test_wild"]["pckh"],
-            "studio PCKh %": 100 * r["test_studio"]["pckh"],
-            "wild sym (mm)": r["test_wild"].get("sym_mm", float("nan")),
-            "2D-only sym (crop px)": r["train_2d"]["sym_crop_px"],
-        }  # fmt: skip
-    table = jm.format_table(rows, title="## Zhou image ablations (rendered data; mm, PCKh@0.5)",
-                            row_header="ablation")  # fmt: skip
-    (wd / "ablations.md").write_text(table + "\n\nTimings (s): " + json.dumps(
-        {k: round(v, 1) for k, v in timings.items()}) + "\n")  # fmt: skip
-    (wd / "ablations.json").write_text(json.dumps({"results": results, "timings_s": timings},
-                                                  indent=2, default=float))  # fmt: skip
 
 
 if __name__ == "__main__":

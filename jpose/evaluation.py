@@ -13,6 +13,7 @@ Axes and units: ``pose2d [B, J, 2]`` normalised 2D keypoints (the units of the d
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,6 @@ __all__ = [
     "apply_fn",
     "batched_apply",
     "evaluate_3d",
-    "evaluate_3d_joints",
     "evaluation_rows",
     "METRIC_NAMES",
     "jit_predict",
@@ -178,6 +178,17 @@ def _pose_errors(pred: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
     }
 
 
+@jax.jit
+def _masked_pose_errors(
+    pred: jax.Array, target: jax.Array, mask: jax.Array
+) -> dict[str, jax.Array]:
+    return {
+        "mpjpe": jm.mpjpe(pred, target, mask=mask),
+        "p_mpjpe": jm.p_mpjpe(pred, target, mask=mask),
+        "n_mpjpe": jm.n_mpjpe(pred, target, mask=mask),
+    }
+
+
 def summarize_errors(
     errors: Mapping[str, Any], dataset: PoseDataset, *, action_key: str = ""
 ) -> dict[str, Any]:
@@ -261,6 +272,8 @@ def evaluate_3d(
     pose2d_norm: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     keep_predictions: bool = False,
+    joints: Sequence[int] | None = None,
+    centre: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Protocols 1 / 2 (+ N-MPJPE) of a lifting function on a 3D dataset, in mm.
 
@@ -273,6 +286,11 @@ def evaluate_3d(
       pose2d_norm / confidence: alternative inputs (e.g. detections with synthetic noise);
         default the dataset's own.
       keep_predictions: also return ``"predictions"`` ``[N, J, 3]`` and per-example errors.
+      joints: score only these layout indices (e.g. Drover et al.'s 14 joints: the ``mask`` of
+        :func:`jpose.metrics.mpjpe`, ``p_mpjpe``, ``n_mpjpe``); default every joint.
+      centre: with ``joints``, the layout indices whose mean is the target's origin (default the
+        root); the prediction is scored as ``predict_3d`` returns it, so it must be centred on
+        the same point.
 
     Returns:
       ``{"num_examples", "dataset", "metrics": {metric: {"per_action": {action: mm},
@@ -285,7 +303,15 @@ def evaluate_3d(
     _notice_evaluation(predict_3d, dataset.name)
     pred = batched_apply(predict_3d, x, c, batch_size=batch_size)
     target = dataset.pose3d_root_relative.astype(np.float32)
-    errors = batched_apply(_pose_errors, pred, target, batch_size=batch_size)
+    errors_fn = _pose_errors
+    if joints is not None:
+        if centre is not None:
+            origin = jax.numpy.mean(target[:, np.asarray(centre)], axis=-2, keepdims=True)
+            target = target - np.asarray(origin)
+        mask = np.zeros((1, target.shape[1]), np.float32)
+        mask[0, np.asarray(joints)] = 1.0
+        errors_fn = functools.partial(_masked_pose_errors, mask=jax.numpy.asarray(mask))
+    errors = batched_apply(errors_fn, pred, target, batch_size=batch_size)
     out = summarize_errors(errors, dataset, action_key=action_key)
     if keep_predictions:
         out["predictions"] = pred
@@ -306,60 +332,3 @@ def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]
         row["Avg (frame-wise)"] = m["frame_wise"]
         rows[METRIC_NAMES.get(name, name)] = row
     return rows
-
-
-@jax.jit
-def _masked_pose_errors(
-    pred: jax.Array, target: jax.Array, mask: jax.Array
-) -> dict[str, jax.Array]:
-    return {
-        "mpjpe": jm.mpjpe(pred, target, mask=mask),
-        "p_mpjpe": jm.p_mpjpe(pred, target, mask=mask),
-        "n_mpjpe": jm.n_mpjpe(pred, target, mask=mask),
-    }
-
-
-def evaluate_3d_joints(
-    predict_3d: Callable[[jax.Array, jax.Array], jax.Array],
-    dataset: PoseDataset,
-    *,
-    joints: Sequence[int],
-    centre: Sequence[int],
-    batch_size: int = 4096,
-    action_key: str = "",
-    keep_predictions: bool = False,
-) -> dict[str, Any]:
-    """:func:`evaluate_3d` on a subset of the layout's joints (e.g. Drover et al.'s 14 joints).
-
-    The errors average over ``joints`` only (the ``mask`` of :func:`jpose.metrics.mpjpe`,
-    ``p_mpjpe``, ``n_mpjpe``); the target is centred on the mean of its ``centre`` joints and the
-    prediction is scored as ``predict_3d`` returns it, so it must be centred on the same point.
-
-    Args:
-      predict_3d: ``(pose2d_norm [B, J, 2], confidence [B, J]) -> pose3d [B, J, 3]`` metres.
-      dataset: split with ``pose3d_cam``.
-      joints: layout indices of the scored joints.
-      centre: layout indices whose mean is the target's origin.
-      batch_size, action_key, keep_predictions: as :func:`evaluate_3d`.
-
-    Returns:
-      The :func:`evaluate_3d` record.
-    """
-    if not dataset.has_3d:
-        raise ValueError(f"{dataset.name}: evaluate_3d_joints needs 3D poses")
-    _notice_evaluation(predict_3d, dataset.name)
-    pred = batched_apply(predict_3d, dataset.pose2d_norm, dataset.confidence, batch_size=batch_size)
-    target = dataset.pose3d_root_relative.astype(np.float32)
-    origin = jax.numpy.mean(target[:, np.asarray(centre)], axis=-2, keepdims=True)
-    target = target - np.asarray(origin)
-    mask = np.zeros((1, target.shape[1]), np.float32)
-    mask[0, np.asarray(joints)] = 1.0
-    errors = batched_apply(
-        lambda p, t: _masked_pose_errors(p, t, jax.numpy.asarray(mask)), pred, target,
-        batch_size=batch_size,
-    )  # fmt: skip
-    out = summarize_errors(errors, dataset, action_key=action_key)
-    if keep_predictions:
-        out["predictions"] = pred
-        out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
-    return out

@@ -16,6 +16,7 @@ errors in mm.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,14 +47,16 @@ def zhou_predictor(model: Model, variables: Any) -> Callable[[Any], dict[str, ja
     """Jitted ``images uint8 [B, S, S, 3] -> {"kp": [B, J, 2], "depth": [B, J]}`` (heatmap px)
     of Zhou's network: the last stack's heatmap arg-max with Newell's quarter-pixel shift
     (:func:`jpose.models.hourglass.heatmap_argmax`) and the regressed depth (not root-relative).
+    The variables are arguments of the compiled function, not baked-in constants, so every
+    predictor of one ``model`` shares one compilation per input shape.
     """
+    return functools.partial(_zhou_forward, model, variables)
 
-    @jax.jit
-    def predict(images):
-        out, _ = model.apply(variables, normalize_images(images), train=False)
-        return {"kp": heatmap_argmax(out["heatmaps"][:, -1]), "depth": out["depth"]}
 
-    return predict
+@functools.partial(jax.jit, static_argnums=0)
+def _zhou_forward(model: Model, variables: Any, images: jax.Array) -> dict[str, jax.Array]:
+    out, _ = model.apply(variables, normalize_images(images), train=False)
+    return {"kp": heatmap_argmax(out["heatmaps"][:, -1]), "depth": out["depth"]}
 
 
 def zhou_image_evaluation(
@@ -126,15 +129,15 @@ def zhou_image_evaluation(
 def wsp_predictor(model: Model, variables: Any) -> Callable[..., dict[str, jax.Array]]:
     """Jitted ``(images uint8, *inputs) -> {"logits"?, "coords3d"?}`` of WSP's network in
     evaluation mode: ``(images, boxes, pairs)`` for the relative-depth head, ``(images,)`` for
-    the 3D head."""
+    the 3D head. The variables are arguments of the compiled function, not baked-in constants
+    (one compilation per ``model`` and input shapes)."""
+    return functools.partial(_wsp_forward, model, variables)
 
-    @jax.jit
-    def predict(*inputs):
-        images = normalize_images(inputs[0])
-        out, _ = model.apply(variables, images, *inputs[1:], train=False)
-        return {k: v for k, v in out.items() if k in ("logits", "coords3d")}
 
-    return predict
+@functools.partial(jax.jit, static_argnums=0)
+def _wsp_forward(model: Model, variables: Any, *inputs: jax.Array) -> dict[str, jax.Array]:
+    out, _ = model.apply(variables, normalize_images(inputs[0]), *inputs[1:], train=False)
+    return {k: v for k, v in out.items() if k in ("logits", "coords3d")}
 
 
 def relative_depth_by_scale_gap(

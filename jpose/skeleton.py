@@ -336,6 +336,16 @@ def _parents_by_name(names: Sequence[str], parent_of: Mapping[str, str | None]) 
     return tuple(-1 if parent_of[n] is None else list(names).index(parent_of[n]) for n in names)
 
 
+def _limb_parents(side: str) -> dict[str, str]:
+    """Arm and leg chains of one side (``"left"`` / ``"right"``), snake_case names."""
+    return {
+        f"{side}_elbow": f"{side}_shoulder",
+        f"{side}_wrist": f"{side}_elbow",
+        f"{side}_knee": f"{side}_hip",
+        f"{side}_ankle": f"{side}_knee",
+    }
+
+
 H36M17 = Layout(
     name="h36m17",
     joint_names=_H36M17_NAMES,
@@ -447,16 +457,10 @@ COCO17 = Layout(
             "right_ear": "right_eye",
             "left_shoulder": "nose",
             "right_shoulder": "nose",
-            "left_elbow": "left_shoulder",
-            "right_elbow": "right_shoulder",
-            "left_wrist": "left_elbow",
-            "right_wrist": "right_elbow",
+            **_limb_parents("left"),
+            **_limb_parents("right"),
             "left_hip": "left_shoulder",
             "right_hip": "right_shoulder",
-            "left_knee": "left_hip",
-            "right_knee": "right_hip",
-            "left_ankle": "left_knee",
-            "right_ankle": "right_knee",
         },
     ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_COCO17_NAMES),
@@ -479,20 +483,14 @@ MPII16 = Layout(
         {
             "pelvis": None,
             "right_hip": "pelvis",
-            "right_knee": "right_hip",
-            "right_ankle": "right_knee",
             "left_hip": "pelvis",
-            "left_knee": "left_hip",
-            "left_ankle": "left_knee",
             "thorax": "pelvis",
             "upper_neck": "thorax",
             "head_top": "upper_neck",
             "right_shoulder": "thorax",
-            "right_elbow": "right_shoulder",
-            "right_wrist": "right_elbow",
+            **_limb_parents("right"),
             "left_shoulder": "thorax",
-            "left_elbow": "left_shoulder",
-            "left_wrist": "left_elbow",
+            **_limb_parents("left"),
         },
     ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_MPII16_NAMES),
@@ -565,17 +563,11 @@ MPI3DHP17 = Layout(
             "head": "neck",
             "head_top": "head",
             "right_shoulder": "neck",
-            "right_elbow": "right_shoulder",
-            "right_wrist": "right_elbow",
+            **_limb_parents("right"),
             "left_shoulder": "neck",
-            "left_elbow": "left_shoulder",
-            "left_wrist": "left_elbow",
+            **_limb_parents("left"),
             "right_hip": "pelvis",
-            "right_knee": "right_hip",
-            "right_ankle": "right_knee",
             "left_hip": "pelvis",
-            "left_knee": "left_hip",
-            "left_ankle": "left_knee",
         },
     ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_MPI3DHP17_NAMES),
@@ -608,17 +600,11 @@ OPENPOSE18 = Layout(
             "neck": None,
             "nose": "neck",
             "right_shoulder": "neck",
-            "right_elbow": "right_shoulder",
-            "right_wrist": "right_elbow",
+            **_limb_parents("right"),
             "left_shoulder": "neck",
-            "left_elbow": "left_shoulder",
-            "left_wrist": "left_elbow",
+            **_limb_parents("left"),
             "right_hip": "neck",
-            "right_knee": "right_hip",
-            "right_ankle": "right_knee",
             "left_hip": "neck",
-            "left_knee": "left_hip",
-            "left_ankle": "left_knee",
             "right_eye": "nose",
             "left_eye": "nose",
             "right_ear": "right_eye",
@@ -640,16 +626,6 @@ _BODY25_NAMES = (
     "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
     "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
 )  # fmt: skip
-
-
-def _limb_parents(side: str) -> dict[str, str]:
-    """Arm and leg chains of one side (``"left"`` / ``"right"``), snake_case names."""
-    return {
-        f"{side}_elbow": f"{side}_shoulder",
-        f"{side}_wrist": f"{side}_elbow",
-        f"{side}_knee": f"{side}_hip",
-        f"{side}_ankle": f"{side}_knee",
-    }
 
 
 BODY25 = Layout(

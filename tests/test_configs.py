@@ -17,7 +17,7 @@ PRESETS = {
     "camerapose": [None, "smoke", "cmu", "h36m"],
     "drover": ["", "smoke", "cmu", "h36m"],
     "li": ["", "smoke", "cmu", "h36m", "cmu,reproj", "cmu,trans", "cmu,no_pretrain",
-           "cmu,uncalibrated"],
+           "cmu,uncalibrated", "cmu,trans_da", "cmu,trans,uncalibrated", "smoke,reproj"],
     "wsp": [None, "smoke", "cmu", "h36m"],
     "zhou": ["", "smoke", "cmu", "h36m"],
     "wsp_image": ["", "smoke", "real"],

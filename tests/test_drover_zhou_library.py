@@ -1,6 +1,6 @@
 """Library pieces of Drover et al. (``jpose.models.drover``) and Zhou et al.
 (``jpose.models.depth``) moved out of the method modules, and ``jpose.evaluation.
-evaluate_3d_joints``: each checked against an independent numpy computation."""
+evaluate_3d``'s joint subset: each checked against an independent numpy computation."""
 
 import jax
 import jax.numpy as jnp
@@ -129,7 +129,7 @@ def test_trivial_baseline_is_a_flat_skeleton(data, num_joints):
         np.testing.assert_allclose(pose[:, j], 0.0, atol=1e-5)
 
 
-def test_evaluate_3d_joints_scores_only_the_subset(data):
+def test_evaluate_3d_on_a_joint_subset_scores_only_the_subset(data):
     ds = data["test"]
     joints = [j for j in range(17) if j not in (0, 7, 9)]
     centre = [1, 4]
@@ -143,8 +143,8 @@ def test_evaluate_3d_joints_scores_only_the_subset(data):
         idx = np.argmin(np.abs(ds.pose2d_norm[None] - np.asarray(x)[:, None]).sum((2, 3)), 1)
         return jnp.asarray(noisy[idx])
 
-    ev = jeval.evaluate_3d_joints(predict, ds, joints=joints, centre=centre, batch_size=4,
-                                  keep_predictions=True)  # fmt: skip
+    ev = jeval.evaluate_3d(predict, ds, joints=joints, centre=centre, batch_size=4,
+                           keep_predictions=True)  # fmt: skip
     per_example = np.linalg.norm(noisy[:, joints] - target[:, joints], axis=-1).mean(1)
     np.testing.assert_allclose(ev["errors_mm"]["mpjpe"], per_example * 1000.0, rtol=1e-4)
     assert ev["metrics"]["mpjpe"]["frame_wise"] == pytest.approx(per_example.mean() * 1000, 1e-4)

@@ -15,7 +15,7 @@ from experiments.configs import drover as drover_config
 from jpose import evaluation as jeval
 from jpose import inference
 from jpose.data import SyntheticConfig, make_synthetic
-from jpose.models.drover import normalize_source
+from jpose.models.drover import DroverJoints, normalize_source
 from jpose.training import PhaseContext, create_player, create_train_state
 
 
@@ -105,7 +105,7 @@ def test_training_data_is_2d_only_and_independent_of_3d(small_data):
 def test_generator_objective_has_zero_gradient_wrt_3d_ground_truth(small_data, num_joints):
     config = drover_config.get_config("smoke")
     config.method.num_joints = num_joints
-    spec = drover.joint_spec(num_joints)
+    spec = DroverJoints.of(num_joints)
     nets = drover.make_models(config)
     keys = jax.random.split(jax.random.key(0), 2)
     example = jnp.zeros((2, num_joints, 2))

@@ -244,3 +244,20 @@ def test_crop_keypoints_figure_draws_every_crop():
         import matplotlib.pyplot as plt
 
         plt.close(fig)  # other tests check that no figure is left open
+
+
+def test_zhou_predictors_of_one_model_share_a_compilation():
+    from jpose.image_evaluation import _zhou_forward, zhou_predictor
+    from jpose.models.hourglass import heatmap_argmax, stacked_hourglass
+
+    model = stacked_hourglass(num_stacks=1, num_modules=1, features=8, depth=1, num_reg_pools=1)
+    imgs = np.random.default_rng(0).integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+    v1, v2 = (model.init(jax.random.key(k), images.normalize_images(imgs)) for k in (0, 1))
+    before = _zhou_forward._cache_size()
+    p1, p2 = zhou_predictor(model, v1)(imgs), zhou_predictor(model, v2)(imgs)
+    assert _zhou_forward._cache_size() == before + 1  # the weights are arguments, not constants
+    for v, p in ((v1, p1), (v2, p2)):  # each predictor runs its own weights
+        out, _ = model.apply(v, images.normalize_images(imgs), train=False)
+        np.testing.assert_allclose(p["depth"], out["depth"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p["kp"], heatmap_argmax(out["heatmaps"][:, -1]), atol=1e-5)
+    assert not np.allclose(p1["depth"], p2["depth"])

@@ -144,6 +144,25 @@ def test_pairwise_predictor_is_the_model_in_evaluation_mode(pairs):
     assert got.shape == (4, 17)
 
 
+def test_init_lifter_from_encoder_copies_the_trunk(pairs):
+    """A fine-tuning step donates the lifter's arrays; the encoder's must survive them."""
+    from jpose.models import martinez_lifter
+
+    model = mrd.pairwise_relative_depth(17, width=16, num_blocks=1, feature_dim=4, head_width=8)
+    b, s = _batch(pairs, 2), np.ones(2, np.float32)
+    v = model.init(jax.random.key(0), b["pose_a"], b["conf_a"], s, b["pose_b"], b["conf_b"], s)
+    lifter = martinez_lifter(17, in_channels=3, width=16, num_blocks=1)
+    new = mrd.init_lifter_from_encoder(
+        lifter.init(jax.random.key(1), mrd.person_input(b["pose_a"], b["conf_a"])), v
+    )
+    enc = mrd.encoder_variables(v)["params"]
+    for name in ("input_dense", "block0_a_dense"):  # the trunk's values
+        np.testing.assert_array_equal(new["params"][name]["kernel"], enc[name]["kernel"])
+    for leaf in jax.tree_util.tree_leaves(new):
+        leaf.delete()  # what a donating step does
+    assert not any(x.is_deleted() for x in jax.tree_util.tree_leaves(enc))
+
+
 # ------------------------------------------------------------------------------------------------
 # Li et al.
 # ------------------------------------------------------------------------------------------------

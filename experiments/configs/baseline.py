@@ -1,43 +1,37 @@
-r"""Supervised baseline: the Martinez et al. (ICCV 2017) residual lifter on 2D-3D pairs.
+r"""Supervised baseline: the Martinez et al. (ICCV 2017) residual lifter on 2D-3D pairs, the
+reference of every weakly supervised method.
 
-The reference every weakly supervised method is compared with. Presets; runtimes on the 2-core
-development CPU; comparisons over seeds at equal budget: ``python -m experiments.reproduce``.
+Runtimes: 2-core development CPU; seeds at equal budget: ``python -m experiments.reproduce``.
 
 * default: the embedded synthetic demo (no files), 1500 steps, width 512; a few minutes::
 
     python -m experiments.baseline --workdir=/tmp/baseline_demo
 
 * ``smoke``: tiny network, a few steps (the test suite); seconds.
-* ``cmu``: CMU mocap through virtual cameras (``../shared/data``), 3,000 steps at batch 1024,
-  width 1024; 359 s of training (idle machine, 2026-12-02). Expected: CMU test P1 49.6 / P2
-  39.0 mm frame-wise; an independent plain JAX lifter: 55.3 / 42.5 at the same budget
-  (benchmarks/RESULTS.md)::
+* ``cmu``: CMU mocap through virtual cameras, 3,000 steps at batch 1024, width 1024; 359 s of
+  training (idle machine, 2026-12-02). Expected: CMU test P1 49.6 / P2 39.0 mm frame-wise; an
+  independent plain JAX lifter: 55.3 / 42.5 at the same budget (benchmarks/RESULTS.md)::
 
     python -m experiments.baseline --workdir=/tmp/baseline_cmu \
         --config=experiments/configs/baseline.py:cmu
 
-* ``h36m``: Human3.6M in VideoPose3D's npz (``--config.data.h36m.dir``; 2D source
-  ``--config.data.h36m.source``), Martinez's schedule (batch 64, lr 1e-3 x 0.96 per 100k steps,
-  200 epochs); GPU hours, not run here. Expected: P1 ~45 mm with GT 2D (paper: 45.5 mm).
-  The accuracy benchmark's CPU budget: ``--config.train.batch_size=1024
-  --config.stages.lifter.steps=3000 --config.train.steps_per_block=100
-  --config.stages.lifter.decay_epochs=0.25`` (a plain JAX lifter: P1 45.5 / P2 38.0 mm).
+* ``h36m``: Human3.6M (``--config.data.h36m.dir``, ``.source``), Martinez's schedule; GPU
+  hours, not run here. Expected: P1 ~45 mm with GT 2D (paper: 45.5 mm). The accuracy
+  benchmark's CPU budget: ``--config.train.batch_size=1024 --config.stages.lifter.steps=3000
+  --config.train.steps_per_block=100 --config.stages.lifter.decay_epochs=0.25`` (a plain JAX
+  lifter: P1 45.5 / P2 38.0 mm).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, eval_config, smoke_data, train_config
+from experiments.configs import data as shared
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The baseline config; ``preset`` in ``"" | smoke | cmu | h36m``."""
-    c = ml_collections.ConfigDict()
-    c.experiment = "baseline"
-    c.seed = 0  # base PRNG seed (parameters and batches)
-    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
-    c.data = data_config("synthetic")
+    c = shared.base_config("baseline", data=shared.data_config())
 
     c.model = ml_collections.ConfigDict()
     c.model.width = 1024  # Martinez et al.: 1024
@@ -48,45 +42,28 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.zero_init_output = True  # output layer starts at 0 = the training mean pose (not in
     # Martinez; measured: P1 58 vs 69 mm after 500 steps on CMU, see BUILD_NOTES)
 
-    c.train = train_config(steps_per_block=100)  # batch_size 256 (Martinez et al.: 64)
-    c.train.val_fraction = 0.0  # share of train_3d held out as validation (0 = no validation)
-    c.train.eval_every = 0  # steps between validations (multiple of K; 0 = end of training)
-    c.train.select = "final"  # evaluated checkpoint: final | best (lowest validation MPJPE)
-    c.stages = ml_collections.ConfigDict()
-    st = c.stages.lifter = ml_collections.ConfigDict()  # the single stage (checkpoints/lifter)
-    st.steps = 0  # total steps (> 0 overrides epochs)
-    st.epochs = 200.0  # used when steps == 0 (Martinez et al.: 200)
-    st.kind = "exponential"  # learning rate: Martinez's lr * 0.96 ** (step / 100k)
-    st.lr = 1e-3
-    st.decay_rate = 0.96
-    st.decay_epochs = 1.0  # set per preset (in epochs of the training split)
+    # batch_size 256 (Martinez et al.: 64)
+    c.train = shared.train_config(validation=True, steps_per_block=100)
+    # the single stage; Martinez: 200 epochs, lr x 0.96 per 100k steps (decay_epochs: per preset)
+    st = shared.stage_config(0, 200.0, kind="exponential", decay_rate=0.96, decay_epochs=1.0)
+    c.stages = ml_collections.ConfigDict({"lifter": st})
 
-    c.eval = eval_config()
+    c.eval = shared.eval_config()
 
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized (Martinez et al.: 1024)
         st.steps = 1500
     elif preset == "smoke":
-        smoke_data(c.data)
-        c.model.width = 32
-        c.model.num_blocks = 1
-        c.train.batch_size = 8
-        st.steps = 4
-        c.train.steps_per_block = 2
-        c.eval.batch_size = 16
-        c.eval.figures = False
+        c.model.update(width=32, num_blocks=1)
+        shared.smoke(c, steps=4, eval_batch=16, batch_size=8)
     elif preset == "cmu":
-        c.data = data_config("cmu")
+        c.data = shared.data_config("cmu")
         c.train.batch_size = 1024  # the accuracy benchmark's budget (benchmarks/bench_accuracy)
         st.steps = 3000  # ~100 epochs of the 30,808 CMU training pairs
         st.decay_epochs = 10.0
     elif preset == "h36m":
-        c.data = data_config("h36m")
-        c.train.batch_size = 64
-        st.steps = 0
-        st.epochs = 200.0
-        c.train.steps_per_block = 500
-        c.train.checkpoint_every = 50000
+        c.data = shared.data_config("h36m")
+        c.train.update(batch_size=64, steps_per_block=500, checkpoint_every=50000)
         st.decay_epochs = 1e5 / (1559752 / 64)  # 100k steps at batch 64
         c.eval.batch_size = 8192
     else:

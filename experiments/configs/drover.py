@@ -1,16 +1,15 @@
 r"""Drover et al. (ECCV-W 2018) presets (``--config=experiments/configs/drover.py:<preset>``).
 
-Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
-``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes: 2-core development CPU; seeds at equal budget: ``python -m experiments.reproduce``.
 
 * default: the embedded synthetic demo; 1000 steps, batch 256, width 256; several minutes::
 
     python -m experiments.drover --workdir=/tmp/drover_demo
 
 * ``smoke``: tiny networks, a few steps (the test suite); seconds.
-* ``cmu``: CMU mocap 2D (+ 8 virtual views per training skeleton); 4000 steps at batch 256
-  (paper: 32768), Adam 2e-4 decayed linearly to 0; 4.1 min. Expected (f94e43f, seed 0): CMU
-  test P-MPJPE 67.2 mm learned vs 92.5 trivial (action-wise; frame-wise 72.3 vs 95.5)::
+* ``cmu``: CMU mocap 2D (+ 8 virtual views per training skeleton), lr decayed linearly; 4.1 min.
+  Expected (f94e43f, seed 0): CMU test P-MPJPE 67.2 mm learned vs 92.5 trivial (action-wise;
+  frame-wise 72.3 vs 95.5)::
 
     python -m experiments.drover --workdir=/tmp/drover_cmu \
         --config=experiments/configs/drover.py:cmu
@@ -24,17 +23,13 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, eval_config, smoke_data, train_config
+from experiments.configs import data as shared
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The Drover config; ``preset`` in ``"" | smoke | cmu | h36m``."""
-    c = ml_collections.ConfigDict()
-    c.experiment = "drover"
-    c.seed = 0  # base PRNG seed
-    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
+    c = shared.base_config("drover", data=shared.data_config())
     c.ensemble_seeds = ()  # extra seeds trained like `seed`; 3D predictions averaged (paper: 11)
-    c.data = data_config("synthetic")
 
     c.method = ml_collections.ConfigDict()
     c.method.num_joints = 17  # 17 (H36M-17) or 14 (the paper: no pelvis, spine, neck/nose)
@@ -58,9 +53,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.generator_zero_init = True  # zero output layer: G starts at constant depth (ours)
 
     # batch_size: generator inputs and real 2D per step, each (paper: 32768); no clipping
-    c.train = train_config(batch_size=1024, clip_norm=0.0)
-    # Batch sampling: epoch (per-epoch permutations) | random (i.i.d. indices; much cheaper on
-    # CPU: the epoch sampler permutes the whole 277k-pose real pool inside every step).
+    c.train = shared.train_config(batch_size=1024, clip_norm=0.0)
+    # epoch (per-epoch permutations) | random (i.i.d. indices: no 277k-pose permutation per step)
     c.train.sampling = "epoch"
     c.stages = ml_collections.ConfigDict()
     g = c.stages.gan = ml_collections.ConfigDict()  # the recipe of every seed<s> stage
@@ -71,7 +65,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     g.b1 = 0.5  # Adam beta1 (0.5, the DCGAN choice; the paper does not state it)
     g.lr_schedule = "constant"  # constant (the paper) | linear (decay to 0 over the run)
 
-    c.eval = eval_config()  # splits "": every 3D non-train split (+ test_s11 for h36m)
+    c.eval = shared.eval_config()  # splits "": every 3D non-train split (+ test_s11 for h36m)
     c.eval.trivial_baseline = True  # also evaluate constant depth (flat skeleton)
     c.eval.unit_m = 0.55  # metres per generator unit (nominal head-root length), for P1 only
 
@@ -80,18 +74,11 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.train.batch_size = 256
         g.steps = 1000
     elif preset == "smoke":
-        smoke_data(c.data)
         c.real2d.virtual_cameras = 2
-        c.model.width = 32
-        c.model.generator_blocks = 1
-        c.model.discriminator_blocks = 1
-        c.train.batch_size = 8
-        g.steps = 4
-        c.train.steps_per_block = 2
-        c.eval.batch_size = 16
-        c.eval.figures = False
+        c.model.update(width=32, generator_blocks=1, discriminator_blocks=1)
+        shared.smoke(c, steps=4, eval_batch=16, batch_size=8)
     elif preset == "cmu":
-        c.data = data_config("cmu")
+        c.data = shared.data_config("cmu")
         c.real2d.virtual_cameras = 8
         c.model.width = 256  # CPU-sized (paper: 1024)
         c.train.batch_size = 256
@@ -99,13 +86,10 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         g.lr_schedule = "linear"  # damps the G/D oscillation: stable final checkpoint
         c.train.sampling = "random"  # ~15x faster on CPU than per-step epoch permutations
     elif preset == "h36m":
-        c.data = data_config("h36m")
+        c.data = shared.data_config("h36m")
         c.method.num_joints = 14
         c.real2d.virtual_cameras = 8
-        c.train.batch_size = 32768
-        g.steps = 20000
-        c.train.steps_per_block = 100
-        c.train.checkpoint_every = 2000
+        c.train.update(batch_size=32768, steps_per_block=100, checkpoint_every=2000)
         c.eval.batch_size = 16384
     else:
         raise ValueError(f"unknown drover preset {preset!r}; expected '', smoke, cmu or h36m")

@@ -1,20 +1,16 @@
 """Li et al. (AAAI 2020) presets: ``--config=experiments/configs/li.py[:<preset>[,<variant>...]]``.
 
-Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
-``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes: 2-core development CPU; seeds at equal budget: ``python -m experiments.reproduce``.
 
-* default: the embedded synthetic demo (4 views + 8 virtual cameras), width 128, 300 + 1,500
-  steps; 10 minutes on a loaded machine. Expected: P1 104, P2 52 mm (synthetic test; one seed,
-  no reference run)::
+* default: the embedded synthetic demo (4 views + 8 virtual cameras); 10 minutes on a loaded
+  machine. Expected: P1 104, P2 52 mm (synthetic test; one seed, no reference run)::
 
     python -m experiments.li --workdir=/tmp/li_demo
 
 * ``smoke``: a handful of steps on a tiny synthetic set (the test suite); seconds.
-* ``cmu``: CMU mocap seen by a static rig of 4 virtual cameras per sequence, width 128, 300 +
-  2,400 steps, batch 128 instants; 5.6 min. Expected (f94e43f, seed 0): P1 / P2 100.3 / 59.2 mm
-  action-wise (103.9 / 64.5 frame-wise). Over 3 seeds on the supervised reference's test set
-  (REPRODUCTION.md, frame-wise): P2 60.2 ± 0.7 vs the supervised lifter's 40.9 ± 0.3 mm
-  (4,000 steps)::
+* ``cmu``: CMU mocap, a static rig of 4 virtual cameras per sequence; 5.6 min. Expected (f94e43f,
+  seed 0): P1 / P2 100.3 / 59.2 mm action-wise (103.9 / 64.5 frame-wise); 3 seeds, 4,000 steps, on
+  the supervised reference's test set (frame-wise): P2 60.2 ± 0.7 vs its lifter's 40.9 ± 0.3 mm::
 
     python -m experiments.li --workdir=/tmp/li_cmu --config=experiments/configs/li.py:cmu
 
@@ -31,49 +27,24 @@ import math
 
 import ml_collections
 
-from experiments.configs.data import (
-    data_config,
-    eval_config,
-    noise_config,
-    smoke_data,
-    train_config,
-)
+from experiments.configs import data as shared
 
 PRESETS = ("", "smoke", "cmu", "h36m")
 VARIANTS = ("reproj", "trans", "trans_da", "no_pretrain", "uncalibrated")
 
 
-def _virtual_cameras() -> ml_collections.ConfigDict:
-    """Ranges of the virtual cameras (``jpose.data.VirtualCameraConfig``; Human3.6M-like rig)."""
-    v = ml_collections.ConfigDict()
-    v.distance_range = (4.0, 6.0)  # horizontal distance to the subject, metres
-    v.height_range = (1.0, 2.2)  # camera height, metres (wider than the real rig's 1.5-1.6 m)
-    v.azimuth_range = (0.0, 2.0 * math.pi)  # all around the subject
-    v.elevation_range = (-0.05, 0.15)  # extra downward tilt, radians
-    v.focal_range = (1140.0, 1150.0)  # pixels
-    v.image_size = (1000, 1000)  # pixels
-    return v
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The config of ``experiments.li`` for ``arg = "<preset>[,<variant>...]"`` (see module doc)."""
-    parts = [p.strip() for p in (arg or "").split(",")]
-    preset, variants = parts[0], [p for p in parts[1:] if p]
+    preset, *variants = [p.strip() for p in (arg or "").split(",")]
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS[1:]} or none")
-    for v in variants:
-        if v not in VARIANTS:
-            raise ValueError(f"unknown variant {v!r}; expected some of {VARIANTS}")
+    if unknown := [v for v in variants if v and v not in VARIANTS]:
+        raise ValueError(f"unknown variant {unknown[0]!r}; expected some of {VARIANTS}")
 
-    c = ml_collections.ConfigDict()
-    c.experiment = "li"  # the method (jpose.inference.load_predictor registry)
+    c = shared.base_config("li")
     c.preset = arg or "default"
-    c.seed = 0  # base PRNG seed (parameters, dropout, batches, RANSAC)
-    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.notes = ["CPU-scaled demo schedule and network width (paper: width 1024, 20 + 300 epochs)"]
-
-    # ---- data ------------------------------------------------------------------------------
-    c.data = d = data_config(
+    c.data = d = shared.data_config(
         num_people={"train_3d": 80, "train_2d": 1, "test": 20, "test_2d_mix": 1},
         poses_per_person=25,
         views_per_pose=4,  # synchronised real views per instant
@@ -84,10 +55,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     d.group_keys = ("pose_index",)  # labels identifying one instant (synthetic)
     d.rig_keys = ("pose_index",)  # labels identifying one static camera rig (uncalibrated pooling)
 
-    # ---- multi-view training groups ------------------------------------------------------------
-    c.multiview = m = ml_collections.ConfigDict()
+    c.multiview = m = ml_collections.ConfigDict()  # multi-view training groups
     m.num_virtual_views = 8  # extra virtual cameras per instant (paper: 8, 12 views in all)
-    m.virtual_cameras = _virtual_cameras()
+    v = m.virtual_cameras = ml_collections.ConfigDict()  # jpose.data.VirtualCameraConfig ranges
+    v.distance_range = (4.0, 6.0)  # horizontal distance to the subject, metres
+    v.height_range = (1.0, 2.2)  # camera height, metres (wider than the real rig's 1.5-1.6 m)
+    v.azimuth_range = (0.0, 2.0 * math.pi)  # all around the subject
+    v.elevation_range = (-0.05, 0.15)  # extra downward tilt, radians
+    v.focal_range = (1140.0, 1150.0)  # pixels
+    v.image_size = (1000, 1000)  # pixels
     m.extrinsics = "calibrated"  # calibrated | uncalibrated (jpose.multiview estimates)
     m.uncalibrated = u = ml_collections.ConfigDict()
     u.num_hypotheses = 256  # RANSAC minimal samples
@@ -98,77 +74,46 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     u.outlier_fraction = 0.1  # estimator report: fraction of correspondences replaced
     u.report_trials = 20  # estimator report: synthetic rigs per noise level
 
-    # ---- model ---------------------------------------------------------------------------------
     c.model = ml_collections.ConfigDict()
     c.model.width = 128  # paper: 1024 (both branches)
     c.model.root_width = 128  # root-position branch width (paper: same as the lifter)
     c.model.dropout = 0.0  # paper: Martinez-style dropout (0.5); 0 converges better at CPU sizes
     c.model.root_depth_offset_m = 5.0  # added to the root branch's depth (not in the paper)
     c.model.zero_init_output = True  # zero-initialised output layers (not in the paper)
-    # multiplier of both branches' metre-valued outputs (not in the paper); 0 = auto,
-    # min(1, 128 / width): Adam moves a zero-initialised output by ~lr * width per step, so at
-    # width 1024 the first steps throw joints behind the camera (experiments.li.output_scale)
-    c.model.output_scale = 0.0
+    c.model.output_scale = 0.0  # multiplier of both branches' metre outputs (not in the paper);
+    # 0 = auto, min(1, 128 / width): at width 1024 Adam's first steps throw joints behind the camera
 
-    # ---- stages --------------------------------------------------------------------------------
-    # run options; batch_size = instants per step (each with all its views and view pairs);
-    # clip_norm is not in the paper: joints that cross the depth clamp give loss spikes that
-    # otherwise derail Adam (CMU runs: P1 679 -> 94 mm)
-    c.train = train_config(batch_size=128)
-    c.stages = ml_collections.ConfigDict()
-    c.stages.pretrain = p = ml_collections.ConfigDict()
-    p.enabled = True  # eq. 6 pre-training (Fig. 6 ablation: False)
-    p.epochs = 20.0  # paper: 20 (used when steps == 0)
-    p.steps = 300  # > 0 overrides epochs (CPU scale)
-    p.lr = 1e-3
-    p.kind = "constant"
-    p.boundaries = ()  # epochs of x0.1 decays (none: constant)
-    p.warmup_steps = 0  # linear lr warm-up of the stage's fresh Adam (not in the paper)
-    c.stages.train = t = ml_collections.ConfigDict()
-    t.epochs = 300.0  # paper: 300
-    t.steps = 1500  # > 0 overrides epochs (CPU scale)
-    t.lr = 1e-3
-    t.kind = "step"  # x factor at each boundary (paper: x0.1 every 100 epochs)
-    t.boundaries = (100.0, 200.0)  # epochs (rescaled to the stage length when steps > 0)
-    t.factor = 0.1
-    t.warmup_steps = 0  # linear lr warm-up (not in the paper; h36m preset: 100)
+    # batch_size = instants per step (each with all its views and view pairs); clip_norm is not
+    # in the paper: loss spikes at the depth clamp otherwise derail Adam (CMU: P1 679 -> 94 mm)
+    c.train = shared.train_config(batch_size=128)
+    # eq. 6 pre-training (enabled=False: the Fig. 6 ablation; paper: 20 epochs); warmup_steps:
+    # linear lr warm-up of each stage's fresh Adam (not in the paper; h36m preset: 100)
+    p = shared.stage_config(300, 20.0, kind="constant", boundaries=(), warmup_steps=0, enabled=True)
+    # training: paper 300 epochs, x0.1 every 100 (boundaries rescaled when steps > 0)
+    t = shared.stage_config(
+        1500, 300.0, kind="step", boundaries=(100.0, 200.0), factor=0.1, warmup_steps=0
+    )
+    c.stages = ml_collections.ConfigDict({"pretrain": p, "train": t})
     t.transform_weight = 1.0  # lambda of eq. 7 (0 = re-projection only, Table 1 "Reproj")
     t.confidence_view = "source"  # eq. 5 weights (jpose.losses.li_transform_reprojection_loss)
-    # the w of eqs. 2 and 5 (confidence weighting); False = ablation: every present joint 1
-    t.confidence_weighting = True
+    t.confidence_weighting = True  # the w of eqs. 2 and 5; False = ablation: every joint 1
 
-    # ---- simulated detections (jpose.augment.detection_noise, CameraPose's model) ---------------
-    # GT 2D has no detector confidences, so eqs. 2 / 5's weights would all be 1. When enabled,
-    # each view's GT 2D is replaced by a detection with per-joint confidence
-    # c = 1 - (1 - conf_min) u^conf_power and noise falling with c (std sigma_min..sigma_max in
-    # normalised units, outliers with probability outlier_prob (1 - c)), fresh every step; the
-    # noisy 2D is the lifter input and the re-projection target, c the weight (paper: heatmap
-    # maxima of the 2D detector). Off by default (the published numbers use GT 2D).
-    c.noise = noise_config(enabled=False)
+    # simulated detections: the noisy 2D is the lifter input and re-projection target, its
+    # confidence eqs. 2 / 5's weight (paper: heatmap maxima); off: published numbers use GT 2D
+    c.noise = shared.noise_config(enabled=False)
 
-    # ---- evaluation ----------------------------------------------------------------------------
-    c.eval = eval_config(batch_size=2048)
+    c.eval = shared.eval_config(batch_size=2048)
     c.eval.estimator_report = True  # RANSAC relative-pose accuracy table on synthetic rigs
 
     if preset == "smoke":
-        smoke_data(d, with_2d=False)
         d.synthetic.views_per_pose = 3
         m.num_virtual_views = 2
-        u.num_hypotheses = 16
-        u.chunk = 16
-        u.noise_levels_px = (0.0, 2.0)
-        u.report_trials = 2
+        u.update(num_hypotheses=16, chunk=16, noise_levels_px=(0.0, 2.0), report_trials=2)
         c.model.width = c.model.root_width = 32
-        c.train.batch_size = 8
-        p.steps, t.steps = 4, 4
-        c.train.steps_per_block = 2
-        c.eval.batch_size = 64
-        c.eval.figures = False
+        shared.smoke(c, steps=4, eval_batch=64, batch_size=8)
         c.notes = ["smoke test: a few steps, numbers meaningless"]
     elif preset == "cmu":
-        d.preset = "cmu"
-        d.group_keys = ("sequence", "frame")
-        d.rig_keys = ("sequence",)
+        d.update(preset="cmu", group_keys=("sequence", "frame"), rig_keys=("sequence",))
         p.steps, t.steps = 300, 2400
         c.notes = [
             "CPU budget (shared 2-core machine): width 128, no dropout, pre-train 300 steps + "
@@ -176,34 +121,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             "(paper: width 1024, 20 + 300 epochs); gradient clipping 1.0 (not in the paper)"
         ]
     elif preset == "h36m":
-        d.preset = "h36m"
-        d.group_keys = ("subject", "sequence", "frame")
-        d.rig_keys = ("subject",)
+        d.update(preset="h36m", group_keys=("subject", "sequence", "frame"), rig_keys=("subject",))
         d.views = (0, 1, 2, 3)
-        c.model.width = c.model.root_width = 1024
-        c.model.dropout = 0.5
-        # stable from the first step at paper size (issue 18 item 11): output scale auto
-        # (128 / 1024) and a 100-step warm-up of each stage's fresh Adam (dropout 0.5 noise
-        # plus Adam's full-size first steps otherwise put joints behind the camera)
+        c.model.update(width=1024, root_width=1024, dropout=0.5)
+        # stable from the first step at paper size (issue 18 item 11): auto output scale, warm-up
         p.warmup_steps = t.warmup_steps = 100
-        c.train.batch_size = 256
         p.steps, t.steps = 0, 0  # use the paper's epochs
-        c.train.update(steps_per_block=100, checkpoint_every=5000, parallel="auto")
+        c.train.update(batch_size=256, steps_per_block=100, checkpoint_every=5000, parallel="auto")
         c.notes = [
             "paper sizes and schedule; lambda of eq. 7 not reported (1.0 here); not in the "
             "paper: outputs x 128 / width, 100-step lr warm-up per stage, clipping 1.0"
         ]
 
-    for v in variants:
-        if v == "reproj":
-            t.transform_weight = 0.0
-            m.num_virtual_views = 0
-        elif v == "trans":
-            m.num_virtual_views = 0
-        elif v == "trans_da":
-            pass
-        elif v == "no_pretrain":
-            p.enabled = False
-        elif v == "uncalibrated":
-            m.extrinsics = "uncalibrated"
+    if "reproj" in variants or "trans" in variants:  # no virtual cameras (no "+DA")
+        m.num_virtual_views = 0
+    if "reproj" in variants:
+        t.transform_weight = 0.0
+    if "no_pretrain" in variants:
+        p.enabled = False
+    if "uncalibrated" in variants:
+        m.extrinsics = "uncalibrated"
     return c

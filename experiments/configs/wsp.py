@@ -1,20 +1,17 @@
 r"""WSP (Qiu et al.) keypoint presets (``--config=experiments/configs/wsp.py:<preset>``).
 
-Runtimes on the 2-core development CPU; comparisons over seeds at equal budget:
-``python -m experiments.reproduce`` (REPRODUCTION.md).
+Runtimes: 2-core development CPU; seeds at equal budget: ``python -m experiments.reproduce``.
 
-* default: the embedded synthetic demo (multi-person scenes, ankle order = depth order), 800 +
-  4 x 600 steps, width 512; about 10 minutes::
+* default: the synthetic demo (multi-person scenes, ankle order = depth order); ~10 minutes::
 
     python -m experiments.wsp --workdir=/tmp/wsp_default
 
 * ``image``: the image network (``experiments/configs/wsp_image.py``; ``image,smoke`` etc.).
 * ``smoke``: tiny networks, a few steps per stage (the test suite); seconds.
-* ``cmu``: pre-train on COCO train2017 pairs, relative-depth protocols on COCO val2017 pairs,
-  fine-tune on CMU mocap with 10 % / 100 % of the labels, pre-trained vs random init; 211 s.
-  Expected (f94e43f, seed 0): RD protocol 1 AUC 99.4 %, protocol 2 AUC 96.4 %; CMU test MPJPE
-  (action-wise) 139.8 mm pre-trained vs 155.7 random init with 100 % of the labels (3 seeds
-  at 1 / 10 / 100 %: REPRODUCTION.md)::
+* ``cmu``: pre-train on COCO train2017 pairs, RD protocols on COCO val2017 pairs, fine-tune on
+  CMU mocap with 10 % / 100 % of the labels, pre-trained vs random init; 211 s. Expected
+  (f94e43f, seed 0): RD protocol 1 / 2 AUC 99.4 / 96.4 %; CMU test MPJPE 139.8 mm pre-trained vs
+  155.7 random init (100 % labels, action-wise; 3 seeds at 1 / 10 / 100 %: REPRODUCTION.md)::
 
     python -m experiments.wsp --config=experiments/configs/wsp.py:cmu --workdir=/tmp/wsp_cmu
 
@@ -26,7 +23,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import data_config, smoke_data, train_config
+from experiments.configs import data as shared
 
 PRESETS = ("smoke", "cmu", "h36m", "image")
 
@@ -45,29 +42,20 @@ def rd_config() -> ml_collections.ConfigDict:
     r.min_ankle_gap = 0.0  # ties: |y_A - y_B| <= gap (file units) removed (exact ties always)
     r.occluded_confidence = 1.0  # input confidence of labelled-but-occluded joints
     r.max_train_pairs = 0  # random subset of training pairs (0 = all)
-    r.synthetic = ml_collections.ConfigDict(
-        {"num_images": 3000, "test_fraction": 0.2, "people_min": 2, "people_max": 4}
-    )
+    r.synthetic = ml_collections.ConfigDict()  # synthetic scenes: images, test share, people
+    r.synthetic.update(num_images=3000, test_fraction=0.2, people_min=2, people_max=4)
     return r
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     """The WSP config; ``preset`` in :data:`PRESETS` or None (synthetic demo)."""
-    c = ml_collections.ConfigDict()
-    c.experiment = "wsp"
-    c.seed = 0  # base PRNG key; stage i trains with fold_in(key, i); step key fold_in(., step)
-    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
-
-    # ---------------------------------------------------------------- relative-depth pairs
-    r = c.rd = rd_config()
-
-    # ---------------------------------------------------------------- 3D data (fine-tuning)
-    d = c.data = data_config(
+    c = shared.base_config("wsp")
+    r = c.rd = rd_config()  # relative-depth pairs
+    d = c.data = shared.data_config(  # 3D data (fine-tuning)
         num_people={"train_3d": 100, "train_2d": 1, "test": 40, "test_2d_mix": 1},
         normalization="image",  # the encoder's input convention
     )
 
-    # ---------------------------------------------------------------- model
     m = c.model = ml_collections.ConfigDict()
     m.width = 512  # encoder trunk = lifter trunk width
     m.num_blocks = 2
@@ -77,17 +65,13 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     m.head_layers = 2
     m.symmetric = True  # logit = g(A, B) - g(B, A)
 
-    # ---------------------------------------------------------------- pre-training (eq. 9)
     c.stages = ml_collections.ConfigDict()
-    p = c.stages.pretrain = ml_collections.ConfigDict()
+    p = c.stages.pretrain = ml_collections.ConfigDict()  # pre-training (eq. 9)
     p.steps = 800
     p.batch_size = 256  # pairs per step
     p.lr = 1e-3  # cosine decay to 0 over the stage (paper: 1e-3, steps at epochs 30 / 40)
     p.num_selected = 8  # N < J joints drawn per pair (eq. 6); 0 = all labelled joints
-    p.ankle_dropout = 0.2  # prob. of removing both persons' ankles from a training pair's input
-    # (not in the paper, whose images always keep other depth cues; 0 = paper)
-
-    # ---------------------------------------------------------------- fine-tuning
+    p.ankle_dropout = 0.2  # share of training pairs whose input drops both ankles (paper: 0)
     f = c.stages.finetune = ml_collections.ConfigDict()
     f.fractions = (0.1, 1.0)  # fractions of the 3D training labels (seeded random subsets)
     f.inits = ("pretrained", "random")  # encoder trunk vs random initialisation
@@ -95,11 +79,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     f.batch_size = 256
     f.lr = 1e-3  # cosine decay
 
-    # ---------------------------------------------------------------- training
-    t = c.train = train_config()  # run options
+    t = c.train = shared.train_config()  # run options
     del t["batch_size"]  # each stage has its own (stages.*.batch_size)
 
-    # ---------------------------------------------------------------- evaluation
     e = c.eval = ml_collections.ConfigDict()
     e.batch_size = 2048
     e.orientation_seed = 1234  # random A/B orientation of the test pairs (balanced classes)
@@ -109,10 +91,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset is None:
         return c
     if preset == "image" or (preset or "").startswith("image,"):
-        # The image pathway (ResNet + heatmap-masked pooling, WSP eqs. 5-12) lives in
-        # experiments/configs/wsp_image.py; its config names experiment "wsp_image", so
-        # `python -m experiments.wsp` runs experiments.wsp_image.run (common.cli routes by
-        # config.experiment). "image,<p>" selects wsp_image's preset <p>.
+        # the image pathway (experiment "wsp_image": common.cli routes `python -m
+        # experiments.wsp` to experiments.wsp_image.run); "image,<p>": its preset <p>
         from experiments.configs import wsp_image
 
         sub = preset.split(",", 1)[1] if "," in preset else "image"
@@ -121,14 +101,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     if preset == "smoke":
         r.synthetic.update(num_images=60, test_fraction=0.3)
-        smoke_data(d, poses_per_person=16, with_2d=False)
         m.update(width=32, num_blocks=1, feature_dim=4, head_width=8, head_layers=1)
-        p.update(steps=4, batch_size=16, num_selected=4)
-        f.update(steps=4, batch_size=16)
-        t.steps_per_block = 2
-        t.progress = False
-        e.batch_size = 64
-        e.figures = False
+        shared.smoke(c, steps=4, eval_batch=64, poses=16, progress=False)
+        p.update(batch_size=16, num_selected=4)
+        f.batch_size = 16
     elif preset == "cmu":
         r.source = "coco"
         d.preset = "cmu"  # CMU virtual cameras are 1000 x 1000: "vp" == "image" normalisation
@@ -141,7 +117,5 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         m.update(width=1024, dropout=0.5)
         p.update(steps=50000, batch_size=1024)
         f.update(steps=100000, batch_size=1024)
-        t.steps_per_block = 100
-        t.checkpoint_every = 5000
-        t.parallel = "auto"
+        t.update(steps_per_block=100, checkpoint_every=5000, parallel="auto")
     return c

@@ -1,6 +1,6 @@
 r"""WSP (Qiu et al.) image network presets (``--config=experiments/configs/wsp_image.py:<p>``).
 
-Runtimes on the 2-core development CPU; comparisons over seeds: ``python -m experiments.reproduce``.
+Runtimes: 2-core development CPU; comparisons over seeds: ``python -m experiments.reproduce``.
 
 * default / ``image`` / ``rendered``: images rendered by :mod:`jpose.data.render` (multi-person
   scenes for pre-training, single-person crops for fine-tuning), ResNet-10, 400 + 300 steps; CPU
@@ -10,26 +10,22 @@ Runtimes on the 2-core development CPU; comparisons over seeds: ``python -m expe
 
 * ``smoke``: 32 x 32 images, tiny widths, 2 steps (the test suite); under a minute.
 * ``real``: the paper's setting (ResNet-50, 256 x 256 pair crops of COCO / MPII, Human3.6M
-  fine-tuning); needs ``--config.data.image_root`` in the layout of :mod:`jpose.data.images`
-  and optionally ``--config.model.init_checkpoint`` (ImageNet weights as a flat npz); GPU days,
-  not run here. Paper (Table 4): MPJPE 54.3 mm pre-trained vs 67.5 mm without.
+  fine-tuning; ``--config.data.image_root``: :mod:`jpose.data.images`' layout); GPU days, not
+  run here. Paper (Table 4): MPJPE 54.3 mm pre-trained vs 67.5 mm without.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import train_config
+from experiments.configs.data import base_config, smoke, stage_config, train_config
 
 __all__ = ["get_config"]
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The config; ``preset`` in ``"" | image | rendered | smoke | real``."""
-    c = ml_collections.ConfigDict()
-    c.experiment = "wsp_image"  # the method (experiments.wsp_image.run)
-    c.seed = 0
-    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
+    c = base_config("wsp_image")
 
     d = c.data = ml_collections.ConfigDict()
     d.source = "rendered"  # rendered | real
@@ -62,27 +58,18 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     m.pool_normalize = "box"  # eq. 5 pooling: box | heatmap | none
     m.rd_hidden = (128,)  # hidden widths of f (eq. 6)
     m.sigma = 1.0  # Gaussian heatmap std, heatmap pixels
-    # .npz of the ResNet backbone's variables in flax's flat form ("params/stem_conv/kernel",
-    # "batch_stats/stem_bn/mean", ...; jpose.models.resnet.load_flat_weights), e.g. ImageNet
-    # weights converted once (WSP: "ResNet pre-trained on ImageNet"); loaded into the
-    # pre-training network and the "scratch" fine-tuning baseline. "" = random initialisation.
+    # .npz of the ResNet backbone's variables, flax's flat form (jpose.models.resnet.
+    # load_flat_weights), e.g. ImageNet weights (WSP); used by pre-training and the "scratch"
+    # fine-tuning baseline; "" = random initialisation
     m.init_checkpoint = ""
 
     t = c.train = train_config(batch_size=32, steps_per_block=10, log_every=5, clip_norm=10.0)
     t.alpha = 50.0  # eq. 8
     t.num_selected = 8  # N < J keypoints per pair (sec. 3.4.1)
     t.heatmap_squared = False  # eq. 10 as printed (L2 norm); True = sum of squares
-    # stages: "steps" > 0 overrides "epochs" (passes over the stage's examples); boundaries in
-    # epochs (x factor); WSP: lr 1e-3 both
-    c.stages = ml_collections.ConfigDict()
-    c.stages.pretrain = ml_collections.ConfigDict(
-        {"steps": 400, "epochs": 0.0, "lr": 1e-3, "kind": "constant", "boundaries": (),
-         "factor": 0.1}
-    )  # fmt: skip
-    c.stages.finetune = ml_collections.ConfigDict(
-        {"steps": 300, "epochs": 0.0, "lr": 1e-3, "kind": "constant", "boundaries": (),
-         "factor": 0.1}
-    )  # fmt: skip
+    c.stages = ml_collections.ConfigDict()  # epochs: passes over its examples; WSP: lr 1e-3 both
+    c.stages.pretrain = stage_config(400, kind="constant", boundaries=(), factor=0.1)
+    c.stages.finetune = stage_config(300, kind="constant", boundaries=(), factor=0.1)
 
     e = c.eval = ml_collections.ConfigDict()
     e.batch_size = 100
@@ -96,11 +83,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         d.num_people_pool = 8
         m.width, m.deconv_features, m.depth_bins = 4, 8, 4
         m.rd_hidden = (8,)
-        t.batch_size = 4
-        c.stages.pretrain.steps = c.stages.finetune.steps = 2
-        t.steps_per_block = 2
-        t.log_every = 1
-        e.batch_size = 8
+        smoke(c, steps=2, eval_batch=8, batch_size=4, log_every=1)
     elif preset == "real":
         d.source = "real"
         d.image_size = 256

@@ -1,25 +1,23 @@
 r"""Zhou et al. (ICCV 2017) image network presets (``--config=experiments/configs/zhou_image.py``).
 
-Runtimes on the 2-core development CPU; comparisons over seeds: ``python -m experiments.reproduce``.
+Runtimes: 2-core development CPU; comparisons over seeds: ``python -m experiments.reproduce``.
 
-* default / ``rendered``: images rendered by :mod:`jpose.data.render`: a 3D-labelled "studio" set
-  and a 2D-only "wild" set, tests ``test_wild`` and ``test_studio``; 64 x 64 images, 300 / 300 /
-  150 steps; ``--config.ablation=all`` trains stage 1 once, then stages 2-3 of the four
-  ablations; CPU minutes. A demonstration, not the paper's numbers::
+* default / ``rendered``: :mod:`jpose.data.render` images, a 3D-labelled "studio" set and a
+  2D-only "wild" set (tests ``test_wild``, ``test_studio``); ``--config.ablation=all`` trains
+  stage 1 once, then stages 2-3 of the four ablations; CPU minutes. Not the paper's numbers::
 
     python -m experiments.zhou_image --workdir=/tmp/zhou_image --config.ablation=all
 
 * ``smoke``: 32 x 32 images, width 8, 2 steps per stage (the test suite); under a minute.
-* ``h36m``: Human3.6M frames + MPII images (``--config.data.image_root`` in the layout of
-  :mod:`jpose.data.images`), 256 x 256 crops, 2 stacks, 240k / 200k / 40k iterations at batch 6;
-  GPU days, not run here.
+* ``h36m``: Human3.6M frames + MPII images (``--config.data.image_root``: the layout of
+  :mod:`jpose.data.images`), the paper's sizes and iterations; GPU days, not run here.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.data import train_config
+from experiments.configs.data import base_config, smoke, train_config
 from experiments.configs.zhou import ABLATIONS
 
 __all__ = ["ABLATIONS", "get_config"]
@@ -27,10 +25,7 @@ __all__ = ["ABLATIONS", "get_config"]
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
     """The config; ``preset`` in ``"" | rendered | smoke | h36m``."""
-    c = ml_collections.ConfigDict()
-    c.experiment = "zhou_image"  # the method (experiments.zhou_image.run)
-    c.seed = 0
-    c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
+    c = base_config("zhou_image")
     c.ablation = "3d+2d+geo"  # one of ABLATIONS, or "all" (stage 1 shared, 4 x stages 2-3)
 
     d = c.data = ml_collections.ConfigDict()
@@ -89,12 +84,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         d.num_people_pool = 8
         m.features, m.depth, m.num_modules, m.num_reg_pools = 8, 1, 1, 3
         m.num_stacks = 1  # smoke only: fewer ops to compile
-        t.batch_3d = t.batch_2d = 4
-        t.steps_per_block = 2
-        for st in c.stages.values():
-            st.steps = 2
-        t.log_every = 1
-        e.batch_size = 8
+        smoke(c, steps=2, eval_batch=8, batch_3d=4, batch_2d=4, log_every=1)
         e.num_figure_images = 0
     elif preset == "h36m":
         d.source = "h36m"

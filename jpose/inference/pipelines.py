@@ -196,9 +196,12 @@ def load_pipeline(
             return branches(variables, x, c)
     elif kind == "depth":
         fields_layout, avg = str(fields["layout"]), float(options["avg_sum_length"])
+        threshold = float(options.get("visibility_threshold", 0.5))  # older runs: 0.5
 
         def depth_pose(apply: Any, x: jax.Array, c: jax.Array) -> dict[str, jax.Array]:
-            return {"pose3d": rescaled_pose(apply, x, c, avg_sum_length=avg, layout=fields_layout)}
+            pose = rescaled_pose(apply, x, c, avg_sum_length=avg, threshold=threshold,
+                                 layout=fields_layout)  # fmt: skip
+            return {"pose3d": pose}
 
         predict = apply_fn(nets["depth"], variables["depth"], depth_pose)
     else:

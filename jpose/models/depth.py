@@ -57,6 +57,7 @@ def predict_depth(
     pose2d: jax.Array,
     confidence: jax.Array,
     *,
+    threshold: float = 0.5,
     layout: str | skeleton.Layout = "h36m17",
 ) -> tuple[jax.Array, jax.Array]:
     """Root-relative depth ``[..., J]`` in 2D units, and the 2D scale ``s [...]``.
@@ -65,10 +66,12 @@ def predict_depth(
       apply: the depth network ``u [..., J, 2] -> [..., J, 1]``.
       pose2d: ``[..., J, 2]`` normalised 2D.
       confidence: ``[..., J]`` (0 = missing: entered at the root).
+      threshold: visibility threshold of the scale ``s`` (:func:`pose_scale_2d`); the training
+        targets' ``s`` (:func:`depth_batch_arrays`) must use the same.
       layout: the joint layout.
     """
     root = skeleton.get_layout(layout).root
-    s = pose_scale_2d(pose2d, confidence, layout=layout)
+    s = pose_scale_2d(pose2d, confidence, threshold=threshold, layout=layout)
     u = (pose2d - pose2d[..., root : root + 1, :]) / s[..., None, None]
     u = u * (confidence[..., None] > 0)
     out = apply(u)[..., 0]
@@ -81,6 +84,7 @@ def rescaled_pose(
     confidence: jax.Array,
     *,
     avg_sum_length: float,
+    threshold: float = 0.5,
     layout: str | skeleton.Layout = "h36m17",
 ) -> jax.Array:
     """The evaluated 3D of Zhou et al. (Sec. 4.1.2): ``[x, y, depth]`` rescaled to the training
@@ -91,12 +95,13 @@ def rescaled_pose(
       pose2d: ``[B, J, 2]`` normalised 2D.
       confidence: ``[B, J]``.
       avg_sum_length: average sum of bone lengths of the training skeletons (metres).
+      threshold: visibility threshold of the 2D scale (:func:`predict_depth`).
       layout: the joint layout.
 
     Returns:
       ``[B, J, 3]`` metres, root at the origin.
     """
-    depth, _ = predict_depth(apply, pose2d, confidence, layout=layout)
+    depth, _ = predict_depth(apply, pose2d, confidence, threshold=threshold, layout=layout)
     pose = jnp.concatenate([pose2d, depth[..., None]], -1)
     return losses.zhou_skeleton_rescale(pose, layout=layout, avg_sum_length=avg_sum_length)
 
@@ -117,6 +122,7 @@ def perspective_pose(
     packed: jax.Array,
     confidence: jax.Array,
     *,
+    threshold: float = 0.5,
     layout: str | skeleton.Layout = "h36m17",
 ) -> jax.Array:
     """Camera-frame 3D ``[B, J, 3]`` (metres) by perspective back-projection of the predicted
@@ -124,7 +130,7 @@ def perspective_pose(
     ``Z = Z_r (1 + depth / f_n)``, ``[X, Y] = (x - c_n) / f_n Z`` (the inverse of
     :func:`depth_targets`)."""
     x, f, ctr, zr = packed[..., :2], packed[..., 2:4], packed[..., 4:6], packed[..., 6:7]
-    depth, _ = predict_depth(apply, x, confidence, layout=layout)
+    depth, _ = predict_depth(apply, x, confidence, threshold=threshold, layout=layout)
     z = zr * (1.0 + depth[..., None] / f[..., :1])
     return jnp.concatenate([(x - ctr) / f * z, z], -1)
 
@@ -134,12 +140,13 @@ def normalized_pose(
     pose2d: jax.Array,
     confidence: jax.Array,
     *,
+    threshold: float = 0.5,
     layout: str | skeleton.Layout = "h36m17",
 ) -> jax.Array:
     """``[B, J, 3]`` root-relative ``[x, y, depth]`` in units of the 2D scale ``s``
     (:func:`pose_scale_2d`): the prediction of a person without 3D or camera (2D-only data)."""
     root = skeleton.get_layout(layout).root
-    depth, s = predict_depth(apply, pose2d, confidence, layout=layout)
+    depth, s = predict_depth(apply, pose2d, confidence, threshold=threshold, layout=layout)
     pose = jnp.concatenate([pose2d - pose2d[..., root : root + 1, :], depth[..., None]], -1)
     return pose / s[..., None, None]
 

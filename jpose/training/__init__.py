@@ -12,7 +12,9 @@ An experiment assembles a run from:
 * ``fit(...)`` (or an own loop with ``Checkpointer``, ``MetricsLogger`` and ``check_finite``);
 * or, for a whole multi-stage run, ``stages.Stage`` declarations run by ``stages.run_stages``
   (devices, samplers, compiled blocks, checkpoints, resume, logging), then
-  ``reports.write_results`` / ``write_figures`` (``results.{json,md}``, ``figures/``).
+  ``reports.write_results`` / ``write_figures`` (``results.{json,md}``, ``figures/``);
+* ``sweep`` to compare configurations at equal budget over seeds (a training command per seed,
+  reused when finished; mean ± std; the verdict against the seeds' spread; a markdown report).
 """
 
 from jpose.training import parallel

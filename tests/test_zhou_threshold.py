@@ -1,0 +1,64 @@
+"""Zhou et al.'s visibility threshold reaches every place the 2D scale ``s`` is computed: the
+network's input normalisation (``jpose.models.depth.predict_depth`` and the 3D readouts), the
+training targets' ``s`` (``depth_batch_arrays``) and the served pipeline."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import zhou
+from experiments.configs import zhou as zhou_config
+from jpose import skeleton
+from jpose.data import SyntheticConfig, make_synthetic
+from jpose.models import depth as dm
+
+LAY = skeleton.H36M17
+
+
+@pytest.fixture(scope="module")
+def partly_visible():
+    sc = SyntheticConfig(
+        num_people={"train_3d": 2, "train_2d": 1, "test": 1, "test_2d_mix": 1}, poses_per_person=3
+    )
+    ds = make_synthetic(seed=5, config=sc)["train_3d"]
+    conf = np.random.default_rng(0).choice([0.3, 0.7, 1.0], size=ds.confidence.shape)
+    conf[:, LAY.root] = 1.0
+    return dataclasses.replace(ds, confidence=conf.astype(np.float32))
+
+
+def _scale(x, c, threshold):  # numpy: RMS root distance of the joints with c > threshold
+    d2 = ((x - x[:, LAY.root : LAY.root + 1]) ** 2).sum(-1)
+    vis = c > threshold
+    return np.sqrt((vis * d2).sum(-1) / np.maximum(vis.sum(-1), 1)) + 1e-6
+
+
+def _square(u):  # a depth "network" whose output is not linear in its input's scale
+    return u[..., :1] ** 2
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8])
+def test_input_scale_and_target_scale_use_the_same_threshold(partly_visible, threshold):
+    ds = partly_visible
+    x, c = ds.pose2d_norm.astype(np.float32), ds.confidence
+    want_s = _scale(x.astype(np.float64), c, threshold)
+    arrays = dm.depth_batch_arrays(ds, with_depth=False, threshold=threshold)
+    np.testing.assert_allclose(arrays["s"], want_s, rtol=1e-5)
+    depth, s = dm.predict_depth(_square, jnp.asarray(x), jnp.asarray(c), threshold=threshold)
+    np.testing.assert_allclose(s, arrays["s"], rtol=1e-6)
+    # depth = (u_x^2 - u_x,root^2) * s with u = (x - x_root) / s: (x - x_root)_x^2 / s
+    dx = x[..., 0] - x[:, LAY.root : LAY.root + 1, 0]
+    np.testing.assert_allclose(depth, dx**2 / want_s[:, None], rtol=1e-4, atol=1e-7)
+
+
+def test_readouts_and_pipeline_take_the_threshold(partly_visible):
+    ds = partly_visible
+    x, c = jnp.asarray(ds.pose2d_norm), jnp.asarray(ds.confidence)
+    for readout, kw in ((dm.rescaled_pose, {"avg_sum_length": 4.0}), (dm.normalized_pose, {})):
+        a, b = (readout(_square, x, c, threshold=t, **kw) for t in (0.5, 0.8))
+        assert not np.allclose(a, b), readout.__name__  # the scale changed with the threshold
+    config = zhou_config.get_config("smoke")
+    config.method.visibility_threshold = 0.8
+    spec = zhou.pipeline(config, {"avg_sum_length": 4.0, "normalization": "vp"})
+    assert spec["options"]["visibility_threshold"] == 0.8

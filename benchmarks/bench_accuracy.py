@@ -117,11 +117,12 @@ def _jpose_camerapose_off(preset: str, steps: tuple[int, ...], h36m_dir: str, tm
 
 def _stage_predictor(workdir: str, stage: str, step: int) -> Any:
     """CameraPose's lifter at a checkpoint of an earlier stage (switches off: lifter only)."""
+    import ml_collections
+
     from experiments import camerapose as cp
-    from experiments import common
     from jpose.evaluation import apply_fn
 
-    config = common.read_config(workdir)
+    config = ml_collections.ConfigDict(inference.read_config(workdir))
     info = inference.read_model_info(workdir)
     models = cp.build_models(config, info.get("camera_priors") or {})
     variables, _ = inference.restore_variables(workdir, (stage,), ["lifter"], step=step)

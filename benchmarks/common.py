@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,17 +146,14 @@ def machine_info() -> dict[str, Any]:
     import numpy as np
     import optax
 
+    from jpose._git import head_state
+
     flags = _cpu_flags()
     try:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem_gb = float("nan")
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    commit = head_state(short=True)[0] or ""
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

@@ -33,6 +33,7 @@ from jpose.inference import camerapose as cpinf
 from jpose.inference import pipelines
 from jpose.models import camerapose as CP
 from jpose.models.poseaug import poseaug_players
+from jpose.training import stages as harness
 
 __all__ = ["LAYOUT", "Setup", "prepare", "init_players", "stage_state", "make_phases",
            "make_predict", "run"]  # fmt: skip
@@ -90,7 +91,8 @@ def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict
 
 def relative_depth_arrays(config: ml_collections.ConfigDict, normalization: str, *, use_2d: bool
                           ) -> dict[str, np.ndarray]:  # fmt: skip
-    """:func:`jpose.data.camerapose.relative_depth_arrays` of ``config.rd`` (``loss.lambda_rd``)."""
+    """:func:`jpose.data.camerapose.relative_depth_arrays` of ``config.rd`` (``loss.lambda_rd``);
+    ValueError without the camera branch and 2D-only data (``use_2d``)."""
     if not (config.method.camera and use_2d):
         raise ValueError(
             "loss.lambda_rd > 0 needs the camera branch (method.camera) and 2D-only data: the "
@@ -116,7 +118,8 @@ def prepare(config: ml_collections.ConfigDict) -> Setup:
 
 def init_players(setup: Setup, key: jax.Array, *, abstract: bool = False
                  ) -> dict[str, tuple[Any, Any]]:  # fmt: skip
-    """:func:`jpose.models.camerapose.init_players`: ``{player: (params, batch_stats)}``."""
+    """:func:`jpose.models.camerapose.init_players`: ``{player: (params, batch_stats)}``; with
+    ``abstract``, a zero template for restoring a checkpoint."""
     mc = setup.config.model
     return CP.init_players(setup.models, key, abstract=abstract, layout=LAYOUT,
                            camera_inputs=mc.camera.inputs, d2d_kind=mc.d2d.input)  # fmt: skip
@@ -127,15 +130,16 @@ def stage_state(
 ) -> T.TrainState:
     """A fresh :class:`TrainState` for ``stage`` from ``variables``: the players its phases train
     get ``clip -> adam`` (the stage's schedule; G, D ``gan.lr``), the others ``set_to_zero``."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown CameraPose stage {stage!r}; known: {STAGES}")
     scfg = setup.config.stages[f"stage{STAGES.index(stage) + 1}"]
     sched = T.schedule_from_config(scfg, steps_per_epoch=steps_per_epoch)
     trainable = {n for p in make_phases(setup, stage) for n in p.players}
-    players = {}
+    clip, players = setup.config.train.clip_norm, {}
     for name, model in setup.models.items():
         params, stats = variables[name]
         lr = setup.config.gan.lr if name in ("generator", "d2d", "d3d") else sched
-        adam = T.clipped(optax.adam(lr), setup.config.train.clip_norm)
-        tx = adam if name in trainable else optax.set_to_zero()
+        tx = T.clipped(optax.adam(lr), clip) if name in trainable else optax.set_to_zero()
         players[name] = T.PlayerState(
             params=params, batch_stats=stats, opt_state=tx.init(params), model=model, tx=tx
         )
@@ -181,7 +185,8 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
     # the refinement network, frozen after stage 1, is trained again with method.finetune_refine
     refine = "refine" in has and stage == "end2end" and bool(config.method.finetune_refine)
-    lifter_players = tuple(p for p in ("lifter", "camera") if p in has) + ("refine",) * refine
+    lifter_players = tuple(p for p in ("lifter", "camera") if p in has)
+    lifter_players += ("refine",) if refine else ()
     options = {"train_refine": refine, "reproj_scale": lo.reproj_scale, "min_depth": lo.min_depth}
     aug_options = {k: g[k] for k in ("bl_tanh_limit", "max_angle", "translation_limit",
                                      "depth_log_limit", "valid_bound")}  # fmt: skip
@@ -252,7 +257,8 @@ def make_phases(setup: Setup, stage: str) -> tuple[T.Phase, ...]:
 
 
 def make_predict(setup: Setup, state: T.TrainState | Mapping[str, Any]) -> Any:
-    """:func:`jpose.models.camerapose_predict` of a training state or ``{player: variables}``."""
+    """:func:`jpose.models.camerapose_predict` of a training state or ``{player: variables}``:
+    ``predict(pose2d_norm, confidence[, frame_scale])`` -> ``{"pose3d", "refined", ...}``."""
     if isinstance(state, T.TrainState):
         state = {n: p.variables() for n, p in state.players.items()}
     models = {n: setup.models[n] for n in ("refine", "lifter", "camera") if n in setup.models}
@@ -295,7 +301,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     batch_sizes = {"3d": int(tc.batch_size), "2d": int(tc.batch_size_2d),
                    "rd": int(tc.batch_size_rd)}  # fmt: skip
 
-    def declare(index: int, stage: str) -> T.stages.Stage:
+    def declare(index: int, stage: str) -> harness.Stage:
         with_2d = setup.use_2d_only and stage in ("refine", "end2end")
         names = ["3d"] + [n for n in ("2d", "rd") if with_2d and n in setup.train_arrays]
         skip = stage == "refine" and "refine" not in setup.models
@@ -309,27 +315,28 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 n: (p.params, p.batch_stats) for n, p in last.players.items()}  # fmt: skip
             return stage_state(setup, stage, v, steps_per_epoch=steps_per_epoch)
 
-        return T.stages.Stage(
+        return harness.Stage(
             stage, phases=make_phases(setup, stage), num_steps=num_steps,
             batch_sizes={n: batch_sizes[n] for n in names}, init=init,
             key=jax.random.fold_in(base_key, index), samples_per_step=int(tc.batch_size),
         )  # fmt: skip
 
-    trained = T.stages.run_stages([declare(i, s) for i, s in enumerate(STAGES)],
-                                  setup.train_arrays, workdir=wd, options=options)  # fmt: skip
+    trained = harness.run_stages([declare(i, s) for i, s in enumerate(STAGES)],
+                                setup.train_arrays, workdir=wd, options=options)  # fmt: skip
     state = trained.state
     if state is None:  # every stage had 0 steps
         state = stage_state(setup, "end2end", variables, steps_per_epoch=steps_per_epoch)
 
-    has = {f"has_{n}": n in setup.models for n in ("refine", "camera")}
+    has_refine, has_camera = "refine" in setup.models, "camera" in setup.models
     predict = make_predict(setup, state)
     evaluations, tables, noisy = cpinf.evaluate(
         predict, data, common.eval_splits(data, ec.splits), batch_size=ec.batch_size,
         action_key=ec.action_key, noise_seed=config.noise.eval_seed,
-        noise=_noise_options(config) if ec.noisy_input else None, has_camera=has["has_camera"],
+        noise=_noise_options(config) if ec.noisy_input else None, has_camera=has_camera,
     )  # fmt: skip
-    figures = cpinf.figures(predict, data, evaluations, noisy, workdir=wd, **has,
-                            samples=int(ec.figure_samples)) if ec.figures else {}  # fmt: skip
+    figures = cpinf.figures(
+        predict, data, evaluations, noisy, workdir=wd, samples=int(ec.figure_samples),
+        has_refine=has_refine, has_camera=has_camera) if ec.figures else {}  # fmt: skip
     written = common.write_figures(wd, figures)
     weak = f"{data['train_2d'].name} (2D only)" if setup.use_2d_only else "2D-only data not used"
     source = "ground-truth 2D"

@@ -36,7 +36,8 @@ import numpy as np
 from jpose import evaluation as jeval
 from jpose import inference, models, skeleton
 from jpose.data import PoseDataset
-from jpose.data.common import holdout_split, subset
+from jpose.data.common import holdout_split
+from jpose.data.common import subset as subset
 from jpose.data.splits import data_normalization, eval_splits, load_splits
 from jpose.inference import pipelines
 from jpose.training import parallel, rundir
@@ -46,42 +47,10 @@ from jpose.training.reports import (
     evaluation_record,
     training_curves_figure,
     write_figures,
-    write_model_info,
     write_results,
 )
+from jpose.training.reports import write_model_info as write_model_info
 from jpose.training.stages import StagesResult, num_stage_steps
-
-__all__ = [
-    "eval_datasets",
-    "evaluate",
-    "fields",
-    "finish",
-    "lifter_figures",
-    "start",
-    "validation",
-    "LOGGER",
-    "config_path",
-    "cli",
-    "method_run",
-    "run_experiment",
-    "setup_workdir",
-    "check_known_fields",
-    "load_datasets",
-    "eval_splits",
-    "subset",
-    "holdout_split",
-    "stage_num_steps",
-    "train_options",
-    "ResultsHeader",
-    "write_results",
-    "write_figures",
-    "training_curves_figure",
-    "read_config",
-    "declared_predictor",
-    "data_normalization",
-    "write_model_info",
-    "evaluation_record",
-]
 
 LOGGER = logging.getLogger("jpose.experiments")
 _CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
@@ -304,11 +273,6 @@ def declared_predictor(
                                    step=step)  # fmt: skip
 
 
-def read_config(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
-    """:func:`jpose.inference.read_config` as a ``ConfigDict`` (the methods' config type)."""
-    return ml_collections.ConfigDict(inference.read_config(workdir))
-
-
 # ------------------------------------------------------------------------------------------------
 # Validation, evaluation and results of the keypoint-lifting methods (baseline, Zhou, Drover, Li)
 # ------------------------------------------------------------------------------------------------
@@ -354,7 +318,7 @@ def start(
     if fraction <= 0:
         return t_start, wd, datasets, None
     datasets["train_3d"], val = holdout_split(datasets["train_3d"], fraction,
-                                                     seed=int(config.seed) + 7)  # fmt: skip
+                                              seed=int(config.seed) + 7)  # fmt: skip
     return t_start, wd, datasets, val
 
 
@@ -440,14 +404,19 @@ def finish(
     **extra: Any,
 ) -> dict[str, Any]:
     """Write ``results.json|md`` (with ``eval.figures``, :func:`lifter_figures` of
-    ``figure_evaluations``, default ``evaluations``); return the run's record ``{"evaluations"
-    (without predictions), "timings", "figures", **extra, "stages"}``. ``header``: the
-    :class:`ResultsHeader` fields but the 2D source (the dataset's), the checkpoints and
-    the notes (``notes`` after the training wall time); ``stage_info``: more fields of
-    ``timings["stages"][stage]`` (``trained.summary()``); ``extra``: more results fields."""
+    ``figure_evaluations``, default ``evaluations``) and return the run's record.
+
+    ``header`` holds the :class:`ResultsHeader` fields except three that ``finish`` fills: the 2D
+    source (the training split's), the checkpoints and the notes (the training wall time, then
+    ``notes``). ``results.json`` gets ``timings = {"train_wall_s", "total_wall_s", "stages":
+    trained.summary() per stage, with ``stage_info[stage]``'s fields added}``, ``figures`` and
+    ``extra``. The record returned is ``{"evaluations" (without predictions), "timings",
+    "figures", **extra, "stages"}`` where ``stages`` holds the :class:`StageResult` objects.
+    """
     stages = trained.summary()
     for name, more in (stage_info or {}).items():
-        stages.get(name, {}).update(more)
+        if name in stages:
+            stages[name].update(more)
     timings = {"train_wall_s": trained.wall_s, "total_wall_s": time.perf_counter() - t_start,
                "stages": stages}  # fmt: skip
     header = ResultsHeader(
@@ -461,6 +430,5 @@ def finish(
         figures = lifter_figures(workdir, figure_evaluations or evaluations, datasets, title=title)
     extra = {"timings": timings, "figures": figures, **extra}
     write_results(workdir, header=header, evaluations=evaluations,
-                         extra_tables=extra_tables, extra=extra)  # fmt: skip
-    return {"evaluations": evaluation_record(evaluations), **extra,
-            "stages": trained.stages}  # fmt: skip
+                  extra_tables=extra_tables, extra=extra)  # fmt: skip
+    return {"evaluations": evaluation_record(evaluations), **extra, "stages": trained.stages}

@@ -186,10 +186,14 @@ def evaluate(
     return common.evaluate(predict_3d, ds, config, joints=spec.joints, centre=spec.layout_centre)
 
 
-def seed_stages(config: ml_collections.ConfigDict) -> list[str]:
+def seeds(config: Mapping[str, Any]) -> list[int]:
+    """The seeds of the trained generators, in order: ``seed``, then ``ensemble_seeds``."""
+    return [int(s) for s in (config["seed"], *config["ensemble_seeds"])]
+
+
+def seed_stages(config: Mapping[str, Any]) -> list[str]:
     """Stage (checkpoint directory) names ``seed<s>`` of the trained generators, in order."""
-    config = ml_collections.ConfigDict(config)
-    return [f"seed{int(s)}" for s in (config.seed, *config.ensemble_seeds)]
+    return [f"seed{s}" for s in seeds(config)]
 
 
 def load_predictor(
@@ -240,7 +244,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     d_phase, g_phase = make_phases(config)
     phases = alternating_gan_phases(discriminator=d_phase, generator=g_phase)
-    seeds = [int(config.seed)] + [int(s) for s in config.ensemble_seeds]
+    run_seeds = seeds(config)
     declared = [
         harness.Stage(
             f"seed{seed}", phases=phases, num_steps=num_steps, samples_per_step=bs,
@@ -248,7 +252,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             init=lambda done, seed=seed: init(seed),
             key=jax.random.fold_in(jax.random.key(seed), 1),
         )
-        for seed in seeds
+        for seed in run_seeds
     ]  # fmt: skip
     trained = harness.run_stages(declared, host_data, workdir=wd,
                                  options=common.train_options(tc))  # fmt: skip
@@ -263,7 +267,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     rows = [("learned", "", per_seed[0])]
     if len(per_seed) > 1:
         rows = [("ensemble", "", lambda x, c: sum(p(x, c) for p in per_seed) / len(per_seed))]
-        rows += [(f"seed {seed}", f" (seed {seed})", p) for seed, p in zip(seeds, per_seed)]
+        rows += [(f"seed {seed}", f" (seed {seed})", p) for seed, p in zip(run_seeds, per_seed)]
     if config.eval.trivial_baseline:
         trivial = jax.jit(lambda x, c: predictor(None, x, c))
         rows.append(("trivial baseline", " (trivial baseline)", trivial))
@@ -281,18 +285,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             summary[split][row] = ev["metrics"]["p_mpjpe"]["action_wise"]
     header = dict(
         experiment="drover (Drover et al. ECCV-W 2018, 3D from 2D projections alone)",
-        dataset=f"{config.data.preset}: generator inputs {datasets['train_3d'].name} 2D "
-        f"({n_inputs}); real 2D pool {info['real_pool']} ({n_real}); no 3D labels",
-        protocol="headline: P-MPJPE (MPJPE after scale + rigid alignment, the paper's metric), "
-        f"mm, {spec.num_joints} joints; Protocol 1 = S11 (test_s11), Protocol 2 = S9+S11 (test) "
-        f"on Human3.6M; P1 column uses a nominal {unit_m} m per generator unit (scale-free "
-        "method: not meaningful); trivial baseline = constant depth through the same code",
+        dataset=(f"{config.data.preset}: generator inputs {datasets['train_3d'].name} 2D "
+                 f"({n_inputs}); real 2D pool {info['real_pool']} ({n_real}); no 3D labels"),
+        protocol=("headline: P-MPJPE (MPJPE after scale + rigid alignment, the paper's metric), "
+                  f"mm, {spec.num_joints} joints; Protocol 1 = S11 (test_s11), Protocol 2 = "
+                  f"S9+S11 (test) on Human3.6M; P1 column uses a nominal {unit_m} m per "
+                  "generator unit (scale-free method: not meaningful); trivial baseline = "
+                  "constant depth through the same code"),
         options={
+            # in the order of the results' options line
             **common.fields(config, "method.num_joints", "method.distance", "method.generator_loss",
                             "real2d.virtual_cameras", "model.width", "train.batch_size"),
             "steps_per_seed": num_steps,
             **common.fields(config, "stages.gan.lr_schedule", "train.sampling"),
-            "seeds": seeds,
+            "seeds": run_seeds,
         },
         model_selection="final checkpoint of every seed (no model selection)",
     )  # fmt: skip

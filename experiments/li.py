@@ -8,7 +8,8 @@ virtual cameras' 2D, :func:`jpose.data.multiview.build_multiview_set`, and is ev
 Lifting and root branches give the global pose (:mod:`jpose.models.li`); stage ``pretrain``
 minimises eq. 6, ``train`` eq. 7 (eqs. 2 + lambda 5), over all view pairs; the uncalibrated
 variant estimates the real views' extrinsics from the 2D. Evaluation: the lifting branch alone,
-single view. Deviations from the paper: BUILD_NOTES.md.
+single view. Losses are in the units of the normalised 2D (intrinsics converted to them), not
+pixels^2. Deviations from the paper: BUILD_NOTES.md.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def train_loss_fn(ctx: Any, batch: Mapping[str, Any], *, transform_weight: float
     ``batch = {"mv": {TRAIN_KEYS: [B, V, ...]}}``; ``transform_weight``: lambda of eq. 7.
     ``detection_noise``: options of :func:`jpose.augment.detection_noise` (None: GT 2D): every
     view's 2D becomes a fresh simulated detection, the lifter input, re-projection target and
-    weights w of eqs. 2 and 5; ``confidence_weighting=False``: the ablation without w."""
+    weights w of eqs. 2 and 5; ``confidence_weighting=False``: the ablation without w;
+    ``confidence_view``: whose confidences weight eq. 5 (``jpose.losses.
+    li_transform_reprojection_loss``); ``root_depth_offset``: metres added to the root branch's
+    depth."""
     b = dict(batch["mv"])
     _check_batch(b)
     if detection_noise is not None:
@@ -132,7 +136,9 @@ def load_predictor(config: Mapping[str, Any], workdir: str | os.PathLike[str], *
     ``predict(pose2d_norm, confidence)`` returns ``pose3d``, the lifting branch's output made
     root-relative (exactly what ``run`` evaluates), and ``translation`` ``[B, 3]``, the root
     branch's root (metres, camera frame, ``model.root_depth_offset_m`` added to its depth), so
-    that ``pose3d + translation[:, None]`` is the global pose of the training losses."""
+    that ``pose3d + translation[:, None]`` is the global pose of the training losses. The
+    confidences are not used (the branches see 2D only). Restored from the last stage with
+    checkpoints (``train``, else ``pretrain``)."""
     return common.declared_predictor(pipeline, config, workdir, step=step,
                                      info=inference.read_model_info(workdir))  # fmt: skip
 
@@ -174,11 +180,13 @@ def build_state(config: ml_collections.ConfigDict, example: jax.Array, *, key: j
     (parameters of the previous stage's state when given). With ``stage.steps > 0`` (CPU
     presets) the epoch-based learning-rate boundaries are rescaled to the step budget, so "x0.1
     at 1/3 and 2/3 of training" is kept."""
-    sched_cfg, spe = dict(stage), steps_per_epoch
-    if int(stage.steps) > 0 and stage.boundaries:
-        epochs, spe = float(stage.epochs), 1
+    sched_cfg = dict(stage)
+    if int(stage.steps) > 0 and stage.boundaries:  # boundaries in steps: one step per "epoch"
+        epochs = float(stage.epochs)
         sched_cfg["boundaries"] = tuple(float(b) / epochs * num_steps for b in stage.boundaries)
-    sched = T.schedule_from_config(sched_cfg, steps_per_epoch=spe)
+        sched = T.schedule_from_config(sched_cfg, steps_per_epoch=1)
+    else:
+        sched = T.schedule_from_config(sched_cfg, steps_per_epoch=steps_per_epoch)
     warmup = int(stage.warmup_steps)
     if warmup > 0:  # linear warm-up of each stage's fresh Adam (see the config's comment)
         base = sched
@@ -196,6 +204,7 @@ def build_state(config: ml_collections.ConfigDict, example: jax.Array, *, key: j
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train (pre-train + train), evaluate and report; resumable. Returns the results record."""
+    t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     datasets = common.load_datasets(config.data)
     train_ds = datasets.pop("train_3d")  # only the multi-view set below reads the training 3D
@@ -250,7 +259,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for split, ds in common.eval_datasets(datasets, config).items():
         e = evaluations[split] = common.evaluate(predict_3d, ds, config, keep_predictions=keep)
         LOGGER.info("%s: MPJPE %.1f mm, P-MPJPE %.1f mm (action-wise)", split,
-                    *(e["metrics"][k]["action_wise"] for k in ("mpjpe", "p_mpjpe")))  # fmt: skip
+                    e["metrics"]["mpjpe"]["action_wise"],
+                    e["metrics"]["p_mpjpe"]["action_wise"])  # fmt: skip
     title = "Uncalibrated extrinsics vs calibration (training rigs, degrees)"
     tables = {title: mvset.estimator_errors} if mvset.estimator_errors else {}
     if config.eval.estimator_report:
@@ -279,7 +289,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     figures = []
     if config.eval.figures:
         figures = common.lifter_figures(wd, evaluations, datasets, title="Li et al.")
-    extra = {"stages": stages, "timings_s": {"data_prep": prep_s}, "figures": figures}
+    timings = {"data_prep": prep_s, "total": time.perf_counter() - t_start}
+    extra = {"stages": stages, "timings_s": timings, "figures": figures}
     common.write_results(wd, header=header, evaluations=evaluations, extra_tables=tables,
                          extra=extra)  # fmt: skip
     return {"evaluations": evaluations, "tables": tables, **extra}

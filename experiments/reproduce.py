@@ -8,10 +8,10 @@ r"""Each paper's central claim, measured at equal budget over seeds: ``REPRODUCT
 Every run is an ordinary work directory (``<workdir>/<paper>/<run>/seed<k>``) trained by the
 method's own command (``python -m experiments.<method> --config=... --config.seed=<k>``), so
 ``python -m experiments.evaluate --workdir=...`` reopens it; a finished run (its
-``reproduce.json`` records the same command) is reused, an interrupted one resumes from its last
-checkpoint. The command writes ``REPRODUCTION.md`` (per comparison: commands, the
-paper's number, the mean +- std over seeds, wall time, verdict) and ``reproduction.json`` beside
-it (every seed's numbers, for comparing a later run).
+``reproduce.json`` records the same commands) is reused, an interrupted one resumes from its last
+checkpoint. The command writes ``REPRODUCTION.md`` (per comparison: commands, the paper's
+number, the mean +- std over seeds, wall time, verdict) and ``reproduction.json`` beside it
+(every seed's numbers, for comparing a later run).
 
 Budgets: ``cpu`` (the table; all comparisons with 3 seeds in well under 2 hours on a 2-core CPU)
 and ``quick`` (one seed, each method's ``smoke`` preset on synthetic data, tiny steps: a smoke
@@ -63,6 +63,7 @@ class Run:
 
     @property
     def key(self) -> str:
+        """``<paper>/<name>``: the run's key in the results and its work directory's path."""
         return f"{self.paper}/{self.name}"
 
     def command(self, *, budget: str, seed: int, workdir: pathlib.Path) -> list[str]:
@@ -328,7 +329,7 @@ def _zhou(r: Results) -> tuple[list[Row], str]:
 def _wsp(r: Results) -> tuple[list[Row], str]:
     run = "wsp/pretrain_vs_scratch"
     rows, words = [], []
-    for f in sorted({k.split("_")[0] for k in r[run]["runs"][0]["scores"]}):  # "001pct", ...
+    for f in sorted({k.split("_")[0] for x in r[run]["runs"] for k in x["scores"]}):  # "001pct"
         label, (pre, scratch) = f"{int(f.rstrip('pct'))} %", (f"{f}_pretrained", f"{f}_random")
         metrics = (f"{pre}_p1", f"{scratch}_p1", f"{pre}_p2", f"{scratch}_p2")
         rows.append((label, *(_fmt(r, run, m) for m in metrics)))
@@ -476,16 +477,17 @@ TITLE = "Reproduction: each paper's claim at equal budget, over seeds"
 
 def _define(fv: flags.FlagValues) -> None:
     papers = ",".join(c.paper for c in COMPARISONS)
-    string = functools.partial(flags.DEFINE_string, flag_values=fv)
-    string("papers", papers, f"comma-separated subset of {papers}")
-    flags.DEFINE_integer("seeds", 3, "training seeds per run", flag_values=fv)
-    flags.DEFINE_enum("budget", "cpu", ("cpu", "quick"), "run budget", flag_values=fv)
-    flags.DEFINE_bool("quick", False, "= --budget=quick --seeds=1", flag_values=fv)
-    string("workdir", "reproduce_runs", "root of the runs' work directories")
-    string("output", "REPRODUCTION.md", "the report (and reproduction.json beside it)")
+    kw = {"flag_values": fv}
+    flags.DEFINE_string("papers", papers, f"comma-separated subset of {papers}", **kw)
+    flags.DEFINE_integer("seeds", 3, "training seeds per run", lower_bound=1, **kw)
+    flags.DEFINE_enum("budget", "cpu", ("cpu", "quick"), "run budget", **kw)
+    flags.DEFINE_bool("quick", False, "= --budget=quick --seeds=1", **kw)
+    flags.DEFINE_string("workdir", "reproduce_runs", "root of the runs' work directories", **kw)
+    flags.DEFINE_string("output", "REPRODUCTION.md", "the report (+ reproduction.json)", **kw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (module doc); the report is rewritten as each run finishes; returns 0."""
     args = cli_flags.parse(PROG, _define, argv, description=__doc__ or "")
     budget, seeds = ("quick", 1) if args.quick else (args.budget, args.seeds)
     papers = [x.strip() for x in args.papers.split(",") if x.strip()]
@@ -493,8 +495,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [x for x in papers if x not in known]
     if bad or not papers:
         cli_flags.usage_error(PROG, f"unknown paper(s) {bad}; expected a subset of {known}")
-    if seeds < 1:
-        cli_flags.usage_error(PROG, "--seeds must be >= 1")
     t0 = time.perf_counter()
     root, output = pathlib.Path(args.workdir), pathlib.Path(args.output)
 

@@ -8,6 +8,8 @@ Stage ``pretrain``: the pairwise model of :mod:`jpose.models.relative_depth` on 
 (:func:`finetune_stages`): a Martinez lifter on ``[x, y, confidence]`` with eq. 12's L1, from the
 encoder trunk (``pretrained``) or ``random``. Evaluation: RD protocols 1 / 2 (Tables 2-3) beside
 input-only baselines; MPJPE / P-MPJPE of every lifter. :func:`load_predictor` serves one lifter.
+CameraPose's auxiliary loss on predicted depths (``loss.lambda_rd``) is
+:func:`jpose.losses.wsp_relative_depth_aux_loss`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def _tag(frac: float) -> str:
     return f"{int(round(100 * frac)):03d}pct"
 
 
+def _stage_name(frac: float, init: str) -> str:
+    return f"finetune_{_tag(frac)}_{init}"
+
+
 def finetune_stages(config: ml_collections.ConfigDict, num_train: int) -> dict[str, dict[str, Any]]:
     """``{finetune_<pct>pct_<init> (checkpoint directory): {"fraction", "init", "num_examples",
     "evaluation" (results.json key)}}`` of the stages ``run`` fine-tunes, in order; the subset of
@@ -54,11 +60,10 @@ def finetune_stages(config: ml_collections.ConfigDict, num_train: int) -> dict[s
     fc, out = config.stages.finetune, {}
     for frac in map(float, fc.fractions):
         n = min(num_train, max(int(fc.batch_size), int(round(frac * num_train))))
-        n = num_train if frac >= 1.0 else n
         for init in map(str, fc.inits):
             if init not in ("pretrained", "random"):
                 raise ValueError(f"stages.finetune.inits: expected pretrained|random, got {init!r}")
-            out[f"finetune_{_tag(frac)}_{init}"] = {
+            out[_stage_name(frac, init)] = {
                 "fraction": frac, "init": init, "num_examples": n,
                 "evaluation": f"{_tag(frac)} ({n} examples), {init}",
             }  # fmt: skip
@@ -70,7 +75,7 @@ def default_variant(config: ml_collections.ConfigDict) -> str:
     initialisation (else the first of ``stages.finetune.inits``) at the largest label fraction."""
     fc = config.stages.finetune
     init = "pretrained" if "pretrained" in tuple(fc.inits) else str(fc.inits[0])
-    return f"finetune_{_tag(max(map(float, fc.fractions)))}_{init}"
+    return _stage_name(max(map(float, fc.fractions)), init)
 
 
 def _lifter_spec(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -145,18 +150,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     common.write_model_info(wd, experiment="wsp", pipeline=pipeline(config, info), **info)
 
     # -- stage 1: relative-depth pre-training (eq. 9) ---------------------------------------------
-    rd_model = mrd.pairwise_relative_depth(17, **mc.to_dict())  # config.model: its options
+    rd_model = mrd.pairwise_relative_depth(17, **common.fields(
+        config, "model.feature_dim", "model.width", "model.num_blocks", "model.dropout",
+        "model.head_width", "model.head_layers", "model.symmetric"))  # fmt: skip
     arrays = train_pairs.pair_arrays(protocol=1, orientation_seed=int(config.seed))
     data = {"rd": {k: v for k, v in arrays.items() if k not in ("delta_s", "image_id")}}
     ex, scale = {k: v[:2] for k, v in data["rd"].items()}, np.ones(2, np.float32)
-    pre_steps, ft_steps = (harness.num_stage_steps(steps=int(st.steps), epochs=0.0,
-                                                   steps_per_epoch=1,
-                                                   steps_per_block=options.steps_per_block)
-                           for st in (pc, fc))  # fmt: skip
-    # Adam, cosine decay to 0 over each stage
-    pre_tx, ft_tx = (clipped(optax.adam(optax.cosine_decay_schedule(float(st.lr), max(n, 1))),
-                             float(config.train.clip_norm))
-                     for st, n in ((pc, pre_steps), (fc, ft_steps)))  # fmt: skip
+    num_steps = functools.partial(harness.num_stage_steps, epochs=0.0, steps_per_epoch=1,
+                                  steps_per_block=options.steps_per_block)  # fmt: skip
+    pre_steps, ft_steps = num_steps(steps=int(pc.steps)), num_steps(steps=int(fc.steps))
+    clip = float(config.train.clip_norm)  # Adam, cosine decay to 0 over each stage
+    pre_tx = clipped(optax.adam(optax.cosine_decay_schedule(float(pc.lr), max(pre_steps, 1))), clip)
+    ft_tx = clipped(optax.adam(optax.cosine_decay_schedule(float(fc.lr), max(ft_steps, 1))), clip)
 
     def rd_loss(ctx: PhaseContext, batch: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
         return mrd.pairwise_objective(  # eq. 9 on the batch's pairs
@@ -175,9 +180,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # -- stages 2..: fine-tuning, one per label fraction and initialisation -----------------------
     lifter = pipelines.build_network(_lifter_spec(config))
     for fi, frac in enumerate(map(float, fc.fractions)):
-        names = [f"finetune_{_tag(frac)}_{how}" for how in fc.inits]
-        sub = common.subset(train_3d, finetune_info[names[0]]["num_examples"],
-                            seed=int(config.seed) + 7 + fi)  # fmt: skip
+        n = finetune_info[_stage_name(frac, fc.inits[0])]["num_examples"]
+        sub = common.subset(train_3d, n, seed=int(config.seed) + 7 + fi)
         data[f"ft{fi}"] = {k: getattr(sub, k) for k in ("pose2d_norm", "confidence", "pose3d_cam")}
         # shared by the inits: one compiled block per subset
         ft_loss = functools.partial(_finetune_loss, dataset=f"ft{fi}")
@@ -193,11 +197,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 player = player.with_variables(v["params"], v["batch_stats"])
             return create_train_state({"lifter": player})
 
-        for name in names:
+        for how in map(str, fc.inits):
             declared.append(harness.Stage(
-                name, phases=ft_phases, num_steps=ft_steps,
-                batch_sizes={f"ft{fi}": int(fc.batch_size)},
-                init=functools.partial(init, how=finetune_info[name]["init"]),
+                _stage_name(frac, how), phases=ft_phases, num_steps=ft_steps,
+                batch_sizes={f"ft{fi}": int(fc.batch_size)}, init=functools.partial(init, how=how),
                 key=jax.random.fold_in(key, len(declared)),
             ))  # fmt: skip
     trained = harness.run_stages(declared, data, workdir=wd, options=options)

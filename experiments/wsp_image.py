@@ -88,15 +88,16 @@ def load_init_checkpoint(path: str, player: Any) -> Any:
     return player.with_variables(params, stats)
 
 
-def load_arrays(config: ml_collections.ConfigDict, *, stride: int
+def load_arrays(config: ml_collections.ConfigDict, *, volume: Mapping[str, Any]
                 ) -> dict[str, dict[str, np.ndarray]]:  # fmt: skip
     """The arrays of ``"pre"``, ``"rd_test"`` (multi-person, ``wsp_pretrain_arrays``), ``"ft"``
-    and ``"test"`` (single-person crops, ``wsp_finetune_arrays``): rendered from fresh pose pools
+    and ``"test"`` (single-person crops, ``wsp_finetune_arrays`` of the 3D heatmap ``volume``:
+    ``stride``, ``depth_bins``, ``depth_range_m``): rendered from fresh pose pools
     (train / test), or (``data.source = "real"``, layout in ``experiments/configs/wsp_image.py``)
     pairs_train / pairs_val, whose eq. 7 labels train and are the reference order (the ankle rule
     is recomputed on the 2D), and h36m_train / h36m_test."""
-    d, m, t0 = config.data, config.model, time.perf_counter()
-    seed, size = int(config.seed), int(d.image_size)
+    d, stride, t0 = config.data, volume["stride"], time.perf_counter()
+    base, size = 1000 * int(config.seed), int(d.image_size)  # base: of the rendering seeds
     if d.source == "real":
         if d.rd_labels != "ankle":
             raise ValueError(
@@ -104,37 +105,36 @@ def load_arrays(config: ml_collections.ConfigDict, *, stride: int
                 f"data.rd_labels={d.rd_labels!r} needs depth (rendered only)"
             )
         kw = dict(image_size=size, padding=float(d.crop_padding))
-        (r_pre, lab_pre), (r_rd, lab_rd) = (
-            images.load_pair_crops(d.image_root, split, max_examples=int(n), **kw)
-            for split, n in (("train", d.num_pretrain), ("val", d.num_rd_test))
-        )  # fmt: skip
-        r_ft, r_te = (
-            images.load_h36m_crops(d.image_root, split, max_examples=int(n), **kw)[0]
-            for split, n in (("train", d.num_finetune), ("test", d.num_test))
-        )  # fmt: skip
-        pre, rd_test = (wsp_pretrain_arrays(r, stride=stride, rd_labels="ankle")
-                        for r in (r_pre, r_rd))  # fmt: skip
+        pairs = functools.partial(images.load_pair_crops, d.image_root, **kw)
+        h36m = functools.partial(images.load_h36m_crops, d.image_root, **kw)
+        r_pre, lab_pre = pairs("train", max_examples=int(d.num_pretrain))
+        r_rd, lab_rd = pairs("val", max_examples=int(d.num_rd_test))
+        r_ft = h36m("train", max_examples=int(d.num_finetune))[0]
+        r_te = h36m("test", max_examples=int(d.num_test))[0]
+        pre = wsp_pretrain_arrays(r_pre, stride=stride, rd_labels="ankle")
+        rd_test = wsp_pretrain_arrays(r_rd, stride=stride, rd_labels="ankle")
         pre.update(images.pair_label_arrays(lab_pre, pre["pairs"]))
         rd_test.update(images.pair_label_arrays(lab_rd, rd_test["pairs"]))
     else:
-        pools = [images.pose_pool(split=split, mix=d.mix, seed=seed * 1000 + s,
-                                  **{k: d[k] for k in images.POSE_POOL_OPTIONS})
-                 for s, split in ((1, "train"), (2, "test"))]  # fmt: skip
+        pool_kw = {k: d[k] for k in images.POSE_POOL_OPTIONS}
+        train = images.pose_pool(split="train", mix=d.mix, seed=base + 1, **pool_kw).poses
+        test = images.pose_pool(split="test", mix=d.mix, seed=base + 2, **pool_kw).poses
         scene = render.RenderConfig(image_size=size, framing="scene", people=tuple(d.people),
                                     distance_range=tuple(d.distance_range),
                                     style=d.style)  # fmt: skip
         crop = render.RenderConfig(image_size=size, framing="crop", style=d.style)
-        # pretrain (train pool), rd test (test pool), finetune (train), test (test)
-        sets = ((d.num_pretrain, scene), (d.num_rd_test, scene), (d.num_finetune, crop),
-                (d.num_test, crop))  # fmt: skip
-        r_pre, r_rd, r_ft, r_te = (render.render_images(pools[i % 2].poses, num_images=int(n),
-                                                        config=cfg, seed=seed * 1000 + 11 + i)
-                                   for i, (n, cfg) in enumerate(sets))  # fmt: skip
-        pre, rd_test = (wsp_pretrain_arrays(r, stride=stride, rd_labels=str(d.rd_labels))
-                        for r in (r_pre, r_rd))  # fmt: skip
-    ft_kw = dict(stride=stride, depth_bins=int(m.depth_bins), depth_range_m=float(m.depth_range_m))
-    arrays = {"pre": pre, "rd_test": rd_test, "ft": wsp_finetune_arrays(r_ft, **ft_kw),
-              "test": wsp_finetune_arrays(r_te, **ft_kw)}  # fmt: skip
+        sets = ((d.num_pretrain, scene, train, base + 11),  # (images, framing, poses, seed)
+                (d.num_rd_test, scene, test, base + 12),
+                (d.num_finetune, crop, train, base + 13),
+                (d.num_test, crop, test, base + 14))  # fmt: skip
+        r_pre, r_rd, r_ft, r_te = (
+            render.render_images(poses, num_images=int(n), config=cfg, seed=seed)
+            for n, cfg, poses, seed in sets
+        )
+        pre = wsp_pretrain_arrays(r_pre, stride=stride, rd_labels=str(d.rd_labels))
+        rd_test = wsp_pretrain_arrays(r_rd, stride=stride, rd_labels=str(d.rd_labels))
+    arrays = {"pre": pre, "rd_test": rd_test, "ft": wsp_finetune_arrays(r_ft, **volume),
+              "test": wsp_finetune_arrays(r_te, **volume)}  # fmt: skip
     common.LOGGER.info("%s: pretrain %d, rd test %d, finetune %d, test %d (%.1f s)", d.source,
                        len(r_pre), len(r_rd), len(r_ft), len(r_te),
                        time.perf_counter() - t0)  # fmt: skip
@@ -155,7 +155,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     d, m, t, sc = config.data, config.model, config.train, config.stages
     stride = heatmap_stride(resnet_depth=int(m.resnet_depth), stem=str(m.stem),
                             deconv_layers=int(m.deconv_layers))  # fmt: skip
-    arrays = load_arrays(config, stride=stride)
+    volume = {"stride": stride, "depth_bins": int(m.depth_bins),  # the 3D heatmap volume
+              "depth_range_m": float(m.depth_range_m)}  # fmt: skip
+    arrays = load_arrays(config, volume=volume)
     pre, ft = arrays["pre"], arrays["ft"]
 
     net_kw = dict(num_joints=LAYOUT.num_joints, resnet_depth=int(m.resnet_depth),
@@ -168,12 +170,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     options = common.train_options(t)
     bs = int(t.batch_size)
     # the paper's epochs and decays where configured (real preset), else CPU steps at constant lr
-    (pre_steps, pre_sched), (ft_steps, ft_sched) = (
-        stage_schedule(stage, num_examples=len(a["image"]), batch_size=bs,
-                       steps_per_block=options.steps_per_block)
-        for stage, a in ((sc.pretrain, pre), (sc.finetune, ft))
-    )  # fmt: skip
-    tx_pre, tx_ft = (clipped(optax.adam(sched), t.clip_norm) for sched in (pre_sched, ft_sched))
+    schedule = functools.partial(stage_schedule, batch_size=bs,
+                                 steps_per_block=options.steps_per_block)  # fmt: skip
+    pre_steps, pre_sched = schedule(sc.pretrain, num_examples=len(pre["image"]))
+    ft_steps, ft_sched = schedule(sc.finetune, num_examples=len(ft["image"]))
+    tx_pre = clipped(optax.adam(pre_sched), t.clip_norm)
+    tx_ft = clipped(optax.adam(ft_sched), t.clip_norm)
     init_ckpt = str(m.init_checkpoint)
 
     def with_backbone(player: Any) -> Any:  # ImageNet (or any user) ResNet weights, if given
@@ -192,9 +194,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             return create_train_state({"net3d": with_backbone(fresh)})
         # the pre-trained backbone and deconvolution head (copies: the steps donate the state)
         net = done["pretrain"].players["net"]
-        params, stats = (jax.tree_util.tree_map(jnp.copy, transfer_params(a, b))
-                         for a, b in ((net.params, fresh.params),
-                                      (net.batch_stats, fresh.batch_stats)))  # fmt: skip
+        params = jax.tree.map(jnp.copy, transfer_params(net.params, fresh.params))
+        stats = jax.tree.map(jnp.copy, transfer_params(net.batch_stats, fresh.batch_stats))
         return create_train_state({"net3d": fresh.with_variables(params, stats)})
 
     pre_loss = functools.partial(_pretrain_loss, alpha=float(t.alpha),
@@ -227,8 +228,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         coords = jeval.batched_apply(wsp_predictor(net.model, net.variables()), te["image"],
                                      batch_size=eval_bs)["coords3d"]  # fmt: skip
         evals[f"test ({how})"], summary[how] = wsp_3d_evaluation(
-            coords, te, name=f"{'rendered ' if rendered else ''}test crops ({how} init)",
-            stride=stride, depth_bins=int(m.depth_bins), depth_range_m=float(m.depth_range_m),
+            coords, te, name=f"{'rendered ' if rendered else ''}test crops ({how} init)", **volume
         )  # fmt: skip
 
     header = common.ResultsHeader(

@@ -63,15 +63,17 @@ def depth_spec(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def pipeline(config: ml_collections.ConfigDict, info: Mapping[str, Any]) -> dict[str, Any]:
     """The ``model.json["pipeline"]`` entry (:mod:`jpose.inference.pipelines`)."""
     avg = float(info["avg_sum_length"])
+    # the input scale's threshold the run trained with (runs before it was recorded: 0.5)
+    threshold = float(info.get("visibility_threshold", 0.5))
+    description = (
+        f"Zhou et al. (ICCV 2017) depth network, ablation {config.method.ablation}; 3D rescaled "
+        f"to the training average sum of bone lengths ({avg:.3f} m)"
+    )
     return pipelines.pipeline_spec(
         "depth", networks={"depth": depth_spec(config)}, stages=STAGES,
-        options={"avg_sum_length": avg,
-                 "visibility_threshold": float(config.method.visibility_threshold)},
-        predictor={"experiment": "zhou", "layout": LAYOUT.name,
-                   "normalization": str(info["normalization"]),
-                   "description": f"Zhou et al. (ICCV 2017) depth network, ablation "
-                   f"{config.method.ablation}; 3D rescaled to the training average sum of bone "
-                   f"lengths ({avg:.3f} m)"},
+        options={"avg_sum_length": avg, "visibility_threshold": threshold},
+        predictor={"experiment": "zhou", "layout": LAYOUT.name, "description": description,
+                   "normalization": str(info["normalization"])},
     )  # fmt: skip
 
 
@@ -146,7 +148,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     canonical = np.asarray(kinematics.bone_lengths(train.pose3d_cam, layout=LAYOUT)).mean(0)
     avg_sum_length = dm.average_sum_bone_length(train.pose3d_cam, layout=LAYOUT)
     info = {"layout": LAYOUT.name, "normalization": train.normalization,
-            "avg_sum_length": avg_sum_length, "canonical_bone_lengths": canonical}  # fmt: skip
+            "avg_sum_length": avg_sum_length, "canonical_bone_lengths": canonical,
+            "visibility_threshold": thr}  # fmt: skip
     common.write_model_info(wd, experiment="zhou", pipeline=pipeline(config, info), **info)
     heldout_2d = None
     if "train_2d" in datasets and "val_2d" not in datasets:  # symmetry needs unseen 2D people
@@ -208,9 +211,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         symmetry[f"{split}: ground truth (mm)"] = jm.symmetry_table(
             ds.pose3d_root_relative, scale=1000.0
         )
-    held_2d, symmetry_2d = datasets.get("val_2d", heldout_2d), None  # unseen 2D-only people
+    # unseen 2D-only people: the data's val_2d split, else the part held out of train_2d
+    name_2d = "val_2d" if "val_2d" in datasets else "heldout_2d"
+    held_2d, symmetry_2d = datasets.get("val_2d", heldout_2d), None
     if held_2d is not None:
-        name_2d = "val_2d" if "val_2d" in datasets else "heldout_2d"
         ds2 = common.subset(held_2d, int(config.eval.max_2d_examples), seed=1)
         predict_2d = jit_predict(player, functools.partial(dm.normalized_pose, threshold=thr))
         pred2 = jeval.batched_apply(predict_2d, ds2.pose2d_norm, ds2.confidence, batch_size=bs_eval)

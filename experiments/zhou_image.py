@@ -52,7 +52,8 @@ def load_splits(config: ml_collections.ConfigDict, *, heatmap_size: int) -> dict
     ``test_studio``, each ``{"arrays", "labels", "rendered", "render_s"}``: crops rendered from
     pose pools (studio style and pose mix for the 3D sets, wild for the others), or
     (``data.source = "h36m"``, layout in ``experiments/configs/zhou_image.py``) h36m_train,
-    mpii_train, mpii_val (2D only, depth 0: no 3D metrics) and h36m_test (evenly spaced rows)."""
+    mpii_train (2D only, depth 0), mpii_val (2D only; the one split without 3D metrics) and
+    h36m_test; ``data.num_*`` size the splits (real files: evenly spaced rows, 0 = all)."""
     d, seed, size = config.data, int(config.seed), int(config.data.image_size)
     specs = {  # name: (studio / 3D-labelled, pool split, size, seed offset)
         "train_3d": (True, "train", int(d.num_train_3d), 1),
@@ -240,25 +241,29 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                    if rendered else "user-provided images"],
         )  # fmt: skip
         n_fig = int(ec.num_figure_images)
-        curves = functools.partial(common.training_curves_figure, a_wd)
-        figs = {"test_wild_predictions": functools.partial(
-                    _prediction_figure, splits["test_wild"]["arrays"], predict=predict, n=n_fig,
-                    heatmap_size=heatmap_size), "training_curves": curves}  # fmt: skip
+        wild = functools.partial(_prediction_figure, splits["test_wild"]["arrays"], predict=predict,
+                                 n=n_fig, heatmap_size=heatmap_size)  # fmt: skip
+        figs = {
+            "test_wild_predictions": wild,
+            "training_curves": functools.partial(common.training_curves_figure, a_wd),
+        }
         common.write_results(a_wd, header=header, evaluations=evals, extra_tables=tables, extra={
             "stages": {**stage1.summary(), **trained.summary()}, "summary": res,
             "figures": common.write_figures(a_wd, figs) if n_fig > 0 else [],
         })  # fmt: skip
     if len(ablations) > 1:  # the ablation table
-        nan = float("nan")  # no 3D: MPII val (h36m source)
-        columns = {  # column: (split, key of results[ablation][split]); PCKh in percent
-            "wild MPJPE": ("test_wild", "mpjpe_mm"), "wild P-MPJPE": ("test_wild", "p_mpjpe_mm"),
-            "studio MPJPE": ("test_studio", "mpjpe_mm"),
-            "studio P-MPJPE": ("test_studio", "p_mpjpe_mm"), "wild PCKh %": ("test_wild", "pckh"),
-            "studio PCKh %": ("test_studio", "pckh"), "wild sym (mm)": ("test_wild", "sym_mm"),
-            "2D-only sym (crop px)": ("train_2d", "sym_crop_px"),
-        }  # fmt: skip
-        rows = {a: {c: r[s].get(k, nan) * (100 if k == "pckh" else 1)
-                    for c, (s, k) in columns.items()} for a, r in results.items()}  # fmt: skip
+        nan, rows = float("nan"), {}  # nan: the wild 3D columns without 3D (MPII val, h36m source)
+        for a, r in results.items():
+            rows[a] = {
+                "wild MPJPE": r["test_wild"].get("mpjpe_mm", nan),
+                "wild P-MPJPE": r["test_wild"].get("p_mpjpe_mm", nan),
+                "studio MPJPE": r["test_studio"]["mpjpe_mm"],
+                "studio P-MPJPE": r["test_studio"]["p_mpjpe_mm"],
+                "wild PCKh %": 100 * r["test_wild"]["pckh"],
+                "studio PCKh %": 100 * r["test_studio"]["pckh"],
+                "wild sym (mm)": r["test_wild"].get("sym_mm", nan),
+                "2D-only sym (crop px)": r["train_2d"]["sym_crop_px"],
+            }
         table = jm.format_table(rows, title="## Zhou image ablations (rendered data; mm, PCKh@0.5)",
                                 row_header="ablation")  # fmt: skip
         (wd / "ablations.md").write_text(table + "\n\nTimings (s): " + json.dumps(

@@ -279,7 +279,8 @@ def evaluate_3d(
 
     Args:
       predict_3d: ``(pose2d_norm [B, J, 2], confidence [B, J]) -> pose3d [B, J, 3]`` metres
-        (camera frame; root-relative or not: both sides are root-centred), ideally jitted.
+        (camera frame; root-relative or not: both sides are root-centred unless ``joints`` is
+        given), ideally jitted.
       dataset: split with ``pose3d_cam``.
       batch_size: evaluation batch size.
       action_key: label to group by (default :func:`action_labels`).
@@ -287,10 +288,11 @@ def evaluate_3d(
         default the dataset's own.
       keep_predictions: also return ``"predictions"`` ``[N, J, 3]`` and per-example errors.
       joints: score only these layout indices (e.g. Drover et al.'s 14 joints: the ``mask`` of
-        :func:`jpose.metrics.mpjpe`, ``p_mpjpe``, ``n_mpjpe``); default every joint.
+        :func:`jpose.metrics.mpjpe`, ``p_mpjpe``, ``n_mpjpe``); default every joint. The
+        prediction is then scored as ``predict_3d`` returns it (not re-centred): it must be
+        centred on the target's origin.
       centre: with ``joints``, the layout indices whose mean is the target's origin (default the
-        root); the prediction is scored as ``predict_3d`` returns it, so it must be centred on
-        the same point.
+        root).
 
     Returns:
       ``{"num_examples", "dataset", "metrics": {metric: {"per_action": {action: mm},
@@ -298,6 +300,8 @@ def evaluate_3d(
     """
     if not dataset.has_3d:
         raise ValueError(f"{dataset.name}: evaluate_3d needs 3D poses")
+    if centre is not None and joints is None:
+        raise ValueError("evaluate_3d: centre is the origin of a joint subset; pass joints too")
     x = dataset.pose2d_norm if pose2d_norm is None else pose2d_norm
     c = dataset.confidence if confidence is None else confidence
     _notice_evaluation(predict_3d, dataset.name)

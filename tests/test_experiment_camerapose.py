@@ -206,3 +206,8 @@ def test_relative_depth_pairs_for_the_auxiliary_loss():
     cfg.rd.source = "coco"
     with pytest.raises(ValueError, match="'image'-normalised"):
         cp.relative_depth_arrays(cfg, "vp", use_2d=True)
+
+
+def test_stage_state_names_an_unknown_stage():
+    with pytest.raises(ValueError, match=r"unknown CameraPose stage 'stage4'; known: \('refine'"):
+        cp.stage_state(None, "stage4", {}, steps_per_epoch=1)  # checked before the setup is read

@@ -109,6 +109,18 @@ def test_a_failed_run_is_reported_not_fatal():
     assert "(1 failed)" in s["rows"][0][-1] and s["rows"][0][1] == "45.2 ± 0.4"
 
 
+def test_wsp_table_survives_a_failed_seed_0():
+    res = _fake_results(drover_p2=45.0, geo_sym=0.2)
+    res["wsp/pretrain_vs_scratch"]["runs"][0] = {"failed": "boom", "wall_s": 0.0, "scores": {}}
+    (s,) = R.summarize(res, ["wsp"])
+    assert [row[:3] for row in s["rows"]] == [
+        ("1 %", "90.0 ± 0.0", "120.0 ± 0.0"),
+        ("10 %", "70.0 ± 0.0", "71.0 ± 0.0"),
+        ("100 %", "60.0 ± 0.0", "55.0 ± 0.0"),
+    ]
+    assert s["verdict"].endswith("1 %: reproduces; 10 %: reproduces; 100 %: does not reproduce")
+
+
 def test_quick_end_to_end_and_reuse(tmp_path):
     out = tmp_path / "R.md"
     args = ["--quick", "--papers=drover", f"--workdir={tmp_path / 'runs'}", f"--output={out}"]

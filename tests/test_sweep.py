@@ -38,6 +38,7 @@ def test_format_wall():
     assert sweep.format_wall(ok) == "2.0 min"
     assert sweep.format_wall([*ok, {"failed": "x", "wall_s": 0.0}]) == "2.0 min (1 failed)"
     assert sweep.format_wall([{"failed": "x", "wall_s": 0.0}] * 2) == "failed (2 of 2)"
+    assert sweep.format_wall([]) == "n/a"  # no seeds run: nothing failed
 
 
 # appends a line to <workdir>/count and writes <workdir>/score
@@ -63,12 +64,44 @@ def test_run_seed_runs_then_reuses(tmp_path):
     assert (tmp_path / "run" / "seed0.log").read_text() == "trained\nevaluated\n"
     assert json.loads((wd / sweep.RECORD).read_text())["command"] == cmd[1:]
     # the same command: reused, not run again (another interpreter path does not matter)
-    again = sweep.run_seed(["python3", *cmd[1:]], **kw)
+    again = sweep.run_seed(["python3", *cmd[1:]], then=then, **kw)
     assert (wd / "count").read_text() == "x" and again == rec
     assert lines[-1] == f"  run seed 0: reusing {wd}"
     # another command: run again
-    other = sweep.run_seed([*cmd[:-1], "4.5"], **kw)
+    other = sweep.run_seed([*cmd[:-1], "4.5"], then=then, **kw)
     assert (wd / "count").read_text() == "xx" and other["scores"] == {"x": 4.5}
+
+
+def test_run_seed_reuses_only_with_the_same_follow_up_commands(tmp_path):
+    wd = tmp_path / "seed0"
+    cmd = [sys.executable, "-c", _TRAIN, str(wd), "1.0"]
+    kw = {"workdir": wd, "label": "x", "score": _score, "log": lambda line: None}
+    evaluate = [sys.executable, "-c", "print('evaluated')"]
+    rec = sweep.run_seed(cmd, then=[evaluate], **kw)
+    assert rec["then"] == [evaluate[1:]] and (wd / "count").read_text() == "x"
+    sweep.run_seed(cmd, then=[["python3", *evaluate[1:]]], **kw)  # the same: reused
+    assert (wd / "count").read_text() == "x"
+    sweep.run_seed(cmd, **kw)  # without the evaluation: not the same run
+    assert (wd / "count").read_text() == "xx"
+    sweep.run_seed(cmd, then=[[*evaluate[:-1], "print('other')"]], **kw)
+    assert (wd / "count").read_text() == "xxx"
+    # a record written before follow-ups were recorded holds whatever the caller declares now
+    record = wd / sweep.RECORD
+    old = json.loads(record.read_text())
+    del old["then"]
+    record.write_text(json.dumps(old))
+    sweep.run_seed(cmd, then=[evaluate], **kw)
+    assert (wd / "count").read_text() == "xxx"
+
+
+def test_a_corrupt_record_fails_the_seed_not_the_sweep(tmp_path):
+    wd = tmp_path / "seed0"
+    wd.mkdir()
+    (wd / sweep.RECORD).write_text('{"command": [')  # e.g. a write cut short
+    cmd = [sys.executable, "-c", _TRAIN, str(wd), "1.0"]
+    rec = sweep.run_seed(cmd, workdir=wd, label="x", score=_score, log=lambda line: None)
+    assert rec["scores"] == {} and "Expecting" in rec["failed"]
+    assert not (wd / "count").exists()
 
 
 def test_run_seed_records_failures(tmp_path):
@@ -112,6 +145,9 @@ def test_write_report(tmp_path):
         "| a | 1.0 ± 0.1 |\n| b | 2.0 |\n\n**Verdict.** reproduces\n\nCommands:\n\n"
         "    python -m a\n    python -m b\n"
     )
+    kw = {"title": "T", "paragraphs": [], "sections": [], "data": {"n": 2}}
+    _, js = sweep.write_report(tmp_path / "Other.md", json_path=tmp_path / "numbers.json", **kw)
+    assert js == tmp_path / "numbers.json" and json.loads(js.read_text()) == {"n": 2}
 
 
 def test_checkout_label_outside_a_checkout(tmp_path):

@@ -42,11 +42,12 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     c.model.zero_init_output = True  # output layer starts at 0 = the training mean pose (not in
     # Martinez; measured: P1 58 vs 69 mm after 500 steps on CMU, see BUILD_NOTES)
 
-    # batch_size 256 (Martinez et al.: 64)
-    c.train = shared.train_config(validation=True, steps_per_block=100)
-    # the single stage; Martinez: 200 epochs, lr x 0.96 per 100k steps (decay_epochs: per preset)
-    st = shared.stage_config(0, 200.0, kind="exponential", decay_rate=0.96, decay_epochs=1.0)
-    c.stages = ml_collections.ConfigDict({"lifter": st})
+    c.train = shared.train_config(validation=True, steps_per_block=100)  # batch 256 (Martinez: 64)
+    c.stages = ml_collections.ConfigDict()
+    st = c.stages.lifter = shared.stage_config(0, 200.0)  # the single stage; Martinez: 200 epochs
+    st.kind = "exponential"  # learning rate: Martinez's lr * 0.96 ** (step / 100k)
+    st.decay_rate = 0.96
+    st.decay_epochs = 1.0  # set per preset (in epochs of the training split)
 
     c.eval = shared.eval_config()
 
@@ -54,8 +55,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.model.width = 512  # CPU-sized (Martinez et al.: 1024)
         st.steps = 1500
     elif preset == "smoke":
-        c.model.update(width=32, num_blocks=1)
         shared.smoke(c, steps=4, eval_batch=16, batch_size=8)
+        c.model.update(width=32, num_blocks=1)
     elif preset == "cmu":
         c.data = shared.data_config("cmu")
         c.train.batch_size = 1024  # the accuracy benchmark's budget (benchmarks/bench_accuracy)

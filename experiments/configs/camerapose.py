@@ -117,23 +117,26 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     t.weak2d_bn_stats = True  # 2D-only batches update batch-norm running statistics (PyTorch)
     t.batch_size_rd = 64  # relative-depth pairs per step (stage 3, when loss.lambda_rd > 0)
 
-    # CPU-scaled stages (the paper's: paper_schedule); lr x factor at each boundary (epochs)
-    s = c.stages = ml_collections.ConfigDict()
-    s.stage1 = shared.stage_config(300, 100.0, kind="step", boundaries=(15,), factor=0.1)
-    s.stage2 = shared.stage_config(250, 10.0, kind="constant", boundaries=(), factor=0.1)
-    s.stage3 = shared.stage_config(400, 75.0, kind="step", boundaries=(8,), factor=0.1)
+    s = c.stages = ml_collections.ConfigDict()  # CPU-scaled (the paper's: paper_schedule)
+    s.stage1 = shared.stage_config(300, 100.0)
+    s.stage2 = shared.stage_config(250, 10.0)
+    s.stage3 = shared.stage_config(400, 75.0)
+    for stage, boundaries in zip(s.values(), ((15,), (), (8,))):
+        stage.kind = "step" if boundaries else "constant"  # lr x factor at each boundary
+        stage.boundaries = boundaries  # epochs
+        stage.factor = 0.1
 
     e = c.eval = shared.eval_config(batch_size=2048)
     e.noisy_input = True  # also evaluate on 2D with the detection-noise model ("+noise")
     e.figure_samples = 4  # examples per figure
 
     if preset == "smoke":
+        shared.smoke(c, steps=2, eval_batch=64, poses=16, batch_size=16, progress=False)
         for net in (mo.lifter, mo.refine, mo.camera):
             net.update(width=32, num_blocks=1)
         mo.generator.update(width=16, num_stages=1, noise_dim=4)
         mo.d2d.width = 16
         mo.d3d.update(width=16, bottleneck=8)
-        shared.smoke(c, steps=2, eval_batch=64, poses=16, batch_size=16, progress=False)
         t.update(batch_size_2d=16, batch_size_rd=8, parallel="none")
         c.rd.synthetic.update(num_images=40, test_fraction=0.25)
     elif preset == "cmu":

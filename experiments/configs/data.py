@@ -8,6 +8,15 @@ from collections.abc import Mapping
 
 from ml_collections import ConfigDict
 
+__all__ = [
+    "base_config",
+    "data_config",
+    "eval_config",
+    "noise_config",
+    "smoke",
+    "stage_config",
+    "train_config",
+]
 _SPLITS = ("train_3d", "train_2d", "test", "test_2d_mix", "val_2d")
 
 
@@ -20,7 +29,17 @@ def data_config(
     normalization: str = "vp",
     h36m_source: str = "gt",
 ) -> ConfigDict:
-    """The ``config.data`` block (``normalization``: of the Human3.6M preset)."""
+    """The ``config.data`` block.
+
+    Args:
+      preset: ``synthetic | cmu | cmu+coco | h36m``.
+      num_people: synthetic people per split (``train_3d``, ``train_2d``, ``test``,
+        ``test_2d_mix``); default 200 / 200 / 40 / 40.
+      poses_per_person: poses per synthetic person.
+      views_per_pose: virtual cameras per synthetic pose.
+      normalization: 2D normalisation of the Human3.6M preset (``vp`` or ``image``).
+      h36m_source: Human3.6M 2D source.
+    """
     d = ConfigDict()
     d.preset = preset  # synthetic | cmu | cmu+coco | h36m
     d.seed = 0  # synthetic generator / virtual-camera / subset seed
@@ -69,7 +88,7 @@ def base_config(experiment: str, **blocks: ConfigDict) -> ConfigDict:
     """A config with the top-level fields every method shares, then ``blocks`` (``data=...``)."""
     c = ConfigDict()
     c.experiment = experiment  # the method (experiments.<experiment>; inference registry)
-    c.seed = 0  # base PRNG seed of every random draw (stage i: fold_in(key, i))
+    c.seed = 0  # base PRNG seed
     c.distributed = False  # multi-process pmap over jax.distributed (README "Multi-process")
     c.update(blocks)
     return c
@@ -104,23 +123,19 @@ def eval_config(**values: object) -> ConfigDict:
     return _override(e, values, "eval_config: no option")
 
 
-def stage_config(steps: int, epochs: float = 0.0, lr: float = 1e-3, **fields: object) -> ConfigDict:
-    """A ``config.stages.<name>`` block; ``fields``: its schedule's (``kind``: constant | step |
-    linear | exponential; ``boundaries`` in epochs, ``factor``, ``decay_rate``, ``decay_epochs``:
-    ``jpose.training.schedules``), then the method's."""
+def stage_config(steps: int, epochs: float = 0.0, lr: float = 1e-3) -> ConfigDict:
+    """A ``config.stages.<name>`` block's common fields; the method sets its schedule's
+    (``jpose.training.schedules``) and its own on the returned block."""
     s = ConfigDict()
     s.steps = steps  # total steps (> 0 overrides epochs)
     s.epochs = epochs  # passes over the stage's training split (used when steps == 0)
     s.lr = lr  # learning rate (Adam)
-    s.update(fields)
     return s
 
 
 def noise_config(*, enabled: bool) -> ConfigDict:
-    """The ``config.noise`` block: options of ``jpose.augment.detection_noise`` (simulated
-    detections with confidences from GT 2D; CameraPose's model, also used by Li et al.): the
-    GT 2D gets Gaussian noise of std ``sigma_min + (sigma_max - sigma_min) (1 - c)`` and, with
-    probability ``outlier_prob (1 - c)``, an outlier offset; missing joints keep confidence 0."""
+    """The ``config.noise`` block: the options of ``jpose.augment.detection_noise`` (simulated
+    detections with confidences from GT 2D; CameraPose's model, also used by Li et al.)."""
     n = ConfigDict()
     n.enabled = enabled  # corrupt GT 2D and draw confidences (fresh every step)
     n.conf_power = 3.0  # c = 1 - (1 - conf_min) u^conf_power, u ~ U(0, 1) (mean 0.76)
@@ -133,9 +148,10 @@ def noise_config(*, enabled: bool) -> ConfigDict:
 
 
 def smoke(c: ConfigDict, *, steps: int, eval_batch: int, poses: int = 8, **train: object) -> None:
-    """The smoke-test settings every method shares, in place: at most 4 / 2 synthetic people per
-    training / test split of a :func:`data_config` block, ``poses`` each; every stage ``steps``
-    long, K = 2; evaluation batch ``eval_batch`` without figures; ``train``: run options."""
+    """The smoke-test settings every method shares, in place; call it first in a smoke branch: it
+    overwrites ``data.synthetic`` (at most 4 / 2 people per training / test split, ``poses`` each;
+    the image methods' data blocks have none), every stage's ``steps``, ``train.steps_per_block``
+    (2) and the ``train`` options given, ``eval.batch_size`` and ``eval.figures`` (False)."""
     if "synthetic" in c.data:
         s = c.data.synthetic
         s.num_people = {

@@ -74,9 +74,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
         c.train.batch_size = 256
         g.steps = 1000
     elif preset == "smoke":
+        shared.smoke(c, steps=4, eval_batch=16, batch_size=8)
         c.real2d.virtual_cameras = 2
         c.model.update(width=32, generator_blocks=1, discriminator_blocks=1)
-        shared.smoke(c, steps=4, eval_batch=16, batch_size=8)
     elif preset == "cmu":
         c.data = shared.data_config("cmu")
         c.real2d.virtual_cameras = 8

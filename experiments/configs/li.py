@@ -86,14 +86,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # batch_size = instants per step (each with all its views and view pairs); clip_norm is not
     # in the paper: loss spikes at the depth clamp otherwise derail Adam (CMU: P1 679 -> 94 mm)
     c.train = shared.train_config(batch_size=128)
-    # eq. 6 pre-training (enabled=False: the Fig. 6 ablation; paper: 20 epochs); warmup_steps:
-    # linear lr warm-up of each stage's fresh Adam (not in the paper; h36m preset: 100)
-    p = shared.stage_config(300, 20.0, kind="constant", boundaries=(), warmup_steps=0, enabled=True)
-    # training: paper 300 epochs, x0.1 every 100 (boundaries rescaled when steps > 0)
-    t = shared.stage_config(
-        1500, 300.0, kind="step", boundaries=(100.0, 200.0), factor=0.1, warmup_steps=0
-    )
-    c.stages = ml_collections.ConfigDict({"pretrain": p, "train": t})
+    c.stages = ml_collections.ConfigDict()
+    p = c.stages.pretrain = shared.stage_config(300, 20.0)  # paper: 20 epochs (CPU: 300 steps)
+    p.enabled = True  # eq. 6 pre-training (Fig. 6 ablation: False)
+    p.kind = "constant"  # learning-rate schedule (jpose.training.schedules)
+    p.boundaries = ()  # epochs of x0.1 decays (none: constant)
+    p.warmup_steps = 0  # linear lr warm-up of the stage's fresh Adam (not in the paper)
+    t = c.stages.train = shared.stage_config(1500, 300.0)  # paper: 300 epochs (CPU: 1500 steps)
+    t.kind = "step"  # x factor at each boundary (paper: x0.1 every 100 epochs)
+    t.boundaries = (100.0, 200.0)  # epochs (rescaled to the stage length when steps > 0)
+    t.factor = 0.1
+    t.warmup_steps = 0  # linear lr warm-up (not in the paper; h36m preset: 100)
     t.transform_weight = 1.0  # lambda of eq. 7 (0 = re-projection only, Table 1 "Reproj")
     t.confidence_view = "source"  # eq. 5 weights (jpose.losses.li_transform_reprojection_loss)
     t.confidence_weighting = True  # the w of eqs. 2 and 5; False = ablation: every joint 1
@@ -106,11 +109,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.estimator_report = True  # RANSAC relative-pose accuracy table on synthetic rigs
 
     if preset == "smoke":
+        shared.smoke(c, steps=4, eval_batch=64, batch_size=8)
         d.synthetic.views_per_pose = 3
         m.num_virtual_views = 2
         u.update(num_hypotheses=16, chunk=16, noise_levels_px=(0.0, 2.0), report_trials=2)
         c.model.width = c.model.root_width = 32
-        shared.smoke(c, steps=4, eval_batch=64, batch_size=8)
         c.notes = ["smoke test: a few steps, numbers meaningless"]
     elif preset == "cmu":
         d.update(preset="cmu", group_keys=("sequence", "frame"), rig_keys=("sequence",))

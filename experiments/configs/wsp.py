@@ -100,9 +100,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {PRESETS}")
     if preset == "smoke":
+        shared.smoke(c, steps=4, eval_batch=64, poses=16, progress=False)
         r.synthetic.update(num_images=60, test_fraction=0.3)
         m.update(width=32, num_blocks=1, feature_dim=4, head_width=8, head_layers=1)
-        shared.smoke(c, steps=4, eval_batch=64, poses=16, progress=False)
         p.update(batch_size=16, num_selected=4)
         f.batch_size = 16
     elif preset == "cmu":

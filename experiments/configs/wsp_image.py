@@ -68,8 +68,12 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     t.num_selected = 8  # N < J keypoints per pair (sec. 3.4.1)
     t.heatmap_squared = False  # eq. 10 as printed (L2 norm); True = sum of squares
     c.stages = ml_collections.ConfigDict()  # epochs: passes over its examples; WSP: lr 1e-3 both
-    c.stages.pretrain = stage_config(400, kind="constant", boundaries=(), factor=0.1)
-    c.stages.finetune = stage_config(300, kind="constant", boundaries=(), factor=0.1)
+    c.stages.pretrain = stage_config(400)
+    c.stages.finetune = stage_config(300)
+    for stage in c.stages.values():
+        stage.kind = "constant"  # learning-rate schedule: constant | step (x factor per boundary)
+        stage.boundaries = ()  # epochs
+        stage.factor = 0.1
 
     e = c.eval = ml_collections.ConfigDict()
     e.batch_size = 100
@@ -78,12 +82,12 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     if preset in ("", "image", "rendered"):
         pass
     elif preset == "smoke":
+        smoke(c, steps=2, eval_batch=8, batch_size=4, log_every=1)
         d.image_size = 32
         d.num_pretrain, d.num_rd_test, d.num_finetune, d.num_test = 16, 8, 16, 8
         d.num_people_pool = 8
         m.width, m.deconv_features, m.depth_bins = 4, 8, 4
         m.rd_hidden = (8,)
-        smoke(c, steps=2, eval_batch=8, batch_size=4, log_every=1)
     elif preset == "real":
         d.source = "real"
         d.image_size = 256

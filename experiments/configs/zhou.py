@@ -52,11 +52,11 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     # ablation draws the same batch_size // 2 2D-3D samples per step (3d / 3d+geo: no 2D half)
     c.train = shared.train_config(validation=True, steps_per_block=100, clip_norm=0.0)
     c.train.adam_eps = 1e-8  # Adam epsilon (optax default; tests/test_distributed.py raises it)
-    # paper: 200k + 40k iterations, a lower rate for the fine-tuning stage 3; checkpoint_every
-    # overrides train.checkpoint_every when > 0
     c.stages = ml_collections.ConfigDict()
-    c.stages.stage2 = shared.stage_config(1500, lr=1e-3, checkpoint_every=0)
-    c.stages.stage3 = shared.stage_config(500, lr=2.5e-4, checkpoint_every=0)
+    c.stages.stage2 = shared.stage_config(1500)  # paper: 200k iterations
+    c.stages.stage3 = shared.stage_config(500, lr=2.5e-4)  # paper: 40k, lower fine-tuning rate
+    for stage in c.stages.values():
+        stage.checkpoint_every = 0  # overrides train.checkpoint_every when > 0
 
     c.eval = shared.eval_config()
     c.eval.max_2d_examples = 5000  # 2D-only examples for the Table-4 symmetry metric
@@ -66,8 +66,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     if preset in ("", "default", "synthetic"):
         c.model.width = 512  # CPU-sized
     elif preset == "smoke":
-        c.model.update(width=32, num_blocks=1)
         shared.smoke(c, steps=2, eval_batch=16, batch_size=8)
+        c.model.update(width=32, num_blocks=1)
     elif preset == "cmu":
         c.data = shared.data_config("cmu+coco")
         c.model.width = 256  # CPU-sized

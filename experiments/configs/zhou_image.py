@@ -78,13 +78,13 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     if preset in ("", "rendered"):
         pass
     elif preset == "smoke":
+        smoke(c, steps=2, eval_batch=8, batch_3d=4, batch_2d=4, log_every=1)
         d.image_size = 32
         d.num_train_3d = d.num_train_2d = 16
         d.num_test = 8
         d.num_people_pool = 8
         m.features, m.depth, m.num_modules, m.num_reg_pools = 8, 1, 1, 3
         m.num_stacks = 1  # smoke only: fewer ops to compile
-        smoke(c, steps=2, eval_batch=8, batch_3d=4, batch_2d=4, log_every=1)
         e.num_figure_images = 0
     elif preset == "h36m":
         d.source = "h36m"

@@ -26,7 +26,6 @@ import logging
 import os
 import pathlib
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 
 from jpose import evaluation as jeval
 from jpose import inference, skeleton
+from jpose._git import git_output, head_state
 from jpose.inference import bundles
 from jpose.training import rundir
 
@@ -56,31 +56,19 @@ CARD_JSON = "card.json"
 CARD_MD = "MODEL_CARD.md"
 
 
-def git_output(directory: str | os.PathLike[str], *args: str) -> str | None:
-    """``git -C directory *args``'s standard output (stripped); ``None`` when git is missing,
-    fails (e.g. ``directory`` is not in a checkout) or takes over 30 s."""
-    try:
-        out = subprocess.run(["git", "-C", os.fspath(directory), *args], capture_output=True,
-                             text=True, timeout=30, check=True)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
 def checkout_commit(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The card's commit record of the git checkout holding ``directory``: ``{"commit": HEAD,
     "source", "uncommitted_changes": [git status lines of tracked files] (when any)}``, or
     ``{"commit": "unknown", ...}`` outside a checkout."""
-    head = git_output(directory, "rev-parse", "HEAD")
+    head, dirty = head_state(directory)
     if head is None:
         return {"commit": "unknown", "source": "no git checkout at export"}
-    dirty = git_output(directory, "status", "--porcelain", "--untracked-files=no") or ""
     rec: dict[str, Any] = {
         "commit": head,
         "source": "git rev-parse HEAD of the checkout at export time",
     }
     if dirty:
-        rec["uncommitted_changes"] = dirty.splitlines()
+        rec["uncommitted_changes"] = dirty
     return rec
 
 

@@ -19,9 +19,10 @@ is trained and what is restored cannot differ.
     stages      the method's stage names in training order (checkpoint sub-directories)
     options     forward-pass options: "lifter": input ("pose", or "pose_confidence" =
                 [x * (c > 0), c]), root_depth_offset_m (metres added to the root network's
-                depth); "camerapose": camera_inputs, min_depth; "depth": avg_sum_length;
-                "drover": num_joints, distance, head_root_distance, unit_m; any
-                kind: serve_stage (a stage that must have a checkpoint: the one served)
+                depth); "camerapose": camera_inputs, min_depth; "depth": avg_sum_length,
+                visibility_threshold (of the 2D scale; default 0.5); "drover": num_joints,
+                distance, head_root_distance, unit_m; any kind: serve_stage (a stage that must
+                have a checkpoint: the one served)
     predictor   the :class:`~jpose.inference.Predictor` fields: experiment, description, layout,
                 normalization, metric_scale, has_camera, takes_frame_scale
 """

@@ -199,12 +199,34 @@ class PairwiseRelativeDepth(nn.Module):
         return g_ab - self.pair_head(f[1], f[0], ls[1], ls[0])
 
 
-def pairwise_relative_depth(num_joints: int = 17, **options: Any) -> Model:
+def pairwise_relative_depth(
+    num_joints: int = 17,
+    *,
+    feature_dim: int = 16,
+    width: int = 512,
+    num_blocks: int = 2,
+    dropout: float = 0.25,
+    use_batch_norm: bool = True,
+    head_width: int = 64,
+    head_layers: int = 2,
+    symmetric: bool = True,
+) -> Model:
     """The pairwise relative-depth :class:`Model`; ``apply(v, pose_a, conf_a, scale_a, pose_b,
-    conf_b, scale_b, train=...) -> logits [..., J]``; ``options``: the other
-    :class:`PairwiseRelativeDepth` attributes (``feature_dim``, ``width``, ``num_blocks``, ...)."""
-    module = PairwiseRelativeDepth(num_joints=num_joints, **options)
-    return Model(module, name="wsp_pairwise_relative_depth")
+    conf_b, scale_b, train=...) -> logits [..., J]`` (see :class:`PairwiseRelativeDepth`)."""
+    return Model(
+        PairwiseRelativeDepth(
+            num_joints=num_joints,
+            feature_dim=feature_dim,
+            width=width,
+            num_blocks=num_blocks,
+            dropout=dropout,
+            use_batch_norm=use_batch_norm,
+            head_width=head_width,
+            head_layers=head_layers,
+            symmetric=symmetric,
+        ),
+        name="wsp_pairwise_relative_depth",
+    )
 
 
 def encoder_variables(variables: dict[str, Any]) -> dict[str, Any]:

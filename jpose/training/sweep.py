@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jpose.inference.export import git_output
+from jpose._git import head_state
 
 __all__ = [
     "RECORD",
@@ -35,16 +35,16 @@ __all__ = [
 ]
 
 RECORD = "reproduce.json"  # the record of a finished run, in its work directory
-# what a failed run raises: its command's exit status, a missing file, a missing score
-RUN_ERRORS = (RuntimeError, OSError, KeyError, subprocess.CalledProcessError)
+# what a failed run raises: its command's exit status, a missing file, a missing score, a
+# corrupt record (json.JSONDecodeError)
+RUN_ERRORS = (RuntimeError, OSError, KeyError, ValueError, subprocess.CalledProcessError)
 
 
 def checkout_label(directory: str | os.PathLike[str] = ".") -> str:
     """The short commit of the git checkout holding ``directory``, with ``-dirty`` when tracked
     files have uncommitted changes (``unknown`` outside a checkout)."""
-    commit = git_output(directory, "rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git_output(directory, "status", "--porcelain", "--untracked-files=no")
-    return commit + ("-dirty" if dirty else "")
+    commit, dirty = head_state(directory, short=True)
+    return (commit or "unknown") + ("-dirty" if dirty else "")
 
 
 def run_seed(
@@ -60,9 +60,11 @@ def run_seed(
     score it.
 
     ``<workdir>/reproduce.json`` records a finished run; it is reused when it holds the same
-    command. The record leaves out ``command[0]`` (the program, e.g. ``sys.executable``), so a
-    run stays reused under another interpreter path. The commands' output goes to
-    ``<workdir>.log``.
+    ``command`` and ``then`` (a record without ``then``, written before it was recorded, is
+    taken to hold it: the caller then derived ``then`` from the same run declaration). The
+    record leaves out each command's program (``command[0]``, e.g.
+    ``sys.executable``), so a run stays reused under another interpreter path. The commands'
+    output goes to ``<workdir>.log``.
 
     Args:
       command: the command line, run in the current directory.
@@ -74,16 +76,18 @@ def run_seed(
       log: progress lines.
 
     Returns:
-      The record ``{"command": command[1:], "workdir", "wall_s", "code", "scores"}`` (``code``:
+      The record ``{"command": command[1:], "then", "workdir", "wall_s", "code", "scores"}``
+      (``then``: each command without its program; ``code``:
       :func:`checkout_label` of the current directory); when the command exits with a non-zero
       status or the run cannot be scored (:data:`RUN_ERRORS`), ``{"failed": message, "wall_s":
       0.0, "scores": {}, "command"}``.
     """
     wd = pathlib.Path(workdir)
     path, log_file, recorded = wd / RECORD, wd.with_name(wd.name + ".log"), list(command[1:])
+    recorded_then = [list(cmd[1:]) for cmd in then]
     try:
         rec = json.loads(path.read_text()) if path.is_file() else {}
-        if rec.get("command") == recorded:
+        if rec.get("command") == recorded and rec.get("then", recorded_then) == recorded_then:
             log(f"  {label}: reusing {wd}")
         else:
             wd.mkdir(parents=True, exist_ok=True)
@@ -96,7 +100,8 @@ def run_seed(
                 for cmd in then:
                     subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=True)
             wall = time.perf_counter() - t0
-            rec = dict(command=recorded, workdir=str(wd), wall_s=wall, code=checkout_label())
+            rec = dict(command=recorded, then=recorded_then, workdir=str(wd), wall_s=wall)
+            rec["code"] = checkout_label()
             path.write_text(json.dumps(rec, indent=2) + "\n")
             log(f"    done in {wall:.0f} s")
         rec["scores"] = score(wd)
@@ -143,7 +148,10 @@ def lower_verdict(a: Sequence[float], b: Sequence[float], *, min_spread: float =
 
 def format_wall(records: Sequence[Mapping[str, Any]]) -> str:
     """Mean wall time per seed of the records that did not fail (``"12.3 min"``), with the
-    number of failed ones (``"12.3 min (1 failed)"``, ``"failed (3 of 3)"``)."""
+    number of failed ones (``"12.3 min (1 failed)"``, ``"failed (3 of 3)"``; ``"n/a"`` for
+    none)."""
+    if not records:
+        return "n/a"
     walls = [r["wall_s"] for r in records if "failed" not in r]
     failed = len(records) - len(walls)
     if not walls:
@@ -161,9 +169,10 @@ def write_report(
     data: Mapping[str, Any],
     claim_label: str = "Claim",
     commands_label: str = "Commands",
+    json_path: str | os.PathLike[str] | None = None,
 ) -> tuple[pathlib.Path, pathlib.Path]:
-    """Write the markdown report ``output`` and ``data`` as ``<output stem, lower-cased>.json``
-    beside it.
+    """Write the markdown report ``output`` and ``data`` as json to ``json_path`` (default:
+    ``<output stem, lower-cased>.json`` beside ``output``).
 
     Args:
       output: the markdown file.
@@ -173,6 +182,7 @@ def write_report(
         and rows of cells), the verdict, and the commands (indented).
       data: the json's content.
       claim_label, commands_label: the words before the claim and the commands.
+      json_path: where the json goes.
 
     Returns:
       ``(markdown path, json path)``.
@@ -188,6 +198,6 @@ def write_report(
         lines += ["", f"**Verdict.** {s['verdict']}", "", f"{commands_label}:", ""]
         lines += [*(f"    {c}" for c in s["commands"]), ""]
     md.write_text("\n".join(lines))
-    js = md.with_name(md.stem.lower() + ".json")
+    js = pathlib.Path(json_path) if json_path else md.with_name(md.stem.lower() + ".json")
     js.write_text(json.dumps(data, indent=1) + "\n")
     return md, js

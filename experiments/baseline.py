@@ -110,7 +110,7 @@ def load_predictor(
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train (or resume) and evaluate the supervised baseline (config:
-    ``experiments/configs/baseline.py``); returns the results record plus ``"stage"``."""
+    ``experiments/configs/baseline.py``); returns the results record (:func:`common.finish`)."""
     t_start, wd, datasets, val = common.start(config, workdir)
     train = datasets["train_3d"]
     lay = skeleton.get_layout(train.layout)
@@ -169,9 +169,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         },
         model_selection=selection,
     )  # fmt: skip
-    record = common.finish(wd, config, trained, t_start, header=header, evaluations=evaluations,
-                            datasets=datasets, title="baseline")  # fmt: skip
-    return {**record, "stage": trained.stages["lifter"]}
+    return common.finish(wd, config, trained, t_start, header=header, evaluations=evaluations,
+                         datasets=datasets, title="baseline")  # fmt: skip
 
 
 if __name__ == "__main__":

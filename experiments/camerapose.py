@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import pathlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -285,6 +286,7 @@ def load_predictor(config: Mapping[str, Any], workdir: str | pathlib.Path, *,
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train the three stages (resuming a previous run), evaluate, write results.json / .md and
     the figures; returns the ``results.json`` record (``"stages"``: steps and resume info)."""
+    t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     setup = prepare(config)
     data, tc, ec = setup.datasets, config.train, config.eval
@@ -359,7 +361,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )  # fmt: skip
     json_path, _ = common.write_results(
         wd, header=header, evaluations=evaluations, extra_tables=tables,
-        extra={"stages": trained.summary(), "figures": written, "camera_priors": setup.priors},
+        extra={"stages": trained.summary(), "timings": common.timings(trained, t_start),
+               "figures": written, "camera_priors": setup.priors},
     )  # fmt: skip
     return json.loads(json_path.read_text())
 

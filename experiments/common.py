@@ -387,6 +387,13 @@ def lifter_figures(
     return write_figures(workdir, figs)
 
 
+def timings(trained: StagesResult, t_start: float, **more: float) -> dict[str, float]:
+    """``results.json``'s ``timings`` for every method: ``train_wall_s`` (this invocation's
+    training, compilation included), ``total_wall_s`` (since ``t_start``) and ``more``; the
+    per-stage times are in its ``stages``."""
+    return {"train_wall_s": trained.wall_s, "total_wall_s": time.perf_counter() - t_start, **more}
+
+
 def finish(
     workdir: pathlib.Path,
     config: ml_collections.ConfigDict,
@@ -406,29 +413,29 @@ def finish(
     """Write ``results.json|md`` (with ``eval.figures``, :func:`lifter_figures` of
     ``figure_evaluations``, default ``evaluations``) and return the run's record.
 
-    ``header`` holds the :class:`ResultsHeader` fields except three that ``finish`` fills: the 2D
-    source (the training split's), the checkpoints and the notes (the training wall time, then
-    ``notes``). ``results.json`` gets ``timings = {"train_wall_s", "total_wall_s", "stages":
-    trained.summary() per stage, with ``stage_info[stage]``'s fields added}``, ``figures`` and
-    ``extra``. The record returned is ``{"evaluations" (without predictions), "timings",
-    "figures", **extra, "stages"}`` where ``stages`` holds the :class:`StageResult` objects.
+    ``header`` holds the :class:`ResultsHeader` fields except the two that ``finish`` fills, the
+    checkpoints and the notes (the training wall time, then ``notes``); the 2D source defaults to
+    the training split's. ``results.json`` gets ``stages`` (``trained.summary()`` per stage, with
+    ``stage_info[stage]``'s fields added), :func:`timings`, ``figures`` and ``extra``. The record
+    returned is ``{"evaluations" (without predictions), "timings", "figures", **extra, "stages"}``
+    where ``stages`` holds the :class:`StageResult` objects.
     """
     stages = trained.summary()
     for name, more in (stage_info or {}).items():
         if name in stages:
             stages[name].update(more)
-    timings = {"train_wall_s": trained.wall_s, "total_wall_s": time.perf_counter() - t_start,
-               "stages": stages}  # fmt: skip
+    if "source_2d" not in header:
+        header = {**header, "source_2d": f"dataset 2D ({datasets['train_3d'].normalization} "
+                                         "normalisation)"}  # fmt: skip
     header = ResultsHeader(
         **header,
-        source_2d=f"dataset 2D ({datasets['train_3d'].normalization} normalisation)",
         checkpoint={k: r.selected_step or r.num_steps for k, r in trained.stages.items()},
         notes=(f"training wall time (this invocation) {trained.wall_s:.1f} s", *notes),
     )
     figures = []
     if config.eval.figures:
         figures = lifter_figures(workdir, figure_evaluations or evaluations, datasets, title=title)
-    extra = {"timings": timings, "figures": figures, **extra}
+    extra = {"stages": stages, "timings": timings(trained, t_start), "figures": figures, **extra}
     write_results(workdir, header=header, evaluations=evaluations,
                   extra_tables=extra_tables, extra=extra)  # fmt: skip
     return {"evaluations": evaluation_record(evaluations), **extra, "stages": trained.stages}

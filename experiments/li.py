@@ -270,8 +270,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             trials=int(u.report_trials), num_hypotheses=int(u.num_hypotheses),
             threshold_px=float(u.threshold_px), seed=int(config.seed),
         )  # fmt: skip
-    stages = trained.summary()
-    header = common.ResultsHeader(
+    header = dict(
         experiment=f"Li et al. AAAI 2020 (experiments.li, preset {config.preset})",
         dataset=f"{train_ds.name}: 2D of synchronised views + cameras only (no 3D labels)",
         source_2d=f"{train_ds.name} 2D ({train_ds.normalization}); virtual views: projections",
@@ -282,18 +281,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                  "width": int(config.model.width), "batch_instants": bs,
                  "detection_noise": noise_options(config) or "off (GT 2D)",
                  "confidence_weighting": bool(sc.train.confidence_weighting)},
-        checkpoint={n: r["steps"] for n, r in stages.items()},
         model_selection="last checkpoint of each stage (no selection on the test split)",
-        notes=list(config.notes),
     )  # fmt: skip
-    figures = []
-    if config.eval.figures:
-        figures = common.lifter_figures(wd, evaluations, datasets, title="Li et al.")
-    timings = {"data_prep": prep_s, "total": time.perf_counter() - t_start}
-    extra = {"stages": stages, "timings_s": timings, "figures": figures}
-    common.write_results(wd, header=header, evaluations=evaluations, extra_tables=tables,
-                         extra=extra)  # fmt: skip
-    return {"evaluations": evaluations, "tables": tables, **extra}
+    return common.finish(wd, config, trained, t_start, header=header, evaluations=evaluations,
+                         datasets=datasets, title="Li et al.", notes=tuple(config.notes),
+                         extra_tables=tables,
+                         timings=common.timings(trained, t_start, data_prep_s=prep_s))  # fmt: skip
 
 
 if __name__ == "__main__":

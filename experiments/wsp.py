@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -267,14 +266,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         }
     figures = {"training_curves": lambda: common.training_curves_figure(wd),
                "rd_by_delta_s": lambda: _rd_figure(rd_eval)}  # fmt: skip
-    total_s = time.perf_counter() - t_start
-    extra = {"stages": trained.summary(), "timings_s": {"total_s": total_s}, "rd": rd_eval,
+    timings = common.timings(trained, t_start)
+    extra = {"stages": trained.summary(), "timings": timings, "rd": rd_eval,
              "rd_baselines": baselines, "label_agreement_with_true_depth": rd["label_agreement"],
              "counts": rd["counts"], "finetune": ft_rows,
              "figures": common.write_figures(wd, figures) if ec.figures else []}  # fmt: skip
     common.write_results(wd, header=header, evaluations=evaluations, extra_tables=tables,
                          extra=extra)  # fmt: skip
-    common.LOGGER.info("wsp: done in %.1f s; results in %s", total_s, wd / "results.md")
+    common.LOGGER.info(
+        "wsp: done in %.1f s; results in %s", timings["total_wall_s"], wd / "results.md"
+    )
     return {"header": dataclasses.asdict(header), "evaluations": evaluations, **extra}
 
 

@@ -149,6 +149,7 @@ def load_arrays(config: ml_collections.ConfigDict, *, volume: Mapping[str, Any]
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Pre-train (or resume), fine-tune from the pre-trained weights and from scratch, evaluate,
     report; returns ``{"relative_depth": table, "finetune": {init: summary}, "stages": ...}``."""
+    t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     if config.data.source not in ("rendered", "real"):
         raise ValueError(f"data.source must be 'rendered' or 'real', got {config.data.source!r}")
@@ -260,7 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "Relative depth on multi-person test images by ΔS (RD protocol 1)": rd_rows,
         "Fine-tuning: pre-trained vs scratch (mm, Table 4 question)": summary,
     }
-    extra = {"stages": trained.summary(),
+    extra = {"stages": trained.summary(), "timings": common.timings(trained, t_start),
              "summary": {"relative_depth": rd_rows, "finetune": summary}}  # fmt: skip
     common.write_results(wd, header=header, evaluations=evals, extra_tables=tables, extra=extra)
     return {"relative_depth": rd_rows, "finetune": summary, "stages": extra["stages"]}

@@ -112,6 +112,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train (or resume) stage 1 and stages 2-3 of one ablation (or ``"all"``: each in its own
     sub-directory, with ``ablations.{md,json}``), evaluate, report; returns
     ``{"results": {ablation: {split: metrics}}, "timings_s": {...}}``."""
+    t_start = time.perf_counter()
     wd = common.setup_workdir(workdir, config)
     if config.data.source not in ("rendered", "h36m"):
         raise ValueError(f"data.source must be 'rendered' or 'h36m', got {config.data.source!r}")
@@ -248,7 +249,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "training_curves": functools.partial(common.training_curves_figure, a_wd),
         }
         common.write_results(a_wd, header=header, evaluations=evals, extra_tables=tables, extra={
-            "stages": {**stage1.summary(), **trained.summary()}, "summary": res,
+            "stages": {**stage1.summary(), **trained.summary()},
+            "timings": {"train_wall_s": s1.wall_s + trained.wall_s,
+                        "total_wall_s": time.perf_counter() - t_start},
+            "summary": res,
             "figures": common.write_figures(a_wd, figs) if n_fig > 0 else [],
         })  # fmt: skip
     if len(ablations) > 1:  # the ablation table

@@ -70,3 +70,14 @@ def assert_restores_as_an_older_run(workdir, tmp_path, x, c, *, drop=("pipeline"
     assert set(a) == set(b)
     for k in a:
         np.testing.assert_allclose(np.asarray(b[k]), np.asarray(a[k]), atol=atol)
+
+
+def assert_run_timings(results, stages):
+    """Every method's ``results.json`` has the same layout of times: ``stages`` (per stage:
+    steps and wall time) and ``timings`` (``train_wall_s`` <= ``total_wall_s``)."""
+    assert list(results["stages"]) == list(stages)
+    for info in results["stages"].values():
+        assert info["steps"] >= 0 and 0 <= info["wall_s"] < 3600
+    t = results["timings"]
+    assert 0 <= t["train_wall_s"] <= t["total_wall_s"] < 3600
+    assert t["train_wall_s"] >= sum(i["wall_s"] for i in results["stages"].values()) - 0.01

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from _helpers import assert_run_timings
 
 from experiments import baseline
 from experiments.configs import baseline as baseline_config
@@ -22,8 +23,8 @@ def runs(tmp_path_factory):
 
 def test_trains_and_writes_outputs(runs):
     workdir, config, first, _ = runs
-    assert first["stage"].trained_steps == config.stages.lifter.steps
-    assert first["stage"].resumed_from is None
+    assert first["stages"]["lifter"].trained_steps == config.stages.lifter.steps
+    assert first["stages"]["lifter"].resumed_from is None
     for name in ("config.json", "metrics.jsonl", "results.json", "results.md"):
         assert (workdir / name).is_file(), name
     assert (workdir / "checkpoints" / "lifter" / str(config.stages.lifter.steps)).is_dir()
@@ -31,6 +32,7 @@ def test_trains_and_writes_outputs(runs):
     assert records and all(np.isfinite(r["lifter/loss"]) for r in records if "lifter/loss" in r)
     results = json.loads((workdir / "results.json").read_text())
     assert set(results["evaluations"]) == {"test", "test_2d_mix"}
+    assert_run_timings(results, ["lifter"])
     for ev in results["evaluations"].values():
         for metric in ("mpjpe", "p_mpjpe", "n_mpjpe"):
             assert np.isfinite(ev["metrics"][metric]["action_wise"])
@@ -42,8 +44,8 @@ def test_trains_and_writes_outputs(runs):
 
 def test_second_invocation_resumes(runs):
     _, config, first, second = runs
-    assert second["stage"].resumed_from == config.stages.lifter.steps
-    assert second["stage"].trained_steps == 0
+    assert second["stages"]["lifter"].resumed_from == config.stages.lifter.steps
+    assert second["stages"]["lifter"].trained_steps == 0
     a = first["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
     b = second["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"]
     np.testing.assert_allclose(a, b, rtol=1e-5)

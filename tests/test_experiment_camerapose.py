@@ -16,6 +16,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from _helpers import assert_run_timings
 
 from experiments import camerapose as cp
 from experiments.configs import camerapose as cp_configs
@@ -74,6 +75,7 @@ def test_results_table_has_every_action(runs):
     actions = set(jeval.action_labels(test))
     result = json.loads((wd / "results.json").read_text())
     assert result["evaluations"] == second["evaluations"]
+    assert_run_timings(result, ["refine", "warmup", "end2end"])
     for split in ("test", "test+noise", "test_2d_mix"):
         metrics = result["evaluations"][split]["metrics"]
         for name in ("mpjpe", "p_mpjpe", "n_mpjpe"):

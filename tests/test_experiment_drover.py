@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import assert_restores_as_an_older_run
+from _helpers import assert_restores_as_an_older_run, assert_run_timings
 
 from experiments import drover
 from experiments.configs import drover as drover_config
@@ -34,6 +34,7 @@ def test_smoke_run_writes_results_and_resumes(runs):
     assert stage.trained_steps == config.stages.gan.steps and stage.resumed_from is None
     assert (workdir / "checkpoints" / "seed0" / str(config.stages.gan.steps)).is_dir()
     results = json.loads((workdir / "results.json").read_text())
+    assert_run_timings(results, ["seed0"])
     # The learned model and the trivial baseline go through the same evaluation.
     assert {"test", "test (trivial baseline)"} <= set(results["evaluations"])
     for ev in results["evaluations"].values():

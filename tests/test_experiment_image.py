@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+from _helpers import assert_run_timings
 
 from experiments import wsp_image, zhou_image
 from experiments.configs import wsp_image as wsp_image_config
@@ -29,6 +30,7 @@ def test_zhou_image_smoke_and_resume(tmp_path, caplog):
         assert (tmp_path / name).exists()
     record = json.loads((tmp_path / "results.json").read_text())
     assert set(record["evaluations"]) == {"test_wild", "test_studio"}
+    assert_run_timings(record, ["stage1", "stage2", "stage3"])
     for stage in ("stage1", "stage2", "stage3"):
         assert (tmp_path / "checkpoints" / stage).is_dir()
     n_records = len((tmp_path / "metrics.jsonl").read_text().splitlines())
@@ -59,7 +61,8 @@ def test_wsp_image_smoke_and_resume(tmp_path):
     for row in out["finetune"].values():
         assert all(np.isfinite(v) for v in row.values())
     assert set(out["relative_depth"]) == {f"ΔS<={t}" for t in cfg.eval.delta_s}
-    assert (tmp_path / "results.md").exists() and (tmp_path / "results.json").exists()
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert_run_timings(record, ["pretrain", "finetune_pretrained", "finetune_scratch"])
     for stage in ("pretrain", "finetune_pretrained", "finetune_scratch"):
         assert (tmp_path / "checkpoints" / stage).is_dir()
     n_records = len((tmp_path / "metrics.jsonl").read_text().splitlines())

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _helpers import assert_restores_as_an_older_run
+from _helpers import assert_restores_as_an_older_run, assert_run_timings
 
 from experiments import common, li
 from experiments.configs import li as li_config
@@ -106,6 +106,7 @@ def test_entry_point_smoke_and_resume(tmp_path):
     config.eval.estimator_report = False
     out = li.run(config, str(tmp_path))
     record = json.loads((tmp_path / "results.json").read_text())
+    assert_run_timings(record, ["pretrain", "train"])
     assert (tmp_path / "results.md").exists() and (tmp_path / "config.json").exists()
     assert (tmp_path / "checkpoints" / "pretrain").is_dir()
     assert (tmp_path / "checkpoints" / "train").is_dir()
@@ -115,12 +116,12 @@ def test_entry_point_smoke_and_resume(tmp_path):
         assert m["mpjpe"]["per_action"]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert any("train/t_reproj" in ln for ln in lines)
-    assert out["stages"]["train"]["trained_steps"] == config.stages.train.steps
+    assert out["stages"]["train"].trained_steps == config.stages.train.steps
     # a second invocation finds both stages complete and only evaluates
     again = li.run(config, str(tmp_path))
     for stage in ("pretrain", "train"):
-        assert again["stages"][stage]["trained_steps"] == 0
-        assert again["stages"][stage]["resumed_from"] == again["stages"][stage]["steps"]
+        assert again["stages"][stage].trained_steps == 0
+        assert again["stages"][stage].resumed_from == again["stages"][stage].num_steps
     np.testing.assert_allclose(
         again["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"],
         out["evaluations"]["test"]["metrics"]["mpjpe"]["frame_wise"],
@@ -129,7 +130,7 @@ def test_entry_point_smoke_and_resume(tmp_path):
     # the restored predictor (root-relative lifting branch) reproduces results.json
     predictor = inference.load_predictor(tmp_path)
     assert predictor.experiment == "li"
-    assert dict(predictor.checkpoint) == {s: again["stages"][s]["steps"] for s in li.STAGES}
+    assert dict(predictor.checkpoint) == {s: again["stages"][s].num_steps for s in li.STAGES}
     test = common.load_datasets(config.data)["test"]
     ev = jeval.evaluate_3d(lambda x, c: predictor.predict(x, c)["pose3d"], test)
     want = record["evaluations"]["test"]["metrics"]

@@ -3,7 +3,7 @@
 import json
 
 import numpy as np
-from _helpers import assert_restores_as_an_older_run
+from _helpers import assert_restores_as_an_older_run, assert_run_timings
 
 from experiments import common, wsp
 from experiments.configs import wsp as wsp_config
@@ -33,6 +33,7 @@ def test_smoke_run_resume_and_results(tmp_path):
     (row,) = rows.values()
     assert all(np.isfinite(v) for v in row.values()) and len(row) == 4
     rec = json.loads((tmp_path / "results.json").read_text())
+    assert_run_timings(rec, ["pretrain", "finetune_050pct_pretrained", "finetune_050pct_random"])
     assert rec["header"]["model_selection"].startswith("none")
     md = (tmp_path / "results.md").read_text()
     assert "RD protocol 2" in md and "Relative-depth builder counts" in md

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _helpers import assert_restores_as_an_older_run
+from _helpers import assert_restores_as_an_older_run, assert_run_timings
 
 from experiments import common, zhou
 from experiments.configs import zhou as zhou_config
@@ -26,6 +26,7 @@ def test_smoke_run_two_stages_writes_results_and_resumes(tmp_path):
         assert first["stages"][stage].trained_steps == 2
         assert (tmp_path / "checkpoints" / stage / "2").is_dir()
     results = json.loads((tmp_path / "results.json").read_text())
+    assert_run_timings(results, ["stage2", "stage3"])
     assert {"test", "test (perspective)"} <= set(results["evaluations"])
     for ev in results["evaluations"].values():
         assert np.isfinite(ev["metrics"]["mpjpe"]["action_wise"])
@@ -33,7 +34,7 @@ def test_smoke_run_two_stages_writes_results_and_resumes(tmp_path):
     assert "test: prediction (mm)" in sym
     assert "heldout_2d: held-out 2D-only people, prediction (units of s)" in sym
     assert all(np.isfinite(v) for row in sym.values() for v in row.values())
-    weights = results["timings"]["stages"]
+    weights = results["stages"]
     assert weights["stage2"]["weights"]["geo_2d"] == 0.0  # stage 2: no geometric loss
     assert weights["stage3"]["weights"]["geo_2d"] == config.method.lambda_geo
     second = zhou.run(config, str(tmp_path))

@@ -306,6 +306,9 @@ def test_export_bundle_without_the_checkout(smoke_run, tmp_path):
     assert card["training_command"] == "" and card["training_command_source"] == "not given"
     assert card["commit"]["commit"] == "unknown" and card["training_data"] == []
     assert card["config_reconstruction"] is None and card["weights"]["dtype"] == "float32"
+    # the card carries the run's times per stage, as for every method (results.json's stages)
+    assert list(card["wall_time"]["stage_training_wall_s"]) == ["lifter"]
+    assert card["wall_time"]["train_wall_s"] <= card["wall_time"]["total_wall_s"]
     x = np.random.default_rng(2).normal(0, 0.3, (4, 17, 2)).astype(np.float32)
     c = np.ones((4, 17), np.float32)
     np.testing.assert_allclose(inference.load_predictor(tmp_path / "b").predict(x, c)["pose3d"],

@@ -74,6 +74,6 @@ def test_baseline_validation_and_best_checkpoint(tmp_path):
     val = [r for r in records if r["split"] == "val"]
     assert [r["step"] for r in val] == [2, 4, 6]
     best = min(val, key=lambda r: r["mpjpe_mm"])["step"]
-    assert out["stage"].selected_step == best
+    assert out["stages"]["lifter"].selected_step == best
     header = json.loads((tmp_path / "results.json").read_text())["header"]
     assert header["checkpoint"]["lifter"] == best and "never used" in header["model_selection"]

@@ -160,10 +160,8 @@ class CameraBranch(nn.Module):
         if not inputs:
             raise ValueError("CameraBranch needs at least one input [..., J, C]")
         flat = [x.reshape(*x.shape[:-2], -1) for x in inputs]
-        lead = flat[0].shape[:-1]
-        for f in flat:
-            if f.shape[:-1] != lead:
-                raise ValueError(f"inputs must share leading axes, got {[x.shape for x in inputs]}")
+        if len({f.shape[:-1] for f in flat}) > 1:
+            raise ValueError(f"inputs must share leading axes, got {[x.shape for x in inputs]}")
         h = jnp.concatenate(flat, axis=-1)
         raw = ResidualMLP(
             out_shape=(7,),

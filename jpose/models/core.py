@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -194,14 +193,6 @@ class Model:
         out = module.apply(full, *inputs, train=train, rngs=rngs)
         return out, batch_stats
 
-    def bind_eval(self, variables: dict[str, PyTree]) -> Callable[..., Any]:
-        """``f(*inputs, key=None) -> output`` in evaluation mode (convenience for inference)."""
-
-        def f(*inputs: Any, key: jax.Array | None = None) -> Any:
-            return self.apply(variables, *inputs, train=False, key=key)[0]
-
-        return f
-
 
 def ordered_pmean(tree: PyTree, axis_name: str) -> PyTree:
     """``lax.pmean`` over ``axis_name`` with the sum taken in device-index order.
@@ -250,9 +241,7 @@ class BatchNorm(nn.Module):
             xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
             axes = tuple(range(x.ndim - 1))
             moments = jnp.stack([xf.mean(axes), jnp.square(xf).mean(axes)])
-            if (
-                self.axis_name is not None and not self.is_initializing()
-            ):  # as flax: no axis at init
+            if self.axis_name is not None and not self.is_initializing():  # flax: no axis at init
                 moments = ordered_pmean(moments, self.axis_name)
             mean, var = moments[0], jnp.maximum(0.0, moments[1] - jnp.square(moments[0]))
             if not self.is_initializing():
@@ -266,6 +255,4 @@ class BatchNorm(nn.Module):
 def batch_norm(*, axis_name: str | None, **kwargs: Any) -> nn.Module:
     """``flax.linen.BatchNorm`` on one device, :class:`BatchNorm` (device-order statistics) under
     data parallelism; the same variables either way."""
-    if axis_name is None:
-        return nn.BatchNorm(axis_name=None, **kwargs)
-    return BatchNorm(axis_name=axis_name, **kwargs)
+    return (nn.BatchNorm if axis_name is None else BatchNorm)(axis_name=axis_name, **kwargs)

@@ -239,7 +239,10 @@ class CompileNotice:
 
 class StageLogger(MetricsLogger):
     """A :class:`MetricsLogger` for one stage of a multi-stage run: steps are offset so the
-    stages form one curve, and every record carries ``stage`` (index) for the figures."""
+    stages form one curve, and every record carries ``stage`` (index) for the figures;
+    ``last_samples_per_s`` is the throughput of the last record that measured it."""
+
+    last_samples_per_s: float | None = None
 
     def __init__(self, workdir: str | os.PathLike[str], *, stage: int, step_offset: int,
                  **kwargs: Any) -> None:  # fmt: skip
@@ -249,9 +252,11 @@ class StageLogger(MetricsLogger):
 
     def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
         """Log with ``step + step_offset`` and ``stage`` added."""
-        return super().log(
+        values = super().log(
             step + self.step_offset, {**metrics, "stage": float(self.stage)}, **kwargs
         )
+        self.last_samples_per_s = values.get("throughput/samples_per_s", self.last_samples_per_s)
+        return values
 
 
 @dataclasses.dataclass
@@ -278,16 +283,6 @@ class StageResult:
     wall_s: float
     samples_per_s: float | None = None
     selected_step: int | None = None
-
-
-class _ThroughputLogger(StageLogger):
-    last_samples_per_s: float | None = None
-
-    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
-        values = super().log(step, metrics, **kwargs)
-        if "throughput/samples_per_s" in values:
-            self.last_samples_per_s = values["throughput/samples_per_s"]
-        return values
 
 
 def train_stage(
@@ -349,15 +344,15 @@ def train_stage(
     wd = pathlib.Path(workdir)
     ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep,
                         best_metric=best_metric if evaluate is not None else None)  # fmt: skip
+    resumed = ckpt.latest_step()
     if parallel.is_main_process():
         # records logged after the checkpoint a resume restores are logged again: drop them
         # (before the logger opens the file); status.json records the stage as started
-        at = ckpt.latest_step()
-        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (at or 0),
+        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (resumed or 0),
                      until_step=step_offset + num_steps, stage=float(index))  # fmt: skip
         rundir.mark_stage(wd, name, index=index, num_steps=num_steps,
-                          finished=at is not None and at >= num_steps)  # fmt: skip
-    logger = _ThroughputLogger(
+                          finished=resumed is not None and resumed >= num_steps)  # fmt: skip
+    logger = StageLogger(
         wd,
         stage=index,
         step_offset=step_offset,
@@ -365,7 +360,6 @@ def train_stage(
         progress=progress,
         enabled=parallel.is_main_process(),  # multi-process: process 0 writes metrics
     )
-    resumed = ckpt.latest_step()
     if resumed is not None:
         LOGGER.info("stage %s: resuming from checkpoint step %d of %d", name, resumed, num_steps)
     else:

@@ -177,10 +177,7 @@ class Model:
             if not hasattr(module, "axis_name"):
                 raise ValueError(f"module {type(module).__name__} has no axis_name field")
             module = module.clone(axis_name=axis_name)
-        rngs = None
-        if key is not None:
-            k_dropout, k_noise = jax.random.split(key)
-            rngs = {"dropout": k_dropout, "noise": k_noise}
+        rngs = None if key is None else dict(zip(("dropout", "noise"), jax.random.split(key)))
         batch_stats = variables.get("batch_stats", {})
         full = {"params": variables["params"]}
         if batch_stats:

@@ -8,10 +8,8 @@ What the harness (:mod:`experiments.common`) does with it:
   print them as one line ``<prog>: error: <message>`` and exit with status 2, without a
   traceback (:func:`exit_on_user_error`); every other exception keeps its traceback. Set
   ``JPOSE_TRACEBACK=1`` to see the traceback of a user error too.
-* **Config validation** (:func:`validate_config`, before any data is loaded): positive batch
-  sizes, network widths and learning rates, ``steps >= 0``, ``epochs >= 0``,
-  ``steps_per_block >= 1``, ``log_every >= 1``, ``checkpoint_every >= 0``; a non-empty work
-  directory path (:func:`check_workdir_path`).
+* **Config validation** (:func:`validate_config`, before any data is loaded; its rules go by
+  field name) and a non-empty work directory path (:func:`check_workdir_path`).
 * **Resume with another architecture** (:func:`check_resume_config`): when the work directory
   has checkpoints, a difference between its ``config.json`` and the new config in ``experiment``
   or a discrete (bool / int / str / list) field of ``model.*`` or ``method.*`` is refused, naming
@@ -503,12 +501,9 @@ def unfinished_reason(
             step = _latest_checkpoint(wd, name)
             at = "before its first checkpoint" if step is None else f"at checkpoint step {step}"
             return f"stage '{name}' did not finish (stopped {at} of {rec.get('num_steps')} steps)"
-    done = [n for n in planned_stages if n in stages]
-    later = []
-    if done:
-        later = list(planned_stages)[list(planned_stages).index(done[-1]) + 1 :]
-    elif not stages:
-        later = list(planned_stages)
+    planned = list(planned_stages)
+    done = [n for n in planned if n in stages]
+    later = planned[planned.index(done[-1]) + 1 :] if done else ([] if stages else planned)
     missing = [n for n in later if n not in stages]
     if missing:
         return f"stage '{missing[0]}' never started (finished: {', '.join(stages) or 'none'})"

@@ -1,6 +1,4 @@
-"""The stage loop every method runs: device data, samplers, the K-step block runner and
-:func:`train_stage` (train, resume or skip one stage with checkpoints, logging, validation and the
-work directory's status).
+"""The stage loop every method runs.
 
 A method declares its stages (:class:`Stage`: phases, steps, the datasets it samples, how its
 state is built from the stages before it) and :func:`run_stages` runs them: data on device,
@@ -313,23 +311,14 @@ def train_stage(
       name: stage name (checkpoint sub-directory).
       template: freshly built state of this stage (parameters from the previous stage).
       index: stage index (logged as ``stage``).
-      key: the stage's base key.
-      run_block: from :func:`make_block_runner`.
-      num_steps: total steps of the stage (multiple of K).
-      steps_per_block: K.
+      key, run_block (from :func:`make_block_runner`), num_steps, steps_per_block,
+        samples_per_step, phases, checkpoint_every, log_every, max_to_keep, progress,
+        eval_every: as :func:`jpose.training.fit`, for this stage.
       workdir: work directory (``metrics.jsonl`` is shared by all stages).
       step_offset: global step of this stage's step 0 (sum of the earlier stages' steps).
-      samples_per_step: batch size for the throughput metric.
-      phases: the step's phases (named in non-finite errors).
-      checkpoint_every: steps between checkpoints (multiple of K; default: end of stage only).
-      log_every: blocks between log records.
-      max_to_keep: checkpoints kept.
-      progress: progress line (see ``MetricsLogger``).
       evaluate: ``state -> {metric: float}`` on a *validation* split held out from the training
         data (:func:`holdout_split`, never the test split); logged with ``split="val"``
-        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure) every
-        ``eval_every`` steps and at the end, and a checkpoint is saved with each evaluation.
-      eval_every: steps between validations (multiple of K; default: end of stage only).
+        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure).
       best_metric: validation metric (lower is better) whose best checkpoint is kept.
       select: ``"final"`` (the last step) or ``"best"`` (the checkpoint with the lowest
         ``best_metric``) as the returned state; say which in the results header.
@@ -523,12 +512,10 @@ def run_stages(
 ) -> StagesResult:
     """Train (resume, or skip when complete) declared stages in order.
 
-    Everything between a method's declaration and its evaluation happens here: each dataset is
-    put on device once, each stage gets its sampler over the datasets it names, its K-step block
-    runner and :func:`train_stage` (checkpoints and resume in ``checkpoints/<name>``, metrics
-    with stage-offset steps, validation, ``status.json``). Stage ``i`` of the list logs as stage
-    ``i`` whether or not earlier ones were skipped, so a work directory's curves keep their
-    meaning when a stage is switched off.
+    Each dataset is put on device once; each stage gets its sampler over the datasets it names,
+    its K-step block runner and :func:`train_stage`. Stage ``i`` of the list logs as stage ``i``
+    whether or not earlier ones were skipped, so a work directory's curves keep their meaning
+    when a stage is switched off.
 
     Args:
       stages: the declared stages.

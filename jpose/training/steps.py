@@ -287,11 +287,8 @@ def make_train_step(
 ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Build one training iteration from ordered phases.
 
-    The phases run in the given order, each seeing the parameters updated by its predecessors
-    (alternating updates). Players no phase updates are frozen: they run in inference mode
-    everywhere in the step. Learning-rate schedules are evaluated at ``state.step`` (see the
-    module docstring). For the adversarial methods use :func:`alternating_gan_phases` to get
-    the documented order :data:`GAN_PHASE_ORDER`.
+    Alternating updates, frozen players and schedules as in the module docstring; for the
+    adversarial methods :func:`alternating_gan_phases` gives the order :data:`GAN_PHASE_ORDER`.
 
     Args:
       phases: the ordered phases (unique names).

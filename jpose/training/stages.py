@@ -586,18 +586,16 @@ def run_stages(
                 steps_per_block=k, sampler=sampler, num_devices=options.num_devices,
                 data={n: on_device[n, id(data[n])][1] for n in stage.batch_sizes},
             )  # fmt: skip
-        run_block = runners[runner_key]
-        phases = tuple(stage.phases)
         every = stage.checkpoint_every if stage.checkpoint_every is not None else (
             options.checkpoint_every)  # fmt: skip
         result = train_stage(
-            stage.name, template, index=index, key=stage.key, run_block=run_block,
+            stage.name, template, index=index, key=stage.key, run_block=runners[runner_key],
             num_steps=stage.num_steps, steps_per_block=k, workdir=workdir, step_offset=offset,
             samples_per_step=stage.samples_per_step or sum(stage.batch_sizes.values()),
-            phases=phases, checkpoint_every=every or None, log_every=options.log_every,
-            max_to_keep=options.keep_checkpoints, progress=options.progress,
-            evaluate=stage.evaluate, eval_every=stage.eval_every,
-            best_metric=stage.best_metric if stage.evaluate else None, select=stage.select,
+            phases=tuple(stage.phases), checkpoint_every=every or None,
+            log_every=options.log_every, max_to_keep=options.keep_checkpoints,
+            progress=options.progress, evaluate=stage.evaluate, eval_every=stage.eval_every,
+            best_metric=stage.best_metric, select=stage.select,
         )  # fmt: skip
         done[stage.name] = result.state
         results[stage.name] = result

@@ -72,6 +72,22 @@ def _positive_ratio(raw: jax.Array, min_ratio: float) -> jax.Array:
     return min_ratio + jax.nn.softplus(raw + c)
 
 
+def _zero_init_mlp(net: nn.Module, out_shape: tuple[int, ...], **kwargs: Any) -> ResidualMLP:
+    """The zero-initialised :class:`ResidualMLP` ``mlp`` with ``net``'s width, blocks, dropout,
+    batch norm and axis name (an untrained network predicts its prior)."""
+    return ResidualMLP(
+        out_shape=out_shape,
+        width=net.width,
+        num_blocks=net.num_blocks,
+        dropout=net.dropout,
+        use_batch_norm=net.use_batch_norm,
+        zero_init_output=True,
+        axis_name=net.axis_name,
+        name="mlp",
+        **kwargs,
+    )
+
+
 class RefineNet(nn.Module):
     """Confidence-aware 2D refinement: ``[..., J, 3] (u, v, c') -> [..., J, 2]``.
 
@@ -97,18 +113,7 @@ class RefineNet(nn.Module):
         """Refine ``x [..., J, 3]`` (normalised 2D + normalised confidence) to ``[..., J, 2]``."""
         if x.ndim < 2 or x.shape[-1] != 3:
             raise ValueError(f"RefineNet expects [..., J, 3] (u, v, confidence), got {x.shape}")
-        j = x.shape[-2]
-        residual = ResidualMLP(
-            out_shape=(j, 2),
-            width=self.width,
-            num_blocks=self.num_blocks,
-            dropout=self.dropout,
-            use_batch_norm=self.use_batch_norm,
-            zero_init_output=True,
-            axis_name=self.axis_name,
-            name="mlp",
-        )(x, train=train)
-        return x[..., :2] + residual
+        return x[..., :2] + _zero_init_mlp(self, (x.shape[-2], 2))(x, train=train)
 
 
 class CameraBranch(nn.Module):
@@ -160,22 +165,10 @@ class CameraBranch(nn.Module):
         if not inputs:
             raise ValueError("CameraBranch needs at least one input [..., J, C]")
         flat = [x.reshape(*x.shape[:-2], -1) for x in inputs]
-        lead = flat[0].shape[:-1]
-        for f in flat:
-            if f.shape[:-1] != lead:
-                raise ValueError(f"inputs must share leading axes, got {[x.shape for x in inputs]}")
+        if len({f.shape[:-1] for f in flat}) > 1:
+            raise ValueError(f"inputs must share leading axes, got {[x.shape for x in inputs]}")
         h = jnp.concatenate(flat, axis=-1)
-        raw = ResidualMLP(
-            out_shape=(7,),
-            width=self.width,
-            num_blocks=self.num_blocks,
-            dropout=self.dropout,
-            use_batch_norm=self.use_batch_norm,
-            num_input_axes=1,
-            zero_init_output=True,
-            axis_name=self.axis_name,
-            name="mlp",
-        )(h, train=train)
+        raw = _zero_init_mlp(self, (7,), num_input_axes=1)(h, train=train)
         focal = jnp.asarray(self.focal_prior) * _positive_ratio(raw[..., 0:2], self.min_ratio)
         center = jnp.asarray(self.center_prior) + raw[..., 2:4]
         t_prior = jnp.asarray(self.translation_prior)

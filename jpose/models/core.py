@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -178,10 +177,7 @@ class Model:
             if not hasattr(module, "axis_name"):
                 raise ValueError(f"module {type(module).__name__} has no axis_name field")
             module = module.clone(axis_name=axis_name)
-        rngs = None
-        if key is not None:
-            k_dropout, k_noise = jax.random.split(key)
-            rngs = {"dropout": k_dropout, "noise": k_noise}
+        rngs = None if key is None else dict(zip(("dropout", "noise"), jax.random.split(key)))
         batch_stats = variables.get("batch_stats", {})
         full = {"params": variables["params"]}
         if batch_stats:
@@ -193,14 +189,6 @@ class Model:
             return out, updates["batch_stats"]
         out = module.apply(full, *inputs, train=train, rngs=rngs)
         return out, batch_stats
-
-    def bind_eval(self, variables: dict[str, PyTree]) -> Callable[..., Any]:
-        """``f(*inputs, key=None) -> output`` in evaluation mode (convenience for inference)."""
-
-        def f(*inputs: Any, key: jax.Array | None = None) -> Any:
-            return self.apply(variables, *inputs, train=False, key=key)[0]
-
-        return f
 
 
 def ordered_pmean(tree: PyTree, axis_name: str) -> PyTree:
@@ -250,9 +238,7 @@ class BatchNorm(nn.Module):
             xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))
             axes = tuple(range(x.ndim - 1))
             moments = jnp.stack([xf.mean(axes), jnp.square(xf).mean(axes)])
-            if (
-                self.axis_name is not None and not self.is_initializing()
-            ):  # as flax: no axis at init
+            if self.axis_name is not None and not self.is_initializing():  # flax: no axis at init
                 moments = ordered_pmean(moments, self.axis_name)
             mean, var = moments[0], jnp.maximum(0.0, moments[1] - jnp.square(moments[0]))
             if not self.is_initializing():
@@ -266,6 +252,4 @@ class BatchNorm(nn.Module):
 def batch_norm(*, axis_name: str | None, **kwargs: Any) -> nn.Module:
     """``flax.linen.BatchNorm`` on one device, :class:`BatchNorm` (device-order statistics) under
     data parallelism; the same variables either way."""
-    if axis_name is None:
-        return nn.BatchNorm(axis_name=None, **kwargs)
-    return BatchNorm(axis_name=axis_name, **kwargs)
+    return (nn.BatchNorm if axis_name is None else BatchNorm)(axis_name=axis_name, **kwargs)

@@ -252,9 +252,7 @@ def random_projection(
         elevation_range=tuple(math.radians(e) for e in elevation_deg),
     )
     p = losses.drover_random_projection(points_3d, rot, distance=distance)
-    if recentre:
-        p = p - joints.root(p)
-    return p
+    return p - joints.root(p) if recentre else p
 
 
 def real_logit(logits: jax.Array) -> jax.Array:

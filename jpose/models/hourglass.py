@@ -39,14 +39,9 @@ import jax
 import jax.numpy as jnp
 
 from jpose.models.core import Model
+from jpose.models.resnet import _bn
 
 __all__ = ["Residual", "Hourglass", "StackedHourglass", "heatmap_argmax", "stacked_hourglass"]
-
-
-def _bn(train: bool, axis_name: str | None, momentum: float, name: str) -> nn.BatchNorm:
-    return nn.BatchNorm(
-        use_running_average=not train, momentum=momentum, axis_name=axis_name, name=name
-    )
 
 
 class Residual(nn.Module):
@@ -126,9 +121,7 @@ class Hourglass(nn.Module):
         else:
             low = _ResStack(self.features, self.num_modules, **kw, name="low2")(low, train=train)
         low = _ResStack(self.features, self.num_modules, **kw, name="low3")(low, train=train)
-        b, h, w, c = low.shape
-        upsampled = jnp.repeat(jnp.repeat(low, 2, axis=1), 2, axis=2)  # nearest neighbour
-        return up + upsampled
+        return up + jnp.repeat(jnp.repeat(low, 2, axis=1), 2, axis=2)  # nearest neighbour
 
 
 class StackedHourglass(nn.Module):

@@ -120,11 +120,10 @@ class ResidualMLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         """Map ``x [..., *in]`` to ``[..., *out_shape]``."""
-        if self.in_shape is not None and tuple(x.shape[x.ndim - len(self.in_shape) :]) != tuple(
-            self.in_shape
-        ):
+        want = self.in_shape
+        if want is not None and tuple(x.shape[x.ndim - len(want) :]) != tuple(want):
             raise ValueError(
-                f"expected input [..., {', '.join(map(str, self.in_shape))}], got shape {x.shape}"
+                f"expected input [..., {', '.join(map(str, want))}], got shape {x.shape}"
             )
         h = flatten_features(x, num_feature_axes=self.num_input_axes)
         lead = h.shape[:-1]

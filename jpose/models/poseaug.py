@@ -101,15 +101,6 @@ class PoseAugGenerator(nn.Module):
     num_stages: int = 2
     axis_name: str | None = None
 
-    def _mlp(self, out_dim: int, name: str) -> GeneratorMLP:
-        return GeneratorMLP(
-            out_dim,
-            width=self.width,
-            num_stages=self.num_stages,
-            axis_name=self.axis_name,
-            name=name,
-        )
-
     @nn.compact
     def __call__(self, pose: jax.Array, *, train: bool) -> dict[str, jax.Array]:
         """Predict raw parameters.
@@ -134,22 +125,23 @@ class PoseAugGenerator(nn.Module):
         vec = x[..., children, :] - x[..., parents, :]
         lengths = jnp.sqrt(jnp.sum(vec * vec, axis=-1) + 1e-12)
 
-        def noise() -> jax.Array:
-            return jax.random.normal(self.make_rng("noise"), (*lead, self.noise_dim), x.dtype)
+        def mlp(out_dim: int, name: str, *extra: jax.Array) -> jax.Array:
+            """``[x_flat || extra || z]`` through a fresh :class:`GeneratorMLP`."""
+            z = jax.random.normal(self.make_rng("noise"), (*lead, self.noise_dim), x.dtype)
+            net = GeneratorMLP(
+                out_dim,
+                width=self.width,
+                num_stages=self.num_stages,
+                axis_name=self.axis_name,
+                name=name,
+            )
+            return net(jnp.concatenate([x_flat, *extra, z], -1), train=train)
 
-        ba = self._mlp(num_bones * 3, "bone_angle")(
-            jnp.concatenate([x_flat, noise()], -1), train=train
-        )
-        bl = self._mlp(self.num_bone_classes, "bone_length")(
-            jnp.concatenate([x_flat, lengths, noise()], -1), train=train
-        )
-        rot = self._mlp(3, "rotation")(jnp.concatenate([x_flat, noise()], -1), train=train)
-        trans = self._mlp(3, "translation")(jnp.concatenate([x_flat, noise()], -1), train=train)
         return {
-            "bone_angle": ba.reshape(*lead, num_bones, 3),
-            "bone_length": bl,
-            "rotation": rot,
-            "translation": trans,
+            "bone_angle": mlp(num_bones * 3, "bone_angle").reshape(*lead, num_bones, 3),
+            "bone_length": mlp(self.num_bone_classes, "bone_length", lengths),
+            "rotation": mlp(3, "rotation"),
+            "translation": mlp(3, "translation"),
         }
 
 
@@ -222,21 +214,11 @@ class PartKCSDiscriminator(nn.Module):
                 f"expected KCS matrices [..., {self.num_parts}, B, B], got shape {psi.shape}"
             )
         flat = psi.reshape(*psi.shape[:-2], -1)
-        logits = [
-            KCSPath(
-                width=self.width,
-                bottleneck=self.bottleneck,
-                negative_slope=self.negative_slope,
-                name=f"part{p}",
-            )(flat[..., p, :])
+        paths = [
+            KCSPath(self.width, self.bottleneck, self.negative_slope, name=f"part{p}")
             for p in range(self.num_parts)
         ]
-        return jnp.concatenate(logits, axis=-1)
-
-
-def _bones_from(layout_or_bones: object) -> tuple[tuple[int, int], ...]:
-    bones = getattr(layout_or_bones, "bones", layout_or_bones)
-    return tuple((int(p), int(c)) for p, c in bones)  # type: ignore[union-attr]
+        return jnp.concatenate([path(flat[..., p, :]) for p, path in enumerate(paths)], axis=-1)
 
 
 def poseaug_generator(
@@ -260,7 +242,8 @@ def poseaug_generator(
     Returns:
       Model mapping ``[..., J, 3]`` to the raw parameter dict; needs ``key`` in ``apply``.
     """
-    bones = _bones_from(layout_or_bones)
+    bones = getattr(layout_or_bones, "bones", layout_or_bones)
+    bones = tuple((int(p), int(c)) for p, c in bones)  # type: ignore[union-attr]
     if num_bone_classes is None:
         num_bone_classes = getattr(layout_or_bones, "num_bone_classes", None)
         if num_bone_classes is None:

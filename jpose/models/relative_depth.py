@@ -116,14 +116,11 @@ class _PairHead(nn.Module):
 
     @nn.compact
     def __call__(self, fa: jax.Array, fb: jax.Array, la: jax.Array, lb: jax.Array) -> jax.Array:
-        j = fa.shape[-2]
         scales = jnp.broadcast_to(jnp.stack([la, lb], -1)[..., None, :], fa.shape[:-1] + (2,))
         h = jnp.concatenate([fa, fb, scales], axis=-1)
         for i in range(self.num_layers):
             h = nn.relu(nn.Dense(self.width, kernel_init=kaiming_normal, name=f"dense{i}")(h))
-        out = nn.Dense(1, name="logit")(h)[..., 0]
-        assert out.shape[-1] == j
-        return out
+        return nn.Dense(1, name="logit")(h)[..., 0]
 
 
 class PairwiseRelativeDepth(nn.Module):

@@ -122,18 +122,14 @@ class ResNet(nn.Module):
         """``[B, H, W, 3] -> [B, H/stride, W/stride, C]``."""
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [B, H, W, 3], got {images.shape}")
-        if self.stem == "imagenet":
-            x = nn.Conv(self.width, (7, 7), (2, 2), padding="SAME", use_bias=False,
-                        name="stem_conv")(images)  # fmt: skip
-            x = nn.relu(_bn(train, self.axis_name, self.bn_momentum, "stem_bn")(x))
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
-        elif self.stem == "small":
-            x = nn.Conv(self.width, (3, 3), padding="SAME", use_bias=False, name="stem_conv")(
-                images
-            )
-            x = nn.relu(_bn(train, self.axis_name, self.bn_momentum, "stem_bn")(x))
-        else:
+        if self.stem not in ("imagenet", "small"):
             raise ValueError(f"stem must be 'imagenet' or 'small', got {self.stem!r}")
+        big = self.stem == "imagenet"  # conv7x7/2 + maxpool/2, or conv3x3/1
+        x = nn.Conv(self.width, (7, 7) if big else (3, 3), (2, 2) if big else (1, 1),
+                    padding="SAME", use_bias=False, name="stem_conv")(images)  # fmt: skip
+        x = nn.relu(_bn(train, self.axis_name, self.bn_momentum, "stem_bn")(x))
+        if big:
+            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
         for i, n in enumerate(self.stage_sizes):
             for j in range(n):
                 x = _Block(

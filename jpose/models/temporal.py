@@ -67,9 +67,8 @@ class TemporalConvLifter(nn.Module):
         """Lift ``x [..., T, J, C]`` to ``[..., T - R + 1, J_out, out_channels]``."""
         if x.ndim < 3:
             raise ValueError(f"TemporalConvLifter expects [..., T, J, C], got shape {x.shape}")
-        for fw in self.filter_widths:
-            if fw % 2 != 1:
-                raise ValueError(f"filter widths must be odd, got {self.filter_widths}")
+        if any(fw % 2 != 1 for fw in self.filter_widths):
+            raise ValueError(f"filter widths must be odd, got {self.filter_widths}")
         lead, t = x.shape[:-3], x.shape[-3]
         if t < self.receptive_field:
             raise ValueError(f"need at least {self.receptive_field} frames, got T={t}")

@@ -194,13 +194,12 @@ class Checkpointer:
             "key_impl": str(jax.random.key_impl(key)),
             "data_position": data_position,
         }
-        clean_metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
         return self._manager.save(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)
             ),
-            metrics=clean_metrics,
+            metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
             force=True,
         )
 

@@ -107,78 +107,64 @@ def write_results(
         parallel.barrier("jpose.write_results")
         return wd / "results.json", wd / "results.md"
     try:
-        return _write_results(wd, header=header, evaluations=evaluations,
-                              extra_tables=extra_tables, extra=extra,
-                              finish_run=finish_run)  # fmt: skip
+        evals = evaluation_record(evaluations)
+        record = {
+            "header": dataclasses.asdict(header),
+            "evaluations": evals,
+            "tables": dict(extra_tables or {}),
+            **dict(extra or {}),
+        }
+        json_path = wd / "results.json"
+        json_path.write_text(json.dumps(to_jsonable(record), indent=2) + "\n")
+        lines = [
+            f"# {header.experiment}: results",
+            "",
+            f"- **Training data:** {header.dataset}",
+            f"- **2D input source:** {header.source_2d}",
+            f"- **Protocol:** {header.protocol}",
+            "- **Checkpoint (step per stage):** "
+            + ", ".join(f"{k}: {v}" for k, v in header.checkpoint.items()),
+            f"- **Model selection:** {header.model_selection}",
+            "- **Options:** " + ", ".join(f"`{k}={v}`" for k, v in header.options.items()),
+        ]
+        lines += [f"- {n}" for n in header.notes]
+        lines.append("")
+        if evals:
+            summary = {
+                split: {
+                    "N": float(e["num_examples"]),
+                    **{
+                        f"{METRIC_NAMES.get(m, m)} {avg}": e["metrics"][m][key]
+                        for m in e["metrics"]
+                        for avg, key in (("act.", "action_wise"), ("fr.", "frame_wise"))
+                    },
+                }
+                for split, e in evals.items()
+            }
+            lines.append(
+                jm.format_table(
+                    summary,
+                    title="## Summary (mm; act. = action-wise, fr. = frame-wise)",
+                    row_header="split",
+                )  # fmt: skip
+            )
+        for split, e in evals.items():
+            lines.append(
+                jm.format_table(
+                    evaluation_rows(e),
+                    title=f"## {split}: {e['dataset']} ({e['num_examples']} examples), mm",
+                    row_header="metric",
+                )
+            )
+        for title, rows in (extra_tables or {}).items():
+            lines.append(jm.format_table(rows, title=f"## {title}", digits=3))
+        md_path = wd / "results.md"
+        md_path.write_text("\n".join(lines))
+        if finish_run and (wd / rundir.STATUS_FILE).is_file():  # a run's own results: written last
+            rundir.mark_run_finished(wd)
+        return json_path, md_path
     finally:
         parallel.barrier("jpose.write_results")
-
-
-def _write_results(
-    wd: pathlib.Path,
-    *,
-    header: ResultsHeader,
-    evaluations: Mapping[str, Mapping[str, Any]],
-    extra_tables: Mapping[str, Mapping[str, Mapping[str, float]]] | None,
-    extra: Mapping[str, Any] | None,
-    finish_run: bool,
-) -> tuple[pathlib.Path, pathlib.Path]:
-    evals = evaluation_record(evaluations)
-    record = {
-        "header": dataclasses.asdict(header),
-        "evaluations": evals,
-        "tables": dict(extra_tables or {}),
-        **dict(extra or {}),
-    }
-    json_path = wd / "results.json"
-    json_path.write_text(json.dumps(to_jsonable(record), indent=2) + "\n")
-    lines = [
-        f"# {header.experiment}: results",
-        "",
-        f"- **Training data:** {header.dataset}",
-        f"- **2D input source:** {header.source_2d}",
-        f"- **Protocol:** {header.protocol}",
-        "- **Checkpoint (step per stage):** "
-        + ", ".join(f"{k}: {v}" for k, v in header.checkpoint.items()),
-        f"- **Model selection:** {header.model_selection}",
-        "- **Options:** " + ", ".join(f"`{k}={v}`" for k, v in header.options.items()),
-    ]
-    lines += [f"- {n}" for n in header.notes]
-    lines.append("")
-    if evals:
-        summary = {
-            split: {
-                "N": float(e["num_examples"]),
-                **{
-                    f"{METRIC_NAMES.get(m, m)} {avg}": e["metrics"][m][key]
-                    for m in e["metrics"]
-                    for avg, key in (("act.", "action_wise"), ("fr.", "frame_wise"))
-                },
-            }
-            for split, e in evals.items()
-        }
-        lines.append(
-            jm.format_table(
-                summary,
-                title="## Summary (mm; act. = action-wise, fr. = frame-wise)",
-                row_header="split",
-            )  # fmt: skip
-        )
-    for split, e in evals.items():
-        lines.append(
-            jm.format_table(
-                evaluation_rows(e),
-                title=f"## {split}: {e['dataset']} ({e['num_examples']} examples), mm",
-                row_header="metric",
-            )
-        )
-    for title, rows in (extra_tables or {}).items():
-        lines.append(jm.format_table(rows, title=f"## {title}", digits=3))
-    md_path = wd / "results.md"
-    md_path.write_text("\n".join(lines))
-    if finish_run and (wd / rundir.STATUS_FILE).is_file():  # a run's own results: written last
-        rundir.mark_run_finished(wd)
-    return json_path, md_path
 
 
 def training_curves_figure(workdir: str | os.PathLike[str], **kwargs: Any) -> Any:

@@ -8,10 +8,8 @@ What the harness (:mod:`experiments.common`) does with it:
   print them as one line ``<prog>: error: <message>`` and exit with status 2, without a
   traceback (:func:`exit_on_user_error`); every other exception keeps its traceback. Set
   ``JPOSE_TRACEBACK=1`` to see the traceback of a user error too.
-* **Config validation** (:func:`validate_config`, before any data is loaded): positive batch
-  sizes, network widths and learning rates, ``steps >= 0``, ``epochs >= 0``,
-  ``steps_per_block >= 1``, ``log_every >= 1``, ``checkpoint_every >= 0``; a non-empty work
-  directory path (:func:`check_workdir_path`).
+* **Config validation** (:func:`validate_config`, before any data is loaded; its rules go by
+  field name) and a non-empty work directory path (:func:`check_workdir_path`).
 * **Resume with another architecture** (:func:`check_resume_config`): when the work directory
   has checkpoints, a difference between its ``config.json`` and the new config in ``experiment``
   or a discrete (bool / int / str / list) field of ``model.*`` or ``method.*`` is refused, naming
@@ -186,12 +184,6 @@ def _leaves(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield f"{prefix}{key}", value
 
 
-def _as_dict(config: Any) -> dict[str, Any]:
-    if hasattr(config, "to_dict"):
-        return config.to_dict()
-    return dict(config)
-
-
 def _rule(path: str) -> tuple[str, float, bool] | None:
     """``(what, bound, strict)``: the value must be ``> bound`` (strict) or ``>= bound``."""
     leaf = path.rsplit(".", 1)[-1]
@@ -226,7 +218,7 @@ def validate_config(config: Any) -> None:
       UserError: naming every offending field, its value and the rule.
     """
     problems = []
-    for path, value in _leaves(_as_dict(config)):
+    for path, value in _leaves(config.to_dict() if hasattr(config, "to_dict") else dict(config)):
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         rule = _rule(path)
@@ -246,12 +238,8 @@ def config_differences(
 ) -> list[tuple[str, Any, Any]]:
     """``[(field, old value, new value)]`` of two (nested) configs; ``"<absent>"`` if missing."""
     a, b = dict(_leaves(old)), dict(_leaves(new))
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
-        if va != vb:
-            out.append((key, va, vb))
-    return out
+    values = ((k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b)))
+    return [(k, va, vb) for k, va, vb in values if va != vb]
 
 
 def _is_architecture(path: str, old: Any, new: Any) -> bool:
@@ -264,11 +252,6 @@ def _is_architecture(path: str, old: Any, new: Any) -> bool:
         values = [v for v in (old, new) if v != "<absent>"]
         return all(isinstance(v, bool | int | str | list) for v in values)
     return False
-
-
-def _has_checkpoints(workdir: pathlib.Path) -> bool:
-    root = workdir / "checkpoints"
-    return root.is_dir() and any(p.name.isdigit() for p in root.glob("*/*"))
 
 
 def check_resume_config(workdir: str | os.PathLike[str], config: Any) -> list[str]:
@@ -293,7 +276,7 @@ def check_resume_config(workdir: str | os.PathLike[str], config: Any) -> list[st
         else dict(config)  # fmt: skip
     diffs = config_differences(old, new)
     arch = [d for d in diffs if _is_architecture(*d)]
-    if arch and _has_checkpoints(pathlib.Path(workdir)):
+    if arch and any(p.name.isdigit() for p in (path.parent / "checkpoints").glob("*/*")):
         fields = "; ".join(f"{k}: {a!r} (config.json) -> {b!r} (new)" for k, a, b in arch)
         raise UserError(
             f"{workdir} holds checkpoints of other networks than the new config builds, so they "
@@ -310,11 +293,9 @@ def check_resume_config(workdir: str | os.PathLike[str], config: Any) -> list[st
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except PermissionError:  # alive, another user's
         return True
-    except OSError:
+    except OSError:  # ProcessLookupError: no such process
         return False
     return True
 
@@ -520,12 +501,9 @@ def unfinished_reason(
             step = _latest_checkpoint(wd, name)
             at = "before its first checkpoint" if step is None else f"at checkpoint step {step}"
             return f"stage '{name}' did not finish (stopped {at} of {rec.get('num_steps')} steps)"
-    done = [n for n in planned_stages if n in stages]
-    later = []
-    if done:
-        later = list(planned_stages)[list(planned_stages).index(done[-1]) + 1 :]
-    elif not stages:
-        later = list(planned_stages)
+    planned = list(planned_stages)
+    done = [n for n in planned if n in stages]
+    later = planned[planned.index(done[-1]) + 1 :] if done else ([] if stages else planned)
     missing = [n for n in later if n not in stages]
     if missing:
         return f"stage '{missing[0]}' never started (finished: {', '.join(stages) or 'none'})"

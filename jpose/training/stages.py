@@ -1,6 +1,4 @@
-"""The stage loop every method runs: device data, samplers, the K-step block runner and
-:func:`train_stage` (train, resume or skip one stage with checkpoints, logging, validation and the
-work directory's status).
+"""The stage loop every method runs.
 
 A method declares its stages (:class:`Stage`: phases, steps, the datasets it samples, how its
 state is built from the stages before it) and :func:`run_stages` runs them: data on device,
@@ -239,7 +237,10 @@ class CompileNotice:
 
 class StageLogger(MetricsLogger):
     """A :class:`MetricsLogger` for one stage of a multi-stage run: steps are offset so the
-    stages form one curve, and every record carries ``stage`` (index) for the figures."""
+    stages form one curve, and every record carries ``stage`` (index) for the figures;
+    ``last_samples_per_s`` is the throughput of the last record that measured it."""
+
+    last_samples_per_s: float | None = None
 
     def __init__(self, workdir: str | os.PathLike[str], *, stage: int, step_offset: int,
                  **kwargs: Any) -> None:  # fmt: skip
@@ -249,9 +250,11 @@ class StageLogger(MetricsLogger):
 
     def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
         """Log with ``step + step_offset`` and ``stage`` added."""
-        return super().log(
+        values = super().log(
             step + self.step_offset, {**metrics, "stage": float(self.stage)}, **kwargs
         )
+        self.last_samples_per_s = values.get("throughput/samples_per_s", self.last_samples_per_s)
+        return values
 
 
 @dataclasses.dataclass
@@ -278,16 +281,6 @@ class StageResult:
     wall_s: float
     samples_per_s: float | None = None
     selected_step: int | None = None
-
-
-class _ThroughputLogger(StageLogger):
-    last_samples_per_s: float | None = None
-
-    def log(self, step: int, metrics: Mapping[str, Any], **kwargs: Any) -> dict[str, float]:
-        values = super().log(step, metrics, **kwargs)
-        if "throughput/samples_per_s" in values:
-            self.last_samples_per_s = values["throughput/samples_per_s"]
-        return values
 
 
 def train_stage(
@@ -318,23 +311,14 @@ def train_stage(
       name: stage name (checkpoint sub-directory).
       template: freshly built state of this stage (parameters from the previous stage).
       index: stage index (logged as ``stage``).
-      key: the stage's base key.
-      run_block: from :func:`make_block_runner`.
-      num_steps: total steps of the stage (multiple of K).
-      steps_per_block: K.
+      key, run_block (from :func:`make_block_runner`), num_steps, steps_per_block,
+        samples_per_step, phases, checkpoint_every, log_every, max_to_keep, progress,
+        eval_every: as :func:`jpose.training.fit`, for this stage.
       workdir: work directory (``metrics.jsonl`` is shared by all stages).
       step_offset: global step of this stage's step 0 (sum of the earlier stages' steps).
-      samples_per_step: batch size for the throughput metric.
-      phases: the step's phases (named in non-finite errors).
-      checkpoint_every: steps between checkpoints (multiple of K; default: end of stage only).
-      log_every: blocks between log records.
-      max_to_keep: checkpoints kept.
-      progress: progress line (see ``MetricsLogger``).
       evaluate: ``state -> {metric: float}`` on a *validation* split held out from the training
         data (:func:`holdout_split`, never the test split); logged with ``split="val"``
-        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure) every
-        ``eval_every`` steps and at the end, and a checkpoint is saved with each evaluation.
-      eval_every: steps between validations (multiple of K; default: end of stage only).
+        (``metrics.jsonl``, TensorBoard ``val/...``, the training-curve figure).
       best_metric: validation metric (lower is better) whose best checkpoint is kept.
       select: ``"final"`` (the last step) or ``"best"`` (the checkpoint with the lowest
         ``best_metric``) as the returned state; say which in the results header.
@@ -349,15 +333,15 @@ def train_stage(
     wd = pathlib.Path(workdir)
     ckpt = Checkpointer(wd / "checkpoints" / name, max_to_keep=max_to_keep,
                         best_metric=best_metric if evaluate is not None else None)  # fmt: skip
+    resumed = ckpt.latest_step()
     if parallel.is_main_process():
         # records logged after the checkpoint a resume restores are logged again: drop them
         # (before the logger opens the file); status.json records the stage as started
-        at = ckpt.latest_step()
-        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (at or 0),
+        trim_metrics(wd / "metrics.jsonl", after_step=step_offset + (resumed or 0),
                      until_step=step_offset + num_steps, stage=float(index))  # fmt: skip
         rundir.mark_stage(wd, name, index=index, num_steps=num_steps,
-                          finished=at is not None and at >= num_steps)  # fmt: skip
-    logger = _ThroughputLogger(
+                          finished=resumed is not None and resumed >= num_steps)  # fmt: skip
+    logger = StageLogger(
         wd,
         stage=index,
         step_offset=step_offset,
@@ -365,7 +349,6 @@ def train_stage(
         progress=progress,
         enabled=parallel.is_main_process(),  # multi-process: process 0 writes metrics
     )
-    resumed = ckpt.latest_step()
     if resumed is not None:
         LOGGER.info("stage %s: resuming from checkpoint step %d of %d", name, resumed, num_steps)
     else:
@@ -529,12 +512,10 @@ def run_stages(
 ) -> StagesResult:
     """Train (resume, or skip when complete) declared stages in order.
 
-    Everything between a method's declaration and its evaluation happens here: each dataset is
-    put on device once, each stage gets its sampler over the datasets it names, its K-step block
-    runner and :func:`train_stage` (checkpoints and resume in ``checkpoints/<name>``, metrics
-    with stage-offset steps, validation, ``status.json``). Stage ``i`` of the list logs as stage
-    ``i`` whether or not earlier ones were skipped, so a work directory's curves keep their
-    meaning when a stage is switched off.
+    Each dataset is put on device once; each stage gets its sampler over the datasets it names,
+    its K-step block runner and :func:`train_stage`. Stage ``i`` of the list logs as stage ``i``
+    whether or not earlier ones were skipped, so a work directory's curves keep their meaning
+    when a stage is switched off.
 
     Args:
       stages: the declared stages.
@@ -605,18 +586,16 @@ def run_stages(
                 steps_per_block=k, sampler=sampler, num_devices=options.num_devices,
                 data={n: on_device[n, id(data[n])][1] for n in stage.batch_sizes},
             )  # fmt: skip
-        run_block = runners[runner_key]
-        phases = tuple(stage.phases)
         every = stage.checkpoint_every if stage.checkpoint_every is not None else (
             options.checkpoint_every)  # fmt: skip
         result = train_stage(
-            stage.name, template, index=index, key=stage.key, run_block=run_block,
+            stage.name, template, index=index, key=stage.key, run_block=runners[runner_key],
             num_steps=stage.num_steps, steps_per_block=k, workdir=workdir, step_offset=offset,
             samples_per_step=stage.samples_per_step or sum(stage.batch_sizes.values()),
-            phases=phases, checkpoint_every=every or None, log_every=options.log_every,
-            max_to_keep=options.keep_checkpoints, progress=options.progress,
-            evaluate=stage.evaluate, eval_every=stage.eval_every,
-            best_metric=stage.best_metric if stage.evaluate else None, select=stage.select,
+            phases=tuple(stage.phases), checkpoint_every=every or None,
+            log_every=options.log_every, max_to_keep=options.keep_checkpoints,
+            progress=options.progress, evaluate=stage.evaluate, eval_every=stage.eval_every,
+            best_metric=stage.best_metric, select=stage.select,
         )  # fmt: skip
         done[stage.name] = result.state
         results[stage.name] = result

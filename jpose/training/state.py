@@ -79,13 +79,10 @@ class PlayerState:
         Args:
           grads: gradients with the structure of ``params``.
           batch_stats: new batch-norm running averages (None keeps the current ones).
-          step: the iteration count of the stage. When given, every learning-rate schedule inside
-            ``tx`` (``optax.scale_by_schedule``, hence ``optax.adam(schedule)``, and
-            ``optax.inject_hyperparams``) is evaluated at ``step`` instead of at the number of
-            updates this optimiser has made (:func:`with_schedule_count`): a player updated in
-            two phases of one iteration gets the same rate in both, and epoch boundaries
-            (``steps_per_epoch`` iterations) are where the schedule says. Adam's bias correction
-            keeps counting updates.
+          step: the iteration count of the stage. When given, the learning-rate schedules inside
+            ``tx`` are evaluated at ``step`` instead of at the number of updates this optimiser
+            has made (:func:`with_schedule_count`; Adam's bias correction keeps counting
+            updates).
         """
         opt_state = self.opt_state if step is None else with_schedule_count(self.opt_state, step)
         updates, opt_state = self.tx.update(grads, opt_state, self.params)

@@ -46,6 +46,7 @@ leaves its players unchanged and reports ``<phase>/nonfinite = 1``; :func:`check
 from __future__ import annotations
 
 import dataclasses
+import functools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -107,10 +108,6 @@ class Phase:
             raise ValueError(f"phase {self.name!r}: every must be >= 1, got {self.every}")
 
 
-def _stable_hash(name: str) -> int:
-    return zlib.crc32(name.encode()) & 0x7FFFFFFF
-
-
 class PhaseContext:
     """What a phase's loss function sees; created fresh for every (traced) loss evaluation.
 
@@ -164,7 +161,7 @@ class PhaseContext:
 
     def key_for(self, name: str) -> jax.Array:
         """A key derived from a name (independent of the call order)."""
-        return jax.random.fold_in(self._key, _stable_hash(name))
+        return jax.random.fold_in(self._key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
     def frozen(self, name: str) -> bool:
         """Whether no phase of the step updates ``name`` (it then runs in inference mode)."""
@@ -217,10 +214,6 @@ class PhaseContext:
     def set_extra(self, value: PyTree) -> None:
         """Replace ``state.extra`` after this phase (same tree structure, shapes and dtypes)."""
         self.extra_update = jax.lax.stop_gradient(value)
-
-
-def _tree_where(pred: jax.Array, a: PyTree, b: PyTree) -> PyTree:
-    return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), a, b)
 
 
 def _run_phase(
@@ -280,7 +273,7 @@ def _run_phase(
     if extra_update is not None:
         new_state = new_state.replace(extra=extra_update)
     if skip_nonfinite:
-        new_state = _tree_where(finite, new_state, state)
+        new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new_state, state)
     out_metrics[f"{phase.name}/nonfinite"] = 1.0 - finite.astype(jnp.float32)
     return new_state, out_metrics, emitted
 
@@ -294,11 +287,8 @@ def make_train_step(
 ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Build one training iteration from ordered phases.
 
-    The phases run in the given order, each seeing the parameters updated by its predecessors
-    (alternating updates). Players no phase updates are frozen: they run in inference mode
-    everywhere in the step. Learning-rate schedules are evaluated at ``state.step`` (see the
-    module docstring). For the adversarial methods use :func:`alternating_gan_phases` to get
-    the documented order :data:`GAN_PHASE_ORDER`.
+    Alternating updates, frozen players and schedules as in the module docstring; for the
+    adversarial methods :func:`alternating_gan_phases` gives the order :data:`GAN_PHASE_ORDER`.
 
     Args:
       phases: the ordered phases (unique names).
@@ -318,7 +308,12 @@ def make_train_step(
         raise ValueError(f"phase names must be unique, got {names}")
     if not phases:
         raise ValueError("a train step needs at least one phase")
-    stage_players = frozenset(n for p in phases for n in p.players)
+    run_phase = functools.partial(
+        _run_phase,
+        axis_name=axis_name,
+        skip_nonfinite=skip_nonfinite,
+        stage_players=frozenset(n for p in phases for n in p.players),
+    )
 
     def step(state: TrainState, batch: Any, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
         step_key = jax.random.fold_in(key, state.step)
@@ -330,16 +325,7 @@ def make_train_step(
             pkey = jax.random.fold_in(step_key, i)
 
             def run(state: TrainState, outputs: dict[str, Any], phase=phase, pkey=pkey):
-                return _run_phase(
-                    phase,
-                    state,
-                    batch,
-                    pkey,
-                    outputs,
-                    axis_name=axis_name,
-                    skip_nonfinite=skip_nonfinite,
-                    stage_players=stage_players,
-                )
+                return run_phase(phase, state, batch, pkey, outputs)
 
             if phase.every == 1 and phase.when is None:
                 state, m, emitted = run(state, outputs)
@@ -396,8 +382,8 @@ def _reduce_metrics(stacked: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
         else:
             w = active.astype(jnp.float32).reshape((-1,) + (1,) * (v.ndim - 1))
             out[k] = jnp.sum(v * w, axis=0) / jnp.maximum(jnp.sum(w, axis=0), 1.0)
-    bad = jnp.zeros(next(iter(stacked.values())).shape[0], bool) if stacked else None
-    if bad is not None:
+    if stacked:
+        bad = jnp.zeros(next(iter(stacked.values())).shape[0], bool)
         for k, v in stacked.items():
             v = v.astype(jnp.float32)
             bad = bad | ~jnp.isfinite(v.reshape(v.shape[0], -1)).all(axis=1)
@@ -460,25 +446,15 @@ def jit_step(fn: Callable[..., Any], *, donate_state: bool | None = None) -> Cal
     ~8 % (batch 1024) to ~70 % (batch 64) slower (``benchmarks/RESULTS.md``).
     """
     if donate_state is None:
-        donate_state = _donate_by_default()
+        donate_state = jax.default_backend() != "cpu"
     return jax.jit(fn, donate_argnums=(0,) if donate_state else ())
-
-
-def _donate_by_default() -> bool:
-    """Donate step states except on CPU (see :func:`jit_step`)."""
-    return jax.default_backend() != "cpu"
 
 
 class NonFiniteError(FloatingPointError):
     """A loss, metric or gradient became NaN/inf; the message names step, phase, players, keys."""
 
 
-def check_finite(
-    metrics: Mapping[str, Any],
-    *,
-    step: int,
-    phases: Sequence[Phase] = (),
-) -> None:
+def check_finite(metrics: Mapping[str, Any], *, step: int, phases: Sequence[Phase] = ()) -> None:
     """Raise :class:`NonFiniteError` if any metric is non-finite or a phase skipped its update.
 
     Args:

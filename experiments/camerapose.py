@@ -361,7 +361,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )  # fmt: skip
     json_path, _ = common.write_results(
         wd, header=header, evaluations=evaluations, extra_tables=tables,
-        extra={"stages": trained.summary(), "timings": common.timings(trained, t_start),
+        extra={"stages": trained.summary(), "timings": trained.timings(t_start),
                "figures": written, "camera_priors": setup.priors},
     )  # fmt: skip
     return json.loads(json_path.read_text())

@@ -387,13 +387,6 @@ def lifter_figures(
     return write_figures(workdir, figs)
 
 
-def timings(trained: StagesResult, t_start: float, **more: float) -> dict[str, float]:
-    """``results.json``'s ``timings`` for every method: ``train_wall_s`` (this invocation's
-    training, compilation included), ``total_wall_s`` (since ``t_start``) and ``more``; the
-    per-stage times are in its ``stages``."""
-    return {"train_wall_s": trained.wall_s, "total_wall_s": time.perf_counter() - t_start, **more}
-
-
 def finish(
     workdir: pathlib.Path,
     config: ml_collections.ConfigDict,
@@ -415,10 +408,10 @@ def finish(
 
     ``header`` holds the :class:`ResultsHeader` fields except the two that ``finish`` fills, the
     checkpoints and the notes (the training wall time, then ``notes``); the 2D source defaults to
-    the training split's. ``results.json`` gets ``stages`` (``trained.summary()`` per stage, with
-    ``stage_info[stage]``'s fields added), :func:`timings`, ``figures`` and ``extra``. The record
-    returned is ``{"evaluations" (without predictions), "timings", "figures", **extra, "stages"}``
-    where ``stages`` holds the :class:`StageResult` objects.
+    the training split's. ``results.json`` gets ``stages`` (``trained.summary()``, plus
+    ``stage_info[stage]``'s fields), ``timings``, ``figures`` and ``extra``. The record returned is
+    ``{"evaluations" (without predictions), "timings", "figures", **extra, "stages"}`` where
+    ``stages`` holds the :class:`StageResult` objects.
     """
     stages = trained.summary()
     for name, more in (stage_info or {}).items():
@@ -435,7 +428,7 @@ def finish(
     figures = []
     if config.eval.figures:
         figures = lifter_figures(workdir, figure_evaluations or evaluations, datasets, title=title)
-    extra = {"stages": stages, "timings": timings(trained, t_start), "figures": figures, **extra}
+    extra = {"stages": stages, "timings": trained.timings(t_start), "figures": figures, **extra}
     write_results(workdir, header=header, evaluations=evaluations,
                   extra_tables=extra_tables, extra=extra)  # fmt: skip
     return {"evaluations": evaluation_record(evaluations), **extra, "stages": trained.stages}

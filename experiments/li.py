@@ -286,7 +286,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     return common.finish(wd, config, trained, t_start, header=header, evaluations=evaluations,
                          datasets=datasets, title="Li et al.", notes=tuple(config.notes),
                          extra_tables=tables,
-                         timings=common.timings(trained, t_start, data_prep_s=prep_s))  # fmt: skip
+                         timings=trained.timings(t_start, data_prep_s=prep_s))  # fmt: skip
 
 
 if __name__ == "__main__":

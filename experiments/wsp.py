@@ -266,7 +266,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         }
     figures = {"training_curves": lambda: common.training_curves_figure(wd),
                "rd_by_delta_s": lambda: _rd_figure(rd_eval)}  # fmt: skip
-    timings = common.timings(trained, t_start)
+    timings = trained.timings(t_start)
     extra = {"stages": trained.summary(), "timings": timings, "rd": rd_eval,
              "rd_baselines": baselines, "label_agreement_with_true_depth": rd["label_agreement"],
              "counts": rd["counts"], "finetune": ft_rows,

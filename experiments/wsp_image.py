@@ -261,7 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "Relative depth on multi-person test images by ΔS (RD protocol 1)": rd_rows,
         "Fine-tuning: pre-trained vs scratch (mm, Table 4 question)": summary,
     }
-    extra = {"stages": trained.summary(), "timings": common.timings(trained, t_start),
+    extra = {"stages": trained.summary(), "timings": trained.timings(t_start),
              "summary": {"relative_depth": rd_rows, "finetune": summary}}  # fmt: skip
     common.write_results(wd, header=header, evaluations=evals, extra_tables=tables, extra=extra)
     return {"relative_depth": rd_rows, "finetune": summary, "stages": extra["stages"]}

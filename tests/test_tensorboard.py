@@ -44,6 +44,17 @@ def test_metrics_logger_writes_tensorboard_events(tmp_path):
     assert scalars["val/mpjpe_mm"] == [(20, 80.0)]
 
 
+def test_writers_opened_in_the_same_second_keep_their_own_files(tmp_path):
+    """Each stage of a run opens its own logger on the run's directory; two opened within one
+    second (short stages) must not overwrite each other's event file."""
+    pytest.importorskip("tensorboardX")
+    for stage in ("stage2", "stage3"):
+        with MetricsLogger(tmp_path, progress=False) as log:
+            log.log(1, {f"{stage}/loss": 1.0})
+    scalars = read_scalars(tmp_path / "tensorboard")
+    assert scalars == {"train/stage2/loss": [(1, 1.0)], "train/stage3/loss": [(1, 1.0)]}
+
+
 def test_missing_tensorboardx_warns_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails
     monkeypatch.setattr(jlog, "_TB_WARNED", False)

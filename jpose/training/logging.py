@@ -137,7 +137,9 @@ def _tensorboard_writer(logdir: pathlib.Path) -> Any | None:
                 "writing metrics.jsonl only"
             )
         return None
-    return SummaryWriter(str(logdir), flush_secs=30)
+    # tensorboardX names a file by the second and the host: without a suffix, a second writer
+    # opened in the same second (the next stage of a short run) overwrites the first one's file
+    return SummaryWriter(str(logdir), flush_secs=30, filename_suffix=f".{time.time_ns()}")
 
 
 def _to_float(v: Any) -> float | None:

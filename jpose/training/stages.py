@@ -499,6 +499,11 @@ class StagesResult:
             for name, r in self.stages.items()
         }  # fmt: skip
 
+    def timings(self, t_start: float, **more: float) -> dict[str, float]:
+        """``results.json``'s ``timings``: ``train_wall_s`` (:attr:`wall_s`), ``total_wall_s``
+        (since ``t_start``, a ``time.perf_counter()`` value) and ``more``."""
+        return {"train_wall_s": self.wall_s, "total_wall_s": time.perf_counter() - t_start, **more}
+
 
 def run_stages(
     stages: Sequence[Stage],

@@ -25,10 +25,10 @@ from jpose.data.common import (
     LOGGER,
     DataFormatError,
     PoseDataset,
+    camera_dataset,
     check_array,
     check_finite,
     load_npz,
-    normalize_2d,
 )
 from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
 
@@ -229,7 +229,7 @@ def cmu_pose_pairs(
     p3, uv = project_world(world_rep, cams)
     if np.any(p3[..., 2] <= 0.1):
         raise DataFormatError(f"cmu/{split}: virtual cameras closer than 0.1 m to a joint")
-    size = np.asarray(cams.image_size, np.float32)
+    size = np.asarray(cams.image_size)
     outside = (uv < 0).any(-1) | (uv[..., 0] > size[:, None, 0]) | (uv[..., 1] > size[:, None, 1])
     LOGGER.info(
         "cmu/%s: %d frames x %d cameras = %d examples; %d joints (%.2f%%) project outside "
@@ -241,19 +241,13 @@ def cmu_pose_pairs(
         int(outside.sum()),
         100.0 * outside.mean(),
     )
-    return PoseDataset(
-        name=f"cmu/{split}"
+    return camera_dataset(
+        f"cmu/{split}"
         + (f"[{','.join(actions)}]" if actions is not None else "")
         + (f"[without {','.join(exclude_actions)}]" if exclude_actions else ""),
-        confidence=np.ones(uv.shape[:-1], np.float32),
-        pose2d_px=uv,
-        pose2d_norm=normalize_2d(uv, mode=normalization, image_size=size),
+        uv,
+        cams,
         pose3d_cam=p3,
-        focal_px=np.asarray(cams.focal, np.float32),
-        center_px=np.asarray(cams.center, np.float32),
-        image_size_px=size,
-        rotation=np.asarray(cams.rotation, np.float32),
-        translation=np.asarray(cams.translation, np.float32),
         labels={
             **{k: np.repeat(v, num_cameras, axis=0) for k, v in labels.items()},
             "camera": np.tile(np.arange(num_cameras, dtype=np.int32), n),

@@ -34,6 +34,7 @@ __all__ = [
     "LOGGER",
     "DataFormatError",
     "PoseDataset",
+    "camera_dataset",
     "NORMALIZATIONS",
     "normalize_2d",
     "denormalize_2d",
@@ -534,6 +535,54 @@ class PoseDataset:
             keys &= set(d.labels)
         changes["labels"] = {k: np.concatenate([d.labels[k] for d in datasets]) for k in keys}
         return dataclasses.replace(first, name=name, **changes)
+
+
+def camera_dataset(
+    name: str,
+    pose2d_px: np.ndarray,
+    camera: Any = None,
+    *,
+    normalization: str,
+    focal: Any = None,
+    center: Any = None,
+    image_size: Any = None,
+    rotation: np.ndarray | None = None,
+    translation: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    pose3d_cam: np.ndarray | None = None,
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> PoseDataset:
+    """A :class:`PoseDataset` of pixels ``[N, J, 2]`` seen by known pinhole cameras.
+
+    The cameras are either ``camera`` (a :class:`jpose.camera.Camera` of batch ``(N,)``) or
+    ``focal``, ``center`` and ``image_size`` (``[N, 2]``, or ``[2]`` shared by all examples)
+    with optional ``rotation`` / ``translation``. ``confidence`` defaults to ones;
+    ``pose2d_norm`` is :func:`normalize_2d` of the pixels by the image size.
+    """
+    if camera is not None:
+        focal, center, image_size, rotation, translation = (
+            np.asarray(getattr(camera, f), np.float32)
+            for f in ("focal", "center", "image_size", "rotation", "translation")
+        )
+    n = len(pose2d_px)
+    focal, center, size = (
+        np.broadcast_to(np.asarray(x, np.float32), (n, 2)).copy()
+        for x in (focal, center, image_size)
+    )
+    return PoseDataset(
+        name=name,
+        confidence=np.ones(pose2d_px.shape[:-1], np.float32) if confidence is None else confidence,
+        pose2d_px=pose2d_px,
+        pose2d_norm=normalize_2d(pose2d_px, mode=normalization, image_size=size),
+        pose3d_cam=pose3d_cam,
+        focal_px=focal,
+        center_px=center,
+        image_size_px=size,
+        rotation=rotation,
+        translation=translation,
+        labels=labels or {},
+        normalization=normalization,
+    )
 
 
 def view_groups(

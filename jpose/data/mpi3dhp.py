@@ -48,8 +48,8 @@ from jpose.data.common import (
     LOGGER,
     DataFormatError,
     PoseDataset,
+    camera_dataset,
     check_finite,
-    normalize_2d,
     require_file,
 )
 
@@ -289,17 +289,14 @@ def load_mpi3dhp_test(
         p3h = skeleton.mpi3dhp17_to_h36m17(p3[frames].astype(np.float32))[0]
         p2h = skeleton.mpi3dhp17_to_h36m17(uv[frames])[0]
         n = len(frames)
-        sizes = np.broadcast_to(np.asarray(size, np.float32), (n, 2)).copy()
         parts.append(
-            PoseDataset(
-                name=f"mpi3dhp/test/{seq}",
-                confidence=np.ones((n, 17), np.float32),
-                pose2d_px=p2h,
-                pose2d_norm=normalize_2d(p2h, mode=normalization, image_size=sizes),
+            camera_dataset(
+                f"mpi3dhp/test/{seq}",
+                p2h,
+                focal=focal,
+                center=center,
+                image_size=size,
                 pose3d_cam=p3h,
-                focal_px=np.broadcast_to(focal, (n, 2)).copy(),
-                center_px=np.broadcast_to(center, (n, 2)).copy(),
-                image_size_px=sizes,
                 labels={
                     "sequence": np.full(n, seq),
                     "scene": np.full(n, MPI3DHP_TEST_SEQUENCES[seq]["scene"]),

@@ -20,7 +20,7 @@ import numpy as np
 
 from jpose import multiview as mv
 from jpose import skeleton
-from jpose.data.common import PoseDataset, normalize_2d, normalized_intrinsics, view_groups
+from jpose.data.common import PoseDataset, camera_dataset, normalized_intrinsics, view_groups
 from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
 
 __all__ = [
@@ -99,19 +99,8 @@ def _virtual_views(
     world_rep = np.repeat(world, num, axis=0)
     cams = sample_cameras(np.random.default_rng(seed), world_rep[:, _ROOT], config=cameras)
     _, uv = project_world(world_rep, cams)
-    size = np.asarray(cams.image_size, np.float32)
-    virt = PoseDataset(
-        name=f"{ds.name}/virtual",
-        confidence=np.ones(uv.shape[:-1], np.float32),
-        pose2d_px=uv,
-        pose2d_norm=normalize_2d(uv, mode=ds.normalization, image_size=size),
-        focal_px=np.asarray(cams.focal, np.float32),
-        center_px=np.asarray(cams.center, np.float32),
-        image_size_px=size,
-        rotation=np.asarray(cams.rotation, np.float32),
-        translation=np.asarray(cams.translation, np.float32),
-        normalization=ds.normalization,
-    )  # no pose3d_cam: the virtual views carry 2D only
+    # no pose3d_cam: the virtual views carry 2D only
+    virt = camera_dataset(f"{ds.name}/virtual", uv, cams, normalization=ds.normalization)
     return _view_arrays(virt, np.arange(m * num).reshape(m, num))
 
 

@@ -550,7 +550,6 @@ def make_synthetic_scenes(
       "image_size" [P, 2], "depth" [P, 17] camera z, metres, "pose3d_cam" [P, 17, 3]}``
       (H36M-17 layout).
     """
-    from jpose import camera as jcam
     from jpose.data import synthetic, virtual_cameras
 
     rng = np.random.default_rng(seed)
@@ -582,15 +581,9 @@ def make_synthetic_scenes(
     target = centre + np.array([0.0, 10.0, 0.0])
     r_cam = virtual_cameras.look_at_rotation(centre, target, elevation=tilt)
     size = np.broadcast_to(np.asarray(image_size, np.float32), (n, 2))
-    f32 = np.float32
-    cams = jcam.Camera(
-        rotation=r_cam.astype(f32),
-        translation=(-np.einsum("nij,nj->ni", r_cam, centre)).astype(f32),
-        focal=np.full((n, 2), focal, f32),
-        center=(size / 2.0).astype(f32),
-        radial=np.zeros((n, 3), f32),
-        tangential=np.zeros((n, 2), f32),
-        image_size=size.copy(),
+    translation = -np.einsum("nij,nj->ni", r_cam, centre)
+    cams = virtual_cameras.pinhole_cameras(
+        r_cam, translation, np.full((n, 2), focal), size / 2, size
     )
     p3, uv = virtual_cameras.project_world(world, cams)
     inside = (

@@ -65,7 +65,7 @@ import numpy as np
 
 from jpose import skeleton
 from jpose.camera import Camera
-from jpose.data.virtual_cameras import look_at_rotation
+from jpose.data.virtual_cameras import look_at_rotation, pinhole_cameras
 
 __all__ = [
     "RenderConfig",
@@ -469,17 +469,7 @@ def place_on_floor(
 
 
 def _camera(rot, centre, focal, center, size) -> Camera:
-    n = len(rot)
-    f32 = np.float32
-    return Camera(
-        rotation=rot.astype(f32),
-        translation=(-np.einsum("nij,nj->ni", rot, centre)).astype(f32),
-        focal=np.asarray(focal, f32),
-        center=np.asarray(center, f32),
-        radial=np.zeros((n, 3), f32),
-        tangential=np.zeros((n, 2), f32),
-        image_size=np.full((n, 2), size, f32),
-    )
+    return pinhole_cameras(rot, -np.einsum("nij,nj->ni", rot, centre), focal, center, size)
 
 
 def _to_cam(points: np.ndarray, camera: Camera) -> np.ndarray:

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from jpose import skeleton
-from jpose.data.common import LOGGER, PoseDataset, normalize_2d
+from jpose.data.common import LOGGER, PoseDataset, camera_dataset
 from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
 
 __all__ = [
@@ -373,18 +373,11 @@ def _scene(
     world = np.repeat(world, v, axis=0)
     cams = sample_cameras(rng, world[:, 0], config=config.cameras)
     p3, uv = project_world(world, cams)
-    size = np.asarray(cams.image_size, np.float32)
-    return PoseDataset(
-        name=name,
-        confidence=np.ones(uv.shape[:-1], np.float32),
-        pose2d_px=uv,
-        pose2d_norm=normalize_2d(uv, mode=config.normalization, image_size=size),
+    return camera_dataset(
+        name,
+        uv,
+        cams,
         pose3d_cam=p3,
-        focal_px=np.asarray(cams.focal, np.float32),
-        center_px=np.asarray(cams.center, np.float32),
-        image_size_px=size,
-        rotation=np.asarray(cams.rotation, np.float32),
-        translation=np.asarray(cams.translation, np.float32),
         labels={
             "person": np.repeat(gen["person"] + person_offset, v),
             "pose_class": np.repeat(gen["pose_class"], v),

@@ -196,15 +196,20 @@ class BatchSampler:
         Returns:
           ``[B]`` indices into the dataset.
         """
-        k = jax.random.fold_in(key, SAMPLER_SALT)
-        step = jnp.asarray(step, jnp.int32)
         if self.mode == "random":
-            return jax.random.randint(
-                jax.random.fold_in(k, step), (self.batch_size,), 0, self.num_examples, jnp.int32
+            k = jax.random.fold_in(
+                jax.random.fold_in(key, SAMPLER_SALT), jnp.asarray(step, jnp.int32)
             )
+            return jax.random.randint(k, (self.batch_size,), 0, self.num_examples, jnp.int32)
+        return self._epoch_indices(key, step, 0, self.batch_size)
+
+    def _epoch_indices(self, key: jax.Array, step, offset, count: int) -> jax.Array:
+        """Positions ``[offset, offset + count)`` of ``step``'s part of the epoch permutation."""
+        step = jnp.asarray(step, jnp.int32)
         spe = self.steps_per_epoch
-        positions = (step % spe) * self.batch_size + jnp.arange(self.batch_size, dtype=jnp.int32)
-        epoch_key = jax.random.fold_in(k, step // spe)
+        start = (step % spe) * self.batch_size + offset
+        epoch_key = jax.random.fold_in(jax.random.fold_in(key, SAMPLER_SALT), step // spe)
+        positions = start + jnp.arange(count, dtype=jnp.int32)
         return keyed_permutation(epoch_key, positions, num_items=self.num_examples)
 
     def shard_indices(
@@ -222,13 +227,7 @@ class BatchSampler:
             )
         per = self.batch_size // num_shards
         if self.mode == "epoch":
-            k = jax.random.fold_in(key, SAMPLER_SALT)
-            step = jnp.asarray(step, jnp.int32)
-            spe = self.steps_per_epoch
-            start = (step % spe) * self.batch_size + jnp.asarray(shard, jnp.int32) * per
-            positions = start + jnp.arange(per, dtype=jnp.int32)
-            epoch_key = jax.random.fold_in(k, step // spe)
-            return keyed_permutation(epoch_key, positions, num_items=self.num_examples)
+            return self._epoch_indices(key, step, jnp.asarray(shard, jnp.int32) * per, per)
         return jax.lax.dynamic_slice(self.indices(key, step), (shard * per,), (per,))
 
     def batch(

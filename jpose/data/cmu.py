@@ -215,16 +215,15 @@ def cmu_pose_pairs(
     root = skeleton.H36M17.root
     if cameras_per == "frame":
         targets = np.repeat(world[:, root], num_cameras, axis=0)
-    else:
-        seq = labels["sequence"]
-        mean_root = {s: world[seq == s, root].mean(0) for s in np.unique(seq)}
-        per_seq = {s: np.repeat(mean_root[s][None], num_cameras, 0) for s in mean_root}
-        targets = None
-    if targets is not None:
         cams = sample_cameras(rng, targets, config=camera_config)
-    else:
-        seq_cams = {s: sample_cameras(rng, t, config=camera_config) for s, t in per_seq.items()}
-        cams = _expand_sequence_cameras(seq_cams, labels["sequence"], num_cameras)
+    else:  # one rig per sequence, aimed at its mean root; example (frame i, view v) uses view v
+        seqs, inv = np.unique(labels["sequence"], return_inverse=True)
+        aims = [
+            np.repeat(world[inv == i, root].mean(0)[None], num_cameras, 0) for i in range(len(seqs))
+        ]
+        rigs = [sample_cameras(rng, t, config=camera_config) for t in aims]
+        rows = np.repeat(inv * num_cameras, num_cameras) + np.tile(np.arange(num_cameras), n)
+        cams = jax.tree.map(lambda *x: np.concatenate(x).astype(np.float32)[rows], *rigs)
     world_rep = np.repeat(world, num_cameras, axis=0)
     p3, uv = project_world(world_rep, cams)
     if np.any(p3[..., 2] <= 0.1):
@@ -254,18 +253,3 @@ def cmu_pose_pairs(
         },
         normalization=normalization,
     )
-
-
-def _expand_sequence_cameras(seq_cams: dict, sequence: np.ndarray, num_cameras: int):
-    """Per-example cameras (frame-major, views adjacent) from per-sequence camera sets."""
-    first = next(iter(seq_cams.values()))
-    out = jax.tree.map(
-        lambda a: np.zeros((len(sequence) * num_cameras,) + a.shape[1:], np.float32), first
-    )
-    leaves_out, treedef = jax.tree.flatten(out)
-    for s, cams in seq_cams.items():
-        rows = np.nonzero(np.repeat(sequence == s, num_cameras))[0]
-        reps = len(rows) // num_cameras
-        for lo, leaf in zip(leaves_out, jax.tree.leaves(cams)):
-            lo[rows] = np.tile(np.asarray(leaf), (reps,) + (1,) * (leaf.ndim - 1))
-    return jax.tree.unflatten(treedef, leaves_out)

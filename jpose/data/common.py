@@ -290,13 +290,18 @@ def normalize_2d(
             y = uv[..., 1] / h * 2.0 - 1.0
         return np.stack([x, y], axis=-1).astype(np.float32)
     if mode == "bbox":
-        if bbox is None:
-            raise ValueError("normalize_2d(mode='bbox') needs bbox (x, y, width, height)")
-        box = np.asarray(bbox, dtype=np.float32)[..., None, :]
-        centre = box[..., :2] + box[..., 2:] / 2.0
-        half = np.maximum(np.maximum(box[..., 2], box[..., 3]), 1e-6)[..., None] / 2.0
+        centre, half = _box_frame(bbox, "normalize_2d")
         return ((uv - centre) / half).astype(np.float32)
     raise ValueError(f"unknown 2D normalisation {mode!r}; expected one of {NORMALIZATIONS}")
+
+
+def _box_frame(bbox: np.ndarray | None, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and half of the longer side of ``[..., 4]`` (x, y, width, height) boxes."""
+    if bbox is None:
+        raise ValueError(f"{caller}(mode='bbox') needs bbox (x, y, width, height)")
+    box = np.asarray(bbox, dtype=np.float32)[..., None, :]
+    half = np.maximum(np.maximum(box[..., 2], box[..., 3]), 1e-6)[..., None] / 2.0
+    return box[..., :2] + box[..., 2:] / 2.0, half
 
 
 def denormalize_2d(
@@ -319,11 +324,7 @@ def denormalize_2d(
         y = (uv[..., 1] + h / w) * w / 2.0 if mode == "vp" else (uv[..., 1] + 1.0) * h / 2.0
         return np.stack([x, y], axis=-1).astype(np.float32)
     if mode == "bbox":
-        if bbox is None:
-            raise ValueError("denormalize_2d(mode='bbox') needs bbox")
-        box = np.asarray(bbox, dtype=np.float32)[..., None, :]
-        centre = box[..., :2] + box[..., 2:] / 2.0
-        half = np.maximum(np.maximum(box[..., 2], box[..., 3]), 1e-6)[..., None] / 2.0
+        centre, half = _box_frame(bbox, "denormalize_2d")
         return (uv * half + centre).astype(np.float32)
     raise ValueError(f"unknown 2D normalisation {mode!r}; expected one of {NORMALIZATIONS}")
 

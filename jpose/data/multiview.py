@@ -106,7 +106,7 @@ def _virtual_views(
 
 def _view_arrays(ds: PoseDataset, groups: np.ndarray) -> dict[str, np.ndarray]:
     focal, center = normalized_intrinsics(ds)
-    out = {
+    return {
         "pose2d": ds.pose2d_norm[groups],
         "confidence": ds.confidence[groups],
         "focal": focal[groups],
@@ -117,7 +117,6 @@ def _view_arrays(ds: PoseDataset, groups: np.ndarray) -> dict[str, np.ndarray]:
         "_focal_px": ds.focal_px[groups],
         "_center_px": ds.center_px[groups],
     }
-    return out
 
 
 def build_multiview_set(
@@ -160,14 +159,9 @@ def build_multiview_set(
     LOGGER.info("%s: %d instants x %d views", ds.name, len(groups), len(views))
     parts = [_view_arrays(ds, groups)]
     if num_virtual_views > 0:
+        cams = virtual_cameras or VirtualCameraConfig()
         parts.append(
-            _virtual_views(
-                ds,
-                groups[:, 0],
-                num=num_virtual_views,
-                seed=seed,
-                cameras=virtual_cameras or VirtualCameraConfig(),
-            )  # fmt: skip
+            _virtual_views(ds, groups[:, 0], num=num_virtual_views, cameras=cams, seed=seed)
         )
     arrays = {
         k: None if any(p[k] is None for p in parts) else np.concatenate([p[k] for p in parts], 1)

@@ -89,20 +89,9 @@ JOINT_LIMITS_DEG: dict[str, tuple[float, float]] = {
 }
 """Joint-angle limits in degrees (per spine segment for the trunk angles)."""
 
-_DEFAULT_MIX_3D = {
-    "standing": 0.3,
-    "walking": 0.45,
-    "sitting": 0.05,
-    "bending": 0.05,
-    "arms_raised": 0.15,
-}
-_DEFAULT_MIX_2D = {
-    "standing": 0.1,
-    "walking": 0.1,
-    "sitting": 0.3,
-    "bending": 0.3,
-    "arms_raised": 0.2,
-}
+# pose-class weights, in POSE_CLASSES order
+_DEFAULT_MIX_3D = dict(zip(POSE_CLASSES, (0.3, 0.45, 0.05, 0.05, 0.15), strict=True))
+_DEFAULT_MIX_2D = dict(zip(POSE_CLASSES, (0.1, 0.1, 0.3, 0.3, 0.2), strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,12 +394,6 @@ def make_synthetic(
     """
     config = SyntheticConfig() if config is None else config
     splits = ("train_3d", "train_2d", "test", "test_2d_mix")
-    mixes = {
-        "train_3d": config.mix_3d,
-        "test": config.mix_3d,
-        "train_2d": config.mix_2d,
-        "test_2d_mix": config.mix_2d,
-    }
     streams = np.random.SeedSequence(seed).spawn(len(splits))
     out = {}
     offset = 0
@@ -418,7 +401,10 @@ def make_synthetic(
         rng = np.random.default_rng(stream)
         people = int(config.num_people[split])
         gen = generate_poses(
-            rng, num_people=people, poses_per_person=config.poses_per_person, mix=mixes[split]
+            rng,
+            num_people=people,
+            poses_per_person=config.poses_per_person,
+            mix=config.mix_2d if "2d" in split else config.mix_3d,
         )
         ds = _scene(rng, gen, config=config, name=f"synthetic/{split}", person_offset=offset)
         offset += people

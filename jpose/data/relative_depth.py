@@ -63,7 +63,8 @@ from typing import Any
 import numpy as np
 
 from jpose import skeleton
-from jpose.data.common import LOGGER, DataFormatError, load_npz, normalize_2d
+from jpose.data.common import LOGGER, normalize_2d
+from jpose.data.wild2d import read_compact_npz
 
 __all__ = [
     "ANKLE_RULES",
@@ -453,30 +454,19 @@ def load_relative_depth_pairs(
     Returns:
       :class:`RelativeDepthPairs` named ``"<dataset>/<split>"``.
     """
-    with load_npz(path, what="compact wild 2D keypoints (see ../shared/data/README.md)") as npz:
-        files = set(npz.files)
-        names = [str(n) for n in npz["joint_names"]]
-        layout = {17: "coco17", 16: "mpii16"}.get(len(names))
-        if layout is None or list(_LAYOUTS[layout].joint_names) != names:
-            raise DataFormatError(f"{path}: key 'joint_names': expected COCO-17 or MPII-16")
-        normalized = "keypoints" not in files
-        kp = npz["keypoints_normalized"] if normalized else npz["keypoints"]
-        size = npz["image_size"] if "image_size" in files else None
-        vis, ids = npz["visibility"], npz["image_id"]
-        dataset = str(npz["dataset"]) if "dataset" in files else layout
-        split = str(npz["split"]).split(" ")[0] if "split" in files else "unknown"
+    f = read_compact_npz(path)
     return build_relative_depth_pairs(
-        kp,
-        vis,
-        ids,
-        layout=layout,
-        image_size=None if normalized else size,
-        normalized=normalized,
+        f["keypoints"],
+        f["visibility"],
+        f["labels"]["image_id"],
+        layout={"coco": "coco17", "mpii": "mpii16"}[f["layout"]],
+        image_size=None if f["normalized"] else f["image_size"],
+        normalized=f["normalized"],
         ankle_rule=ankle_rule,
         require_visible=require_visible,
         min_ankle_gap=min_ankle_gap,
         occluded_confidence=occluded_confidence,
-        name=f"{dataset}/{split}",
+        name=f["name"],
     )
 
 

@@ -329,17 +329,18 @@ def denormalize_2d(
     raise ValueError(f"unknown 2D normalisation {mode!r}; expected one of {NORMALIZATIONS}")
 
 
-_ARRAY_FIELDS = (
-    "pose2d_px",
-    "pose2d_norm",
-    "confidence",
-    "pose3d_cam",
-    "focal_px",
-    "center_px",
-    "image_size_px",
-    "rotation",
-    "translation",
-)
+# array fields of PoseDataset and their shapes after the leading N ("J": joints of the layout)
+_ARRAY_FIELDS = {
+    "pose2d_px": ("J", 2),
+    "pose2d_norm": ("J", 2),
+    "confidence": ("J",),
+    "pose3d_cam": ("J", 3),
+    "focal_px": (2,),
+    "center_px": (2,),
+    "image_size_px": (2,),
+    "rotation": (3, 3),
+    "translation": (3,),
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -380,26 +381,16 @@ class PoseDataset:
     layout: str = "h36m17"
 
     def __post_init__(self):
-        lay = skeleton.get_layout(self.layout)
+        j = skeleton.get_layout(self.layout).num_joints
         n = int(np.shape(self.confidence)[0])
-        shapes = {
-            "confidence": (n, lay.num_joints),
-            "pose2d_px": (n, lay.num_joints, 2),
-            "pose2d_norm": (n, lay.num_joints, 2),
-            "pose3d_cam": (n, lay.num_joints, 3),
-            "focal_px": (n, 2),
-            "center_px": (n, 2),
-            "image_size_px": (n, 2),
-            "rotation": (n, 3, 3),
-            "translation": (n, 3),
-        }
-        for field in _ARRAY_FIELDS:
+        for field, tail in _ARRAY_FIELDS.items():
             value = getattr(self, field)
             if value is None:
                 continue
-            if tuple(np.shape(value)) != shapes[field]:
+            shape = (n, *(j if d == "J" else d for d in tail))
+            if tuple(np.shape(value)) != shape:
                 raise DataFormatError(
-                    f"{self.name}: field {field!r}: expected shape {shapes[field]}, "
+                    f"{self.name}: field {field!r}: expected shape {shape}, "
                     f"got {tuple(np.shape(value))}"
                 )
             if field != "image_size_px":

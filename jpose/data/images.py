@@ -418,24 +418,19 @@ class _NpzReader:
                 "unicode array, e.g. np.asarray(paths, dtype=str)"
             ) from err
 
-    def strings(self, key: str, n: int | None) -> np.ndarray:
-        arr = self.raw(key, (n,))
-        if arr.dtype.kind not in "US":
-            raise DataFormatError(
-                f"{self.path}: key {key!r}: expected a string array of shape {_fmt((n,))}, "
-                f"got dtype {arr.dtype}"
+    def _typed(self, key: str, shape, kinds: str, what: str, dtype) -> np.ndarray:
+        raw = self.raw(key, shape)
+        if raw.dtype.kind not in kinds:
+            raise self.error(
+                key, f"expected {what} array of shape {_fmt(shape)}, got dtype {raw.dtype}"
             )
-        check_array(arr, source=self.path, key=key, shape=(n,), dtype=None)
-        return arr.astype(str)
+        return check_array(raw, source=self.path, key=key, shape=shape, dtype=dtype)
+
+    def strings(self, key: str, n: int | None) -> np.ndarray:
+        return self._typed(key, (n,), "US", "a string", None).astype(str)
 
     def numbers(self, key: str, shape: Sequence[int | None], *, finite: bool = True) -> np.ndarray:
-        raw = self.raw(key, shape)
-        if raw.dtype.kind not in "biuf":
-            raise DataFormatError(
-                f"{self.path}: key {key!r}: expected a numeric array of shape {_fmt(shape)}, "
-                f"got dtype {raw.dtype}"
-            )
-        arr = check_array(raw, source=self.path, key=key, shape=shape, dtype=np.float64)
+        arr = self._typed(key, shape, "biuf", "a numeric", np.float64)
         return check_finite(arr, source=self.path, key=key) if finite else arr
 
     def error(self, key: str, message: str) -> DataFormatError:

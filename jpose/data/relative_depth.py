@@ -595,27 +595,17 @@ def make_synthetic_scenes(
 
 def _concat_pairs(sets: list[RelativeDepthPairs], *, name: str) -> RelativeDepthPairs:
     """Concatenate pair sets (image ids offset so they stay distinct)."""
-    off, parts = 0, []
-    id_off = 0
-    for s in sets:
-        parts.append((s, off, id_off))
-        off += len(s.pose2d)
-        id_off += int(s.image_id.max()) + 1 if len(s.image_id) else 0
-    cat = lambda f: np.concatenate([getattr(s, f) for s, _, _ in parts])  # noqa: E731
-    counts = {k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts}
+    off = np.cumsum([0] + [len(s.pose2d) for s in sets])
+    id_off = np.cumsum([0] + [int(s.image_id.max()) + 1 if len(s.image_id) else 0 for s in sets])
+    cat = ("pose2d", "confidence", "ankle_height", "person_scale", "label", "delta_s")
     return RelativeDepthPairs(
         name=name,
-        pose2d=cat("pose2d"),
-        confidence=cat("confidence"),
-        image_id=np.concatenate([s.image_id + i for s, _, i in parts]),
-        ankle_height=cat("ankle_height"),
-        person_scale=cat("person_scale"),
-        pair_a=np.concatenate([s.pair_a + o for s, o, _ in parts]).astype(np.int32),
-        pair_b=np.concatenate([s.pair_b + o for s, o, _ in parts]).astype(np.int32),
-        label=cat("label"),
-        delta_s=cat("delta_s"),
-        scale_defined=cat("scale_defined"),
-        counts=counts,
+        image_id=np.concatenate([s.image_id + i for s, i in zip(sets, id_off)]),
+        pair_a=np.concatenate([s.pair_a + o for s, o in zip(sets, off)]).astype(np.int32),
+        pair_b=np.concatenate([s.pair_b + o for s, o in zip(sets, off)]).astype(np.int32),
+        scale_defined=np.concatenate([s.scale_defined for s in sets]),
+        counts={k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts},
+        **{f: np.concatenate([getattr(s, f) for s in sets]) for f in cat},
     )
 
 

@@ -9,11 +9,9 @@ Determinism and resume: the indices of step ``s`` are a pure function of ``(key,
 
 * ``mode="random"``: ``randint(fold_in(k, s), B)`` -- i.i.d. with replacement;
 * ``mode="epoch"``: epoch ``e = s // steps_per_epoch`` and a keyed bijection ``perm_e`` of
-  ``[0, N)`` (:func:`keyed_permutation`: a 4-round Feistel network on the smallest even-bit
-  power-of-two domain, with cycle walking, keyed by ``fold_in(k, e)``); step ``s`` takes
+  ``[0, N)`` (:func:`keyed_permutation`, keyed by ``fold_in(k, e)``); step ``s`` takes
   ``perm_e(i)`` for ``i`` in ``[(s mod steps_per_epoch) B, ... + B)``: every example exactly once
-  per epoch (the last ``N mod B`` positions of each epoch are skipped). Each step costs O(B),
-  not the O(N log N) of materialising a permutation of the whole dataset at every step.
+  per epoch (the last ``N mod B`` positions of each epoch are skipped), at O(B) per step.
 
 with ``k = fold_in(key, SAMPLER_SALT)`` so the sampler's randomness is independent of the step's
 own ``fold_in(key, step)``. Restarting at step ``s`` therefore replays exactly the batches of an

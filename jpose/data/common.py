@@ -544,13 +544,9 @@ def camera_dataset(
     pose3d_cam: np.ndarray | None = None,
     labels: Mapping[str, np.ndarray] | None = None,
 ) -> PoseDataset:
-    """A :class:`PoseDataset` of pixels ``[N, J, 2]`` seen by known pinhole cameras.
-
-    The cameras are either ``camera`` (a :class:`jpose.camera.Camera` of batch ``(N,)``) or
-    ``focal``, ``center`` and ``image_size`` (``[N, 2]``, or ``[2]`` shared by all examples)
-    with optional ``rotation`` / ``translation``. ``confidence`` defaults to ones;
-    ``pose2d_norm`` is :func:`normalize_2d` of the pixels by the image size.
-    """
+    """A :class:`PoseDataset` of pixels ``[N, J, 2]`` seen by ``camera`` (a
+    :class:`jpose.camera.Camera` of batch ``(N,)``) or by ``focal``, ``center``, ``image_size``
+    (``[N, 2]`` or a shared ``[2]``) and optional extrinsics; ``confidence`` defaults to ones."""
     if camera is not None:
         focal, center, image_size, rotation, translation = (
             np.asarray(getattr(camera, f), np.float32)

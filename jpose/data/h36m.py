@@ -329,9 +329,7 @@ def load_h36m(
                     f"{sorted(d)}"
                 )
 
-    cols: dict[str, list] = {
-        k: [] for k in ("p3", "p2", "cam_i", "cam_k", "subject", "action", "sequence", "frame")
-    }
+    chunks = []  # (subject, action, sequence, camera index, frames, 3D, 2D) per sequence x camera
     cams_used: dict[tuple[str, int], jcam.Camera] = {}
     counts = {
         "sequences": 0,
@@ -399,30 +397,26 @@ def load_h36m(
                 else:
                     t = len(kp)
                 frames = np.arange(0, t, subsample)
-                n = len(frames)
-                cols["p3"].append(world[frames] if world is not None else None)
-                cols["p2"].append(kp[frames] if kp is not None else None)
-                cols["cam_i"].append(np.full(n, ci, np.int32))
-                cols["cam_k"].append(np.full(n, list(cams_used).index((s, ci))))
-                cols["subject"].append(np.full(n, s, dtype=object))
-                cols["action"].append(np.full(n, action, dtype=object))
-                cols["sequence"].append(np.full(n, seq, dtype=object))
-                cols["frame"].append(frames.astype(np.int32))
+                w3 = world[frames] if world is not None else None
+                k2 = kp[frames] if kp is not None else None
+                chunks.append((s, action, seq, ci, frames, w3, k2))
     if counts["trimmed_frames"]:
         LOGGER.info(
             "h36m: trimmed %d extra 2D frames beyond the 3D length (as VP does)",
             counts["trimmed_frames"],
         )
-    if not cols["p2"]:
+    if not chunks:
         raise DataFormatError(f"h36m: no sequences selected for subjects {subjects} ({counts})")
-    cam_i = np.concatenate(cols["cam_i"])
-    which = np.concatenate(cols["cam_k"])
+    subj, action, seq, cam_i, frames, p3, kp = zip(*chunks)
+    lens = [len(f) for f in frames]
+    which = np.repeat([list(cams_used).index(k) for k in zip(subj, cam_i)], lens)
+    cam_i = np.repeat(cam_i, lens).astype(np.int32)
     cams = jax.tree.map(lambda *f: np.stack(f).astype(np.float32)[which], *cams_used.values())
     pose3d = conf = None
     if pos3d is not None:
-        pose3d, p2 = project_world(np.concatenate(cols["p3"]), cams, distortion="h36m")
+        pose3d, p2 = project_world(np.concatenate(p3), cams, distortion="h36m")
     if pos2d is not None:
-        kp_all = np.concatenate(cols["p2"])
+        kp_all = np.concatenate(kp)
         p2, conf = kp_all[..., :2].copy(), kp_all[..., 2].copy()
     name = (
         f"h36m/{source or 'projected'}/{split if subjects == split_subjects(split) else 'custom'}"
@@ -435,12 +429,12 @@ def load_h36m(
         confidence=conf,
         pose3d_cam=pose3d,
         labels={
-            "subject": np.concatenate(cols["subject"]).astype(str),
-            "action": np.concatenate(cols["action"]).astype(str),
-            "sequence": np.concatenate(cols["sequence"]).astype(str),
+            "subject": np.repeat(subj, lens),
+            "action": np.repeat(action, lens),
+            "sequence": np.repeat(seq, lens),
             "camera": cam_i,
             "camera_id": np.asarray(H36M_CAMERA_IDS)[cam_i],
-            "frame": np.concatenate(cols["frame"]),
+            "frame": np.concatenate(frames).astype(np.int32),
         },
     )
     LOGGER.info(

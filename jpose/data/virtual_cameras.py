@@ -136,17 +136,9 @@ def sample_cameras(
 
 
 def pinhole_cameras(rotation, translation, focal, center, image_size) -> jcam.Camera:
-    """Undistorted cameras with float32 numpy leaves (no jax dispatch on the host).
-
-    Args:
-      rotation: ``[N, 3, 3]`` world -> camera.
-      translation: ``[N, 3]`` metres.
-      focal, center: ``[N, 2]`` pixels.
-      image_size: (width, height) pixels, broadcast to ``[N, 2]`` (a scalar: square images).
-
-    Returns:
-      :class:`jpose.camera.Camera` with batch shape ``(N,)``.
-    """
+    """Undistorted cameras of batch ``(N,)`` with float32 numpy leaves (no jax dispatch on the
+    host): ``rotation [N, 3, 3]`` world -> camera, ``translation [N, 3]`` metres, ``focal`` /
+    ``center [N, 2]`` pixels, ``image_size`` (width, height) broadcast to ``[N, 2]``."""
     n, f32 = len(rotation), np.float32
     return jcam.Camera(
         rotation=np.array(rotation, f32),

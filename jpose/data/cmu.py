@@ -120,9 +120,6 @@ class CMUMocap:
 def load_cmu_mocap(path: str | os.PathLike) -> CMUMocap:
     """Read and validate ``cmu_mocap_h36m17.npz``.
 
-    Args:
-      path: the file.
-
     Returns:
       :class:`CMUMocap`; sizes are logged.
 

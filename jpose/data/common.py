@@ -126,8 +126,7 @@ def check_array(
 
     Args:
       value: array-like.
-      source: file the value came from (for the error message).
-      key: key of the value inside the file.
+      source, key: file and key the value came from (for the error message).
       shape: expected shape, ``None`` for free axes.
       dtype: dtype to convert to (``None`` keeps the dtype).
 
@@ -160,8 +159,7 @@ def check_finite(arr: np.ndarray, *, source: str | os.PathLike | None, key: str)
 
     Args:
       arr: numeric array.
-      source: file (for the message).
-      key: key inside the file.
+      source, key: as :func:`check_array`.
 
     Returns:
       ``arr`` unchanged.
@@ -191,8 +189,7 @@ def check_normalized(
 
     Args:
       arr: ``[..., 2]`` coordinates.
-      source: file / origin (for the message).
-      key: key inside the file.
+      source, key: as :func:`check_array`.
       mask: optional boolean ``arr.shape[:-1]`` mask of entries to check (missing joints ignored).
       limit: largest absolute value accepted.
 
@@ -223,8 +220,7 @@ def check_pixels(
 
     Args:
       arr: ``[..., 2]`` coordinates.
-      source: file / origin (for the message).
-      key: key inside the file.
+      source, key: as :func:`check_array`.
       mask: optional boolean ``arr.shape[:-1]`` mask of entries to check.
 
     Returns:

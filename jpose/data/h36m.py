@@ -144,9 +144,6 @@ def _pickled_dict(npz, path: str, key: str) -> dict:
 def read_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     """Read and validate VP's ``data_3d_h36m.npz``.
 
-    Args:
-      path: the file.
-
     Returns:
       ``{subject: {sequence: float32 (T, 17, 3)}}`` world coordinates in metres, converted from
       VP's 32 joints to H36M-17 (:func:`jpose.skeleton.h36m32_to_h36m17`); files that already
@@ -187,9 +184,6 @@ def read_h36m_2d(
     path: str | os.PathLike,
 ) -> tuple[dict[str, dict[str, list[np.ndarray | None]]], dict[str, Any]]:
     """Read and validate a VP ``data_2d_h36m_<source>.npz`` file.
-
-    Args:
-      path: the file.
 
     Returns:
       ``(positions_2d, metadata)``: ``positions_2d[subject][sequence]`` = list of 4 entries, each

@@ -256,24 +256,21 @@ def estimate_rig_extrinsics(
     est_t = np.zeros((len(rig), num_real_views - 1, 3), np.float32)
     errors: dict[str, dict[str, float]] = {}
     key = jax.random.key(seed)
+    insts = [np.nonzero(rig == g)[0] for g in rigs]
+    f = np.array([inst[0] for inst in insts])  # first instant of each rig
     for v in range(1, num_real_views):
         pa = np.zeros((len(rigs), n_max, 2))
         pb = np.zeros((len(rigs), n_max, 2))
         mask = np.zeros((len(rigs), n_max))
-        ka = np.zeros((len(rigs), 3, 3))
-        kb = np.zeros((len(rigs), 3, 3))
+        ka, kb = k[f, 0], k[f, v]
         base = np.zeros(len(rigs))
-        first = []
-        for i, g in enumerate(rigs):
-            inst = np.nonzero(rig == g)[0]
-            first.append(inst[0])
+        for i, inst in enumerate(insts):
             a, b = px[inst, 0].reshape(-1, 2), px[inst, v].reshape(-1, 2)
             ok = ((conf[inst, 0] > 0) & (conf[inst, v] > 0)).reshape(-1)
             idx = np.nonzero(ok)[0]
             if len(idx) > cap:
                 idx = np.sort(rng.choice(idx, cap, replace=False))
             pa[i, : len(idx)], pb[i, : len(idx)], mask[i, : len(idx)] = a[idx], b[idx], 1.0
-            ka[i], kb[i] = k[inst[0], 0], k[inst[0], v]
             base[i] = np.linalg.norm(t_true[inst[0], v])  # ||C_v - C_0|| (given scale)
         rots, trans = [], []
         with jax.enable_x64(True):
@@ -292,7 +289,6 @@ def estimate_rig_extrinsics(
                 rots.append(np.asarray(res.rotation)[: chunk - pad])
                 trans.append(np.asarray(res.translation)[: chunk - pad])
             rots, trans = np.concatenate(rots), np.concatenate(trans)
-            f = np.asarray(first)
             r_err = np.degrees(np.asarray(mv.rotation_angle_error(rots, r_true[f, v])))
             d_err = np.degrees(np.asarray(mv.direction_angle_error(trans, t_true[f, v])))
         errors[f"view{v}"] = {

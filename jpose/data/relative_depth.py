@@ -352,18 +352,11 @@ def build_relative_depth_pairs(
 
     # -- images with >= 2 eligible persons, all unordered pairs ---------------------------------
     rows = np.flatnonzero(eligible)
-    uid, first, cnt = np.unique(ids[rows], return_index=True, return_counts=True)
+    uid, cnt = np.unique(ids[rows], return_counts=True)
     order = rows[np.argsort(ids[rows], kind="stable")]
     starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    pa, pb = [], []
-    for s, c in zip(starts, cnt):
-        if c < 2:
-            continue
-        i, j = np.triu_indices(c, 1)
-        pa.append(order[s + i])
-        pb.append(order[s + j])
-    pa = np.concatenate(pa).astype(np.int64) if pa else np.zeros(0, np.int64)
-    pb = np.concatenate(pb).astype(np.int64) if pb else np.zeros(0, np.int64)
+    pairs = [order[s + np.stack(np.triu_indices(c, 1), -1)] for s, c in zip(starts, cnt) if c >= 2]
+    pa, pb = np.concatenate([np.zeros((0, 2), np.int64), *pairs]).astype(np.int64).T
 
     # -- eq. 7 labels through the library rule (scene of two persons per pair) ------------------
     if len(pa):
@@ -552,14 +545,7 @@ def make_synthetic_scenes(
         mix={"standing": 0.4, "walking": 0.4, "arms_raised": 0.1, "bending": 0.1},
     )
     image = np.repeat(np.arange(num_images), counts)
-    pose = gen["pose"].astype(np.float64)
-    heading = rng.uniform(0, 2 * np.pi, n)
-    c, s = np.cos(heading), np.sin(heading)
-    rot = np.zeros((n, 3, 3))
-    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
-    world = np.einsum("nij,nkj->nki", rot, pose)
-    feet = world[:, skeleton.H36M17.indices(["RFoot", "LFoot"]), 2].min(-1)
-    world[..., 2] += (gen["ankle_height"] - feet)[:, None]
+    world = synthetic.stand_on_floor(rng, gen)
     dist = rng.uniform(*depth_range, n)
     half_fov = np.arctan(image_size[0] / 2.0 / focal) * 0.8
     lateral = dist * np.tan(rng.uniform(-half_fov, half_fov, n))

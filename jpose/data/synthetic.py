@@ -341,6 +341,16 @@ def generate_poses(
     }
 
 
+def stand_on_floor(rng: np.random.Generator, gen: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``[N, 17, 3]`` float64 world poses (z up) of :func:`generate_poses`' people: turned by a
+    random heading about z, ankles at each person's ankle height above the floor ``z = 0``."""
+    pose = gen["pose"].astype(np.float64)
+    world = np.einsum("nij,nkj->nki", _rot(2, rng.uniform(0, 2 * np.pi, len(pose))), pose)
+    feet = world[:, skeleton.H36M17.indices(["RFoot", "LFoot"]), 2].min(-1)
+    world[..., 2] += (gen["ankle_height"] - feet)[:, None]
+    return world
+
+
 def _scene(
     rng: np.random.Generator,
     gen: dict[str, np.ndarray],
@@ -350,13 +360,8 @@ def _scene(
     person_offset: int,
 ) -> PoseDataset:
     """Place body-frame poses on the floor and view them with virtual cameras."""
-    pose = gen["pose"].astype(np.float64)
-    n = len(pose)
-    heading = rng.uniform(0, 2 * np.pi, n)
-    world = np.einsum("nij,nkj->nki", _rot(2, heading), pose)
-    feet = world[:, [skeleton.H36M17.index("RFoot"), skeleton.H36M17.index("LFoot")], 2]
-    lift = gen["ankle_height"] - feet.min(-1)
-    world[..., 2] += lift[:, None]
+    world = stand_on_floor(rng, gen)
+    n = len(world)
     world[..., :2] += rng.uniform(-1.0, 1.0, (n, 1, 2))
     v = config.views_per_pose
     world = np.repeat(world, v, axis=0)

@@ -88,26 +88,20 @@ _HINT = "Download the MPI-INF-3DHP test set (get_testset.sh) from vcai.mpi-inf.m
 def _read_mat(path: str) -> dict[str, np.ndarray]:
     try:
         import h5py  # optional
-    except ImportError:
-        h5py = None
-    if h5py is not None:
-        try:
-            with h5py.File(path, "r") as f:
-                return {k: np.array(f[k]) for k in _KEYS if k in f}
-        except OSError:
-            pass  # not HDF5: an older MATLAB file, try scipy below
+
+        with h5py.File(path, "r") as f:
+            return {k: np.array(f[k]) for k in _KEYS if k in f}
+    except (ImportError, OSError):  # no h5py, or not HDF5 (an older MATLAB file): try scipy
+        pass
     try:
         import scipy.io
-    except ImportError:
-        scipy = None
-    if scipy is not None:
-        try:
-            mat = scipy.io.loadmat(path)
-            return {k: np.asarray(mat[k]) for k in _KEYS if k in mat}
-        except NotImplementedError:  # v7.3 file without h5py
-            pass
-        except ValueError as err:
-            raise DataFormatError(f"{path}: cannot read MATLAB file: {err}") from err
+
+        mat = scipy.io.loadmat(path)
+        return {k: np.asarray(mat[k]) for k in _KEYS if k in mat}
+    except (ImportError, NotImplementedError):  # no scipy, or a v7.3 file without h5py
+        pass
+    except ValueError as err:
+        raise DataFormatError(f"{path}: cannot read MATLAB file: {err}") from err
     raise DataFormatError(
         f"{path}: MATLAB v7.3 (HDF5) file needs h5py (pip install h5py), or export it to "
         "annot_data.npz with the same keys (see jpose.data.mpi3dhp docstring)"

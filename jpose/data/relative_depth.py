@@ -166,10 +166,8 @@ class RelativeDepthPairs:
             name=name or self.name,
             pair_a=a,
             pair_b=b,
-            label=self.label[mask],
-            delta_s=self.delta_s[mask],
-            scale_defined=self.scale_defined[mask],
             counts=counts,
+            **{f: getattr(self, f)[mask] for f in ("label", "delta_s", "scale_defined")},
         )
 
     def pair_arrays(

@@ -97,24 +97,20 @@ class CMUMocap:
         stored frame rate)."""
         if subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {subsample}")
-        poses, seq, act, frame = [], [], [], []
-        for n in self.names(split, actions=actions, exclude_actions=exclude_actions):
-            idx = np.arange(0, len(self.sequences[n]), subsample)
-            poses.append(self.sequences[n][idx])
-            seq.append(np.full(len(idx), n))
-            act.append(np.full(len(idx), self.action[n]))
-            frame.append(idx.astype(np.int32))
-        if not poses:
+        names = self.names(split, actions=actions, exclude_actions=exclude_actions)
+        if not names:
             raise ValueError(
                 f"{self.path}: no sequences in split {split!r} (actions {actions}, "
                 f"excluding {list(exclude_actions)})"
             )
+        idx = [np.arange(0, len(self.sequences[n]), subsample) for n in names]
+        lens = [len(i) for i in idx]
         labels = {
-            "sequence": np.concatenate(seq),
-            "action": np.concatenate(act),
-            "frame": np.concatenate(frame),
+            "sequence": np.repeat(names, lens),
+            "action": np.repeat([self.action[n] for n in names], lens),
+            "frame": np.concatenate(idx).astype(np.int32),
         }
-        return np.concatenate(poses), labels
+        return np.concatenate([self.sequences[n][i] for n, i in zip(names, idx)]), labels
 
 
 def load_cmu_mocap(path: str | os.PathLike) -> CMUMocap:

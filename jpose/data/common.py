@@ -518,9 +518,7 @@ class PoseDataset:
             if any(present) and not all(present):
                 raise ValueError(f"cannot concatenate: field {f!r} missing in some datasets")
             changes[f] = np.concatenate([getattr(d, f) for d in datasets]) if all(present) else None
-        keys = set(first.labels)
-        for d in datasets[1:]:
-            keys &= set(d.labels)
+        keys = set(first.labels).intersection(*(d.labels for d in datasets[1:]))
         changes["labels"] = {k: np.concatenate([d.labels[k] for d in datasets]) for k in keys}
         return dataclasses.replace(first, name=name, **changes)
 
@@ -591,13 +589,8 @@ def view_groups(
     cols = [np.asarray(dataset.labels[k]).astype(str) for k in keys]
     ident = np.array(["|".join(t) for t in zip(*cols)]) if cols else np.zeros(len(dataset), str)
     cams = np.asarray(dataset.labels[view_key])
-    tables = []
-    for v in views:
-        sel = np.nonzero(cams == v)[0]
-        tables.append(dict(zip(ident[sel], sel)))
-    common = set(tables[0])
-    for t in tables[1:]:
-        common &= set(t)
+    tables = [dict(zip(ident[cams == v], np.nonzero(cams == v)[0])) for v in views]
+    common = set(tables[0]).intersection(*tables[1:])
     order = sorted(common, key=lambda s: tables[0][s])
     dropped = len(set().union(*tables)) - len(order)
     if dropped:

@@ -114,11 +114,7 @@ def load_preset(
                 train_px,
             )
             train_px = folder / "wild2d_coco_train_norm.npz"
-        out["train_2d"] = wild2d.load_wild2d_npz(
-            train_px, normalization="image", min_h36m_joints=17
-        )
-        out["val_2d"] = wild2d.load_wild2d_npz(
-            folder / "wild2d_coco.npz", normalization="image", min_h36m_joints=17
-        )
+        coco = functools.partial(wild2d.load_wild2d_npz, normalization="image", min_h36m_joints=17)
+        out["train_2d"], out["val_2d"] = coco(train_px), coco(folder / "wild2d_coco.npz")
     LOGGER.info("preset %s: %s", name, {k: len(v) for k, v in out.items()})
     return out

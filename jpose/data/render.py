@@ -1,11 +1,9 @@
 """A small numpy renderer of people: 3D poses through a perspective camera into RGB images.
 
-Real image datasets (Human3.6M frames, MPII / COCO photographs) are not available here, so the
-image pathway (:mod:`jpose.models.hourglass`, :mod:`jpose.models.resnet`,
-``experiments/zhou_image.py``, ``experiments/wsp_image.py``) is proven on images jpose draws
-itself. Every rendered image comes with the fields the real datasets give: 2D joints, per-joint
-visibility, 3D joints (camera and world frame), the camera, person boxes and, for images with
-several people, the per-person depth order.
+The image experiments (``experiments/zhou_image.py``, ``experiments/wsp_image.py``) run on these
+images where no real ones (:mod:`jpose.data.images`) are given. Every rendered image comes with the
+fields of the real datasets: 2D joints, per-joint visibility, 3D joints (camera and world frame),
+the camera, person boxes and, for images with several people, the per-person depth order.
 
 Conventions:
 

@@ -322,7 +322,6 @@ def build_relative_depth_pairs(
     else:
         pts, conf = skeleton.convert_layout(kp, conf_src, source=lay, target=skeleton.H36M17)
         _, lab = skeleton.convert_layout(kp, lab_src, source=lay, target=skeleton.H36M17)
-        pts, conf, lab = np.asarray(pts), np.asarray(conf), np.asarray(lab)
     if normalized:
         pose2d = pts * 2.0 - 1.0
     else:

@@ -9,11 +9,9 @@ Determinism and resume: the indices of step ``s`` are a pure function of ``(key,
 
 * ``mode="random"``: ``randint(fold_in(k, s), B)`` -- i.i.d. with replacement;
 * ``mode="epoch"``: epoch ``e = s // steps_per_epoch`` and a keyed bijection ``perm_e`` of
-  ``[0, N)`` (:func:`keyed_permutation`: a 4-round Feistel network on the smallest even-bit
-  power-of-two domain, with cycle walking, keyed by ``fold_in(k, e)``); step ``s`` takes
+  ``[0, N)`` (:func:`keyed_permutation`, keyed by ``fold_in(k, e)``); step ``s`` takes
   ``perm_e(i)`` for ``i`` in ``[(s mod steps_per_epoch) B, ... + B)``: every example exactly once
-  per epoch (the last ``N mod B`` positions of each epoch are skipped). Each step costs O(B),
-  not the O(N log N) of materialising a permutation of the whole dataset at every step.
+  per epoch (the last ``N mod B`` positions of each epoch are skipped), at O(B) per step.
 
 with ``k = fold_in(key, SAMPLER_SALT)`` so the sampler's randomness is independent of the step's
 own ``fold_in(key, step)``. Restarting at step ``s`` therefore replays exactly the batches of an
@@ -196,15 +194,20 @@ class BatchSampler:
         Returns:
           ``[B]`` indices into the dataset.
         """
-        k = jax.random.fold_in(key, SAMPLER_SALT)
-        step = jnp.asarray(step, jnp.int32)
         if self.mode == "random":
-            return jax.random.randint(
-                jax.random.fold_in(k, step), (self.batch_size,), 0, self.num_examples, jnp.int32
+            k = jax.random.fold_in(
+                jax.random.fold_in(key, SAMPLER_SALT), jnp.asarray(step, jnp.int32)
             )
+            return jax.random.randint(k, (self.batch_size,), 0, self.num_examples, jnp.int32)
+        return self._epoch_indices(key, step, 0, self.batch_size)
+
+    def _epoch_indices(self, key: jax.Array, step, offset, count: int) -> jax.Array:
+        """Positions ``[offset, offset + count)`` of ``step``'s part of the epoch permutation."""
+        step = jnp.asarray(step, jnp.int32)
         spe = self.steps_per_epoch
-        positions = (step % spe) * self.batch_size + jnp.arange(self.batch_size, dtype=jnp.int32)
-        epoch_key = jax.random.fold_in(k, step // spe)
+        start = (step % spe) * self.batch_size + offset
+        epoch_key = jax.random.fold_in(jax.random.fold_in(key, SAMPLER_SALT), step // spe)
+        positions = start + jnp.arange(count, dtype=jnp.int32)
         return keyed_permutation(epoch_key, positions, num_items=self.num_examples)
 
     def shard_indices(
@@ -222,13 +225,7 @@ class BatchSampler:
             )
         per = self.batch_size // num_shards
         if self.mode == "epoch":
-            k = jax.random.fold_in(key, SAMPLER_SALT)
-            step = jnp.asarray(step, jnp.int32)
-            spe = self.steps_per_epoch
-            start = (step % spe) * self.batch_size + jnp.asarray(shard, jnp.int32) * per
-            positions = start + jnp.arange(per, dtype=jnp.int32)
-            epoch_key = jax.random.fold_in(k, step // spe)
-            return keyed_permutation(epoch_key, positions, num_items=self.num_examples)
+            return self._epoch_indices(key, step, jnp.asarray(shard, jnp.int32) * per, per)
         return jax.lax.dynamic_slice(self.indices(key, step), (shard * per,), (per,))
 
     def batch(

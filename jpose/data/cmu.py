@@ -25,10 +25,10 @@ from jpose.data.common import (
     LOGGER,
     DataFormatError,
     PoseDataset,
+    camera_dataset,
     check_array,
     check_finite,
     load_npz,
-    normalize_2d,
 )
 from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
 
@@ -97,31 +97,24 @@ class CMUMocap:
         stored frame rate)."""
         if subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {subsample}")
-        poses, seq, act, frame = [], [], [], []
-        for n in self.names(split, actions=actions, exclude_actions=exclude_actions):
-            idx = np.arange(0, len(self.sequences[n]), subsample)
-            poses.append(self.sequences[n][idx])
-            seq.append(np.full(len(idx), n))
-            act.append(np.full(len(idx), self.action[n]))
-            frame.append(idx.astype(np.int32))
-        if not poses:
+        names = self.names(split, actions=actions, exclude_actions=exclude_actions)
+        if not names:
             raise ValueError(
                 f"{self.path}: no sequences in split {split!r} (actions {actions}, "
                 f"excluding {list(exclude_actions)})"
             )
+        idx = [np.arange(0, len(self.sequences[n]), subsample) for n in names]
+        lens = [len(i) for i in idx]
         labels = {
-            "sequence": np.concatenate(seq),
-            "action": np.concatenate(act),
-            "frame": np.concatenate(frame),
+            "sequence": np.repeat(names, lens),
+            "action": np.repeat([self.action[n] for n in names], lens),
+            "frame": np.concatenate(idx).astype(np.int32),
         }
-        return np.concatenate(poses), labels
+        return np.concatenate([self.sequences[n][i] for n, i in zip(names, idx)]), labels
 
 
 def load_cmu_mocap(path: str | os.PathLike) -> CMUMocap:
     """Read and validate ``cmu_mocap_h36m17.npz``.
-
-    Args:
-      path: the file.
 
     Returns:
       :class:`CMUMocap`; sizes are logged.
@@ -215,21 +208,20 @@ def cmu_pose_pairs(
     root = skeleton.H36M17.root
     if cameras_per == "frame":
         targets = np.repeat(world[:, root], num_cameras, axis=0)
-    else:
-        seq = labels["sequence"]
-        mean_root = {s: world[seq == s, root].mean(0) for s in np.unique(seq)}
-        per_seq = {s: np.repeat(mean_root[s][None], num_cameras, 0) for s in mean_root}
-        targets = None
-    if targets is not None:
         cams = sample_cameras(rng, targets, config=camera_config)
-    else:
-        seq_cams = {s: sample_cameras(rng, t, config=camera_config) for s, t in per_seq.items()}
-        cams = _expand_sequence_cameras(seq_cams, labels["sequence"], num_cameras)
+    else:  # one rig per sequence, aimed at its mean root; example (frame i, view v) uses view v
+        seqs, inv = np.unique(labels["sequence"], return_inverse=True)
+        aims = [
+            np.repeat(world[inv == i, root].mean(0)[None], num_cameras, 0) for i in range(len(seqs))
+        ]
+        rigs = [sample_cameras(rng, t, config=camera_config) for t in aims]
+        rows = np.repeat(inv * num_cameras, num_cameras) + np.tile(np.arange(num_cameras), n)
+        cams = jax.tree.map(lambda *x: np.concatenate(x).astype(np.float32)[rows], *rigs)
     world_rep = np.repeat(world, num_cameras, axis=0)
     p3, uv = project_world(world_rep, cams)
     if np.any(p3[..., 2] <= 0.1):
         raise DataFormatError(f"cmu/{split}: virtual cameras closer than 0.1 m to a joint")
-    size = np.asarray(cams.image_size, np.float32)
+    size = np.asarray(cams.image_size)
     outside = (uv < 0).any(-1) | (uv[..., 0] > size[:, None, 0]) | (uv[..., 1] > size[:, None, 1])
     LOGGER.info(
         "cmu/%s: %d frames x %d cameras = %d examples; %d joints (%.2f%%) project outside "
@@ -241,37 +233,16 @@ def cmu_pose_pairs(
         int(outside.sum()),
         100.0 * outside.mean(),
     )
-    return PoseDataset(
-        name=f"cmu/{split}"
+    return camera_dataset(
+        f"cmu/{split}"
         + (f"[{','.join(actions)}]" if actions is not None else "")
         + (f"[without {','.join(exclude_actions)}]" if exclude_actions else ""),
-        confidence=np.ones(uv.shape[:-1], np.float32),
-        pose2d_px=uv,
-        pose2d_norm=normalize_2d(uv, mode=normalization, image_size=size),
+        uv,
+        cams,
         pose3d_cam=p3,
-        focal_px=np.asarray(cams.focal, np.float32),
-        center_px=np.asarray(cams.center, np.float32),
-        image_size_px=size,
-        rotation=np.asarray(cams.rotation, np.float32),
-        translation=np.asarray(cams.translation, np.float32),
         labels={
             **{k: np.repeat(v, num_cameras, axis=0) for k, v in labels.items()},
             "camera": np.tile(np.arange(num_cameras, dtype=np.int32), n),
         },
         normalization=normalization,
     )
-
-
-def _expand_sequence_cameras(seq_cams: dict, sequence: np.ndarray, num_cameras: int):
-    """Per-example cameras (frame-major, views adjacent) from per-sequence camera sets."""
-    first = next(iter(seq_cams.values()))
-    out = jax.tree.map(
-        lambda a: np.zeros((len(sequence) * num_cameras,) + a.shape[1:], np.float32), first
-    )
-    leaves_out, treedef = jax.tree.flatten(out)
-    for s, cams in seq_cams.items():
-        rows = np.nonzero(np.repeat(sequence == s, num_cameras))[0]
-        reps = len(rows) // num_cameras
-        for lo, leaf in zip(leaves_out, jax.tree.leaves(cams)):
-            lo[rows] = np.tile(np.asarray(leaf), (reps,) + (1,) * (leaf.ndim - 1))
-    return jax.tree.unflatten(treedef, leaves_out)

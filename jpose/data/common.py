@@ -34,6 +34,7 @@ __all__ = [
     "LOGGER",
     "DataFormatError",
     "PoseDataset",
+    "camera_dataset",
     "NORMALIZATIONS",
     "normalize_2d",
     "denormalize_2d",
@@ -125,8 +126,7 @@ def check_array(
 
     Args:
       value: array-like.
-      source: file the value came from (for the error message).
-      key: key of the value inside the file.
+      source, key: file and key the value came from (for the error message).
       shape: expected shape, ``None`` for free axes.
       dtype: dtype to convert to (``None`` keeps the dtype).
 
@@ -159,8 +159,7 @@ def check_finite(arr: np.ndarray, *, source: str | os.PathLike | None, key: str)
 
     Args:
       arr: numeric array.
-      source: file (for the message).
-      key: key inside the file.
+      source, key: as :func:`check_array`.
 
     Returns:
       ``arr`` unchanged.
@@ -190,8 +189,7 @@ def check_normalized(
 
     Args:
       arr: ``[..., 2]`` coordinates.
-      source: file / origin (for the message).
-      key: key inside the file.
+      source, key: as :func:`check_array`.
       mask: optional boolean ``arr.shape[:-1]`` mask of entries to check (missing joints ignored).
       limit: largest absolute value accepted.
 
@@ -222,8 +220,7 @@ def check_pixels(
 
     Args:
       arr: ``[..., 2]`` coordinates.
-      source: file / origin (for the message).
-      key: key inside the file.
+      source, key: as :func:`check_array`.
       mask: optional boolean ``arr.shape[:-1]`` mask of entries to check.
 
     Returns:
@@ -289,13 +286,18 @@ def normalize_2d(
             y = uv[..., 1] / h * 2.0 - 1.0
         return np.stack([x, y], axis=-1).astype(np.float32)
     if mode == "bbox":
-        if bbox is None:
-            raise ValueError("normalize_2d(mode='bbox') needs bbox (x, y, width, height)")
-        box = np.asarray(bbox, dtype=np.float32)[..., None, :]
-        centre = box[..., :2] + box[..., 2:] / 2.0
-        half = np.maximum(np.maximum(box[..., 2], box[..., 3]), 1e-6)[..., None] / 2.0
+        centre, half = _box_frame(bbox, "normalize_2d")
         return ((uv - centre) / half).astype(np.float32)
     raise ValueError(f"unknown 2D normalisation {mode!r}; expected one of {NORMALIZATIONS}")
+
+
+def _box_frame(bbox: np.ndarray | None, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and half of the longer side of ``[..., 4]`` (x, y, width, height) boxes."""
+    if bbox is None:
+        raise ValueError(f"{caller}(mode='bbox') needs bbox (x, y, width, height)")
+    box = np.asarray(bbox, dtype=np.float32)[..., None, :]
+    half = np.maximum(np.maximum(box[..., 2], box[..., 3]), 1e-6)[..., None] / 2.0
+    return box[..., :2] + box[..., 2:] / 2.0, half
 
 
 def denormalize_2d(
@@ -318,26 +320,23 @@ def denormalize_2d(
         y = (uv[..., 1] + h / w) * w / 2.0 if mode == "vp" else (uv[..., 1] + 1.0) * h / 2.0
         return np.stack([x, y], axis=-1).astype(np.float32)
     if mode == "bbox":
-        if bbox is None:
-            raise ValueError("denormalize_2d(mode='bbox') needs bbox")
-        box = np.asarray(bbox, dtype=np.float32)[..., None, :]
-        centre = box[..., :2] + box[..., 2:] / 2.0
-        half = np.maximum(np.maximum(box[..., 2], box[..., 3]), 1e-6)[..., None] / 2.0
+        centre, half = _box_frame(bbox, "denormalize_2d")
         return (uv * half + centre).astype(np.float32)
     raise ValueError(f"unknown 2D normalisation {mode!r}; expected one of {NORMALIZATIONS}")
 
 
-_ARRAY_FIELDS = (
-    "pose2d_px",
-    "pose2d_norm",
-    "confidence",
-    "pose3d_cam",
-    "focal_px",
-    "center_px",
-    "image_size_px",
-    "rotation",
-    "translation",
-)
+# array fields of PoseDataset and their shapes after the leading N ("J": joints of the layout)
+_ARRAY_FIELDS = {
+    "pose2d_px": ("J", 2),
+    "pose2d_norm": ("J", 2),
+    "confidence": ("J",),
+    "pose3d_cam": ("J", 3),
+    "focal_px": (2,),
+    "center_px": (2,),
+    "image_size_px": (2,),
+    "rotation": (3, 3),
+    "translation": (3,),
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -378,26 +377,16 @@ class PoseDataset:
     layout: str = "h36m17"
 
     def __post_init__(self):
-        lay = skeleton.get_layout(self.layout)
+        j = skeleton.get_layout(self.layout).num_joints
         n = int(np.shape(self.confidence)[0])
-        shapes = {
-            "confidence": (n, lay.num_joints),
-            "pose2d_px": (n, lay.num_joints, 2),
-            "pose2d_norm": (n, lay.num_joints, 2),
-            "pose3d_cam": (n, lay.num_joints, 3),
-            "focal_px": (n, 2),
-            "center_px": (n, 2),
-            "image_size_px": (n, 2),
-            "rotation": (n, 3, 3),
-            "translation": (n, 3),
-        }
-        for field in _ARRAY_FIELDS:
+        for field, tail in _ARRAY_FIELDS.items():
             value = getattr(self, field)
             if value is None:
                 continue
-            if tuple(np.shape(value)) != shapes[field]:
+            shape = (n, *(j if d == "J" else d for d in tail))
+            if tuple(np.shape(value)) != shape:
                 raise DataFormatError(
-                    f"{self.name}: field {field!r}: expected shape {shapes[field]}, "
+                    f"{self.name}: field {field!r}: expected shape {shape}, "
                     f"got {tuple(np.shape(value))}"
                 )
             if field != "image_size_px":
@@ -529,11 +518,53 @@ class PoseDataset:
             if any(present) and not all(present):
                 raise ValueError(f"cannot concatenate: field {f!r} missing in some datasets")
             changes[f] = np.concatenate([getattr(d, f) for d in datasets]) if all(present) else None
-        keys = set(first.labels)
-        for d in datasets[1:]:
-            keys &= set(d.labels)
+        keys = set(first.labels).intersection(*(d.labels for d in datasets[1:]))
         changes["labels"] = {k: np.concatenate([d.labels[k] for d in datasets]) for k in keys}
         return dataclasses.replace(first, name=name, **changes)
+
+
+def camera_dataset(
+    name: str,
+    pose2d_px: np.ndarray,
+    camera: Any = None,
+    *,
+    normalization: str,
+    focal: Any = None,
+    center: Any = None,
+    image_size: Any = None,
+    rotation: np.ndarray | None = None,
+    translation: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    pose3d_cam: np.ndarray | None = None,
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> PoseDataset:
+    """A :class:`PoseDataset` of pixels ``[N, J, 2]`` seen by ``camera`` (a
+    :class:`jpose.camera.Camera` of batch ``(N,)``) or by ``focal``, ``center``, ``image_size``
+    (``[N, 2]`` or a shared ``[2]``) and optional extrinsics; ``confidence`` defaults to ones."""
+    if camera is not None:
+        focal, center, image_size, rotation, translation = (
+            np.asarray(getattr(camera, f), np.float32)
+            for f in ("focal", "center", "image_size", "rotation", "translation")
+        )
+    n = len(pose2d_px)
+    focal, center, size = (
+        np.broadcast_to(np.asarray(x, np.float32), (n, 2)).copy()
+        for x in (focal, center, image_size)
+    )
+    return PoseDataset(
+        name=name,
+        confidence=np.ones(pose2d_px.shape[:-1], np.float32) if confidence is None else confidence,
+        pose2d_px=pose2d_px,
+        pose2d_norm=normalize_2d(pose2d_px, mode=normalization, image_size=size),
+        pose3d_cam=pose3d_cam,
+        focal_px=focal,
+        center_px=center,
+        image_size_px=size,
+        rotation=rotation,
+        translation=translation,
+        labels=labels or {},
+        normalization=normalization,
+    )
 
 
 def view_groups(
@@ -558,13 +589,8 @@ def view_groups(
     cols = [np.asarray(dataset.labels[k]).astype(str) for k in keys]
     ident = np.array(["|".join(t) for t in zip(*cols)]) if cols else np.zeros(len(dataset), str)
     cams = np.asarray(dataset.labels[view_key])
-    tables = []
-    for v in views:
-        sel = np.nonzero(cams == v)[0]
-        tables.append(dict(zip(ident[sel], sel)))
-    common = set(tables[0])
-    for t in tables[1:]:
-        common &= set(t)
+    tables = [dict(zip(ident[cams == v], np.nonzero(cams == v)[0])) for v in views]
+    common = set(tables[0]).intersection(*tables[1:])
     order = sorted(common, key=lambda s: tables[0][s])
     dropped = len(set().union(*tables)) - len(order)
     if dropped:

@@ -29,11 +29,11 @@ own, not ``Walking``. The original key is kept in the ``sequence`` label.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from jpose import camera as jcam
@@ -42,11 +42,11 @@ from jpose.data.common import (
     LOGGER,
     DataFormatError,
     PoseDataset,
+    camera_dataset,
     check_array,
     check_finite,
     check_pixels,
     load_npz,
-    normalize_2d,
 )
 from jpose.data.virtual_cameras import project_world
 
@@ -144,9 +144,6 @@ def _pickled_dict(npz, path: str, key: str) -> dict:
 def read_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     """Read and validate VP's ``data_3d_h36m.npz``.
 
-    Args:
-      path: the file.
-
     Returns:
       ``{subject: {sequence: float32 (T, 17, 3)}}`` world coordinates in metres, converted from
       VP's 32 joints to H36M-17 (:func:`jpose.skeleton.h36m32_to_h36m17`); files that already
@@ -187,9 +184,6 @@ def read_h36m_2d(
     path: str | os.PathLike,
 ) -> tuple[dict[str, dict[str, list[np.ndarray | None]]], dict[str, Any]]:
     """Read and validate a VP ``data_2d_h36m_<source>.npz`` file.
-
-    Args:
-      path: the file.
 
     Returns:
       ``(positions_2d, metadata)``: ``positions_2d[subject][sequence]`` = list of 4 entries, each
@@ -329,9 +323,7 @@ def load_h36m(
                     f"{sorted(d)}"
                 )
 
-    cols: dict[str, list] = {
-        k: [] for k in ("p3", "p2", "cam_i", "subject", "action", "sequence", "frame")
-    }
+    chunks = []  # (subject, action, sequence, camera index, frames, 3D, 2D) per sequence x camera
     cams_used: dict[tuple[str, int], jcam.Camera] = {}
     counts = {
         "sequences": 0,
@@ -370,7 +362,7 @@ def load_h36m(
             counts["sequences"] += 1
             for ci in cameras:
                 ci = int(ci)
-                cam = cams_used.setdefault((s, ci), jcam.h36m_camera(s, ci))
+                cams_used.setdefault((s, ci), jcam.h36m_camera(s, ci))
                 kp = None
                 if pos2d is not None:
                     kp = pos2d[s][seq][ci]
@@ -399,66 +391,45 @@ def load_h36m(
                 else:
                     t = len(kp)
                 frames = np.arange(0, t, subsample)
-                n = len(frames)
-                cols["p3"].append(world[frames] if world is not None else None)
-                cols["p2"].append(kp[frames] if kp is not None else None)
-                cols["cam_i"].append(np.full(n, ci, np.int32))
-                cols["subject"].append(np.full(n, s, dtype=object))
-                cols["action"].append(np.full(n, action, dtype=object))
-                cols["sequence"].append(np.full(n, seq, dtype=object))
-                cols["frame"].append(frames.astype(np.int32))
+                w3 = world[frames] if world is not None else None
+                k2 = kp[frames] if kp is not None else None
+                chunks.append((s, action, seq, ci, frames, w3, k2))
     if counts["trimmed_frames"]:
         LOGGER.info(
             "h36m: trimmed %d extra 2D frames beyond the 3D length (as VP does)",
             counts["trimmed_frames"],
         )
-    if not cols["p2"]:
+    if not chunks:
         raise DataFormatError(f"h36m: no sequences selected for subjects {subjects} ({counts})")
-    cam_i = np.concatenate(cols["cam_i"])
-    subj = np.concatenate(cols["subject"]).astype(str)
-    n_all = len(cam_i)
-    first = next(iter(cams_used.values()))
-    fields = {
-        f.name: np.zeros((n_all,) + np.shape(getattr(first, f.name)), np.float32)
-        for f in dataclasses.fields(jcam.Camera)
-    }
-    for (s, ci), cam in cams_used.items():
-        sel = (subj == s) & (cam_i == ci)
-        for k in fields:
-            fields[k][sel] = np.asarray(getattr(cam, k))
-    cams = jcam.Camera(**fields)
-    pose3d = None
+    subj, action, seq, cam_i, frames, p3, kp = zip(*chunks)
+    lens = [len(f) for f in frames]
+    which = np.repeat([list(cams_used).index(k) for k in zip(subj, cam_i)], lens)
+    cam_i = np.repeat(cam_i, lens).astype(np.int32)
+    cams = jax.tree.map(lambda *f: np.stack(f).astype(np.float32)[which], *cams_used.values())
+    pose3d = conf = None
     if pos3d is not None:
-        pose3d, uv = project_world(np.concatenate(cols["p3"]), cams, distortion="h36m")
+        pose3d, p2 = project_world(np.concatenate(p3), cams, distortion="h36m")
     if pos2d is not None:
-        kp_all = np.concatenate(cols["p2"])
-        p2, conf = kp_all[..., :2], kp_all[..., 2]
-    else:
-        p2, conf = uv, np.ones(uv.shape[:-1], np.float32)
-    size = fields["image_size"]
+        kp_all = np.concatenate(kp)
+        p2, conf = kp_all[..., :2].copy(), kp_all[..., 2].copy()
     name = (
         f"h36m/{source or 'projected'}/{split if subjects == split_subjects(split) else 'custom'}"
     )
-    ds = PoseDataset(
-        name=name,
-        confidence=conf.astype(np.float32),
-        pose2d_px=p2.astype(np.float32),
-        pose2d_norm=normalize_2d(p2, mode=normalization, image_size=size),
+    ds = camera_dataset(
+        name,
+        p2,
+        cams,
+        normalization=normalization,
+        confidence=conf,
         pose3d_cam=pose3d,
-        focal_px=fields["focal"],
-        center_px=fields["center"],
-        image_size_px=size,
-        rotation=fields["rotation"],
-        translation=fields["translation"],
         labels={
-            "subject": subj,
-            "action": np.concatenate(cols["action"]).astype(str),
-            "sequence": np.concatenate(cols["sequence"]).astype(str),
+            "subject": np.repeat(subj, lens),
+            "action": np.repeat(action, lens),
+            "sequence": np.repeat(seq, lens),
             "camera": cam_i,
             "camera_id": np.asarray(H36M_CAMERA_IDS)[cam_i],
-            "frame": np.concatenate(cols["frame"]),
+            "frame": np.concatenate(frames).astype(np.int32),
         },
-        normalization=normalization,
     )
     LOGGER.info(
         "%s: %d examples from %d sequences x cameras %s (subsample %d); %s",

@@ -78,11 +78,18 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from jpose import skeleton
-from jpose.camera import Camera
-from jpose.data.common import LOGGER, DataFormatError, check_array, check_finite, load_npz
+from jpose.data.common import (
+    LOGGER,
+    DataFormatError,
+    _fmt,
+    check_array,
+    check_finite,
+    load_npz,
+)
 from jpose.data.h36m import normalize_action_name
 from jpose.data.render import RenderedImages
 from jpose.data.synthetic import generate_poses
+from jpose.data.virtual_cameras import pinhole_cameras
 
 __all__ = [
     "BOX_SCALE_PX",
@@ -381,21 +388,20 @@ def load_image(path: str | os.PathLike, *, hint: str = "") -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-def _root(root: str | os.PathLike) -> pathlib.Path:
-    if not os.fspath(root):
-        raise ValueError(
-            "image root is empty: set data.image_root to the folder of the npz files and images"
-        )
-    return pathlib.Path(root)
-
-
 class _NpzReader:
     """Reads and checks the keys of one layout file; every error names the file and the key."""
 
-    def __init__(self, path: pathlib.Path, kind: str):
-        self.path, self.kind = path, kind
+    def __init__(self, root: str | os.PathLike, kind: str, split: str):
+        if not os.fspath(root):
+            raise ValueError(
+                "image root is empty: set data.image_root to the folder of the npz files and images"
+            )
+        if split not in _SPLITS[kind]:
+            raise ValueError(f"{kind} split must be one of {_SPLITS[kind]}, got {split!r}")
+        self.root = pathlib.Path(root)
+        self.path, self.kind = self.root / f"{kind}_{split}.npz", kind
         self.hint = _LAYOUT_HINT[kind]
-        self.npz = load_npz(path, what=f"a {kind} image-label file", hint=self.hint)
+        self.npz = load_npz(self.path, what=f"a {kind} image-label file", hint=self.hint)
         self.files = set(self.npz.files)
 
     def raw(self, key: str, shape: Sequence[int | None]) -> np.ndarray:
@@ -412,38 +418,23 @@ class _NpzReader:
                 "unicode array, e.g. np.asarray(paths, dtype=str)"
             ) from err
 
-    def strings(self, key: str, n: int | None) -> np.ndarray:
-        arr = self.raw(key, (n,))
-        if arr.dtype.kind not in "US":
-            raise DataFormatError(
-                f"{self.path}: key {key!r}: expected a string array of shape {_fmt((n,))}, "
-                f"got dtype {arr.dtype}"
+    def _typed(self, key: str, shape, kinds: str, what: str, dtype) -> np.ndarray:
+        raw = self.raw(key, shape)
+        if raw.dtype.kind not in kinds:
+            raise self.error(
+                key, f"expected {what} array of shape {_fmt(shape)}, got dtype {raw.dtype}"
             )
-        check_array(arr, source=self.path, key=key, shape=(n,), dtype=None)
-        return arr.astype(str)
+        return check_array(raw, source=self.path, key=key, shape=shape, dtype=dtype)
+
+    def strings(self, key: str, n: int | None) -> np.ndarray:
+        return self._typed(key, (n,), "US", "a string", None).astype(str)
 
     def numbers(self, key: str, shape: Sequence[int | None], *, finite: bool = True) -> np.ndarray:
-        raw = self.raw(key, shape)
-        if raw.dtype.kind not in "biuf":
-            raise DataFormatError(
-                f"{self.path}: key {key!r}: expected a numeric array of shape {_fmt(shape)}, "
-                f"got dtype {raw.dtype}"
-            )
-        arr = check_array(raw, source=self.path, key=key, shape=shape, dtype=np.float64)
+        arr = self._typed(key, shape, "biuf", "a numeric", np.float64)
         return check_finite(arr, source=self.path, key=key) if finite else arr
 
     def error(self, key: str, message: str) -> DataFormatError:
         return DataFormatError(f"{self.path}: key {key!r}: {message}")
-
-
-def _fmt(shape: Sequence[int | None]) -> str:
-    return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
-
-
-def _open(root: pathlib.Path, kind: str, split: str) -> _NpzReader:
-    if split not in _SPLITS[kind]:
-        raise ValueError(f"{kind} split must be one of {_SPLITS[kind]}, got {split!r}")
-    return _NpzReader(root / f"{kind}_{split}.npz", kind)
 
 
 def _subsample(n: int, max_examples: int) -> np.ndarray:
@@ -539,27 +530,37 @@ def _crop_rows(
 
 
 def _crop_set(
-    *,
-    root: pathlib.Path,
-    reader: _NpzReader,
-    rows: np.ndarray,
+    r: _NpzReader,
     paths: np.ndarray,
-    affine: np.ndarray,
+    *,
+    box_center: np.ndarray,
+    box_scale: np.ndarray,
     keypoints: np.ndarray,
     labelled: np.ndarray,
-    pose3d: np.ndarray | None,
-    focal: np.ndarray | None,
-    center: np.ndarray | None,
-    boxes: np.ndarray | None,
-    depth_order: np.ndarray,
-    size: int,
+    image_size: int,
+    padding: float,
+    max_examples: int,
     num_workers: int | None,
-) -> RenderedImages:
-    """Crop the rows and map every label into the crop; returns the renderer's container."""
+    pose3d: np.ndarray | None = None,
+    focal: np.ndarray | None = None,
+    center: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
+    depth_order: np.ndarray | None = None,
+    what: str = "rows",
+) -> tuple[RenderedImages, np.ndarray]:
+    """Crop an evenly spaced subset of the file's rows and map every label into the crop.
+
+    Per-row arrays hold all ``N`` rows of the file (per person: ``[N, K, ...]``). Returns the
+    renderer's container and the rows kept.
+    """
     n, k = keypoints.shape[:2]
-    image = _crop_rows(root, paths, affine, size=size, hint=reader.hint, source=reader.path,
-                       num_workers=num_workers)  # fmt: skip
-    kp = apply_affine(np.where(labelled[..., None], keypoints, 0.0), affine)
+    rows = _subsample(n, int(max_examples))
+    affine = crop_affine(box_center[rows], box_scale[rows], out_size=image_size, padding=padding)
+    size = int(image_size)
+    image = _crop_rows(r.root, paths[rows], affine, size=size, hint=r.hint,
+                       source=r.path, num_workers=num_workers)  # fmt: skip
+    labelled = labelled[rows]
+    kp = apply_affine(np.where(labelled[..., None], keypoints[rows], 0.0), affine)
     inside = np.all((kp >= -0.5) & (kp < size - 0.5), axis=-1)
     visibility = labelled & inside
     if boxes is None:  # box of the labelled joints
@@ -568,39 +569,35 @@ def _crop_set(
         crop_boxes = np.concatenate([lo, hi], -1)
         crop_boxes = np.where(labelled.any(-1)[..., None], crop_boxes, 0.0)
     else:
-        crop_boxes = np.concatenate([apply_affine(boxes[..., :2], affine),
-                                     apply_affine(boxes[..., 2:], affine)], -1)  # fmt: skip
+        crop_boxes = np.concatenate([apply_affine(boxes[rows, ..., :2], affine),
+                                     apply_affine(boxes[rows, ..., 2:], affine)], -1)  # fmt: skip
     crop_boxes = np.clip(crop_boxes, 0, size - 1)
-    s = affine[:, 0, 0]
+    m = len(rows)
     if pose3d is None:
-        pose3d = np.full((n, k, _J, 3), np.nan)
-        cam_focal = cam_center = np.full((n, 2), np.nan)
+        pose3d = np.full((m, k, _J, 3), np.nan)
+        cam_focal = cam_center = np.full((m, 2), np.nan)
     else:
-        cam_focal = focal * s[:, None]
-        cam_center = apply_affine(center, affine)
+        pose3d = pose3d[rows]
+        cam_focal = focal[rows] * affine[:, 0, 0, None]
+        cam_center = apply_affine(center[rows], affine)
     f32 = np.float32
-    camera = Camera(
-        rotation=np.broadcast_to(np.eye(3, dtype=f32), (n, 3, 3)).copy(),
-        translation=np.zeros((n, 3), f32),
-        focal=cam_focal.astype(f32),
-        center=cam_center.astype(f32),
-        radial=np.zeros((n, 3), f32),
-        tangential=np.zeros((n, 2), f32),
-        image_size=np.full((n, 2), size, f32),
-    )
-    return RenderedImages(
+    eye = np.broadcast_to(np.eye(3), (m, 3, 3))
+    camera = pinhole_cameras(eye, np.zeros((m, 3)), cam_focal, cam_center, size)
+    LOGGER.info("%s: %d of %d %s cropped to %d x %d", r.path, m, n, what, size, size)
+    crops = RenderedImages(
         image=image,
         keypoints_2d=kp.astype(f32),
         visibility=visibility,
         pose3d_cam=pose3d.astype(f32),
         pose3d_world=pose3d.astype(f32),
         camera=camera,
-        person_valid=np.ones((n, k), bool),
-        depth_order=depth_order.astype(np.int32),
+        person_valid=np.ones((m, k), bool),
+        depth_order=np.zeros((m, k), np.int32) if depth_order is None else depth_order[rows],
         boxes=crop_boxes.astype(f32),
-        segmentation=np.broadcast_to(np.int8(-1), (n, size, size)),
-        pose_index=np.broadcast_to(rows[:, None], (n, k)).astype(np.int32),
+        segmentation=np.broadcast_to(np.int8(-1), (m, size, size)),
+        pose_index=np.broadcast_to(rows[:, None], (m, k)).astype(np.int32),
     )
+    return crops, rows
 
 
 # ------------------------------------------------------------------------------------------------
@@ -637,8 +634,7 @@ def load_h36m_crops(
       FileNotFoundError: the npz file or an image is missing.
       DataFormatError: a key is missing, has the wrong shape or bad values.
     """
-    base = _root(root)
-    r = _open(base, "h36m", split)
+    r = _NpzReader(root, "h36m", split)
     paths = r.strings("image_path", None)
     n = len(paths)
     kp = r.numbers("keypoints_2d", (n, 17, 2))
@@ -652,18 +648,12 @@ def load_h36m_crops(
     _positive(r, "box_scale", box_scale)
     _check_pose3d(r, pose3d)
     _check_reprojection(r, kp, pose3d, focal, center)
-    rows = _subsample(n, int(max_examples))
-    affine = crop_affine(box_center[rows], box_scale[rows], out_size=image_size, padding=padding)
-    crops = _crop_set(
-        root=base, reader=r, rows=rows, paths=paths[rows], affine=affine,
-        keypoints=kp[rows, None], labelled=np.ones((len(rows), 1, _J), bool),
-        pose3d=pose3d[rows, None], focal=focal[rows], center=center[rows], boxes=None,
-        depth_order=np.zeros((len(rows), 1)), size=int(image_size), num_workers=num_workers,
+    crops, rows = _crop_set(
+        r, paths, box_center=box_center, box_scale=box_scale, keypoints=kp[:, None],
+        labelled=np.ones((n, 1, _J), bool), pose3d=pose3d[:, None], focal=focal, center=center,
+        image_size=image_size, padding=padding, max_examples=max_examples, num_workers=num_workers,
     )  # fmt: skip
-    labels = np.array([normalize_action_name(a) for a in actions[rows]], dtype=str)
-    LOGGER.info("%s: %d of %d rows cropped to %d x %d", r.path, len(rows), n, image_size,
-                image_size)  # fmt: skip
-    return crops, labels
+    return crops, np.array([normalize_action_name(a) for a in actions[rows]], dtype=str)
 
 
 def load_mpii_crops(
@@ -677,13 +667,7 @@ def load_mpii_crops(
 ) -> tuple[RenderedImages, np.ndarray]:
     """MPII photographs with 2D labels only (``<root>/mpii_<split>.npz``), cropped per person.
 
-    Args:
-      root: folder of the layout (module docstring).
-      split: ``"train"`` or ``"val"``.
-      image_size: ``S``, crop side in pixels.
-      padding: crop margin factor (:func:`crop_affine`).
-      max_examples: keep this many evenly spaced rows (0: all).
-      num_workers: image-decoding threads (default ``min(8, cpu_count)``; 0 or 1: none).
+    Args as :func:`load_h36m_crops`; ``split`` is ``"train"`` or ``"val"``.
 
     Returns:
       ``(crops, labels)``: :class:`~jpose.data.render.RenderedImages` with ``K = 1``, MPII-16
@@ -694,8 +678,7 @@ def load_mpii_crops(
       FileNotFoundError: the npz file or an image is missing.
       DataFormatError: a key is missing, has the wrong shape or bad values.
     """
-    base = _root(root)
-    r = _open(base, "mpii", split)
+    r = _NpzReader(root, "mpii", split)
     paths = r.strings("image_path", None)
     n = len(paths)
     vis = r.numbers("visibility", (n, 16)) > 0
@@ -705,16 +688,11 @@ def load_mpii_crops(
     box_scale = r.numbers("box_scale", (n,))
     _positive(r, "box_scale", box_scale)
     kp17, vis17 = skeleton.mpii16_to_h36m17(np.where(vis[..., None], kp, 0.0), vis.astype(float))
-    rows = _subsample(n, int(max_examples))
-    affine = crop_affine(box_center[rows], box_scale[rows], out_size=image_size, padding=padding)
-    crops = _crop_set(
-        root=base, reader=r, rows=rows, paths=paths[rows], affine=affine,
-        keypoints=kp17[rows, None], labelled=vis17[rows, None] > 0, pose3d=None, focal=None,
-        center=None, boxes=None, depth_order=np.zeros((len(rows), 1)), size=int(image_size),
-        num_workers=num_workers,
+    crops, rows = _crop_set(
+        r, paths, box_center=box_center, box_scale=box_scale, keypoints=kp17[:, None],
+        labelled=vis17[:, None] > 0, image_size=image_size, padding=padding,
+        max_examples=max_examples, num_workers=num_workers,
     )  # fmt: skip
-    LOGGER.info("%s: %d of %d rows cropped to %d x %d", r.path, len(rows), n, image_size,
-                image_size)  # fmt: skip
     return crops, np.full(len(rows), "mpii")
 
 
@@ -743,15 +721,9 @@ def load_pair_crops(
 ) -> tuple[RenderedImages, PairLabels]:
     """Two-person photographs with relative-depth labels (``<root>/pairs_<split>.npz``).
 
-    The crop is the square around the union of the two person boxes (module docstring).
-
-    Args:
-      root: folder of the layout (module docstring).
-      split: ``"train"`` or ``"val"``.
-      image_size: ``S``, crop side in pixels.
-      padding: margin factor on the side of the union square.
-      max_examples: keep this many evenly spaced rows (0: all).
-      num_workers: image-decoding threads (default ``min(8, cpu_count)``; 0 or 1: none).
+    The crop is the square around the union of the two person boxes (module docstring). Args
+    as :func:`load_h36m_crops`; ``split`` is ``"train"`` or ``"val"``, ``padding`` is the margin
+    factor on the side of the union square.
 
     Returns:
       ``(crops, labels)``: :class:`~jpose.data.render.RenderedImages` with ``K = 2`` people per
@@ -762,8 +734,7 @@ def load_pair_crops(
       FileNotFoundError: the npz file or an image is missing.
       DataFormatError: a key is missing, has the wrong shape or bad values.
     """
-    base = _root(root)
-    r = _open(base, "pairs", split)
+    r = _NpzReader(root, "pairs", split)
     name = "h36m17"
     if "layout" in r.files:
         raw = r.raw("layout", ())
@@ -792,19 +763,14 @@ def load_pair_crops(
         np.where(vis[..., None], kp, 0.0), vis.astype(float), source=layout, target=skeleton.H36M17
     )
     lo, hi = boxes[..., :2].min(1), boxes[..., 2:].max(1)  # union of the two boxes
-    box_center = (lo + hi) / 2.0
-    box_scale = (hi - lo).max(-1) / BOX_SCALE_PX
-    rows = _subsample(n, int(max_examples))
-    affine = crop_affine(box_center[rows], box_scale[rows], out_size=image_size, padding=padding)
-    a_nearer = labels[rows, 0, 1, skeleton.H36M17.root] > 0.5
-    depth_order = np.stack([~a_nearer, a_nearer], -1).astype(np.int32)  # 0 = nearest
-    crops = _crop_set(
-        root=base, reader=r, rows=rows, paths=paths[rows], affine=affine, keypoints=kp17[rows],
-        labelled=vis17[rows] > 0, pose3d=None, focal=None, center=None, boxes=boxes[rows],
-        depth_order=depth_order, size=int(image_size), num_workers=num_workers,
+    a_nearer = labels[:, 0, 1, skeleton.H36M17.root] > 0.5
+    crops, rows = _crop_set(
+        r, paths, box_center=(lo + hi) / 2.0, box_scale=(hi - lo).max(-1) / BOX_SCALE_PX,
+        keypoints=kp17, labelled=vis17 > 0, boxes=boxes,
+        depth_order=np.stack([~a_nearer, a_nearer], -1).astype(np.int32),  # 0 = nearest
+        image_size=image_size, padding=padding, max_examples=max_examples,
+        num_workers=num_workers, what=f"pairs ({name})",
     )  # fmt: skip
-    LOGGER.info("%s: %d of %d pairs (%s) cropped to %d x %d", r.path, len(rows), n, name,
-                image_size, image_size)  # fmt: skip
     return crops, PairLabels(labels[rows].astype(np.float32), delta_s[rows].astype(np.float32))
 
 

@@ -48,8 +48,8 @@ from jpose.data.common import (
     LOGGER,
     DataFormatError,
     PoseDataset,
+    camera_dataset,
     check_finite,
-    normalize_2d,
     require_file,
 )
 
@@ -88,26 +88,20 @@ _HINT = "Download the MPI-INF-3DHP test set (get_testset.sh) from vcai.mpi-inf.m
 def _read_mat(path: str) -> dict[str, np.ndarray]:
     try:
         import h5py  # optional
-    except ImportError:
-        h5py = None
-    if h5py is not None:
-        try:
-            with h5py.File(path, "r") as f:
-                return {k: np.array(f[k]) for k in _KEYS if k in f}
-        except OSError:
-            pass  # not HDF5: an older MATLAB file, try scipy below
+
+        with h5py.File(path, "r") as f:
+            return {k: np.array(f[k]) for k in _KEYS if k in f}
+    except (ImportError, OSError):  # no h5py, or not HDF5 (an older MATLAB file): try scipy
+        pass
     try:
         import scipy.io
-    except ImportError:
-        scipy = None
-    if scipy is not None:
-        try:
-            mat = scipy.io.loadmat(path)
-            return {k: np.asarray(mat[k]) for k in _KEYS if k in mat}
-        except NotImplementedError:  # v7.3 file without h5py
-            pass
-        except ValueError as err:
-            raise DataFormatError(f"{path}: cannot read MATLAB file: {err}") from err
+
+        mat = scipy.io.loadmat(path)
+        return {k: np.asarray(mat[k]) for k in _KEYS if k in mat}
+    except (ImportError, NotImplementedError):  # no scipy, or a v7.3 file without h5py
+        pass
+    except ValueError as err:
+        raise DataFormatError(f"{path}: cannot read MATLAB file: {err}") from err
     raise DataFormatError(
         f"{path}: MATLAB v7.3 (HDF5) file needs h5py (pip install h5py), or export it to "
         "annot_data.npz with the same keys (see jpose.data.mpi3dhp docstring)"
@@ -289,17 +283,14 @@ def load_mpi3dhp_test(
         p3h = skeleton.mpi3dhp17_to_h36m17(p3[frames].astype(np.float32))[0]
         p2h = skeleton.mpi3dhp17_to_h36m17(uv[frames])[0]
         n = len(frames)
-        sizes = np.broadcast_to(np.asarray(size, np.float32), (n, 2)).copy()
         parts.append(
-            PoseDataset(
-                name=f"mpi3dhp/test/{seq}",
-                confidence=np.ones((n, 17), np.float32),
-                pose2d_px=p2h,
-                pose2d_norm=normalize_2d(p2h, mode=normalization, image_size=sizes),
+            camera_dataset(
+                f"mpi3dhp/test/{seq}",
+                p2h,
+                focal=focal,
+                center=center,
+                image_size=size,
                 pose3d_cam=p3h,
-                focal_px=np.broadcast_to(focal, (n, 2)).copy(),
-                center_px=np.broadcast_to(center, (n, 2)).copy(),
-                image_size_px=sizes,
                 labels={
                     "sequence": np.full(n, seq),
                     "scene": np.full(n, MPI3DHP_TEST_SEQUENCES[seq]["scene"]),

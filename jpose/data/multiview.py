@@ -20,7 +20,7 @@ import numpy as np
 
 from jpose import multiview as mv
 from jpose import skeleton
-from jpose.data.common import PoseDataset, normalize_2d, normalized_intrinsics, view_groups
+from jpose.data.common import PoseDataset, camera_dataset, normalized_intrinsics, view_groups
 from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
 
 __all__ = [
@@ -99,25 +99,14 @@ def _virtual_views(
     world_rep = np.repeat(world, num, axis=0)
     cams = sample_cameras(np.random.default_rng(seed), world_rep[:, _ROOT], config=cameras)
     _, uv = project_world(world_rep, cams)
-    size = np.asarray(cams.image_size, np.float32)
-    virt = PoseDataset(
-        name=f"{ds.name}/virtual",
-        confidence=np.ones(uv.shape[:-1], np.float32),
-        pose2d_px=uv,
-        pose2d_norm=normalize_2d(uv, mode=ds.normalization, image_size=size),
-        focal_px=np.asarray(cams.focal, np.float32),
-        center_px=np.asarray(cams.center, np.float32),
-        image_size_px=size,
-        rotation=np.asarray(cams.rotation, np.float32),
-        translation=np.asarray(cams.translation, np.float32),
-        normalization=ds.normalization,
-    )  # no pose3d_cam: the virtual views carry 2D only
+    # no pose3d_cam: the virtual views carry 2D only
+    virt = camera_dataset(f"{ds.name}/virtual", uv, cams, normalization=ds.normalization)
     return _view_arrays(virt, np.arange(m * num).reshape(m, num))
 
 
 def _view_arrays(ds: PoseDataset, groups: np.ndarray) -> dict[str, np.ndarray]:
     focal, center = normalized_intrinsics(ds)
-    out = {
+    return {
         "pose2d": ds.pose2d_norm[groups],
         "confidence": ds.confidence[groups],
         "focal": focal[groups],
@@ -128,7 +117,6 @@ def _view_arrays(ds: PoseDataset, groups: np.ndarray) -> dict[str, np.ndarray]:
         "_focal_px": ds.focal_px[groups],
         "_center_px": ds.center_px[groups],
     }
-    return out
 
 
 def build_multiview_set(
@@ -171,14 +159,9 @@ def build_multiview_set(
     LOGGER.info("%s: %d instants x %d views", ds.name, len(groups), len(views))
     parts = [_view_arrays(ds, groups)]
     if num_virtual_views > 0:
+        cams = virtual_cameras or VirtualCameraConfig()
         parts.append(
-            _virtual_views(
-                ds,
-                groups[:, 0],
-                num=num_virtual_views,
-                seed=seed,
-                cameras=virtual_cameras or VirtualCameraConfig(),
-            )  # fmt: skip
+            _virtual_views(ds, groups[:, 0], num=num_virtual_views, cameras=cams, seed=seed)
         )
     arrays = {
         k: None if any(p[k] is None for p in parts) else np.concatenate([p[k] for p in parts], 1)
@@ -273,24 +256,21 @@ def estimate_rig_extrinsics(
     est_t = np.zeros((len(rig), num_real_views - 1, 3), np.float32)
     errors: dict[str, dict[str, float]] = {}
     key = jax.random.key(seed)
+    insts = [np.nonzero(rig == g)[0] for g in rigs]
+    f = np.array([inst[0] for inst in insts])  # first instant of each rig
     for v in range(1, num_real_views):
         pa = np.zeros((len(rigs), n_max, 2))
         pb = np.zeros((len(rigs), n_max, 2))
         mask = np.zeros((len(rigs), n_max))
-        ka = np.zeros((len(rigs), 3, 3))
-        kb = np.zeros((len(rigs), 3, 3))
+        ka, kb = k[f, 0], k[f, v]
         base = np.zeros(len(rigs))
-        first = []
-        for i, g in enumerate(rigs):
-            inst = np.nonzero(rig == g)[0]
-            first.append(inst[0])
+        for i, inst in enumerate(insts):
             a, b = px[inst, 0].reshape(-1, 2), px[inst, v].reshape(-1, 2)
             ok = ((conf[inst, 0] > 0) & (conf[inst, v] > 0)).reshape(-1)
             idx = np.nonzero(ok)[0]
             if len(idx) > cap:
                 idx = np.sort(rng.choice(idx, cap, replace=False))
             pa[i, : len(idx)], pb[i, : len(idx)], mask[i, : len(idx)] = a[idx], b[idx], 1.0
-            ka[i], kb[i] = k[inst[0], 0], k[inst[0], v]
             base[i] = np.linalg.norm(t_true[inst[0], v])  # ||C_v - C_0|| (given scale)
         rots, trans = [], []
         with jax.enable_x64(True):
@@ -309,7 +289,6 @@ def estimate_rig_extrinsics(
                 rots.append(np.asarray(res.rotation)[: chunk - pad])
                 trans.append(np.asarray(res.translation)[: chunk - pad])
             rots, trans = np.concatenate(rots), np.concatenate(trans)
-            f = np.asarray(first)
             r_err = np.degrees(np.asarray(mv.rotation_angle_error(rots, r_true[f, v])))
             d_err = np.degrees(np.asarray(mv.direction_angle_error(trans, t_true[f, v])))
         errors[f"view{v}"] = {

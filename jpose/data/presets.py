@@ -23,6 +23,7 @@ Every preset returns ``{split name: PoseDataset}`` with at least ``train_3d`` an
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 from collections.abc import Sequence
@@ -91,16 +92,18 @@ def load_preset(
         )
     norm = "image" if name == "cmu+coco" else "vp"
     mocap = cmu.load_cmu_mocap(folder / "cmu_mocap_h36m17.npz")
-    common = {"subsample": cmu_subsample, "num_cameras": cmu_num_cameras, "normalization": norm,
-              "cameras_per": cmu_cameras_per}  # fmt: skip
-    if cmu_actions_3d:
-        common_train = {**common, "actions": tuple(cmu_actions_3d)}
-        common_test = {**common, "exclude_actions": tuple(cmu_actions_3d)}
-    else:
-        common_train = common_test = common
+    pairs = functools.partial(
+        cmu.cmu_pose_pairs,
+        mocap,
+        subsample=cmu_subsample,
+        num_cameras=cmu_num_cameras,
+        normalization=norm,
+        cameras_per=cmu_cameras_per,
+    )
+    actions = tuple(cmu_actions_3d) or None  # a cross-domain split: these actions train
     out = {
-        "train_3d": cmu.cmu_pose_pairs(mocap, split="train", seed=seed, **common_train),
-        "test": cmu.cmu_pose_pairs(mocap, split="test", seed=seed + 1, **common_test),
+        "train_3d": pairs(split="train", seed=seed, actions=actions),
+        "test": pairs(split="test", seed=seed + 1, exclude_actions=actions or ()),
     }
     if name == "cmu+coco":
         train_px = folder / "wild2d_coco_train.npz"
@@ -111,11 +114,7 @@ def load_preset(
                 train_px,
             )
             train_px = folder / "wild2d_coco_train_norm.npz"
-        out["train_2d"] = wild2d.load_wild2d_npz(
-            train_px, normalization="image", min_h36m_joints=17
-        )
-        out["val_2d"] = wild2d.load_wild2d_npz(
-            folder / "wild2d_coco.npz", normalization="image", min_h36m_joints=17
-        )
+        coco = functools.partial(wild2d.load_wild2d_npz, normalization="image", min_h36m_joints=17)
+        out["train_2d"], out["val_2d"] = coco(train_px), coco(folder / "wild2d_coco.npz")
     LOGGER.info("preset %s: %s", name, {k: len(v) for k, v in out.items()})
     return out

@@ -48,9 +48,9 @@ from jpose.data.common import (
     LOGGER,
     DataFormatError,
     PoseDataset,
+    camera_dataset,
     check_array,
     check_finite,
-    normalize_2d,
     require_file,
 )
 
@@ -200,17 +200,15 @@ def load_3dpw(
                     j2[frames, :, :2].astype(np.float32),
                     np.clip(j2[frames, :, 2], 0, 1).astype(np.float32),
                 )
-            sizes = np.broadcast_to(np.asarray(size, np.float32), (n, 2)).copy()
             parts.append(
-                PoseDataset(
-                    name=f"3dpw/{seq['sequence']}/{p}",
+                camera_dataset(
+                    f"3dpw/{seq['sequence']}/{p}",
+                    p2,
+                    focal=focal,
+                    center=center,
+                    image_size=size,
                     confidence=conf,
-                    pose2d_px=p2,
-                    pose2d_norm=normalize_2d(p2, mode=normalization, image_size=sizes),
                     pose3d_cam=p3,
-                    focal_px=np.broadcast_to(focal, (n, 2)).copy(),
-                    center_px=np.broadcast_to(center, (n, 2)).copy(),
-                    image_size_px=sizes,
                     rotation=rot[frames].astype(np.float32),
                     translation=trans[frames].astype(np.float32),
                     labels={

@@ -63,7 +63,8 @@ from typing import Any
 import numpy as np
 
 from jpose import skeleton
-from jpose.data.common import LOGGER, DataFormatError, load_npz, normalize_2d
+from jpose.data.common import LOGGER, normalize_2d
+from jpose.data.wild2d import read_compact_npz
 
 __all__ = [
     "ANKLE_RULES",
@@ -165,10 +166,8 @@ class RelativeDepthPairs:
             name=name or self.name,
             pair_a=a,
             pair_b=b,
-            label=self.label[mask],
-            delta_s=self.delta_s[mask],
-            scale_defined=self.scale_defined[mask],
             counts=counts,
+            **{f: getattr(self, f)[mask] for f in ("label", "delta_s", "scale_defined")},
         )
 
     def pair_arrays(
@@ -323,7 +322,6 @@ def build_relative_depth_pairs(
     else:
         pts, conf = skeleton.convert_layout(kp, conf_src, source=lay, target=skeleton.H36M17)
         _, lab = skeleton.convert_layout(kp, lab_src, source=lay, target=skeleton.H36M17)
-        pts, conf, lab = np.asarray(pts), np.asarray(conf), np.asarray(lab)
     if normalized:
         pose2d = pts * 2.0 - 1.0
     else:
@@ -351,18 +349,11 @@ def build_relative_depth_pairs(
 
     # -- images with >= 2 eligible persons, all unordered pairs ---------------------------------
     rows = np.flatnonzero(eligible)
-    uid, first, cnt = np.unique(ids[rows], return_index=True, return_counts=True)
+    uid, cnt = np.unique(ids[rows], return_counts=True)
     order = rows[np.argsort(ids[rows], kind="stable")]
     starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    pa, pb = [], []
-    for s, c in zip(starts, cnt):
-        if c < 2:
-            continue
-        i, j = np.triu_indices(c, 1)
-        pa.append(order[s + i])
-        pb.append(order[s + j])
-    pa = np.concatenate(pa).astype(np.int64) if pa else np.zeros(0, np.int64)
-    pb = np.concatenate(pb).astype(np.int64) if pb else np.zeros(0, np.int64)
+    pairs = [order[s + np.stack(np.triu_indices(c, 1), -1)] for s, c in zip(starts, cnt) if c >= 2]
+    pa, pb = np.concatenate([np.zeros((0, 2), np.int64), *pairs]).astype(np.int64).T
 
     # -- eq. 7 labels through the library rule (scene of two persons per pair) ------------------
     if len(pa):
@@ -453,30 +444,19 @@ def load_relative_depth_pairs(
     Returns:
       :class:`RelativeDepthPairs` named ``"<dataset>/<split>"``.
     """
-    with load_npz(path, what="compact wild 2D keypoints (see ../shared/data/README.md)") as npz:
-        files = set(npz.files)
-        names = [str(n) for n in npz["joint_names"]]
-        layout = {17: "coco17", 16: "mpii16"}.get(len(names))
-        if layout is None or list(_LAYOUTS[layout].joint_names) != names:
-            raise DataFormatError(f"{path}: key 'joint_names': expected COCO-17 or MPII-16")
-        normalized = "keypoints" not in files
-        kp = npz["keypoints_normalized"] if normalized else npz["keypoints"]
-        size = npz["image_size"] if "image_size" in files else None
-        vis, ids = npz["visibility"], npz["image_id"]
-        dataset = str(npz["dataset"]) if "dataset" in files else layout
-        split = str(npz["split"]).split(" ")[0] if "split" in files else "unknown"
+    f = read_compact_npz(path)
     return build_relative_depth_pairs(
-        kp,
-        vis,
-        ids,
-        layout=layout,
-        image_size=None if normalized else size,
-        normalized=normalized,
+        f["keypoints"],
+        f["visibility"],
+        f["labels"]["image_id"],
+        layout={"coco": "coco17", "mpii": "mpii16"}[f["layout"]],
+        image_size=None if f["normalized"] else f["image_size"],
+        normalized=f["normalized"],
         ankle_rule=ankle_rule,
         require_visible=require_visible,
         min_ankle_gap=min_ankle_gap,
         occluded_confidence=occluded_confidence,
-        name=f"{dataset}/{split}",
+        name=f["name"],
     )
 
 
@@ -550,7 +530,6 @@ def make_synthetic_scenes(
       "image_size" [P, 2], "depth" [P, 17] camera z, metres, "pose3d_cam" [P, 17, 3]}``
       (H36M-17 layout).
     """
-    from jpose import camera as jcam
     from jpose.data import synthetic, virtual_cameras
 
     rng = np.random.default_rng(seed)
@@ -563,14 +542,7 @@ def make_synthetic_scenes(
         mix={"standing": 0.4, "walking": 0.4, "arms_raised": 0.1, "bending": 0.1},
     )
     image = np.repeat(np.arange(num_images), counts)
-    pose = gen["pose"].astype(np.float64)
-    heading = rng.uniform(0, 2 * np.pi, n)
-    c, s = np.cos(heading), np.sin(heading)
-    rot = np.zeros((n, 3, 3))
-    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
-    world = np.einsum("nij,nkj->nki", rot, pose)
-    feet = world[:, skeleton.H36M17.indices(["RFoot", "LFoot"]), 2].min(-1)
-    world[..., 2] += (gen["ankle_height"] - feet)[:, None]
+    world = synthetic.stand_on_floor(rng, gen)
     dist = rng.uniform(*depth_range, n)
     half_fov = np.arctan(image_size[0] / 2.0 / focal) * 0.8
     lateral = dist * np.tan(rng.uniform(-half_fov, half_fov, n))
@@ -582,15 +554,9 @@ def make_synthetic_scenes(
     target = centre + np.array([0.0, 10.0, 0.0])
     r_cam = virtual_cameras.look_at_rotation(centre, target, elevation=tilt)
     size = np.broadcast_to(np.asarray(image_size, np.float32), (n, 2))
-    f32 = np.float32
-    cams = jcam.Camera(
-        rotation=r_cam.astype(f32),
-        translation=(-np.einsum("nij,nj->ni", r_cam, centre)).astype(f32),
-        focal=np.full((n, 2), focal, f32),
-        center=(size / 2.0).astype(f32),
-        radial=np.zeros((n, 3), f32),
-        tangential=np.zeros((n, 2), f32),
-        image_size=size.copy(),
+    translation = -np.einsum("nij,nj->ni", r_cam, centre)
+    cams = virtual_cameras.pinhole_cameras(
+        r_cam, translation, np.full((n, 2), focal), size / 2, size
     )
     p3, uv = virtual_cameras.project_world(world, cams)
     inside = (
@@ -612,27 +578,17 @@ def make_synthetic_scenes(
 
 def _concat_pairs(sets: list[RelativeDepthPairs], *, name: str) -> RelativeDepthPairs:
     """Concatenate pair sets (image ids offset so they stay distinct)."""
-    off, parts = 0, []
-    id_off = 0
-    for s in sets:
-        parts.append((s, off, id_off))
-        off += len(s.pose2d)
-        id_off += int(s.image_id.max()) + 1 if len(s.image_id) else 0
-    cat = lambda f: np.concatenate([getattr(s, f) for s, _, _ in parts])  # noqa: E731
-    counts = {k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts}
+    off = np.cumsum([0] + [len(s.pose2d) for s in sets])
+    id_off = np.cumsum([0] + [int(s.image_id.max()) + 1 if len(s.image_id) else 0 for s in sets])
+    cat = ("pose2d", "confidence", "ankle_height", "person_scale", "label", "delta_s")
     return RelativeDepthPairs(
         name=name,
-        pose2d=cat("pose2d"),
-        confidence=cat("confidence"),
-        image_id=np.concatenate([s.image_id + i for s, _, i in parts]),
-        ankle_height=cat("ankle_height"),
-        person_scale=cat("person_scale"),
-        pair_a=np.concatenate([s.pair_a + o for s, o, _ in parts]).astype(np.int32),
-        pair_b=np.concatenate([s.pair_b + o for s, o, _ in parts]).astype(np.int32),
-        label=cat("label"),
-        delta_s=cat("delta_s"),
-        scale_defined=cat("scale_defined"),
-        counts=counts,
+        image_id=np.concatenate([s.image_id + i for s, i in zip(sets, id_off)]),
+        pair_a=np.concatenate([s.pair_a + o for s, o in zip(sets, off)]).astype(np.int32),
+        pair_b=np.concatenate([s.pair_b + o for s, o in zip(sets, off)]).astype(np.int32),
+        scale_defined=np.concatenate([s.scale_defined for s in sets]),
+        counts={k: sum(int(s.counts.get(k, 0)) for s in sets) for k in sets[0].counts},
+        **{f: np.concatenate([getattr(s, f) for s in sets]) for f in cat},
     )
 
 

@@ -1,11 +1,9 @@
 """A small numpy renderer of people: 3D poses through a perspective camera into RGB images.
 
-Real image datasets (Human3.6M frames, MPII / COCO photographs) are not available here, so the
-image pathway (:mod:`jpose.models.hourglass`, :mod:`jpose.models.resnet`,
-``experiments/zhou_image.py``, ``experiments/wsp_image.py``) is proven on images jpose draws
-itself. Every rendered image comes with the fields the real datasets give: 2D joints, per-joint
-visibility, 3D joints (camera and world frame), the camera, person boxes and, for images with
-several people, the per-person depth order.
+The image experiments (``experiments/zhou_image.py``, ``experiments/wsp_image.py``) run on these
+images where no real ones (:mod:`jpose.data.images`) are given. Every rendered image comes with the
+fields of the real datasets: 2D joints, per-joint visibility, 3D joints (camera and world frame),
+the camera, person boxes and, for images with several people, the per-person depth order.
 
 Conventions:
 
@@ -65,7 +63,7 @@ import numpy as np
 
 from jpose import skeleton
 from jpose.camera import Camera
-from jpose.data.virtual_cameras import look_at_rotation
+from jpose.data.virtual_cameras import look_at_rotation, pinhole_cameras
 
 __all__ = [
     "RenderConfig",
@@ -469,17 +467,7 @@ def place_on_floor(
 
 
 def _camera(rot, centre, focal, center, size) -> Camera:
-    n = len(rot)
-    f32 = np.float32
-    return Camera(
-        rotation=rot.astype(f32),
-        translation=(-np.einsum("nij,nj->ni", rot, centre)).astype(f32),
-        focal=np.asarray(focal, f32),
-        center=np.asarray(center, f32),
-        radial=np.zeros((n, 3), f32),
-        tangential=np.zeros((n, 2), f32),
-        image_size=np.full((n, 2), size, f32),
-    )
+    return pinhole_cameras(rot, -np.einsum("nij,nj->ni", rot, centre), focal, center, size)
 
 
 def _to_cam(points: np.ndarray, camera: Camera) -> np.ndarray:
@@ -644,14 +632,12 @@ def render_people(
     n, k_max = world.shape[:2]
     size = int(cfg.image_size)
     valid = np.ones((n, k_max), bool) if valid is None else np.asarray(valid, bool)
-    cam = camera
-    pose_cam = _to_cam(world, cam).astype(np.float32)  # [N, K, J, 3]
-    kp = _project(pose_cam, cam).astype(np.float32)
+    pose_cam = _to_cam(world, camera).astype(np.float32)  # [N, K, J, 3]
+    kp = _project(pose_cam, camera).astype(np.float32)
 
     # capsules of every person (radii from the body height: z extent of the world pose, z up);
     # empty slots get zero radius
-    h = None if heights is None else np.asarray(heights, np.float32)
-    a, b, rad, part = body_capsules(pose_cam, height=h)  # [N, K, C, 3], [N, K, C]
+    a, b, rad, part = body_capsules(pose_cam, height=heights)  # [N, K, C, 3], [N, K, C]
     rad = np.where(valid[..., None], rad, 0.0)
     if cfg.style == "studio":
         person_col = np.full((n, k_max, 3, 3), 0.5, np.float32)
@@ -669,7 +655,7 @@ def render_people(
     owner = np.broadcast_to(np.arange(k_max)[None, :, None], rad.shape)
     flat = lambda x: x.reshape(n, k_max * NUM_CAPSULES, *x.shape[3:])  # noqa: E731
 
-    background = draw_background(rng, cam, size=size, style=cfg.style)
+    background = draw_background(rng, camera, size=size, style=cfg.style)
     if cfg.style == "studio":
         light = np.tile(np.array([0.3, -0.5, -0.8], np.float32), (n, 1))
         ambient, diffuse = np.full(n, 0.45, np.float32), np.full(n, 0.6, np.float32)
@@ -681,7 +667,7 @@ def render_people(
     light /= np.linalg.norm(light, axis=-1, keepdims=True)
     image, _, owner_map = rasterize_capsules(
         flat(a), flat(b), flat(rad), flat(albedo), flat(owner),
-        focal=np.asarray(cam.focal), center=np.asarray(cam.center), size=size,
+        focal=np.asarray(camera.focal), center=np.asarray(camera.center), size=size,
         background=background, light_dir=light, ambient=ambient, diffuse=diffuse,
         chunk_pixels=cfg.chunk_pixels,
     )  # fmt: skip
@@ -703,7 +689,7 @@ def render_people(
     root_z = np.where(valid, pose_cam[..., 0, 2], np.inf)
     order = np.argsort(np.argsort(root_z, axis=1), axis=1).astype(np.int32)
     order = np.where(valid, order, -1)
-    margin = cfg.box_margin * cam.focal[:, None, None, 0] / np.maximum(pose_cam[..., 2], 1e-3)
+    margin = cfg.box_margin * camera.focal[:, None, None, 0] / np.maximum(pose_cam[..., 2], 1e-3)
     boxes = np.concatenate([(kp - margin[..., None]).min(2), (kp + margin[..., None]).max(2)], -1)
     boxes = np.clip(boxes, 0, size - 1).astype(np.float32)
     boxes = np.where(valid[..., None], boxes, 0.0)
@@ -713,7 +699,7 @@ def render_people(
         visibility=visibility,
         pose3d_cam=np.where(valid[..., None, None], pose_cam, 0.0).astype(np.float32),
         pose3d_world=np.where(valid[..., None, None], world, 0.0).astype(np.float32),
-        camera=cam,
+        camera=camera,
         person_valid=valid,
         depth_order=order,
         boxes=boxes,

@@ -7,6 +7,7 @@ evaluation of it load the same data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -110,17 +111,15 @@ def load_splits(data: Mapping[str, Any]) -> dict[str, PoseDataset]:
             ),
         }
         w = cfg.wild2d
-        parts = []
-        if w.get("coco_train"):
-            parts.append(
-                jdata.load_wild2d_npz(w.coco_train, normalization=h.normalization,
-                                      min_h36m_joints=int(w.min_h36m_joints))
-            )  # fmt: skip
+        wild2d = functools.partial(
+            jdata.load_wild2d_npz,
+            normalization=h.normalization,
+            min_h36m_joints=int(w.min_h36m_joints),
+        )
+        parts = [wild2d(w.coco_train)] if w.get("coco_train") else []
         if w.get("mpii"):
-            # one normalisation for every split (issue 18): the shared MPII file has no image
-            # sizes, so it can be image/vp-normalised like the Human3.6M inputs only with the
-            # sizes given (wild2d.mpii_image_sizes); a person-box normalised MPII mixed with
-            # image-normalised Human3.6M is refused, never relabelled
+            # one normalisation for every split: without image sizes the MPII file could only be
+            # person-box normalised, which is refused next to image-normalised Human3.6M
             sizes = _image_sizes_json(w.get("mpii_image_sizes") or "")
             if not sizes:
                 raise ValueError(
@@ -130,19 +129,14 @@ def load_splits(data: Mapping[str, Any]) -> dict[str, PoseDataset]:
                     "data.wild2d.mpii_image_sizes (JSON {image name: [width, height]}) or drop "
                     "data.wild2d.mpii"
                 )
-            parts.append(
-                jdata.load_wild2d_npz(w.mpii, normalization=h.normalization, image_sizes=sizes,
-                                      min_h36m_joints=int(w.min_h36m_joints))
-            )  # fmt: skip
+            parts.append(wild2d(w.mpii, image_sizes=sizes))
         if parts:
             parts = [dataclasses.replace(p, labels={}) for p in parts]
             out["train_2d"] = (
                 parts[0] if len(parts) == 1 else PoseDataset.concatenate(parts, name="wild2d")
             )
         if w.get("coco_val"):
-            out["val_2d"] = jdata.load_wild2d_npz(
-                w.coco_val, normalization=h.normalization, min_h36m_joints=int(w.min_h36m_joints)
-            )
+            out["val_2d"] = wild2d(w.coco_val)
     else:
         raise ValueError(f"unknown data preset {preset!r}; expected synthetic|cmu|cmu+coco|h36m")
     cross = cfg.get("cross")

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from jpose import skeleton
-from jpose.data.common import LOGGER, PoseDataset, normalize_2d
+from jpose.data.common import LOGGER, PoseDataset, camera_dataset
 from jpose.data.virtual_cameras import VirtualCameraConfig, project_world, sample_cameras
 
 __all__ = [
@@ -89,20 +89,9 @@ JOINT_LIMITS_DEG: dict[str, tuple[float, float]] = {
 }
 """Joint-angle limits in degrees (per spine segment for the trunk angles)."""
 
-_DEFAULT_MIX_3D = {
-    "standing": 0.3,
-    "walking": 0.45,
-    "sitting": 0.05,
-    "bending": 0.05,
-    "arms_raised": 0.15,
-}
-_DEFAULT_MIX_2D = {
-    "standing": 0.1,
-    "walking": 0.1,
-    "sitting": 0.3,
-    "bending": 0.3,
-    "arms_raised": 0.2,
-}
+# pose-class weights, in POSE_CLASSES order
+_DEFAULT_MIX_3D = dict(zip(POSE_CLASSES, (0.3, 0.45, 0.05, 0.05, 0.15), strict=True))
+_DEFAULT_MIX_2D = dict(zip(POSE_CLASSES, (0.1, 0.1, 0.3, 0.3, 0.2), strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +341,16 @@ def generate_poses(
     }
 
 
+def stand_on_floor(rng: np.random.Generator, gen: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``[N, 17, 3]`` float64 world poses (z up) of :func:`generate_poses`' people: turned by a
+    random heading about z, ankles at each person's ankle height above the floor ``z = 0``."""
+    pose = gen["pose"].astype(np.float64)
+    world = np.einsum("nij,nkj->nki", _rot(2, rng.uniform(0, 2 * np.pi, len(pose))), pose)
+    feet = world[:, skeleton.H36M17.indices(["RFoot", "LFoot"]), 2].min(-1)
+    world[..., 2] += (gen["ankle_height"] - feet)[:, None]
+    return world
+
+
 def _scene(
     rng: np.random.Generator,
     gen: dict[str, np.ndarray],
@@ -361,30 +360,18 @@ def _scene(
     person_offset: int,
 ) -> PoseDataset:
     """Place body-frame poses on the floor and view them with virtual cameras."""
-    pose = gen["pose"].astype(np.float64)
-    n = len(pose)
-    heading = rng.uniform(0, 2 * np.pi, n)
-    world = np.einsum("nij,nkj->nki", _rot(2, heading), pose)
-    feet = world[:, [skeleton.H36M17.index("RFoot"), skeleton.H36M17.index("LFoot")], 2]
-    lift = gen["ankle_height"] - feet.min(-1)
-    world[..., 2] += lift[:, None]
+    world = stand_on_floor(rng, gen)
+    n = len(world)
     world[..., :2] += rng.uniform(-1.0, 1.0, (n, 1, 2))
     v = config.views_per_pose
     world = np.repeat(world, v, axis=0)
     cams = sample_cameras(rng, world[:, 0], config=config.cameras)
     p3, uv = project_world(world, cams)
-    size = np.asarray(cams.image_size, np.float32)
-    return PoseDataset(
-        name=name,
-        confidence=np.ones(uv.shape[:-1], np.float32),
-        pose2d_px=uv,
-        pose2d_norm=normalize_2d(uv, mode=config.normalization, image_size=size),
+    return camera_dataset(
+        name,
+        uv,
+        cams,
         pose3d_cam=p3,
-        focal_px=np.asarray(cams.focal, np.float32),
-        center_px=np.asarray(cams.center, np.float32),
-        image_size_px=size,
-        rotation=np.asarray(cams.rotation, np.float32),
-        translation=np.asarray(cams.translation, np.float32),
         labels={
             "person": np.repeat(gen["person"] + person_offset, v),
             "pose_class": np.repeat(gen["pose_class"], v),
@@ -412,12 +399,6 @@ def make_synthetic(
     """
     config = SyntheticConfig() if config is None else config
     splits = ("train_3d", "train_2d", "test", "test_2d_mix")
-    mixes = {
-        "train_3d": config.mix_3d,
-        "test": config.mix_3d,
-        "train_2d": config.mix_2d,
-        "test_2d_mix": config.mix_2d,
-    }
     streams = np.random.SeedSequence(seed).spawn(len(splits))
     out = {}
     offset = 0
@@ -425,7 +406,10 @@ def make_synthetic(
         rng = np.random.default_rng(stream)
         people = int(config.num_people[split])
         gen = generate_poses(
-            rng, num_people=people, poses_per_person=config.poses_per_person, mix=mixes[split]
+            rng,
+            num_people=people,
+            poses_per_person=config.poses_per_person,
+            mix=config.mix_2d if "2d" in split else config.mix_3d,
         )
         ds = _scene(rng, gen, config=config, name=f"synthetic/{split}", person_offset=offset)
         offset += people

@@ -24,7 +24,13 @@ import numpy as np
 
 from jpose import camera as jcam
 
-__all__ = ["VirtualCameraConfig", "sample_cameras", "look_at_rotation", "project_world"]
+__all__ = [
+    "VirtualCameraConfig",
+    "sample_cameras",
+    "look_at_rotation",
+    "pinhole_cameras",
+    "project_world",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,15 +132,22 @@ def sample_cameras(
     rot = look_at_rotation(centre, look_at, elevation=elev, roll=roll)
     trans = -np.einsum("nij,nj->ni", rot, centre)
     size = np.broadcast_to(np.asarray(config.image_size, np.float32), (n, 2))
-    f32 = np.float32
-    return jcam.Camera(  # numpy leaves: no jax dispatch on the host
-        rotation=rot.astype(f32),
-        translation=trans.astype(f32),
-        focal=np.stack([fx, fx * aspect], -1).astype(f32),
-        center=(size / 2.0 + off).astype(f32),
+    return pinhole_cameras(rot, trans, np.stack([fx, fx * aspect], -1), size / 2.0 + off, size)
+
+
+def pinhole_cameras(rotation, translation, focal, center, image_size) -> jcam.Camera:
+    """Undistorted cameras of batch ``(N,)`` with float32 numpy leaves (no jax dispatch on the
+    host): ``rotation [N, 3, 3]`` world -> camera, ``translation [N, 3]`` metres, ``focal`` /
+    ``center [N, 2]`` pixels, ``image_size`` (width, height) broadcast to ``[N, 2]``."""
+    n, f32 = len(rotation), np.float32
+    return jcam.Camera(
+        rotation=np.array(rotation, f32),
+        translation=np.array(translation, f32),
+        focal=np.array(focal, f32),
+        center=np.array(center, f32),
         radial=np.zeros((n, 3), f32),
         tangential=np.zeros((n, 2), f32),
-        image_size=size.copy(),
+        image_size=np.broadcast_to(np.asarray(image_size, f32), (n, 2)).copy(),
     )
 
 

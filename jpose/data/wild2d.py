@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,7 @@ __all__ = [
     "load_coco_keypoints_json",
     "load_mpii_json",
     "load_wild2d_npz",
+    "read_compact_npz",
 ]
 
 _SOURCE_LAYOUTS = {"coco": skeleton.COCO17, "mpii": skeleton.MPII16}
@@ -122,23 +124,22 @@ def _build(
     source: str,
     layout: str,
     keypoints: np.ndarray | None,
-    keypoints_norm_wh: np.ndarray | None,
     visibility: np.ndarray,
     image_size: np.ndarray,
-    bbox: np.ndarray | None,
     labels: dict[str, np.ndarray],
     normalization: str,
     min_joints: int,
     min_h36m_joints: int,
-    occluded_confidence: float,
+    occluded_confidence: float = 1.0,
+    normalized: bool = False,
 ) -> PoseDataset:
-    """Filter by joint counts, convert to H36M-17 and normalise."""
+    """Filter by joint counts, convert to H36M-17 and normalise (by ``labels["bbox"]`` for
+    ``"bbox"``)."""
     n_all = len(visibility)
     labelled = (visibility > 0).sum(-1)
     keep = labelled >= min_joints
-    base = keypoints if keypoints is not None else keypoints_norm_wh
     pts, conf = keypoints_to_h36m17(
-        base, visibility, layout=layout, occluded_confidence=occluded_confidence
+        keypoints, visibility, layout=layout, occluded_confidence=occluded_confidence
     )
     keep_h36m = (conf > 0).sum(-1) >= min_h36m_joints
     LOGGER.info(
@@ -156,8 +157,8 @@ def _build(
     keep &= keep_h36m
     pts, conf = pts[keep], conf[keep]
     size = image_size[keep].astype(np.float32)
-    box = bbox[keep] if bbox is not None else None
-    if keypoints is not None:
+    box = labels["bbox"][keep] if "bbox" in labels else None
+    if not normalized:
         px = pts
         if normalization in ("vp", "image") and np.any(size <= 0):
             raise DataFormatError(
@@ -218,6 +219,36 @@ def load_wild2d_npz(
       normalised train file. Labels: ``image_id``, ``image_name``, ``person_index``,
       ``num_keypoints``, ``bbox`` (pixels, or normalised for the train file).
     """
+    f = read_compact_npz(path, image_sizes=image_sizes)
+    if normalization is None:
+        normalization = "image" if (f["normalized"] or np.all(f["image_size"] > 0)) else "bbox"
+    return _build(
+        name=f["name"],
+        source=f["path"],
+        layout=f["layout"],
+        keypoints=f["keypoints"],
+        normalized=f["normalized"],
+        visibility=f["visibility"],
+        image_size=f["image_size"],
+        labels=f["labels"],
+        normalization=normalization,
+        min_joints=min_joints,
+        min_h36m_joints=min_h36m_joints,
+        occluded_confidence=occluded_confidence,
+    )
+
+
+def read_compact_npz(
+    path: str | os.PathLike, *, image_sizes: Mapping[str, tuple[int, int]] | None = None
+) -> dict[str, Any]:
+    """Read and check one compact shared file, in its source layout (see
+    :func:`load_wild2d_npz`).
+
+    Returns:
+      ``{"path", "name": "<dataset>/<split>", "layout": "coco" | "mpii", "keypoints" [P, K, 2]
+      (pixels, or x / width, y / height when "normalized"), "normalized", "visibility" [P, K],
+      "image_size" [P, 2] (-1: unknown), "labels"}``.
+    """
     path = os.fspath(path)
     with load_npz(path, what="compact wild 2D keypoints (see ../shared/data/README.md)") as npz:
         files = set(npz.files)
@@ -243,32 +274,23 @@ def load_wild2d_npz(
             if "image_size" in files
             else np.full((n, 2), -1)
         )
-        kp = kpn = bbox = None
-        labelled = vis > 0
-        if "keypoints" in files:
-            kp = check_array(npz["keypoints"], source=path, key="keypoints", shape=(n, k, 2))
-            check_finite(kp, source=path, key="keypoints")
-            check_pixels(kp, source=path, key="keypoints", mask=labelled)
-            if "bbox" in files:
-                bbox = check_array(npz["bbox"], source=path, key="bbox", shape=(n, 4))
-        elif "keypoints_normalized" in files:
-            kpn = check_array(
-                npz["keypoints_normalized"],
-                source=path,
-                key="keypoints_normalized",
-                shape=(n, k, 2),
-            )
-            check_finite(kpn, source=path, key="keypoints_normalized")
-            check_normalized(kpn, source=path, key="keypoints_normalized", mask=labelled, limit=2.0)
-            if "bbox_normalized" in files:
-                bbox = check_array(
-                    npz["bbox_normalized"], source=path, key="bbox_normalized", shape=(n, 4)
-                )
-        else:
+        key = next((c for c in ("keypoints", "keypoints_normalized") if c in files), None)
+        if key is None:
             raise DataFormatError(
                 f"{path}: expected key 'keypoints' (pixels) or 'keypoints_normalized'; "
                 f"keys present: {sorted(files)}"
             )
+        kp = check_array(npz[key], source=path, key=key, shape=(n, k, 2))
+        check_finite(kp, source=path, key=key)
+        normalized = key == "keypoints_normalized"
+        if normalized:
+            check_normalized(kp, source=path, key=key, mask=vis > 0, limit=2.0)
+        else:
+            check_pixels(kp, source=path, key=key, mask=vis > 0)
+        box_key = "bbox_normalized" if normalized else "bbox"
+        bbox = None
+        if box_key in files:
+            bbox = check_array(npz[box_key], source=path, key=box_key, shape=(n, 4))
         if image_sizes:
             if "image_name" not in files:
                 raise DataFormatError(f"{path}: image_sizes given but the file has no image_name")
@@ -283,23 +305,33 @@ def load_wild2d_npz(
             labels["bbox"] = bbox
         dataset = str(npz["dataset"]) if "dataset" in files else layout
         split = str(npz["split"]).split(" ")[0] if "split" in files else "unknown"
-    if normalization is None:
-        normalization = "image" if (kpn is not None or np.all(size > 0)) else "bbox"
-    return _build(
-        name=f"{dataset}/{split}",
-        source=path,
-        layout=layout,
-        keypoints=kp,
-        keypoints_norm_wh=kpn,
-        visibility=vis,
-        image_size=size,
-        bbox=bbox,
-        labels=labels,
-        normalization=normalization,
-        min_joints=min_joints,
-        min_h36m_joints=min_h36m_joints,
-        occluded_confidence=occluded_confidence,
-    )
+    return {
+        "path": path,
+        "name": f"{dataset}/{split}",
+        "layout": layout,
+        "keypoints": kp,
+        "normalized": normalized,
+        "visibility": vis,
+        "image_size": size,
+        "labels": labels,
+    }
+
+
+def _read_json(path: str | os.PathLike, *, what: str, hint: str = "") -> tuple[str, Any]:
+    path = require_file(path, what=what, hint=hint)
+    try:
+        with open(path) as f:
+            return path, json.load(f)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{path}: not valid JSON: {err}") from err
+
+
+def _person_index(image: np.ndarray) -> np.ndarray:
+    """Order of each row within its run of equal ``image`` values (rows grouped by image)."""
+    out = np.zeros(len(image), np.int32)
+    for i in range(1, len(image)):
+        out[i] = out[i - 1] + 1 if image[i] == image[i - 1] else 0
+    return out
 
 
 def load_coco_keypoints_json(
@@ -327,12 +359,7 @@ def load_coco_keypoints_json(
       ``image_name``, ``annotation_id``, ``person_index`` (order within the image),
       ``num_keypoints``, ``bbox`` (x, y, w, h pixels).
     """
-    path = require_file(path, what="COCO person keypoints JSON", hint="see cocodataset.org")
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(f"{path}: not valid JSON: {err}") from err
+    path, raw = _read_json(path, what="COCO person keypoints JSON", hint="see cocodataset.org")
     for key in ("images", "annotations"):
         if key not in raw:
             raise DataFormatError(f"{path}: missing key {key!r} (COCO format)")
@@ -364,14 +391,11 @@ def load_coco_keypoints_json(
     ims = [images[int(a["image_id"])] for a in anns]
     size = np.array([[im.get("width", -1), im.get("height", -1)] for im in ims], np.int32)
     image_id = np.array([int(a["image_id"]) for a in anns], np.int64)
-    person_index = np.zeros(n, np.int32)
-    for i in range(1, n):
-        person_index[i] = person_index[i - 1] + 1 if image_id[i] == image_id[i - 1] else 0
     labels = {
         "image_id": image_id,
         "image_name": np.array([str(im.get("file_name", "")) for im in ims]),
         "annotation_id": np.array([int(a.get("id", -1)) for a in anns], np.int64),
-        "person_index": person_index,
+        "person_index": _person_index(image_id),
         "num_keypoints": (vis > 0).sum(-1).astype(np.int32),
         "bbox": np.array([a.get("bbox", [0, 0, 0, 0]) for a in anns], np.float32).reshape(n, 4),
     }
@@ -380,10 +404,8 @@ def load_coco_keypoints_json(
         source=path,
         layout="coco",
         keypoints=kp[..., :2],
-        keypoints_norm_wh=None,
         visibility=vis,
         image_size=size,
-        bbox=labels["bbox"],
         labels=labels,
         normalization=normalization,
         min_joints=min_joints,
@@ -419,12 +441,7 @@ def load_mpii_json(
       (numeric part of the name), ``person_index``, ``bbox`` (tight box of the labelled joints),
       ``center``, ``scale``.
     """
-    path = require_file(path, what="MPII annotations JSON (HRNet/mmpose format)")
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(f"{path}: not valid JSON: {err}") from err
+    path, raw = _read_json(path, what="MPII annotations JSON (HRNet/mmpose format)")
     if not isinstance(raw, list):
         raise DataFormatError(f"{path}: expected a JSON list of person annotations")
     n = len(raw)
@@ -443,16 +460,12 @@ def load_mpii_json(
     vis = np.where((kp < -1.5).all(-1), 0, vis)
     names = [str(a.get("image", "")) for a in raw]
     size = np.array([(image_sizes or {}).get(nm, (-1, -1)) for nm in names], np.int32)
-    bbox = tight_boxes(kp, vis > 0)
     image_id = np.array([int("".join(c for c in nm if c.isdigit()) or -1) for nm in names])
-    person_index = np.zeros(n, np.int32)
-    for i in range(1, n):
-        person_index[i] = person_index[i - 1] + 1 if names[i] == names[i - 1] else 0
     labels = {
         "image_name": np.array(names),
         "image_id": image_id.astype(np.int64),
-        "person_index": person_index,
-        "bbox": bbox,
+        "person_index": _person_index(np.array(names)),
+        "bbox": tight_boxes(kp, vis > 0),
         "center": np.array([a.get("center", (0, 0)) for a in raw], np.float32).reshape(n, 2),
         "scale": np.array([a.get("scale", 0) for a in raw], np.float32),
     }
@@ -461,13 +474,10 @@ def load_mpii_json(
         source=path,
         layout="mpii",
         keypoints=kp,
-        keypoints_norm_wh=None,
         visibility=vis,
         image_size=size,
-        bbox=bbox,
         labels=labels,
         normalization=normalization,
         min_joints=min_joints,
         min_h36m_joints=min_h36m_joints,
-        occluded_confidence=1.0,
     )

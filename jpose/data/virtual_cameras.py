@@ -21,6 +21,7 @@ import math
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jpose import camera as jcam
 
@@ -135,7 +136,13 @@ def sample_cameras(
     return pinhole_cameras(rot, trans, np.stack([fx, fx * aspect], -1), size / 2.0 + off, size)
 
 
-def pinhole_cameras(rotation, translation, focal, center, image_size) -> jcam.Camera:
+def pinhole_cameras(
+    rotation: ArrayLike,
+    translation: ArrayLike,
+    focal: ArrayLike,
+    center: ArrayLike,
+    image_size: ArrayLike,
+) -> jcam.Camera:
     """Undistorted cameras of batch ``(N,)`` with float32 numpy leaves (no jax dispatch on the
     host): ``rotation [N, 3, 3]`` world -> camera, ``translation [N, 3]`` metres, ``focal`` /
     ``center [N, 2]`` pixels, ``image_size`` (width, height) broadcast to ``[N, 2]``."""

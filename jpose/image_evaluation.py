@@ -27,6 +27,7 @@ import numpy as np
 from jpose import losses, skeleton
 from jpose import metrics as jm
 from jpose.data.images import normalize_images
+from jpose.evaluation import error_summary, pose_errors
 from jpose.models.core import Model
 from jpose.models.hourglass import heatmap_argmax
 
@@ -108,19 +109,7 @@ def zhou_image_evaluation(
     rescaled = np.asarray(losses.zhou_skeleton_rescale(
         jnp.asarray(pose_hm), layout=lay, avg_sum_length=avg_sum_length))  # fmt: skip
     target = pose3d - pose3d[:, root : root + 1]
-    errs = {
-        "mpjpe": jm.mpjpe(rescaled, target),
-        "p_mpjpe": jm.p_mpjpe(rescaled, target),
-        "n_mpjpe": jm.n_mpjpe(rescaled, target),
-    }
-    out["eval3d"] = {"dataset": name, "num_examples": len(pose3d), "metrics": {}}
-    for k, v in errs.items():
-        mm = np.asarray(jm.to_mm(v), np.float64)
-        out["eval3d"]["metrics"][k] = {
-            "per_action": {str(a): x for a, x in jm.per_action(mm, labels).items()},
-            "action_wise": jm.action_wise_mean(mm, labels),
-            "frame_wise": jm.frame_wise_mean(mm),
-        }
+    out["eval3d"] = error_summary(pose_errors(rescaled, target), labels, name=name)
     out["symmetry_mm"] = jm.symmetry_table(rescaled, layout=lay, scale=1000.0)
     out["symmetry_gt_mm"] = jm.symmetry_table(target, layout=lay, scale=1000.0)
     return out
@@ -171,9 +160,8 @@ def relative_depth_by_scale_gap(
             m = jm.relative_depth_metrics(jnp.asarray(logits), jnp.asarray(lab),
                                           mask=jnp.asarray(mask), from_logits=True)  # fmt: skip
             p = float(lab[mask].mean())
-            row[f"acc ({name})"] = float(m["accuracy"])
-            row[f"auc ({name})"] = float(m["auc"])
-            row[f"f1 ({name})"] = float(m["f1"])
+            for key, metric in (("acc", "accuracy"), ("auc", "auc"), ("f1", "f1")):
+                row[f"{key} ({name})"] = float(m[metric])
             row[f"chance ({name})"] = max(p, 1.0 - p)
         rows[f"ΔS<={t}"] = row
     return rows
@@ -246,10 +234,8 @@ def wsp_3d_evaluation(
     )  # fmt: skip
     pred = pred - pred[:, root : root + 1]
     target = gt - gt[:, root : root + 1]
-    errs = {"mpjpe": jm.mpjpe(pred, target), "p_mpjpe": jm.p_mpjpe(pred, target),
-            "n_mpjpe": jm.n_mpjpe(pred, target)}  # fmt: skip
     ev: dict[str, Any] = {"dataset": name, "num_examples": len(gt), "metrics": {}}
-    for k, val in errs.items():
+    for k, val in pose_errors(pred, target).items():
         mm = float(np.mean(np.asarray(jm.to_mm(val))))
         ev["metrics"][k] = {"per_action": {"all": mm}, "action_wise": mm, "frame_wise": mm}
     axis = np.abs(pred - target).mean((0, 1)) * 1000.0

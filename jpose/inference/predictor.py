@@ -1,12 +1,8 @@
 """Restoring trained pipelines: :class:`Predictor`, work directories and the method registry.
 
-:func:`load_predictor` opens any jpose work directory (or pretrained bundle,
-:mod:`jpose.inference.bundles`): it reads ``config.json``, finds the method that trained it in the
-registry (:func:`register_method`; the built-in methods are the modules of the checkout's
-``experiments`` package, :data:`BUILTIN_METHODS`), refuses an unfinished run
-(:func:`jpose.training.rundir.require_finished`) and calls the method's
-``load_predictor(config, workdir, step=...)``. Methods restore their networks with
-:func:`restore_variables`, which reads checkpoints and bundles alike.
+:func:`load_predictor` opens any jpose work directory or pretrained bundle
+(:mod:`jpose.inference.bundles`); methods restore their networks with :func:`restore_variables`,
+which reads checkpoints and bundles alike.
 """
 
 from __future__ import annotations
@@ -214,12 +210,8 @@ def restore_variables(
     if bundles.is_bundle(workdir):
         return bundles.bundle_variables(workdir, stages, players, step=step)
     root = pathlib.Path(workdir) / "checkpoints"
-    steps: dict[str, int] = {}
-    for stage in stages:
-        if (root / stage).is_dir():
-            latest = Checkpointer(root / stage).latest_step()
-            if latest is not None:
-                steps[stage] = latest
+    latest = {s: Checkpointer(root / s).latest_step() for s in stages if (root / s).is_dir()}
+    steps = {s: n for s, n in latest.items() if n is not None}
     if not steps:
         raise FileNotFoundError(
             f"no checkpoint of stages {list(stages)} under {root} (training not started?)"
@@ -240,11 +232,10 @@ def load_predictor(
     """Restore the trained pipeline of any jpose work directory.
 
     A work directory whose ``model.json`` declares its pipeline
-    (:mod:`jpose.inference.pipelines`) is restored by jpose alone. Otherwise this reads
-    ``config.json``, finds the method of ``config.experiment`` in the registry
-    (:func:`register_method`), refuses an unfinished
-    run (``jpose.training.rundir.require_finished``: ``status.json`` names the missing stage) and
-    calls the experiment's ``load_predictor(config, workdir, step=step)``.
+    (:mod:`jpose.inference.pipelines`) is restored by jpose alone; otherwise by the
+    ``load_predictor(config, workdir, step=step)`` of the method of ``config.experiment`` in the
+    registry (:func:`register_method`). An unfinished run is refused
+    (``jpose.training.rundir.require_finished``: ``status.json`` names the missing stage).
 
     Args:
       workdir: work directory of a training run, or a pretrained bundle (``jpose.inference``;

@@ -1,10 +1,8 @@
 """Evaluation-mode prediction functions of trained networks.
 
-A trained network reaches evaluation as a pure function of its inputs: :func:`apply_fn` wraps a
-:class:`jpose.models.Model` and its variables, :func:`jit_predict` a trained
-:class:`jpose.training.PlayerState`. Both run the network in inference mode (batch-norm running
-statistics, no dropout) and jit the whole prediction, with the variables passed as arguments
-rather than baked in as constants.
+A trained network reaches evaluation as a pure function of its inputs (:func:`apply_fn`,
+:func:`jit_predict`: inference mode, jitted, the variables passed as arguments), scored by
+:func:`evaluate_3d` (protocols 1 / 2 and N-MPJPE).
 
 Axes and units: ``pose2d [B, J, 2]`` normalised 2D keypoints (the units of the dataset's
 ``pose2d_norm``), ``confidence [B, J]`` in [0, 1]; the 3D a lifting ``fn`` returns is

@@ -1,14 +1,9 @@
 """Evaluation of the image networks: prediction functions, metrics and a figure.
 
-* Zhou et al. (ICCV 2017) (:func:`jpose.models.hourglass.stacked_hourglass`):
-  :func:`zhou_predictor` and :func:`zhou_image_evaluation` -- 2D PCKh of the 2D module, 3D
-  errors after Zhou's skeleton rescale (sec. 4.1.2) and the left/right bone-length differences
-  of Table 4.
-* WSP (Qiu et al.) (:func:`jpose.models.resnet.wsp_net`): :func:`wsp_predictor`,
-  :func:`relative_depth_by_scale_gap` (relative depth by the scale gap ratio ΔS of eq. 14, RD
-  protocol 1) and :func:`wsp_3d_evaluation` (integral-regression voxels back-projected to the
-  camera frame, :func:`wsp_voxels_to_camera`).
-* :func:`crop_keypoints_figure`: predicted vs ground-truth 2D on image crops.
+Zhou et al. (ICCV 2017, :func:`jpose.models.hourglass.stacked_hourglass`): 2D PCKh, 3D errors
+after the skeleton rescale of sec. 4.1.2 and Table 4's bone-length differences. WSP (Qiu et
+al., :func:`jpose.models.resnet.wsp_net`): relative depth by the scale gap ratio ΔS (eq. 14, RD
+protocol 1) and 3D from the integral-regression voxels (eqs. 11-12).
 
 Units: 2D in heatmap pixels (:func:`jpose.data.image_targets.heatmap_px`), 3D in metres,
 errors in mm.
@@ -242,11 +237,8 @@ def wsp_3d_evaluation(
     summary = {
         "MPJPE": ev["metrics"]["mpjpe"]["frame_wise"],
         "P-MPJPE": ev["metrics"]["p_mpjpe"]["frame_wise"],
-        "MPJPE_X": float(axis[0]),
-        "MPJPE_Y": float(axis[1]),
-        "MPJPE_Z": float(axis[2]),
     }
-    return ev, summary
+    return ev, summary | {f"MPJPE_{a}": float(v) for a, v in zip("XYZ", axis, strict=True)}
 
 
 def crop_keypoints_figure(

@@ -65,16 +65,15 @@ Scores: joint scores are clipped to ``[0, 1]`` and used as confidences; joints b
 non-finite coordinate is an error. As in training (:mod:`jpose.data.wild2d`), normalised
 coordinates of missing joints are set to 0.
 
-Validity (no pose from garbage): a person is lifted only with at least ``--min_joints`` (8)
-joints of confidence > 0 in the pipeline's layout, confident joints spanning at least 2 px,
-coordinates within 100000 px and one image size of the image, and image sides within 16 ..
-100000 px (:func:`person_validity`); and only when the lifted 3D is plausible (every joint
-within 10 m of the root, a root translation within 10 km). Otherwise a single person is an
-error (exit status 2) and, in a batch, the person comes back with ``valid`` False, its reason
-in ``invalid_reason`` and NaN poses, with one warning line; a batch without a valid person is an
-error. A work directory whose training did not finish is refused unless ``--allow_unfinished``
-(then a warning and ``unfinished`` in the output say so). User errors exit with status 2 and
-one ``jpose: error: ...`` line, without a traceback.
+Validity (no pose from garbage): a person is lifted only when its 2D passes
+:func:`person_validity` (at least ``--min_joints`` (8) confident joints, plausible coordinates
+and image size) and its lifted 3D is plausible (every joint within 10 m of the root, a root
+translation within 10 km). Otherwise a single person is an error (exit status 2) and, in a
+batch, the person comes back with ``valid`` False, its reason in ``invalid_reason`` and NaN
+poses, with one warning line; a batch without a valid person is an error. A work directory
+whose training did not finish is refused unless ``--allow_unfinished`` (then a warning and
+``unfinished`` in the output say so). User errors exit with status 2 and one
+``jpose: error: ...`` line, without a traceback.
 
 Normalisation: the 2D keypoints are normalised exactly as the pipeline's training inputs were
 (``Predictor.normalization``, :func:`jpose.data.normalize_2d`): ``"vp"`` (VideoPose3D

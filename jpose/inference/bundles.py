@@ -87,12 +87,8 @@ class BundleError(ValueError):
 
 
 def list_pretrained() -> list[str]:
-    """Names of the bundles shipped in ``jpose/pretrained`` (sorted).
-
-    Returns:
-      e.g. ``["camerapose_cmu_coco", "lifter_cmu"]``; one-line descriptions:
-      :func:`pretrained_descriptions`.
-    """
+    """Names of the bundles shipped in ``jpose/pretrained`` (sorted), e.g.
+    ``["camerapose_cmu_coco", "lifter_cmu"]`` (descriptions: :func:`pretrained_descriptions`)."""
     if not PRETRAINED_DIR.is_dir():
         return []
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / BUNDLE_FILE).is_file())

@@ -55,12 +55,8 @@ def _define(fv: flags.FlagValues) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``jpose --workdir RUN --input IN --output OUT [options]`` (see ``--help``).
-
-    Returns:
-      0 on success (input errors exit with status 2 and a message naming the problem, without
-      a traceback; people that cannot be lifted are flagged with one warning line).
-    """
+    """Command line: ``jpose --workdir RUN --input IN --output OUT [options]`` (see ``--help``);
+    returns 0 on success (user errors: :mod:`jpose.inference`)."""
     args = cli_flags.parse(PROG, _define, argv, description=DESCRIPTION)
     image_size = cli_flags.pair(PROG, "image_size", args.image_size)
     focal = cli_flags.pair(PROG, "focal", args.focal)

@@ -284,14 +284,12 @@ def evaluate_predictor(
                 | {"all (frame-wise)": float(np.mean(values))}
                 for name, values in ev["errors_mm"].items()
             }
-        if "scene" in ds.labels:
-            tables[f"{split}: 3DPCK / AUC by scene (%)"] = _pck_tables(
-                ev["predictions"], ds.pose3d_root_relative, np.asarray(ds.labels["scene"])
-            )
-            if mpi3dhp_protocol == "zhou":
-                tables[f"{split}: 3DPCK / AUC by scene, Zhou et al. protocol (%)"] = _pck_tables(
-                    ev["predictions"], ds.pose3d_root_relative,
-                    np.asarray(ds.labels["scene"]), protocol="zhou",
+        if "scene" in ds.labels:  # the standard table, and Zhou et al.'s when asked
+            for protocol in dict.fromkeys(("standard", mpi3dhp_protocol)):
+                label = ", Zhou et al. protocol" if protocol == "zhou" else ""
+                tables[f"{split}: 3DPCK / AUC by scene{label} (%)"] = _pck_tables(
+                    ev["predictions"], ds.pose3d_root_relative, np.asarray(ds.labels["scene"]),
+                    protocol=protocol,
                 )  # fmt: skip
         if split.startswith("3dpw"):
             m = ev["metrics"]
@@ -577,11 +575,7 @@ def _define(fv: flags.FlagValues) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, Any]:
-    """Command-line entry point (see the module docstring).
-
-    User errors (missing or unfinished work directory, data files, options) exit with status 2
-    and one message (``jpose.training.rundir.exit_on_user_error``) naming ``prog``.
-    """
+    """Command-line entry point (see the module docstring); user errors name ``prog``."""
     args = cli_flags.parse(prog, _define, argv, description=DESCRIPTION)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip

@@ -1,12 +1,9 @@
-"""Writing pretrained bundles (:mod:`jpose.inference.bundles`) from finished training runs.
+"""Writing pretrained bundles (files: :mod:`jpose.inference.bundles`) from finished training runs.
 
-:func:`export_bundle` reads a work directory (``config.json``, ``model.json``,
-``status.json``, ``results.json``, checkpoints) and writes a bundle: the variables of the
-networks the run's predictor restores -- recorded while :func:`jpose.inference.load_predictor`
-runs (:func:`jpose.inference.recording_restores`), so optimiser moments, discriminators and
-generators are left out -- as ``weights.npz`` with ``weights.sha256``; the run's ``config.json``
-and ``model.json``; a ``status.json`` marking the run finished; ``bundle.json``; the model card
-``card.json`` (machine readable) and ``MODEL_CARD.md`` (:func:`model_card_markdown`).
+:func:`export_bundle` stores the variables of the networks the run's predictor restores --
+recorded while :func:`jpose.inference.load_predictor` runs
+(:func:`jpose.inference.recording_restores`), so optimiser moments, discriminators and
+generators are left out -- with the run's config, model info and a finished status.
 
 Storage dtype (``dtype="auto"``): the bundle is evaluated with float32 and with float16 weights
 on the run's 3D test split (``eval_dataset="auto"``: the CMU test split for runs trained on CMU,
@@ -278,8 +275,7 @@ def export_bundle(
         unless ``overwrite`` and it is an earlier bundle).
       name: the bundle's name (default the output directory's name).
       description: one line (default the predictor's description).
-      dtype: ``"auto"`` (float16 when it moves no number by more than ``tolerance_mm``),
-        ``"float16"`` or ``"float32"`` (both still measured when the data are present).
+      dtype: ``"auto"`` (module docstring), ``"float16"`` or ``"float32"`` (both measured too).
       training_data: ``[{"name", "licence"}]`` of the training data, for the card.
       training_command: the command that trained the run (default
         ``config_reconstruction["command"]``).

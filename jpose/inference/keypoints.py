@@ -53,13 +53,6 @@ class KeypointInput:
         return len(self.keypoints_px)
 
 
-def _layouts_by_count() -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    for name, lay in skeleton.LAYOUTS.items():
-        out.setdefault(lay.num_joints, []).append(name)
-    return dict(sorted(out.items()))
-
-
 def resolve_layout(num_joints: int, *, layout: str | None = None, source: str = "input") -> str:
     """The source layout of keypoints with ``num_joints`` joints.
 
@@ -75,7 +68,9 @@ def resolve_layout(num_joints: int, *, layout: str | None = None, source: str = 
       ValueError: unknown layout name, a count that does not match it, a count matching no
         layout, or an ambiguous count (16 / 17 joints) without a layout.
     """
-    by_count = _layouts_by_count()
+    by_count: dict[int, list[str]] = {}
+    for lay in sorted(skeleton.LAYOUTS.values(), key=lambda lay: lay.num_joints):
+        by_count.setdefault(lay.num_joints, []).append(lay.name)
     counts = ", ".join(f"{k} ({'/'.join(v)})" for k, v in by_count.items())
     if layout:
         lay = skeleton.get_layout(str(layout))  # ValueError listing the known layouts
@@ -439,8 +434,7 @@ def load_keypoints(
             f"{path}: image sizes must be positive (width, height) pixels, got "
             f"{size[known & ~(size > 0).all(-1)][0].tolist()}"
         )
-    person = parsed.get("score")
-    person = np.asarray(person, np.float64) if person is not None else np.full(n, np.nan)
+    person = np.asarray(parsed.get("score", np.full(n, np.nan)), np.float64)  # default below
     person = np.where(np.isfinite(person), person, scores.mean(-1))
     return KeypointInput(
         keypoints_px=kp.astype(np.float32),

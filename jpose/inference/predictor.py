@@ -189,12 +189,9 @@ def restore_variables(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Variables of ``players`` from the last of ``stages`` that has a checkpoint.
 
-    ``workdir`` may also be a pretrained bundle (``jpose.inference.bundles``: ``bundle.json`` +
-    ``weights.npz``, no ``checkpoints/``): its weights are returned (sha256 checked), with the
-    checkpoint steps of the run it was exported from.
-
     Args:
-      workdir: work directory (or bundle directory).
+      workdir: work directory, or a pretrained bundle (:mod:`jpose.inference.bundles`: its
+        weights, sha256 checked, with the checkpoint steps of the run it was exported from).
       stages: the experiment's stage names in training order.
       players: networks to restore.
       step: checkpoint step of the last trained stage (default its latest).
@@ -297,8 +294,7 @@ def load_pretrained(name_or_path: str | os.PathLike[str]) -> Predictor:
       name_or_path: a name from :func:`jpose.inference.list_pretrained` or a bundle directory.
 
     Returns:
-      :class:`Predictor` (``predict(pose2d_norm, confidence[, frame_scale])``; shapes and units
-      in :mod:`jpose.inference.bundles`).
+      :class:`Predictor` (``predict(pose2d_norm, confidence[, frame_scale])``).
 
     Raises:
       BundleError: unknown name (the shipped ones are listed), not a bundle, checksum mismatch.

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from absl import flags
 
-__all__ = ["parse", "usage_error", "pair"]
+__all__ = ["define", "define_model_source", "parse", "usage_error", "pair"]
 
 _HELP = ("-h", "--help", "-help", "--helpshort", "--helpfull")
 
@@ -25,6 +25,28 @@ def usage_error(prog: str, message: str) -> NoReturn:
     """Print ``<prog>: error: <message>`` to stderr and exit with status 2."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def define(fv: flags.FlagValues, table: Sequence[tuple[Any, ...]]) -> None:
+    """Define the flags of ``table``'s rows ``(kind, name, default, help)`` on ``fv`` (``kind``:
+    absl's ``DEFINE_<kind>``); an ``"enum"`` row ends with its values."""
+    for kind, name, default, text, *values in table:
+        getattr(flags, f"DEFINE_{kind}")(name, default, *values, text, flag_values=fv)
+
+
+def define_model_source(fv: flags.FlagValues, pretrained_note: str = "") -> None:
+    """``--workdir`` / ``--pretrained`` (exactly one), for ``jpose`` and ``jpose-evaluate``."""
+    flags.DEFINE_string(
+        "workdir", None, "work directory of a training run (or a bundle directory)", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "pretrained",
+        None,
+        "a shipped pretrained bundle (python -c 'import jpose.inference as i; "
+        "print(i.pretrained_descriptions())') or a bundle directory" + pretrained_note,
+        flag_values=fv,
+    )
+    flags.mark_flags_as_mutual_exclusive(["workdir", "pretrained"], required=True, flag_values=fv)
 
 
 def parse(

@@ -1,10 +1,8 @@
 """Evaluation-mode prediction functions of trained networks.
 
-A trained network reaches evaluation as a pure function of its inputs: :func:`apply_fn` wraps a
-:class:`jpose.models.Model` and its variables, :func:`jit_predict` a trained
-:class:`jpose.training.PlayerState`. Both run the network in inference mode (batch-norm running
-statistics, no dropout) and jit the whole prediction, with the variables passed as arguments
-rather than baked in as constants.
+A trained network reaches evaluation as a pure function of its inputs (:func:`apply_fn`,
+:func:`jit_predict`: inference mode, jitted, the variables passed as arguments), scored by
+:func:`evaluate_3d` (protocols 1 / 2 and N-MPJPE).
 
 Axes and units: ``pose2d [B, J, 2]`` normalised 2D keypoints (the units of the dataset's
 ``pose2d_norm``), ``confidence [B, J]`` in [0, 1]; the 3D a lifting ``fn`` returns is
@@ -36,7 +34,9 @@ __all__ = [
     "evaluation_rows",
     "METRIC_NAMES",
     "jit_predict",
+    "error_summary",
     "make_validator",
+    "pose_errors",
     "reprojection_error_2d",
     "summarize_errors",
     "to_jsonable",
@@ -74,15 +74,8 @@ def apply_fn(
 def jit_predict(
     player: PlayerState, fn: Callable[[Any, jax.Array, jax.Array], jax.Array]
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """A jitted ``predict_3d(pose2d, confidence)`` of a trained player.
-
-    Args:
-      player: the trained player (evaluation mode: running batch statistics, no dropout).
-      fn: ``fn(apply, pose2d, confidence) -> pose3d`` where ``apply(x)`` runs the player.
-
-    Returns:
-      ``predict_3d`` with the parameters passed as arguments (not baked-in constants).
-    """
+    """:func:`apply_fn` of a trained player: a jitted ``predict_3d(pose2d, confidence) =
+    fn(apply, pose2d, confidence)`` where ``apply(x)`` runs the player."""
     return apply_fn(player.model, player.variables(), fn)
 
 
@@ -167,51 +160,52 @@ def action_labels(ds: PoseDataset, key: str = "") -> np.ndarray:
     return np.full(len(ds), "all")
 
 
+METRIC_NAMES = {"mpjpe": "MPJPE (P1)", "p_mpjpe": "P-MPJPE (P2)", "n_mpjpe": "N-MPJPE"}
+
+
+def pose_errors(pred: Any, target: Any, *, mask: Any = None) -> dict[str, jax.Array]:
+    """``{"mpjpe", "p_mpjpe", "n_mpjpe"}``: ``[N]`` per-example errors (metres) of ``pred``
+    against ``target`` ``[N, J, 3]`` as given (no re-centring; ``mask``: see
+    :func:`jpose.metrics.mpjpe`)."""
+    return {name: getattr(jm, name)(pred, target, mask=mask) for name in METRIC_NAMES}
+
+
 @jax.jit
 def _pose_errors(pred: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
-    pred = pred - pred[..., :1, :]
-    target = target - target[..., :1, :]
-    return {
-        "mpjpe": jm.mpjpe(pred, target),
-        "p_mpjpe": jm.p_mpjpe(pred, target),
-        "n_mpjpe": jm.n_mpjpe(pred, target),
-    }
+    return pose_errors(pred - pred[..., :1, :], target - target[..., :1, :])
 
 
-@jax.jit
-def _masked_pose_errors(
-    pred: jax.Array, target: jax.Array, mask: jax.Array
-) -> dict[str, jax.Array]:
-    return {
-        "mpjpe": jm.mpjpe(pred, target, mask=mask),
-        "p_mpjpe": jm.p_mpjpe(pred, target, mask=mask),
-        "n_mpjpe": jm.n_mpjpe(pred, target, mask=mask),
-    }
+_masked_pose_errors = jax.jit(pose_errors)
 
 
-def summarize_errors(
-    errors: Mapping[str, Any], dataset: PoseDataset, *, action_key: str = ""
-) -> dict[str, Any]:
+def error_summary(errors: Mapping[str, Any], actions: np.ndarray, *, name: str) -> dict[str, Any]:
     """Per-action, action-wise and frame-wise means (mm) of per-example errors in metres.
 
     Args:
       errors: ``{metric name: [N] per-example error in metres}``.
-      dataset: the evaluated dataset (name, size and action labels).
-      action_key: label grouped as "action" (see :func:`action_labels`).
+      actions: ``[N]`` action label of each example.
+      name: the evaluated dataset's name.
 
     Returns:
       ``{"dataset", "num_examples", "metrics": {name: {per_action, action_wise, frame_wise}}}``.
     """
-    actions = action_labels(dataset, action_key)
-    out: dict[str, Any] = {"dataset": dataset.name, "num_examples": len(dataset), "metrics": {}}
-    for name, values in errors.items():
+    out: dict[str, Any] = {"dataset": name, "num_examples": len(actions), "metrics": {}}
+    for metric, values in errors.items():
         mm = np.asarray(jm.to_mm(values), np.float64)
-        out["metrics"][name] = {
+        out["metrics"][metric] = {
             "per_action": {str(k): v for k, v in jm.per_action(mm, actions).items()},
             "action_wise": jm.action_wise_mean(mm, actions),
             "frame_wise": jm.frame_wise_mean(mm),
         }
     return out
+
+
+def summarize_errors(
+    errors: Mapping[str, Any], dataset: PoseDataset, *, action_key: str = ""
+) -> dict[str, Any]:
+    """:func:`error_summary` of ``dataset``'s examples, grouped by :func:`action_labels`
+    (``action_key``)."""
+    return error_summary(errors, action_labels(dataset, action_key), name=dataset.name)
 
 
 def make_validator(
@@ -321,9 +315,6 @@ def evaluate_3d(
         out["predictions"] = pred
         out["errors_mm"] = {k: np.asarray(jm.to_mm(v)) for k, v in errors.items()}
     return out
-
-
-METRIC_NAMES = {"mpjpe": "MPJPE (P1)", "p_mpjpe": "P-MPJPE (P2)", "n_mpjpe": "N-MPJPE"}
 
 
 def evaluation_rows(evaluation: Mapping[str, Any]) -> dict[str, dict[str, float]]:

@@ -1,14 +1,9 @@
 """Evaluation of the image networks: prediction functions, metrics and a figure.
 
-* Zhou et al. (ICCV 2017) (:func:`jpose.models.hourglass.stacked_hourglass`):
-  :func:`zhou_predictor` and :func:`zhou_image_evaluation` -- 2D PCKh of the 2D module, 3D
-  errors after Zhou's skeleton rescale (sec. 4.1.2) and the left/right bone-length differences
-  of Table 4.
-* WSP (Qiu et al.) (:func:`jpose.models.resnet.wsp_net`): :func:`wsp_predictor`,
-  :func:`relative_depth_by_scale_gap` (relative depth by the scale gap ratio ΔS of eq. 14, RD
-  protocol 1) and :func:`wsp_3d_evaluation` (integral-regression voxels back-projected to the
-  camera frame, :func:`wsp_voxels_to_camera`).
-* :func:`crop_keypoints_figure`: predicted vs ground-truth 2D on image crops.
+Zhou et al. (ICCV 2017, :func:`jpose.models.hourglass.stacked_hourglass`): 2D PCKh, 3D errors
+after the skeleton rescale of sec. 4.1.2 and Table 4's bone-length differences. WSP (Qiu et
+al., :func:`jpose.models.resnet.wsp_net`): relative depth by the scale gap ratio ΔS (eq. 14, RD
+protocol 1) and 3D from the integral-regression voxels (eqs. 11-12).
 
 Units: 2D in heatmap pixels (:func:`jpose.data.image_targets.heatmap_px`), 3D in metres,
 errors in mm.
@@ -27,6 +22,7 @@ import numpy as np
 from jpose import losses, skeleton
 from jpose import metrics as jm
 from jpose.data.images import normalize_images
+from jpose.evaluation import error_summary, pose_errors
 from jpose.models.core import Model
 from jpose.models.hourglass import heatmap_argmax
 
@@ -108,19 +104,7 @@ def zhou_image_evaluation(
     rescaled = np.asarray(losses.zhou_skeleton_rescale(
         jnp.asarray(pose_hm), layout=lay, avg_sum_length=avg_sum_length))  # fmt: skip
     target = pose3d - pose3d[:, root : root + 1]
-    errs = {
-        "mpjpe": jm.mpjpe(rescaled, target),
-        "p_mpjpe": jm.p_mpjpe(rescaled, target),
-        "n_mpjpe": jm.n_mpjpe(rescaled, target),
-    }
-    out["eval3d"] = {"dataset": name, "num_examples": len(pose3d), "metrics": {}}
-    for k, v in errs.items():
-        mm = np.asarray(jm.to_mm(v), np.float64)
-        out["eval3d"]["metrics"][k] = {
-            "per_action": {str(a): x for a, x in jm.per_action(mm, labels).items()},
-            "action_wise": jm.action_wise_mean(mm, labels),
-            "frame_wise": jm.frame_wise_mean(mm),
-        }
+    out["eval3d"] = error_summary(pose_errors(rescaled, target), labels, name=name)
     out["symmetry_mm"] = jm.symmetry_table(rescaled, layout=lay, scale=1000.0)
     out["symmetry_gt_mm"] = jm.symmetry_table(target, layout=lay, scale=1000.0)
     return out
@@ -171,9 +155,8 @@ def relative_depth_by_scale_gap(
             m = jm.relative_depth_metrics(jnp.asarray(logits), jnp.asarray(lab),
                                           mask=jnp.asarray(mask), from_logits=True)  # fmt: skip
             p = float(lab[mask].mean())
-            row[f"acc ({name})"] = float(m["accuracy"])
-            row[f"auc ({name})"] = float(m["auc"])
-            row[f"f1 ({name})"] = float(m["f1"])
+            for key, metric in (("acc", "accuracy"), ("auc", "auc"), ("f1", "f1")):
+                row[f"{key} ({name})"] = float(m[metric])
             row[f"chance ({name})"] = max(p, 1.0 - p)
         rows[f"ΔS<={t}"] = row
     return rows
@@ -246,21 +229,16 @@ def wsp_3d_evaluation(
     )  # fmt: skip
     pred = pred - pred[:, root : root + 1]
     target = gt - gt[:, root : root + 1]
-    errs = {"mpjpe": jm.mpjpe(pred, target), "p_mpjpe": jm.p_mpjpe(pred, target),
-            "n_mpjpe": jm.n_mpjpe(pred, target)}  # fmt: skip
     ev: dict[str, Any] = {"dataset": name, "num_examples": len(gt), "metrics": {}}
-    for k, val in errs.items():
+    for k, val in pose_errors(pred, target).items():
         mm = float(np.mean(np.asarray(jm.to_mm(val))))
         ev["metrics"][k] = {"per_action": {"all": mm}, "action_wise": mm, "frame_wise": mm}
     axis = np.abs(pred - target).mean((0, 1)) * 1000.0
     summary = {
         "MPJPE": ev["metrics"]["mpjpe"]["frame_wise"],
         "P-MPJPE": ev["metrics"]["p_mpjpe"]["frame_wise"],
-        "MPJPE_X": float(axis[0]),
-        "MPJPE_Y": float(axis[1]),
-        "MPJPE_Z": float(axis[2]),
     }
-    return ev, summary
+    return ev, summary | {f"MPJPE_{a}": float(v) for a, v in zip("XYZ", axis, strict=True)}
 
 
 def crop_keypoints_figure(

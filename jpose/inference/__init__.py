@@ -65,16 +65,15 @@ Scores: joint scores are clipped to ``[0, 1]`` and used as confidences; joints b
 non-finite coordinate is an error. As in training (:mod:`jpose.data.wild2d`), normalised
 coordinates of missing joints are set to 0.
 
-Validity (no pose from garbage): a person is lifted only with at least ``--min_joints`` (8)
-joints of confidence > 0 in the pipeline's layout, confident joints spanning at least 2 px,
-coordinates within 100000 px and one image size of the image, and image sides within 16 ..
-100000 px (:func:`person_validity`); and only when the lifted 3D is plausible (every joint
-within 10 m of the root, a root translation within 10 km). Otherwise a single person is an
-error (exit status 2) and, in a batch, the person comes back with ``valid`` False, its reason
-in ``invalid_reason`` and NaN poses, with one warning line; a batch without a valid person is an
-error. A work directory whose training did not finish is refused unless ``--allow_unfinished``
-(then a warning and ``unfinished`` in the output say so). User errors exit with status 2 and
-one ``jpose: error: ...`` line, without a traceback.
+Validity (no pose from garbage): a person is lifted only when its 2D passes
+:func:`person_validity` (at least ``--min_joints`` (8) confident joints, plausible coordinates
+and image size) and its lifted 3D is plausible (every joint within 10 m of the root, a root
+translation within 10 km). Otherwise a single person is an error (exit status 2) and, in a
+batch, the person comes back with ``valid`` False, its reason in ``invalid_reason`` and NaN
+poses, with one warning line; a batch without a valid person is an error. A work directory
+whose training did not finish is refused unless ``--allow_unfinished`` (then a warning and
+``unfinished`` in the output say so). User errors exit with status 2 and one
+``jpose: error: ...`` line, without a traceback.
 
 Normalisation: the 2D keypoints are normalised exactly as the pipeline's training inputs were
 (``Predictor.normalization``, :func:`jpose.data.normalize_2d`): ``"vp"`` (VideoPose3D
@@ -93,13 +92,10 @@ world orientation). ``pose3d_root_relative`` ``[N, J, 3]`` has the pelvis (joint
 origin. ``pose3d_absolute`` ``[N, J, 3]`` (root-relative + root translation) is written when
 
 * the intrinsics are known (``--focal fx,fy`` [``--center cx,cy``, default the image centre],
-  pixels): the root translation ``t`` is solved by confidence-weighted linear least squares from
-  the pixel keypoints and the predicted root-relative pose, ``(u - cx)(Z + tz) = fx (X + tx)``,
-  ``(v - cy)(Z + tz) = fy (Y + ty)`` per joint, followed by two depth re-weighted passes that
-  make the residuals re-projection errors in pixels
-  (:func:`jpose.camera.solve_root_translation`; joints weighted by their confidences, joints
-  with confidence 0 ignored; derived joints such as COCO's mid-hip Hip use the mean of the
-  pixels, a sub-pixel approximation of the projection); ``absolute_source =
+  pixels): the root translation is solved from the pixel keypoints and the predicted
+  root-relative pose by confidence-weighted least squares with re-projection errors in pixels
+  (:func:`jpose.camera.solve_root_translation`; derived joints such as COCO's mid-hip Hip use
+  the mean of the pixels, a sub-pixel approximation of the projection); ``absolute_source =
   "known_intrinsics"``; known intrinsics take precedence over a camera branch, whose
   translation is then kept as ``translation_camera_branch``;
 * otherwise, when the pipeline has a camera branch (CameraPose), from its predicted translation;
@@ -143,90 +139,11 @@ spaced frame numbers and a valid pose in every frame. BVH has one length per bon
 lifted bone lengths vary along a track, a warning gives the resulting joint-position error.
 """
 
-from jpose.inference import pipelines
-from jpose.inference.bundles import (
-    BUNDLE_FILE,
-    PRETRAINED_DIR,
-    SHA256_FILE,
-    WEIGHTS_FILE,
-    BundleError,
-    bundle_variables,
-    flatten_variables,
-    is_bundle,
-    list_pretrained,
-    pretrained_descriptions,
-    pretrained_path,
-    read_bundle_info,
-    read_weights,
-    resolve_bundle,
-    sha256_file,
-    unflatten_variables,
-    verify_bundle,
-    write_weights,
-)
-from jpose.inference.keypoints import KeypointInput, load_keypoints, resolve_layout
-from jpose.inference.lifting import (
-    MAX_POSE_M,
-    MIN_JOINTS,
-    lift,
-    person_validity,
-    smooth_poses,
-    tracks_for_smoothing,
-    write_bvh_files,
-    write_output,
-)
-from jpose.inference.predictor import (
-    BUILTIN_METHODS,
-    Predictor,
-    load_predictor,
-    load_pretrained,
-    read_config,
-    read_model_info,
-    recording_restores,
-    register_method,
-    registered_methods,
-    restore_variables,
-)
+# the public names of the submodules, republished here (each module's __all__)
+from jpose.inference import bundles, keypoints, lifting, pipelines, predictor
+from jpose.inference.bundles import *  # noqa: F403
+from jpose.inference.keypoints import *  # noqa: F403
+from jpose.inference.lifting import *  # noqa: F403
+from jpose.inference.predictor import *  # noqa: F403
 
-__all__ = [
-    "BUNDLE_FILE",
-    "BUILTIN_METHODS",
-    "MAX_POSE_M",
-    "MIN_JOINTS",
-    "PRETRAINED_DIR",
-    "SHA256_FILE",
-    "WEIGHTS_FILE",
-    "BundleError",
-    "KeypointInput",
-    "Predictor",
-    "bundle_variables",
-    "flatten_variables",
-    "is_bundle",
-    "lift",
-    "list_pretrained",
-    "load_keypoints",
-    "load_predictor",
-    "load_pretrained",
-    "person_validity",
-    "pipelines",
-    "pretrained_descriptions",
-    "pretrained_path",
-    "read_bundle_info",
-    "read_config",
-    "read_model_info",
-    "read_weights",
-    "recording_restores",
-    "register_method",
-    "registered_methods",
-    "resolve_bundle",
-    "resolve_layout",
-    "restore_variables",
-    "sha256_file",
-    "smooth_poses",
-    "tracks_for_smoothing",
-    "unflatten_variables",
-    "verify_bundle",
-    "write_bvh_files",
-    "write_output",
-    "write_weights",
-]
+__all__ = ["pipelines", *bundles.__all__, *keypoints.__all__, *lifting.__all__, *predictor.__all__]

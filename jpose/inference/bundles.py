@@ -25,16 +25,8 @@ export measured that it moves no reported test number (P1 / P2 / N-MPJPE, per ac
 by more than 0.1 mm. The sha256 is checked on every load.
 
 Shipped bundles live in ``jpose/pretrained/<name>/`` (:func:`list_pretrained`,
-:func:`pretrained_path`, :func:`load_pretrained`). Shapes and units of the loaded pipeline:
-``Predictor.predict(pose2d_norm [B, J, 2], confidence [B, J])`` returns ``pose3d`` ``[B, J, 3]``
-(camera frame, root-relative, metres) and, with a camera branch, ``translation`` ``[B, 3]``
-(metres), ``focal`` / ``center`` ``[B, 2]`` (normalised 2D units); see
-``jpose.inference.Predictor``. For files of detections in pixels use the ``jpose`` command
-(``jpose --pretrained=NAME --input=detections.json --output=poses.json``), which normalises the
-2D and writes camera-frame and absolute 3D.
-
-This module does file I/O (it is not part of the pure core). :func:`jpose.inference.load_pretrained`
-restores a bundle through the method registry (:mod:`jpose.inference.predictor`).
+:func:`pretrained_path`, :func:`jpose.inference.load_pretrained`: a
+:class:`~jpose.inference.Predictor`, whose docstring gives shapes and units).
 """
 
 from __future__ import annotations
@@ -48,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from flax import traverse_util
 
 __all__ = [
     "BUNDLE_FILE",
@@ -94,12 +87,8 @@ class BundleError(ValueError):
 
 
 def list_pretrained() -> list[str]:
-    """Names of the bundles shipped in ``jpose/pretrained`` (sorted).
-
-    Returns:
-      e.g. ``["camerapose_cmu_coco", "lifter_cmu"]``; one-line descriptions:
-      :func:`pretrained_descriptions`.
-    """
+    """Names of the bundles shipped in ``jpose/pretrained`` (sorted), e.g.
+    ``["camerapose_cmu_coco", "lifter_cmu"]`` (descriptions: :func:`pretrained_descriptions`)."""
     if not PRETRAINED_DIR.is_dir():
         return []
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / BUNDLE_FILE).is_file())
@@ -119,8 +108,7 @@ def pretrained_path(name: str) -> pathlib.Path:
     Raises:
       BundleError: no shipped bundle has that name (the message lists the shipped ones).
     """
-    names = list_pretrained()
-    if name not in names:
+    if name not in list_pretrained():
         shipped = ", ".join(f"{n} ({d})" for n, d in pretrained_descriptions().items())
         raise BundleError(
             f"unknown pretrained bundle {name!r}; shipped: {shipped or 'none'} "
@@ -185,11 +173,8 @@ def read_bundle_info(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_bundle(path: str | os.PathLike[str]) -> str:
@@ -206,7 +191,7 @@ def verify_bundle(path: str | os.PathLike[str]) -> str:
     for f in (weights, record):
         if not f.is_file():
             raise BundleError(f"bundle {p}: {f.name} is missing")
-    expected = record.read_text().split()[0].strip().lower() if record.read_text().strip() else ""
+    expected = (record.read_text().split() or [""])[0].lower()
     actual = sha256_file(weights)
     if actual != expected:
         raise BundleError(
@@ -240,14 +225,7 @@ def flatten_variables(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np
 
 def unflatten_variables(flat: Mapping[str, Any]) -> dict[str, Any]:
     """``{'a/b/c': array}`` -> nested dicts (inverse of :func:`flatten_variables`)."""
-    out: dict[str, Any] = {}
-    for name, value in flat.items():
-        node = out
-        *parents, leaf = name.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
+    return traverse_util.unflatten_dict(dict(flat), sep="/")
 
 
 def write_weights(
@@ -268,9 +246,7 @@ def write_weights(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key in sorted(flat):
-            arr = np.asarray(flat[key])
-            if np.issubdtype(arr.dtype, np.floating):
-                arr = arr.astype(dtype)
+            arr = _cast_floats(np.asarray(flat[key]), dtype)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -287,19 +263,10 @@ def write_bundle_weights(
     *,
     dtype: str = "float32",
 ) -> str:
-    """Write a bundle's ``weights.npz``, ``weights.sha256`` and ``bundle.json`` into the
-    directory ``path`` (what :func:`bundle_variables` reads back).
-
-    Args:
-      path: the bundle directory (exists).
-      flat: flattened variables, keys ``'<stage>/<player>/...'`` (:func:`flatten_variables`).
-      info: the ``bundle.json`` fields (name, description, ``checkpoint`` ``{stage: step}``,
-        ...); ``format`` and ``version`` are written first, ``dtype`` last.
-      dtype: storage dtype of floating arrays (:func:`write_weights`).
-
-    Returns:
-      The weights' hex sha256.
-    """
+    """Write a bundle's ``weights.npz`` (:func:`write_weights` of ``flat``, keys
+    ``'<stage>/<player>/...'``), ``weights.sha256`` and ``bundle.json`` (``info``'s fields between
+    ``format`` / ``version`` and ``dtype``) into the existing directory ``path``; returns the
+    weights' hex sha256 (what :func:`bundle_variables` reads back)."""
     p = pathlib.Path(path)
     digest = write_weights(p / WEIGHTS_FILE, flat, dtype=dtype)
     (p / SHA256_FILE).write_text(f"{digest}  {WEIGHTS_FILE}\n")
@@ -312,13 +279,11 @@ def read_weights(path: str | os.PathLike[str], *, restore_dtype: str = "float32"
                  ) -> dict[str, np.ndarray]:  # fmt: skip
     """``{key: array}`` from a weights ``.npz``; floating arrays cast to ``restore_dtype``."""
     with np.load(path, allow_pickle=False) as z:
-        out = {}
-        for key in z.files:
-            arr = z[key]
-            if np.issubdtype(arr.dtype, np.floating):
-                arr = arr.astype(restore_dtype)
-            out[key] = arr
-    return out
+        return {key: _cast_floats(z[key], restore_dtype) for key in z.files}
+
+
+def _cast_floats(arr: np.ndarray, dtype: str) -> np.ndarray:
+    return arr.astype(dtype) if np.issubdtype(arr.dtype, np.floating) else arr
 
 
 def bundle_variables(
@@ -328,19 +293,9 @@ def bundle_variables(
     *,
     step: int | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """What ``jpose.inference.restore_variables`` returns for a training work directory, from
-    a bundle: the variables of ``players`` in the last of ``stages`` the bundle records.
-
-    The sha256 of the weights is checked first.
-
-    Args:
-      path: bundle directory.
-      stages: the experiment's stage names in training order.
-      players: networks to return.
-      step: must be the stored step of that stage when given (a bundle holds one step).
-
-    Returns:
-      ``({player: variables}, {stage: step of every listed stage the run had checkpoints of}``.
+    """:func:`jpose.inference.restore_variables` of a bundle directory ``path`` (same arguments
+    and return value): the variables of ``players`` in the last of ``stages`` the bundle records,
+    after checking the weights' sha256. ``step``, when given, must be the one stored step.
 
     Raises:
       BundleError: checksum mismatch, or the bundle does not hold these players / this step.
@@ -360,8 +315,7 @@ def bundle_variables(
             f"bundle {p} holds stage {last!r} at step {steps[last]} only, not step {step}"
         )
     flat = read_weights(p / WEIGHTS_FILE, restore_dtype=str(info.get("restore_dtype", "float32")))
-    tree = unflatten_variables(flat)
-    stored = tree.get(last, {})
+    stored = unflatten_variables(flat).get(last, {})
     missing = [n for n in players if n not in stored]
     if missing:
         raise BundleError(

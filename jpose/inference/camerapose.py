@@ -1,14 +1,6 @@
 """CameraPose (Yang et al., WACV 2023) as a trained pipeline: its declared networks and forward
-pass (:mod:`jpose.inference.pipelines`, kind ``"camerapose"``) and the evaluation of a run.
-
-* :func:`network_specs`, :func:`pipeline_spec`: the refinement network (Sec. 3.1), the lifter and
-  the camera branch (Sec. 3.2) with their keyword options, and the ``model.json`` pipeline entry
-  that restores them (:func:`jpose.models.camerapose_predict`).
-* :func:`evaluate`: protocols 1 / 2 / N-MPJPE on the 3D splits, on the ground-truth 2D and on the
-  same 2D through the detection-noise model (``"<split>+noise"``, :func:`jpose.augment.
-  detection_noise`), and the camera branch's 2D re-projection error on 2D-only data.
-* :func:`figures`: predicted vs true 3D, the refinement network's input vs output, the
-  re-projection on 2D-only samples (the paper's Fig. 8) and the training curves.
+pass (:mod:`jpose.inference.pipelines`, kind ``"camerapose"``: the refinement network of Sec.
+3.1, the lifter and the camera branch of Sec. 3.2), the evaluation of a run and its figures.
 
 Units: 2D in the dataset's normalised units, 3D in metres, errors in mm (2D: normalised units and
 pixels).
@@ -69,12 +61,11 @@ def network_specs(
         if "lifter_output_stats" not in priors:
             raise ValueError("model.lifter.standardize needs the training statistics (prepare)")
         stats = {k: priors[f"lifter_{k}"] for k in ("input_stats", "output_stats")}
-    spec = pipelines.network_spec(
+    nets = {"lifter": pipelines.network_spec(
         "martinez_lifter", num_joints, width=int(lifter["width"]),
         num_blocks=int(lifter["num_blocks"]), dropout=float(lifter["dropout"]),
         zero_init_output=bool(lifter["zero_init_output"]), **stats,
-    )  # fmt: skip
-    nets = {"lifter": spec}
+    )}  # fmt: skip
     if refine is not None:
         nets["refine"] = pipelines.network_spec(
             "refine_net", width=int(refine["width"]), num_blocks=int(refine["num_blocks"])

@@ -21,26 +21,6 @@ from jpose.training import rundir
 
 PROG = "jpose"
 
-# ------------------------------------------------------------------------------------------------
-# CLI
-# ------------------------------------------------------------------------------------------------
-
-
-def define_model_source(fv: flags.FlagValues, pretrained_note: str = "") -> None:
-    """``--workdir`` / ``--pretrained`` (exactly one), for ``jpose`` and ``jpose-evaluate``."""
-    flags.DEFINE_string(
-        "workdir", None, "work directory of a training run (or a bundle directory)", flag_values=fv
-    )
-    flags.DEFINE_string(
-        "pretrained",
-        None,
-        "a shipped pretrained bundle (python -c 'import jpose.inference as i; "
-        "print(i.pretrained_descriptions())') or a bundle directory" + pretrained_note,
-        flag_values=fv,
-    )
-    flags.mark_flags_as_mutual_exclusive(["workdir", "pretrained"], required=True, flag_values=fv)
-
-
 DESCRIPTION = (
     "Lift 2D keypoint detections to camera-frame 3D poses with a trained jpose pipeline (formats "
     "and conventions: python -c 'import jpose.inference as m; help(m)')."
@@ -69,19 +49,14 @@ _FLAGS = (  # (absl kind, name, default, help)
 
 
 def _define(fv: flags.FlagValues) -> None:
-    define_model_source(fv)
-    for kind, name, default, text in _FLAGS:
-        getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
+    cli_flags.define_model_source(fv)
+    cli_flags.define(fv, _FLAGS)
     flags.mark_flags_as_required(["input", "output"], flag_values=fv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``jpose --workdir RUN --input IN --output OUT [options]`` (see ``--help``).
-
-    Returns:
-      0 on success (input errors exit with status 2 and a message naming the problem, without
-      a traceback; people that cannot be lifted are flagged with one warning line).
-    """
+    """Command line: ``jpose --workdir RUN --input IN --output OUT [options]`` (see ``--help``);
+    returns 0 on success (user errors: :mod:`jpose.inference`)."""
     args = cli_flags.parse(PROG, _define, argv, description=DESCRIPTION)
     image_size = cli_flags.pair(PROG, "image_size", args.image_size)
     focal = cli_flags.pair(PROG, "focal", args.focal)
@@ -92,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli_flags.usage_error(PROG, f"--fps must be a positive number, got {args.fps}")
     if args.workdir is not None and not args.workdir.strip():
         cli_flags.usage_error(PROG, "--workdir is empty: give a training run's work directory")
-    try:
+    # any ValueError / FileNotFoundError is a user error: one message, exit status 2
+    with rundir.exit_on_user_error(PROG), rundir.user_errors(types=(ValueError, FileNotFoundError)):
         image_sizes = None
         if args.image_sizes:
             text = args.image_sizes.strip()
@@ -117,9 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictor = load_predictor(
                 source, step=args.step, allow_unfinished=args.allow_unfinished
             )
-        intr = None
-        if focal is not None:
-            intr = {"focal": focal, "center": center}
+        intr = None if focal is None else {"focal": focal, "center": center}
         result = lift(
             predictor,
             inp,
@@ -130,12 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_joints=args.min_joints,
         )
         path = write_output(result, args.output, fps=args.fps, messages=result["warnings"])
-    except Exception as err:
-        if not (rundir.is_user_error(err) or isinstance(err, ValueError | FileNotFoundError)):
-            raise
-        if os.environ.get("JPOSE_TRACEBACK"):
-            raise
-        cli_flags.usage_error(PROG, rundir.user_message(err))
     for w in result["warnings"]:
         print(f"jpose: warning: {w}", file=sys.stderr)
     t = result["timing"]

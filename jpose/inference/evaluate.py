@@ -69,7 +69,6 @@ from jpose import evaluation as jeval
 from jpose import metrics as jm
 from jpose.data import PoseDataset
 from jpose.data.splits import eval_splits, load_splits
-from jpose.inference import cli as inference_cli
 from jpose.training import reports, rundir
 
 __all__ = [
@@ -139,6 +138,13 @@ def load_eval_datasets(
         loaded = load_splits(config["data"])
         splits = eval_splits(loaded, config.get("eval", {}).get("splits", ""))
         return {s: loaded[s] for s in splits}
+    path, needs = {
+        "h36m": (h36m_dir, "--h36m_dir (folder with data_3d_h36m.npz)"),
+        "mpi3dhp": (mpi3dhp_root, "--mpi3dhp_root (folder with TS1..TS6)"),
+        "3dpw": (pw3d_path, "--pw3d_path (3DPW sequenceFiles folder)"),
+    }.get(dataset, ("", ""))
+    if needs and not path:
+        raise ValueError(f"--dataset={dataset} needs {needs}")
     if dataset == "cmu":
         d = config.get("data", {})
         folder = d.get("data_dir") or jdata.shared_data_dir()
@@ -146,47 +152,32 @@ def load_eval_datasets(
             raise FileNotFoundError(
                 "--dataset=cmu needs ../shared/data/cmu_mocap_h36m17.npz (set JPOSE_SHARED_DATA)"
             )
-        mocap = jdata.load_cmu_mocap(pathlib.Path(folder) / "cmu_mocap_h36m17.npz")
-        return {
-            "cmu_test": jdata.cmu_pose_pairs(
-                mocap,
-                split="test",
-                seed=int(d.get("seed", 0)) + 1,
-                subsample=int(d.get("cmu_subsample", 4)),
-                num_cameras=int(d.get("cmu_num_cameras", 4)),
-                normalization=norm,
-                exclude_actions=[
-                    a.strip() for a in str(d.get("cmu_actions_3d", "")).split(",") if a.strip()
-                ],  # the cross-domain split's held-out actions
-            )
-        }
-    if dataset == "h36m":
-        if not h36m_dir:
-            raise ValueError("--dataset=h36m needs --h36m_dir (folder with data_3d_h36m.npz)")
-        return {
-            "h36m_test": jdata.load_h36m(
-                h36m_dir,
-                split="test",
-                source=h36m_source,
-                subsample=subsample,
-                normalization=norm,
-                drop_s11_directions=drop_s11_directions,
-            )
-        }
-    if dataset == "mpi3dhp":
-        if not mpi3dhp_root:
-            raise ValueError("--dataset=mpi3dhp needs --mpi3dhp_root (folder with TS1..TS6)")
+        ds = jdata.cmu_pose_pairs(
+            jdata.load_cmu_mocap(pathlib.Path(folder) / "cmu_mocap_h36m17.npz"),
+            split="test",
+            seed=int(d.get("seed", 0)) + 1,
+            subsample=int(d.get("cmu_subsample", 4)),
+            num_cameras=int(d.get("cmu_num_cameras", 4)),
+            normalization=norm,
+            exclude_actions=[
+                a.strip() for a in str(d.get("cmu_actions_3d", "")).split(",") if a.strip()
+            ],  # the cross-domain split's held-out actions
+        )
+    elif dataset == "h36m":
+        ds = jdata.load_h36m(
+            path,
+            split="test",
+            source=h36m_source,
+            subsample=subsample,
+            normalization=norm,
+            drop_s11_directions=drop_s11_directions,
+        )
+    elif dataset == "mpi3dhp":
         seqs = [q.strip() for q in mpi3dhp_sequences.split(",") if q.strip()] or None
-        return {
-            "mpi3dhp_test": jdata.load_mpi3dhp_test(
-                mpi3dhp_root, sequences=seqs, normalization=norm
-            )
-        }
-    if not pw3d_path:
-        raise ValueError("--dataset=3dpw needs --pw3d_path (3DPW sequenceFiles folder)")
-    return {
-        "3dpw_test": jdata.load_3dpw(pw3d_path, split="test", source_2d=pw3d_2d, normalization=norm)
-    }
+        ds = jdata.load_mpi3dhp_test(path, sequences=seqs, normalization=norm)
+    else:
+        ds = jdata.load_3dpw(path, split="test", source_2d=pw3d_2d, normalization=norm)
+    return {f"{dataset}_test": ds}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,28 +231,16 @@ def _pck_tables(
         pred = pred * np.asarray(jm.limb_length_scale(pred, target))[:, None, None]
         pred = np.asarray(jm.move_hips_towards_neck(pred, ratio=0.2))
         joints = jm.joint_indices(jm.MPI3DHP_EVAL14_JOINTS)
-    elif protocol != "standard":
-        raise ValueError(f"unknown 3DHP protocol {protocol!r}; expected 'standard' or 'zhou'")
     pred_r = jnp.asarray(pred - pred[:, :1])
     tgt_r = jnp.asarray(target - target[:, :1])
     pck = np.asarray(jm.pck3d(pred_r, tgt_r, threshold=0.15, joints=joints), np.float64) * 100.0
     auc = np.asarray(jm.auc3d(pred_r, tgt_r, max_threshold=0.15, joints=joints), np.float64)
-    auc = auc * 100.0
-    rows = {"3DPCK@150mm (%)": {}, "AUC (%)": {}}
-    for g in list(dict.fromkeys(groups.tolist())) + ["all"]:
-        sel = np.ones(len(groups), bool) if g == "all" else groups == g
-        rows["3DPCK@150mm (%)"][str(g)] = float(pck[sel].mean())
-        rows["AUC (%)"][str(g)] = float(auc[sel].mean())
-    return rows
-
-
-def _per_subject(ev: Mapping[str, Any], subjects: np.ndarray) -> dict[str, dict[str, float]]:
-    rows = {}
-    for name, values in ev["errors_mm"].items():
-        row = {str(k): float(v) for k, v in jm.per_subject(values, subjects).items()}
-        row["all (frame-wise)"] = float(np.mean(values))
-        rows[name] = row
-    return rows
+    sel = {str(g): groups == g for g in dict.fromkeys(groups.tolist())}
+    sel["all"] = np.ones(len(groups), bool)
+    return {
+        title: {g: float(values[s].mean()) for g, s in sel.items()}
+        for title, values in (("3DPCK@150mm (%)", pck), ("AUC (%)", auc * 100.0))
+    }
 
 
 def evaluate_predictor(
@@ -299,17 +278,18 @@ def evaluate_predictor(
         ev["wall_s"] = round(time.perf_counter() - t0, 3)
         evaluations[split] = ev
         if "subject" in ds.labels:
-            tables[f"{split}: per subject (mm)"] = _per_subject(
-                ev, np.asarray(ds.labels["subject"])
-            )
-        if "scene" in ds.labels:
-            tables[f"{split}: 3DPCK / AUC by scene (%)"] = _pck_tables(
-                ev["predictions"], ds.pose3d_root_relative, np.asarray(ds.labels["scene"])
-            )
-            if mpi3dhp_protocol == "zhou":
-                tables[f"{split}: 3DPCK / AUC by scene, Zhou et al. protocol (%)"] = _pck_tables(
-                    ev["predictions"], ds.pose3d_root_relative,
-                    np.asarray(ds.labels["scene"]), protocol="zhou",
+            subjects = np.asarray(ds.labels["subject"])
+            tables[f"{split}: per subject (mm)"] = {
+                name: {str(k): float(v) for k, v in jm.per_subject(values, subjects).items()}
+                | {"all (frame-wise)": float(np.mean(values))}
+                for name, values in ev["errors_mm"].items()
+            }
+        if "scene" in ds.labels:  # the standard table, and Zhou et al.'s when asked
+            for protocol in dict.fromkeys(("standard", mpi3dhp_protocol)):
+                label = ", Zhou et al. protocol" if protocol == "zhou" else ""
+                tables[f"{split}: 3DPCK / AUC by scene{label} (%)"] = _pck_tables(
+                    ev["predictions"], ds.pose3d_root_relative, np.asarray(ds.labels["scene"]),
+                    protocol=protocol,
                 )  # fmt: skip
         if split.startswith("3dpw"):
             m = ev["metrics"]
@@ -342,20 +322,17 @@ def _training_header(workdir: pathlib.Path) -> dict[str, Any]:
 
 def _tag(dataset: str, *, flip: bool, drop_s11_directions: bool, step: int | None) -> str:
     parts = [dataset] + ["flip"] * flip + ["noS11Directions"] * drop_s11_directions
-    if step is not None:
-        parts.append(f"step{step}")
-    return "-".join(parts)
+    return "-".join(parts + ([] if step is None else [f"step{step}"]))
 
 
 _SOURCES = {
     "config": "the training run's own test splits (their 2D as in training)",
     "cmu": "projections of the CMU test poses through the run's virtual cameras (exact 2D)",
     "mpi3dhp": "MPI-INF-3DHP annotated 2D (annot2), valid frames",
-    "3dpw": "3DPW ground-truth 2D: the 3D joints projected with each sequence's intrinsics",
+    "3dpw-gt": "3DPW ground-truth 2D: the 3D joints projected with each sequence's intrinsics",
     "3dpw-openpose": "3DPW OpenPose detections from the sequence files (missing detections "
     "dropped)",
 }
-_ZHOU_EXPERIMENTS = ("zhou", "zhou_image")
 
 
 def evaluate_workdir(
@@ -374,25 +351,16 @@ def evaluate_workdir(
 ) -> dict[str, Any]:
     """Restore a work directory's pipeline, evaluate it and write results (and figures).
 
-    An unfinished run (``status.json``: a stage did not finish) is refused unless
-    ``allow_unfinished``; then the results header says that the run is unfinished and why.
-
     Args:
       workdir: a training run's work directory.
-      dataset: one of :data:`DATASETS`.
-      flip: flip test-time augmentation.
-      drop_s11_directions: drop S11 "Directions" (Human3.6M).
-      step: checkpoint step of the last stage (default latest).
-      figures: also write figures (needs matplotlib).
+      dataset, flip, drop_s11_directions, step, figures, batch_size: as the command's flags.
       output_dir: where to write (default ``<workdir>/eval/<tag>``).
-      batch_size: evaluation batch size.
-      allow_unfinished: evaluate an unfinished run (stated in the header).
+      allow_unfinished: evaluate an unfinished run (``status.json``: a stage did not finish;
+        the results header says so and why); refused otherwise.
       mpi3dhp_protocol: ``"standard"``, ``"zhou"`` (adds Zhou et al.'s protocol table) or
         ``"auto"`` (``"zhou"`` for Zhou et al. work directories, the paper that reports 3DHP
         numbers with it; ``"standard"`` otherwise).
-      **paths: ``h36m_dir``, ``h36m_source``, ``mpi3dhp_root``, ``mpi3dhp_sequences``,
-        ``pw3d_path``, ``pw3d_2d``, ``subsample``
-        (see :func:`load_eval_datasets`).
+      **paths: the other options of :func:`load_eval_datasets`.
 
     Returns:
       The written ``results.json`` record.
@@ -406,9 +374,8 @@ def evaluate_workdir(
     datasets = load_eval_datasets(
         dataset, predictor, drop_s11_directions=drop_s11_directions, **paths
     )
-    if mpi3dhp_protocol == "auto":
-        zhou = predictor.experiment in _ZHOU_EXPERIMENTS
-        mpi3dhp_protocol = "zhou" if zhou else "standard"
+    if mpi3dhp_protocol == "auto":  # Zhou et al. report 3DHP numbers with their protocol
+        mpi3dhp_protocol = "zhou" if predictor.experiment in ("zhou", "zhou_image") else "standard"
     if mpi3dhp_protocol not in ("standard", "zhou"):
         raise rundir.UserError(
             f"--mpi3dhp_protocol must be auto, standard or zhou, got {mpi3dhp_protocol!r}"
@@ -423,9 +390,8 @@ def evaluate_workdir(
     out = pathlib.Path(output_dir) if output_dir else default_out
     out.mkdir(parents=True, exist_ok=True)
     train = _training_header(wd)
-    source = _SOURCES.get(dataset, "")
-    if dataset == "3dpw" and paths.get("pw3d_2d", "gt") != "gt":
-        source = _SOURCES["3dpw-openpose"]
+    pw3d_2d = paths.get("pw3d_2d", "gt")
+    source = _SOURCES.get(f"3dpw-{pw3d_2d}" if dataset == "3dpw" else dataset, "")
     if dataset == "h36m":
         source = f"Human3.6M 2D source '{paths.get('h36m_source', 'gt')}'"
     notes = []
@@ -473,7 +439,7 @@ def evaluate_workdir(
             "drop_s11_directions": drop_s11_directions,
             "step": "latest" if step is None else step,
             **({"mpi3dhp_protocol": mpi3dhp_protocol} if dataset == "mpi3dhp" else {}),
-            **({"pw3d_2d": paths.get("pw3d_2d", "gt")} if dataset == "3dpw" else {}),
+            **({"pw3d_2d": pw3d_2d} if dataset == "3dpw" else {}),
             "workdir": str(wd),
             **({"allow_unfinished": True} if predictor.unfinished else {}),
         },
@@ -481,9 +447,7 @@ def evaluate_workdir(
         model_selection=selection,
         notes=notes,
     )
-    written: list[str] = []
-    if figures:
-        written = write_evaluation_figures(out, wd, predictor, datasets, evaluations)
+    written = write_evaluation_figures(out, wd, predictor, datasets, evaluations) if figures else []
     reports.write_results(
         out,
         header=header,
@@ -495,10 +459,8 @@ def evaluate_workdir(
             "wall_s": round(time.perf_counter() - t0, 2),
             "output_dir": str(out),
             "predictor": {
-                "experiment": predictor.experiment,
-                "normalization": predictor.normalization,
-                "metric_scale": predictor.metric_scale,
-                "has_camera": predictor.has_camera,
+                k: getattr(predictor, k)
+                for k in ("experiment", "normalization", "metric_scale", "has_camera")
             },
         },
     )
@@ -509,14 +471,6 @@ def evaluate_workdir(
 # ------------------------------------------------------------------------------------------------
 # Figures
 # ------------------------------------------------------------------------------------------------
-
-
-def _sequence_indices(ds: PoseDataset, length: int) -> np.ndarray:
-    """Consecutive examples of one sequence seen by one camera (for the animation)."""
-    seq = np.asarray(ds.labels.get("sequence", np.zeros(len(ds))))
-    cam = np.asarray(ds.labels.get("camera", np.zeros(len(ds))))
-    first = (seq == seq[0]) & (cam == cam[0])
-    return np.flatnonzero(first)[:length]
 
 
 def write_evaluation_figures(
@@ -564,7 +518,9 @@ def write_evaluation_figures(
                     confidence=ds.confidence[idx],
                     title=f"{split}: input 2D, lifted 3D, re-projection with the predicted camera",
                 )  # fmt: skip
-        seq = _sequence_indices(ds, animation_frames)
+        # the animation: consecutive examples of the first sequence seen by the first camera
+        seq, cam = (np.asarray(ds.labels.get(k, np.zeros(len(ds)))) for k in ("sequence", "camera"))
+        seq = np.flatnonzero((seq == seq[0]) & (cam == cam[0]))[:animation_frames]
         if len(seq) > 1:
             anims.append((split, pred[seq], ds.pose2d_norm[seq]))
     if (workdir / "metrics.jsonl").is_file():
@@ -589,7 +545,7 @@ def write_evaluation_figures(
 
 
 DESCRIPTION = "Evaluate a trained jpose work directory or bundle on a 3D test set."
-_FLAGS = (  # (absl kind, name, default, help)
+_FLAGS = (  # cli_flags.define rows: (absl kind, name, default, help[, enum values])
     ("bool", "flip", False, "flip test-time augmentation"),
     ("bool", "drop_s11_directions", False, "drop S11 'Directions' (Human3.6M, VideoPose3D's "
      "convention)"),
@@ -605,39 +561,38 @@ _FLAGS = (  # (absl kind, name, default, help)
     ("string", "pw3d_path", "", "3DPW sequenceFiles folder"),
     ("bool", "allow_unfinished", False, "evaluate a run whose training did not finish (said in "
      "the results)"),
-)  # fmt: skip
-_ENUMS = (  # (name, default, values, help)
-    ("dataset", "config", DATASETS, "test set (config: the run's own test splits)"),
-    ("pw3d_2d", "gt", ("gt", "openpose"), "3DPW 2D: projected ground truth (CameraPose T.4) or "
-     "OpenPose"),
-    ("mpi3dhp_protocol", "auto", ("auto", "standard", "zhou"), "auto: Zhou et al.'s protocol "
-     "for Zhou work directories"),
+    ("enum", "dataset", "config", "test set (config: the run's own test splits)", DATASETS),
+    ("enum", "pw3d_2d", "gt", "3DPW 2D: projected ground truth (CameraPose T.4) or OpenPose",
+     ("gt", "openpose")),
+    ("enum", "mpi3dhp_protocol", "auto", "auto: Zhou et al.'s protocol for Zhou work "
+     "directories", ("auto", "standard", "zhou")),
 )  # fmt: skip
 
 
 def _define(fv: flags.FlagValues) -> None:
-    inference_cli.define_model_source(
-        fv, "; results go to ./jpose_eval/<name>/ unless --output_dir"
-    )
-    for kind, name, default, text in _FLAGS:
-        getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
-    for name, default, values, text in _ENUMS:
-        flags.DEFINE_enum(name, default, values, text, flag_values=fv)
+    cli_flags.define_model_source(fv, "; results go to ./jpose_eval/<name>/ unless --output_dir")
+    cli_flags.define(fv, _FLAGS)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, Any]:
-    """Command-line entry point (see the module docstring).
-
-    User errors (missing or unfinished work directory, data files, options) exit with status 2
-    and one message (``jpose.training.rundir.exit_on_user_error``) naming ``prog``.
-    """
+    """Command-line entry point (see the module docstring); user errors name ``prog``."""
     args = cli_flags.parse(prog, _define, argv, description=DESCRIPTION)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")  # fmt: skip
     logging.getLogger("absl").setLevel(logging.WARNING)
     with rundir.exit_on_user_error(prog):
-        record = _evaluate(args)
-    out = pathlib.Path(args.output_dir) if args.output_dir else None
+        if args.pretrained is not None:
+            with rundir.user_errors():  # an unknown name lists the shipped bundles
+                workdir = inference.resolve_bundle(args.pretrained)
+        elif not str(args.workdir).strip():
+            raise rundir.UserError("--workdir is empty: give a training run's work directory")
+        else:
+            workdir = args.workdir
+        if args.subsample < 1:
+            raise rundir.UserError(f"--subsample must be >= 1, got {args.subsample}")
+        # every other flag is an evaluate_workdir keyword of the same name
+        options = {name: args[name].value for name in args if name not in ("workdir", "pretrained")}
+        record = evaluate_workdir(workdir, **options)
     for split, ev in record["evaluations"].items():
         m = ev["metrics"]
         print(
@@ -645,7 +600,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> dict[str, An
             f"{m['mpjpe']['frame_wise']:.1f} mm, P-MPJPE {m['p_mpjpe']['action_wise']:.1f} / "
             f"{m['p_mpjpe']['frame_wise']:.1f} mm (action-wise / frame-wise)"
         )
-    print(f"results: {record.get('output_dir', out)}")
+    print(f"results: {record['output_dir']}")
     return record
 
 
@@ -653,37 +608,6 @@ def console_main() -> int:
     """The ``jpose-evaluate`` console script: :func:`main` on ``sys.argv``, exit status 0."""
     main()
     return 0
-
-
-def _evaluate(args: flags.FlagValues) -> dict[str, Any]:
-    if args.pretrained is not None:
-        with rundir.user_errors():  # an unknown name lists the shipped bundles
-            workdir = inference.resolve_bundle(args.pretrained)
-    elif not str(args.workdir).strip():
-        raise rundir.UserError("--workdir is empty: give a training run's work directory")
-    else:
-        workdir = args.workdir
-    if args.subsample < 1:
-        raise rundir.UserError(f"--subsample must be >= 1, got {args.subsample}")
-    return evaluate_workdir(
-        workdir,
-        dataset=args.dataset,
-        flip=args.flip,
-        drop_s11_directions=args.drop_s11_directions,
-        step=args.step,
-        figures=args.figures,
-        output_dir=args.output_dir or None,
-        batch_size=args.batch_size,
-        h36m_dir=args.h36m_dir,
-        h36m_source=args.h36m_source,
-        subsample=args.subsample,
-        mpi3dhp_root=args.mpi3dhp_root,
-        mpi3dhp_sequences=args.mpi3dhp_sequences,
-        pw3d_path=args.pw3d_path,
-        pw3d_2d=args.pw3d_2d,
-        mpi3dhp_protocol=args.mpi3dhp_protocol,
-        allow_unfinished=args.allow_unfinished,
-    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,9 @@
-"""Writing pretrained bundles (:mod:`jpose.inference.bundles`) from finished training runs.
+"""Writing pretrained bundles (files: :mod:`jpose.inference.bundles`) from finished training runs.
 
-:func:`export_bundle` reads a work directory (``config.json``, ``model.json``,
-``status.json``, ``results.json``, checkpoints) and writes a bundle: the variables of the
-networks the run's predictor restores -- recorded while :func:`jpose.inference.load_predictor`
-runs (:func:`jpose.inference.recording_restores`), so optimiser moments, discriminators and
-generators are left out -- as ``weights.npz`` with ``weights.sha256``; the run's ``config.json``
-and ``model.json``; a ``status.json`` marking the run finished; ``bundle.json``; the model card
-``card.json`` (machine readable) and ``MODEL_CARD.md`` (:func:`model_card_markdown`).
+:func:`export_bundle` stores the variables of the networks the run's predictor restores --
+recorded while :func:`jpose.inference.load_predictor` runs
+(:func:`jpose.inference.recording_restores`), so optimiser moments, discriminators and
+generators are left out -- with the run's config, model info and a finished status.
 
 Storage dtype (``dtype="auto"``): the bundle is evaluated with float32 and with float16 weights
 on the run's 3D test split (``eval_dataset="auto"``: the CMU test split for runs trained on CMU,
@@ -35,6 +32,7 @@ import numpy as np
 from jpose import evaluation as jeval
 from jpose import inference, skeleton
 from jpose._git import git_output, head_state
+from jpose.data.camerapose import frame_scale
 from jpose.inference import bundles
 from jpose.training import rundir
 
@@ -54,6 +52,7 @@ __all__ = [
 LOGGER = logging.getLogger("jpose.inference.export")
 CARD_JSON = "card.json"
 CARD_MD = "MODEL_CARD.md"
+_CARD_FIELDS = ("layout", "normalization", "has_camera", "metric_scale")  # of the Predictor
 
 
 def checkout_commit(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -63,13 +62,8 @@ def checkout_commit(directory: str | os.PathLike[str]) -> dict[str, Any]:
     head, dirty = head_state(directory)
     if head is None:
         return {"commit": "unknown", "source": "no git checkout at export"}
-    rec: dict[str, Any] = {
-        "commit": head,
-        "source": "git rev-parse HEAD of the checkout at export time",
-    }
-    if dirty:
-        rec["uncommitted_changes"] = dirty
-    return rec
+    rec = {"commit": head, "source": "git rev-parse HEAD of the checkout at export time"}
+    return {**rec, "uncommitted_changes": dirty} if dirty else rec
 
 
 def _wall_time(workdir: pathlib.Path, results: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,12 +135,8 @@ def root_translation_errors(predictor: inference.Predictor, ds: Any) -> dict[str
     if not predictor.has_camera or ds.pose3d_cam is None:
         return None
     arrays = [ds.pose2d_norm, ds.confidence]
-    if predictor.takes_frame_scale:  # as experiments.infer.lift: [1, h / w] for "image" 2D
-        scale = np.ones((len(ds), 2), np.float32)
-        if ds.normalization == "image":
-            size = np.asarray(ds.image_size_px, np.float32)
-            scale[:, 1] = size[:, 1] / size[:, 0]
-        arrays.append(scale)
+    if predictor.takes_frame_scale:  # as jpose.inference.lift: [1, h / w] for "image" 2D
+        arrays.append(frame_scale(ds))
     t = jeval.batched_apply(lambda *a: predictor.predict(*a)["translation"], *arrays)
     root = skeleton.get_layout(predictor.layout).root
     err_m = np.linalg.norm(np.asarray(t, np.float64) - ds.pose3d_cam[:, root], axis=-1)
@@ -194,13 +184,12 @@ def _prepare_output(output: pathlib.Path, overwrite: bool) -> None:
     if output.exists():
         if not output.is_dir():
             raise rundir.UserError(f"--output={output} is a file")
-        if any(output.iterdir()):
-            if not (overwrite and (output / bundles.BUNDLE_FILE).is_file()):
-                raise rundir.UserError(
-                    f"--output={output} exists and is not empty"
-                    + (" (and is not a bundle: not replaced)" if overwrite else
-                       "; pass --overwrite to replace an earlier bundle")
-                )  # fmt: skip
+        if any(output.iterdir()) and not (overwrite and (output / bundles.BUNDLE_FILE).is_file()):
+            raise rundir.UserError(
+                f"--output={output} exists and is not empty"
+                + (" (and is not a bundle: not replaced)" if overwrite else
+                   "; pass --overwrite to replace an earlier bundle")
+            )  # fmt: skip
 
 
 def _restored_networks(
@@ -286,8 +275,7 @@ def export_bundle(
         unless ``overwrite`` and it is an earlier bundle).
       name: the bundle's name (default the output directory's name).
       description: one line (default the predictor's description).
-      dtype: ``"auto"`` (float16 when it moves no number by more than ``tolerance_mm``),
-        ``"float16"`` or ``"float32"`` (both still measured when the data are present).
+      dtype: ``"auto"`` (module docstring), ``"float16"`` or ``"float32"`` (both measured too).
       training_data: ``[{"name", "licence"}]`` of the training data, for the card.
       training_command: the command that trained the run (default
         ``config_reconstruction["command"]``).
@@ -320,7 +308,6 @@ def export_bundle(
     if not (wd / "checkpoints").is_dir():
         raise rundir.UserError(f"{wd} is not a training work directory (no checkpoints/)")
     _prepare_output(out, overwrite)
-    config = inference.read_config(wd)  # a readable config.json (user error otherwise)
     with inference.recording_restores() as calls, rundir.user_errors():
         predictor = inference.load_predictor(wd)  # refuses an unfinished run
     if not calls:
@@ -344,22 +331,16 @@ def export_bundle(
             model_info = {**model_info, "pipeline": dict(predictor.pipeline)}
         (tmp / "model.json").write_text(json.dumps(model_info, indent=2, sort_keys=True) + "\n")
         run_status = rundir.read_status(wd) or {}
-        status = {
-            "finished": True,
-            "stages": run_status.get("stages", {}),
-            "started": run_status.get("started"),
-            "finished_at": run_status.get("finished_at"),
-            "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        status = {k: run_status.get(k) for k in ("started", "finished_at")}  # keys sorted below
+        status.update(finished=True, stages=run_status.get("stages", {}),
+                      exported=time.strftime("%Y-%m-%dT%H:%M:%S"))  # fmt: skip
         (tmp / rundir.STATUS_FILE).write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+        fields = {k: getattr(predictor, k) for k in _CARD_FIELDS}
         info = {
             "name": name,
             "description": description or predictor.description,
             "experiment": predictor.experiment,
-            "layout": predictor.layout,
-            "normalization": predictor.normalization,
-            "has_camera": predictor.has_camera,
-            "metric_scale": predictor.metric_scale,
+            **fields,
             "checkpoint": checkpoint,
             "holds": holds,
             "restore_dtype": "float32",
@@ -368,7 +349,7 @@ def export_bundle(
         def write(stored: str) -> str:
             return bundles.write_bundle_weights(tmp, flat, info, dtype=stored)
 
-        dataset = _eval_dataset(config, eval_dataset)
+        dataset = _eval_dataset(predictor.config, eval_dataset)
         numbers, measure_error = _measure(tmp, write, dataset)
         diff = max_difference_mm(numbers["float32"], numbers["float16"]) \
             if len(numbers) == 2 else None  # fmt: skip
@@ -391,10 +372,7 @@ def export_bundle(
             "description": info["description"],
             "experiment": predictor.experiment,
             "predictor": predictor.description,
-            "layout": predictor.layout,
-            "normalization": predictor.normalization,
-            "has_camera": predictor.has_camera,
-            "metric_scale": predictor.metric_scale,
+            **fields,
             "training_data": [dict(d) for d in training_data],
             "training_command": training_command or reconstructed.get("command", ""),
             "training_command_source": "given at export"
@@ -475,111 +453,102 @@ def _table(numbers: Mapping[str, Any] | None, label: str) -> list[str]:
 def model_card_markdown(card: Mapping[str, Any]) -> str:
     """``MODEL_CARD.md`` from the card record (:func:`export_bundle`)."""
     w, ev, tr = card["weights"], card["evaluation"], card["training_results"]
-    commit = card["commit"]
-    lines = [
-        f"# {card['name']}: model card",
-        "",
-        f"{card['description']}",
-        "",
-        "## Use",
-        "",
-        "```",
-        f"jpose --pretrained={card['name']} --input=detections.json --output=poses.json "
-        "--image_size=W,H",
-        "```",
-        "",
-        # as ruff formats Python blocks in Markdown (checked in CI)
-        f"```python\nfrom jpose.inference import load_pretrained\n\n"
-        f'predictor = load_pretrained("{card["name"]}")\n```',
-        "",
-        f"- Input: 2D keypoints, layout `{card['layout']}` (the `jpose` command converts COCO-17 "
-        f"and the other layouts), normalised `{card['normalization']}` from pixels and the image "
-        "size.",
-        "- Output: camera-frame 3D in metres (x right, y down, z forward), root-relative at the "
-        "pelvis"
-        + (
-            "; the camera branch also predicts the root translation (absolute 3D) and the "
-            "intrinsics."
-            if card["has_camera"]
-            else "; absolute 3D only with known intrinsics (`--focal`)."
-        ),
-        "- Trained on ground-truth 2D (projections of mocap 3D"
-        + (", and COCO annotations" if card["has_camera"] else "")
-        + "); detector outputs are noisier than its training inputs, expect larger errors.",
-        "",
-        "## Training data and licences",
-        "",
-    ]
-    for d in card["training_data"]:
-        lines += [f"- **{d['name']}**", f"  - Licence / attribution: {d['licence']}"]
-    wall = card["wall_time"]
-    lines += [
-        "",
-        "## Training",
-        "",
-        f"- Command ({card['training_command_source']}; the full resolved config is "
-        "`config.json`):",
-        "",
-        f"  ```\n  {card['training_command']}\n  ```",
-        "",
-        f"- Commit: `{commit['commit']}` (source: {commit['source']})"
-        + (
-            "; uncommitted changes in the checkout: " + "; ".join(commit["uncommitted_changes"])
-            if commit.get("uncommitted_changes")
-            else ""
-        ),
-        *[f"- Note: {n}" for n in card.get("notes", [])],
-        f"- Checkpoint (step per stage): {card['checkpoint']}",
-        f"- Wall time: {wall.get('wall_s', '?')} s from start to results ({wall.get('started')} "
-        f"to {wall.get('finished')}, status.json)"
-        + (
-            f"; training per stage {wall['stage_training_wall_s']} s"
-            if wall.get("stage_training_wall_s")
-            else ""
-        )
-        + (f"; training {wall['train_wall_s']} s" if wall.get("train_wall_s") else ""),
-        "- Full config: `config.json`; normalisation statistics and priors: `model.json`.",
-        "",
-        "## Evaluation (mm; action-wise / frame-wise means)",
-        "",
-        f"Dataset: `{ev['dataset']}`. {ev['protocol']}.",
-        "",
-        "| weights | split | MPJPE (P1) | P-MPJPE (P2) | root translation error |",
-        "| --- | --- | --- | --- | --- |",
-        *_table(ev.get("float32"), "bundle, float32"),
-        *_table(ev.get("float16"), "bundle, float16"),
-        *_table(tr.get("splits"), "training run results.json"),
-        "",
-    ]
-    if card["has_camera"]:
-        lines += [
-            "Root translation error: distance between the camera branch's root translation "
-            "(absolute 3D) and the true camera-frame pelvis position, mm (not in the run's "
-            "results.json).",
-            "",
-        ]
+    commit, wall, name, camera = card["commit"], card["wall_time"], card["name"], card["has_camera"]
+    output = (
+        "; the camera branch also predicts the root translation (absolute 3D) and the intrinsics."
+        if camera
+        else "; absolute 3D only with known intrinsics (`--focal`)."
+    )
+    licences = "".join(
+        f"- **{d['name']}**\n  - Licence / attribution: {d['licence']}\n"
+        for d in card["training_data"]
+    )
+    changes = "; ".join(commit.get("uncommitted_changes") or [])
+    changes = f"; uncommitted changes in the checkout: {changes}" if changes else ""
+    notes = "".join(f"- Note: {n}\n" for n in card.get("notes", []))
+    timing = "".join(
+        f"; training{label} {wall[key]} s"
+        for key, label in (("stage_training_wall_s", " per stage"), ("train_wall_s", ""))
+        if wall.get(key)
+    )
+    rows = "".join(
+        f"{row}\n"
+        for numbers, label in ((ev.get("float32"), "bundle, float32"),
+                               (ev.get("float16"), "bundle, float16"),
+                               (tr.get("splits"), "training run results.json"))
+        for row in _table(numbers, label)
+    )  # fmt: skip
+    after = (
+        "Root translation error: distance between the camera branch's root translation "
+        "(absolute 3D) and the true camera-frame pelvis position, mm (not in the run's "
+        "results.json).\n\n" * camera
+    )
     if ev.get("not_measured"):
-        lines += [f"Not measured here: {ev['not_measured']}", ""]
+        after += f"Not measured here: {ev['not_measured']}\n\n"
     if tr.get("max_abs_difference_bundle_float32_mm") is not None:
-        lines += [
+        after += (
             f"The float32 bundle reproduces the run's `results.json` ({tr['compared_split'][1]}) "
             f"to {tr['max_abs_difference_bundle_float32_mm']:.4f} mm (largest difference over "
-            "all numbers).",
-            "",
-        ]
-    for title, rows in (tr.get("extra_tables") or {}).items():
-        lines.append(f"- {title} (training run): {json.dumps(rows)}")
-    lines += [
-        "",
-        "Per-action numbers: `card.json` (`evaluation`, `training_results`).",
-        "",
-        "## Weights",
-        "",
-        f"- `{w['file']}`: {w['dtype']}, {w['bytes'] / 1e6:.2f} MB, sha256 `{w['sha256']}` "
-        "(also in `weights.sha256`; checked on every load)",
-        f"- Storage decision: {w['decision']}",
-        f"- Networks (stage: players): {card['networks']}; parameters: {card['parameters']}",
-        "- Optimiser states, discriminators and generators are not included.",
-        "",
-    ]
-    return "\n".join(lines)
+            "all numbers).\n\n"
+        )
+    for title, table in (tr.get("extra_tables") or {}).items():
+        after += f"- {title} (training run): {json.dumps(table)}\n"
+    # the Python block as ruff formats Python blocks in Markdown (checked in CI)
+    return f"""# {name}: model card
+
+{card["description"]}
+
+## Use
+
+```
+jpose --pretrained={name} --input=detections.json --output=poses.json --image_size=W,H
+```
+
+```python
+from jpose.inference import load_pretrained
+
+predictor = load_pretrained("{name}")
+```
+
+- Input: 2D keypoints, layout `{card["layout"]}` (the `jpose` command converts COCO-17 and the \
+other layouts), normalised `{card["normalization"]}` from pixels and the image size.
+- Output: camera-frame 3D in metres (x right, y down, z forward), root-relative at the \
+pelvis{output}
+- Trained on ground-truth 2D (projections of mocap 3D{", and COCO annotations" * camera}); \
+detector outputs are noisier than its training inputs, expect larger errors.
+
+## Training data and licences
+
+{licences}
+## Training
+
+- Command ({card["training_command_source"]}; the full resolved config is `config.json`):
+
+  ```
+  {card["training_command"]}
+  ```
+
+- Commit: `{commit["commit"]}` (source: {commit["source"]}){changes}
+{notes}- Checkpoint (step per stage): {card["checkpoint"]}
+- Wall time: {wall.get("wall_s", "?")} s from start to results ({wall.get("started")} to \
+{wall.get("finished")}, status.json){timing}
+- Full config: `config.json`; normalisation statistics and priors: `model.json`.
+
+## Evaluation (mm; action-wise / frame-wise means)
+
+Dataset: `{ev["dataset"]}`. {ev["protocol"]}.
+
+| weights | split | MPJPE (P1) | P-MPJPE (P2) | root translation error |
+| --- | --- | --- | --- | --- |
+{rows}
+{after}
+Per-action numbers: `card.json` (`evaluation`, `training_results`).
+
+## Weights
+
+- `{w["file"]}`: {w["dtype"]}, {w["bytes"] / 1e6:.2f} MB, sha256 `{w["sha256"]}` (also in \
+`weights.sha256`; checked on every load)
+- Storage decision: {w["decision"]}
+- Networks (stage: players): {card["networks"]}; parameters: {card["parameters"]}
+- Optimiser states, discriminators and generators are not included.
+"""

@@ -21,10 +21,6 @@ from jpose.data.wild2d import visibility_to_confidence
 
 __all__ = ["KeypointInput", "load_keypoints", "resolve_layout"]
 
-# ------------------------------------------------------------------------------------------------
-# Input
-# ------------------------------------------------------------------------------------------------
-
 
 @dataclasses.dataclass
 class KeypointInput:
@@ -57,13 +53,6 @@ class KeypointInput:
         return len(self.keypoints_px)
 
 
-def _layouts_by_count() -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    for name, lay in skeleton.LAYOUTS.items():
-        out.setdefault(lay.num_joints, []).append(name)
-    return dict(sorted(out.items()))
-
-
 def resolve_layout(num_joints: int, *, layout: str | None = None, source: str = "input") -> str:
     """The source layout of keypoints with ``num_joints`` joints.
 
@@ -79,7 +68,9 @@ def resolve_layout(num_joints: int, *, layout: str | None = None, source: str = 
       ValueError: unknown layout name, a count that does not match it, a count matching no
         layout, or an ambiguous count (16 / 17 joints) without a layout.
     """
-    by_count = _layouts_by_count()
+    by_count: dict[int, list[str]] = {}
+    for lay in sorted(skeleton.LAYOUTS.values(), key=lambda lay: lay.num_joints):
+        by_count.setdefault(lay.num_joints, []).append(lay.name)
     counts = ", ".join(f"{k} ({'/'.join(v)})" for k, v in by_count.items())
     if layout:
         lay = skeleton.get_layout(str(layout))  # ValueError listing the known layouts
@@ -138,11 +129,11 @@ def _image_sizes_from_annotations(annotations: str | os.PathLike | Mapping) -> d
         raise ValueError(
             f"{where}: expected a COCO annotation JSON with 'images': [{{id, width, height}}, ...]"
         )
-    out = {}
-    for im in raw["images"]:
-        if "id" in im and "width" in im and "height" in im:
-            out[str(im["id"])] = (im["width"], im["height"])
-    return out
+    return {
+        str(im["id"]): (im["width"], im["height"])
+        for im in raw["images"]
+        if "id" in im and "width" in im and "height" in im
+    }
 
 
 def _keypoint_row(values: Any, where: str, rows: Sequence[np.ndarray], *, hint: str) -> np.ndarray:
@@ -223,7 +214,8 @@ def _from_openpose(frames: Sequence[tuple[str, Any]], where: str) -> dict[str, A
     else:  # images: the file name is the image id
         ids = [n[: -len("_keypoints.json")] if n.endswith("_keypoints.json") else n for n in names]
     rows, image_id, track_id = [], [], []
-    for (file, raw), frame in zip(frames, ids, strict=True):
+    # in frame-number (or name) order
+    for (file, raw), frame in sorted(zip(frames, ids, strict=True), key=lambda f: f[1]):
         if not isinstance(raw, Mapping) or not isinstance(raw.get("people"), list):
             raise ValueError(f"{file}: not an OpenPose keypoint file (no 'people' list)")
         for k, person in enumerate(raw["people"]):
@@ -259,14 +251,7 @@ def _from_openpose_dir(path: str) -> dict[str, Any]:
             f"{path}: a directory, but it has no OpenPose *_keypoints.json files (OpenPose "
             "--write_json output expected)"
         )
-    parsed = _from_openpose([(f, _read_json(f, "OpenPose keypoints")) for f in files], path)
-    order = np.argsort(np.asarray(parsed["image_id"]), kind="stable")  # frame-number order
-    for key in ("keypoints", "scores"):
-        parsed[key] = parsed[key][order]
-    for key in ("image_id", "track_id"):
-        if parsed[key] is not None:
-            parsed[key] = [parsed[key][i] for i in order]
-    return parsed
+    return _from_openpose([(f, _read_json(f, "OpenPose keypoints")) for f in files], path)
 
 
 def _from_coco_annotations(raw: Mapping, path: str) -> dict[str, Any]:
@@ -303,7 +288,7 @@ def _from_arrays(arrays: Mapping[str, Any], path: str) -> dict[str, Any]:
             f"{path}: 'keypoints' must have shape [N, J, 2] or [N, J, 3], got {kp.shape}"
         )
     n, j = kp.shape[:2]
-    if "scores" in arrays and arrays["scores"] is not None:
+    if arrays.get("scores") is not None:
         scores = np.asarray(arrays["scores"], np.float64)
         if scores.shape != (n, j):
             raise ValueError(f"{path}: 'scores' must have shape {(n, j)}, got {scores.shape}")
@@ -312,15 +297,15 @@ def _from_arrays(arrays: Mapping[str, Any], path: str) -> dict[str, Any]:
     else:
         scores = np.ones((n, j))
     out: dict[str, Any] = {"keypoints": kp[..., :2], "scores": scores}
-    for key in ("image_id", "frame", "track_id", "score"):
-        if key in arrays and arrays[key] is not None:
-            v = np.asarray(arrays[key])
-            if v.shape != (n,):
-                raise ValueError(f"{path}: '{key}' must have shape ({n},), got {v.shape}")
+    for key in ("image_id", "frame", "track_id", "score", "bbox"):
+        if arrays.get(key) is not None:
+            v = np.asarray(arrays[key], np.float64 if key == "bbox" else None)
+            shape = (n, 4) if key == "bbox" else (n,)
+            if v.shape != shape:
+                raise ValueError(f"{path}: '{key}' must have shape {shape}, got {v.shape}")
             out[key] = v
     out["image_id"] = out.pop("image_id", out.pop("frame", None))
-    out.pop("frame", None)
-    if "image_size" in arrays and arrays["image_size"] is not None:
+    if arrays.get("image_size") is not None:
         size = np.asarray(arrays["image_size"], np.float64)
         if size.shape == (2,):
             size = np.broadcast_to(size, (n, 2))
@@ -330,12 +315,7 @@ def _from_arrays(arrays: Mapping[str, Any], path: str) -> dict[str, Any]:
                 f"{size.shape}"
             )
         out["image_size"] = size
-    if "bbox" in arrays and arrays["bbox"] is not None:
-        box = np.asarray(arrays["bbox"], np.float64)
-        if box.shape != (n, 4):
-            raise ValueError(f"{path}: 'bbox' must have shape ({n}, 4), got {box.shape}")
-        out["bbox"] = box
-    if "layout" in arrays and arrays["layout"] is not None:
+    if arrays.get("layout") is not None:
         out["file_layout"] = str(np.asarray(arrays["layout"]).reshape(-1)[0])
     return out
 
@@ -405,8 +385,6 @@ def load_keypoints(
     kp = np.asarray(parsed["keypoints"], np.float64)
     scores = np.asarray(parsed["scores"], np.float64)
     n, j = kp.shape[:2]
-    if n == 0:
-        raise ValueError(f"{path}: empty input: no detections")
     name = resolve_layout(
         j, layout=layout or parsed.get("file_layout") or parsed.get("default_layout"), source=path
     )
@@ -438,13 +416,11 @@ def load_keypoints(
         if s.shape != (2,):
             raise ValueError(f"image_size must be (width, height), got {image_size!r}")
         size[:], known[:] = s, True
-    lookups = []
-    if image_sizes is not None:
-        lookups.append({str(k): v for k, v in image_sizes.items()})
-    if annotations is not None:
-        lookups.append(_image_sizes_from_annotations(annotations))
-    if "sizes" in parsed:
-        lookups.append(parsed["sizes"])
+    lookups = [
+        {str(k): v for k, v in (image_sizes or {}).items()},
+        {} if annotations is None else _image_sizes_from_annotations(annotations),
+        parsed.get("sizes", {}),
+    ]
     for table in lookups:
         for i in np.nonzero(~known)[0]:
             v = table.get(str(image_id[i]))
@@ -458,8 +434,7 @@ def load_keypoints(
             f"{path}: image sizes must be positive (width, height) pixels, got "
             f"{size[known & ~(size > 0).all(-1)][0].tolist()}"
         )
-    person = parsed.get("score")
-    person = np.asarray(person, np.float64) if person is not None else np.full(n, np.nan)
+    person = np.asarray(parsed.get("score", np.full(n, np.nan)), np.float64)  # default below
     person = np.where(np.isfinite(person), person, scores.mean(-1))
     return KeypointInput(
         keypoints_px=kp.astype(np.float32),

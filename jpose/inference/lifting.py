@@ -25,6 +25,8 @@ from jpose.inference.keypoints import KeypointInput
 from jpose.inference.predictor import Predictor
 
 __all__ = [
+    "MAX_POSE_M",
+    "MIN_JOINTS",
     "lift",
     "person_validity",
     "tracks_for_smoothing",
@@ -36,7 +38,6 @@ __all__ = [
 
 UNITS = "metres"
 CAMERA_FRAME = "camera (x right, y down, z forward)"
-_NEEDS_IMAGE_SIZE = ("vp", "image")
 
 # Plausibility bounds of one person's 2D (``person_validity``) and 3D (``lift``): outside them
 # a person is flagged instead of lifted (issue 22: never a confident answer from garbage).
@@ -77,7 +78,6 @@ def tracks_for_smoothing(image_id: np.ndarray, track_id: np.ndarray | None) -> n
       ValueError: several people in a frame without ``track_id``, or a track with two detections
         in one frame.
     """
-    n = len(image_id)
     if track_id is None:
         crowded = _crowded_frame(image_id)
         if crowded:
@@ -85,15 +85,16 @@ def tracks_for_smoothing(image_id: np.ndarray, track_id: np.ndarray | None) -> n
                 f"temporal smoothing needs a track_id per detection: image_id {crowded[0]} has "
                 f"{crowded[1]} people (without track ids only one person per frame is allowed)"
             )
-        return np.zeros(n, np.int64)
-    pairs = np.stack([np.unique(track_id, return_inverse=True)[1], _frame_numbers(image_id)], -1)
-    uniq, counts = np.unique(pairs, axis=0, return_counts=True)
+        return np.zeros(len(image_id), np.int64)
+    tracks = np.unique(track_id, return_inverse=True)[1].astype(np.int64)
+    pairs = np.stack([tracks, _frame_numbers(image_id)], -1)
+    counts = np.unique(pairs, axis=0, return_counts=True)[1]
     if np.any(counts > 1):
         raise ValueError(
             f"temporal smoothing: a track has {counts.max()} detections in one frame (track and "
             "frame must identify one detection)"
         )
-    return np.unique(track_id, return_inverse=True)[1].astype(np.int64)
+    return tracks
 
 
 def smooth_poses(
@@ -183,12 +184,9 @@ def lift(
 ) -> dict[str, Any]:
     """Lift 2D detections to camera-frame 3D with a trained pipeline.
 
-    People whose 2D cannot give a pose (:func:`person_validity`: too few confident joints, a
-    degenerate 2D extent, coordinates or image sizes outside plausible bounds) or whose lifted
-    3D is implausible (a joint more than ``MAX_POSE_M`` from the root, a root translation
-    beyond ``MAX_TRANSLATION_M``, non-finite values) are never returned as a pose: a single
-    person is an error; in a batch they are flagged (``valid`` False, ``invalid_reason``) with
-    NaN outputs and one warning line; a batch with no valid person is an error.
+    People whose 2D fails :func:`person_validity` or whose lifted 3D is implausible (a joint
+    more than ``MAX_POSE_M`` from the root, a root translation beyond ``MAX_TRANSLATION_M``,
+    non-finite values) are never returned as a pose (Validity in :mod:`jpose.inference`).
 
     Args:
       predictor: :class:`~jpose.inference.Predictor` (:func:`~jpose.inference.load_predictor`).
@@ -203,12 +201,8 @@ def lift(
       min_joints: fewest joints (pipeline layout) with confidence > 0 for a person to be lifted.
 
     Returns:
-      The result dict written by :func:`write_output` (arrays ``pose3d_root_relative`` and,
-      where available, ``pose3d_absolute``, ``translation``, ``focal_px``, ``center_px``; plus
-      ``joint_names``, ``layout``, ``image_id``, ``track_id``, ``score``, ``joint_scores``,
-      ``keypoints_px``, ``units``, ``frame``, ``absolute_source``, ``warnings``, ``timing``,
-      ``valid`` / ``invalid_reason`` per person, ``unfinished`` and the pipeline's
-      ``experiment`` / ``description`` / ``checkpoint``).
+      The result dict written by :func:`write_output` (fields: "Output file" in
+      :mod:`jpose.inference`).
 
     Raises:
       ValueError: empty input, missing image sizes for a ``vp`` / ``image`` pipeline, no
@@ -228,7 +222,7 @@ def lift(
     out_layout = skeleton.get_layout(predictor.layout)
     mode = predictor.normalization
     size = inp.image_size_px
-    if mode in _NEEDS_IMAGE_SIZE:
+    if mode in ("vp", "image"):  # normalised by the image size
         missing = np.ones(n, bool) if size is None else ~(size > 0).all(-1)
         if missing.any():
             ids = ", ".join(str(v) for v in np.unique(inp.image_id[missing])[:5])
@@ -553,14 +547,10 @@ BVH_NOTE_M = 0.005  # write_bvh_files notes BVH joints farther than this from th
 def write_bvh_files(
     result: Mapping[str, Any], path: str | os.PathLike, *, fps: float = 30.0
 ) -> tuple[list[pathlib.Path], list[str]]:
-    """Write a :func:`lift` result as BVH motion, one file per person (:mod:`jpose.bvh`).
-
-    The poses (``pose3d_absolute`` when present, else ``pose3d_root_relative`` with the root at
-    the origin) are turned from the camera frame to the BVH frame (x right, y up, z towards the
-    camera: :func:`jpose.bvh.from_camera_frame`) and fitted with :func:`jpose.bvh.fit_bvh`
-    (centimetres, T-pose rest with the track's mean bone lengths, ``Zrotation Xrotation
-    Yrotation`` channels). Tracks: ``track_id``, or one track when every frame has one person.
-    Frames are sorted by frame number (:func:`tracks_for_smoothing`'s order).
+    """Write a :func:`lift` result as BVH motion, one file per track (conventions: ``.bvh`` in
+    :mod:`jpose.inference`): the poses turned to the BVH frame
+    (:func:`jpose.bvh.from_camera_frame`) and fitted with :func:`jpose.bvh.fit_bvh`. Tracks:
+    ``track_id``, or one track when every frame has one person; frames in frame-number order.
 
     Args:
       result: :func:`lift` output.

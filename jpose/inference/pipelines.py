@@ -29,6 +29,7 @@ is trained and what is restored cannot differ.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -77,31 +78,30 @@ def _frozen(x: Any) -> Any:
     return x
 
 
+def _factory(name: Any) -> Any:
+    if name not in NETWORK_FACTORIES:
+        raise ValueError(f"unknown network factory {name!r}; expected {sorted(NETWORK_FACTORIES)}")
+    return NETWORK_FACTORIES[name]
+
+
 def network_spec(factory: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A JSON-serialisable network declaration: ``factory(*args, **kwargs)``.
 
     Raises:
       ValueError: ``factory`` is not in :data:`NETWORK_FACTORIES`.
     """
-    if factory not in NETWORK_FACTORIES:
-        raise ValueError(
-            f"unknown network factory {factory!r}; expected {sorted(NETWORK_FACTORIES)}"
-        )
+    _factory(factory)
     return {"factory": factory, "args": to_jsonable(list(args)), "kwargs": to_jsonable(kwargs)}
 
 
 def build_network(spec: Mapping[str, Any]) -> models.Model:
     """The network a :func:`network_spec` declares (no parameters)."""
-    factory = spec.get("factory")
-    if factory not in NETWORK_FACTORIES:
-        raise ValueError(
-            f"unknown network factory {factory!r}; expected {sorted(NETWORK_FACTORIES)}"
-        )
+    factory = _factory(spec.get("factory"))
     args = _frozen(list(spec.get("args", ())))
     kwargs = _frozen(dict(spec.get("kwargs", {})))
     if isinstance(kwargs.get("dtype"), str):  # compute dtype by name; float32 = full precision
         kwargs["dtype"] = None if kwargs["dtype"] == "float32" else jnp.dtype(kwargs["dtype"])
-    return NETWORK_FACTORIES[factory](*args, **kwargs)
+    return factory(*args, **kwargs)
 
 
 def pipeline_spec(
@@ -112,16 +112,8 @@ def pipeline_spec(
     predictor: Mapping[str, Any],
     options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``model.json["pipeline"]`` entry (see the module docstring).
-
-    Args:
-      kind: one of :data:`PIPELINE_KINDS`.
-      networks: ``{player: network_spec(...)}`` of the inference networks.
-      stages: the method's stage names in training order.
-      predictor: :class:`~jpose.inference.Predictor` fields (``experiment``, ``description``,
-        ``layout``, ``normalization``, and optionally ``metric_scale``, ``has_camera``,
-        ``takes_frame_scale``).
-      options: forward-pass options of ``kind``.
+    """The ``model.json["pipeline"]`` entry (fields in the module docstring; ``kind`` one of
+    :data:`PIPELINE_KINDS`; ``predictor`` needs ``experiment``, ``layout``, ``normalization``).
 
     Raises:
       ValueError: unknown kind, missing networks or predictor fields.
@@ -169,8 +161,9 @@ def load_pipeline(
     fields = dict(spec["predictor"])
     options = spec.get("options", {})
     if kind == "drover":  # every stage is one seed's generator: their 3D is averaged
-        return _drover_pipeline(workdir, spec, nets["gen"], config=config, step=step)
-    variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)
+        predict, steps = _drover_predict(workdir, spec["stages"], nets["gen"], options, step)
+    else:
+        variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)
     serve = options.get("serve_stage")
     if serve is not None and serve not in steps:
         raise FileNotFoundError(f"no checkpoint of stage {serve} in {workdir}")
@@ -193,8 +186,7 @@ def load_pipeline(
                 out["translation"] = trans + jax.numpy.asarray(offset, trans.dtype)
             return out
 
-        def predict(x: Any, c: Any) -> dict[str, jax.Array]:
-            return branches(variables, x, c)
+        predict = functools.partial(branches, variables)
     elif kind == "depth":
         fields_layout, avg = str(fields["layout"]), float(options["avg_sum_length"])
         threshold = float(options.get("visibility_threshold", 0.5))  # older runs: 0.5
@@ -205,7 +197,7 @@ def load_pipeline(
             return {"pose3d": pose}
 
         predict = apply_fn(nets["depth"], variables["depth"], depth_pose)
-    else:
+    elif kind == "camerapose":
         predict = models.camerapose_predict(
             nets, variables, camera_inputs=str(options.get("camera_inputs", "2d")),
             min_depth=float(options["min_depth"]),
@@ -214,20 +206,18 @@ def load_pipeline(
                      **fields)  # fmt: skip
 
 
-def _drover_pipeline(
+def _drover_predict(
     workdir: str | os.PathLike[str],
-    spec: Mapping[str, Any],
+    stages: Sequence[str],
     gen: models.Model,
-    *,
-    config: Mapping[str, Any],
+    options: Mapping[str, Any],
     step: int | None,
-) -> Predictor:
-    options = spec["options"]
+) -> tuple[Any, dict[str, int]]:
     joints = DroverJoints.of(int(options["num_joints"]))
     distance, unit_m = float(options["distance"]), float(options["unit_m"])
     hr = float(options["head_root_distance"])
     variables, steps = [], {}
-    for stage in spec["stages"]:
+    for stage in stages:
         v, st = restore_variables(workdir, [stage], ["gen"], step=step)
         variables.append(v["gen"])
         steps.update(st)
@@ -250,5 +240,4 @@ def _drover_pipeline(
         del c  # the generator sees 2D only
         return run_all(variables, x)
 
-    return Predictor(predict=predict, checkpoint=steps, config=dict(config), pipeline=spec,
-                     **spec["predictor"])  # fmt: skip
+    return predict, steps

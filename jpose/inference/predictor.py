@@ -1,12 +1,8 @@
 """Restoring trained pipelines: :class:`Predictor`, work directories and the method registry.
 
-:func:`load_predictor` opens any jpose work directory (or pretrained bundle,
-:mod:`jpose.inference.bundles`): it reads ``config.json``, finds the method that trained it in the
-registry (:func:`register_method`; the built-in methods are the modules of the checkout's
-``experiments`` package, :data:`BUILTIN_METHODS`), refuses an unfinished run
-(:func:`jpose.training.rundir.require_finished`) and calls the method's
-``load_predictor(config, workdir, step=...)``. Methods restore their networks with
-:func:`restore_variables`, which reads checkpoints and bundles alike.
+:func:`load_predictor` opens any jpose work directory or pretrained bundle
+(:mod:`jpose.inference.bundles`); methods restore their networks with :func:`restore_variables`,
+which reads checkpoints and bundles alike.
 """
 
 from __future__ import annotations
@@ -193,12 +189,9 @@ def restore_variables(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Variables of ``players`` from the last of ``stages`` that has a checkpoint.
 
-    ``workdir`` may also be a pretrained bundle (``jpose.inference.bundles``: ``bundle.json`` +
-    ``weights.npz``, no ``checkpoints/``): its weights are returned (sha256 checked), with the
-    checkpoint steps of the run it was exported from.
-
     Args:
-      workdir: work directory (or bundle directory).
+      workdir: work directory, or a pretrained bundle (:mod:`jpose.inference.bundles`: its
+        weights, sha256 checked, with the checkpoint steps of the run it was exported from).
       stages: the experiment's stage names in training order.
       players: networks to restore.
       step: checkpoint step of the last trained stage (default its latest).
@@ -214,12 +207,8 @@ def restore_variables(
     if bundles.is_bundle(workdir):
         return bundles.bundle_variables(workdir, stages, players, step=step)
     root = pathlib.Path(workdir) / "checkpoints"
-    steps: dict[str, int] = {}
-    for stage in stages:
-        if (root / stage).is_dir():
-            latest = Checkpointer(root / stage).latest_step()
-            if latest is not None:
-                steps[stage] = latest
+    latest = {s: Checkpointer(root / s).latest_step() for s in stages if (root / s).is_dir()}
+    steps = {s: n for s, n in latest.items() if n is not None}
     if not steps:
         raise FileNotFoundError(
             f"no checkpoint of stages {list(stages)} under {root} (training not started?)"
@@ -240,11 +229,10 @@ def load_predictor(
     """Restore the trained pipeline of any jpose work directory.
 
     A work directory whose ``model.json`` declares its pipeline
-    (:mod:`jpose.inference.pipelines`) is restored by jpose alone. Otherwise this reads
-    ``config.json``, finds the method of ``config.experiment`` in the registry
-    (:func:`register_method`), refuses an unfinished
-    run (``jpose.training.rundir.require_finished``: ``status.json`` names the missing stage) and
-    calls the experiment's ``load_predictor(config, workdir, step=step)``.
+    (:mod:`jpose.inference.pipelines`) is restored by jpose alone; otherwise by the
+    ``load_predictor(config, workdir, step=step)`` of the method of ``config.experiment`` in the
+    registry (:func:`register_method`). An unfinished run is refused
+    (``jpose.training.rundir.require_finished``: ``status.json`` names the missing stage).
 
     Args:
       workdir: work directory of a training run, or a pretrained bundle (``jpose.inference``;
@@ -306,8 +294,7 @@ def load_pretrained(name_or_path: str | os.PathLike[str]) -> Predictor:
       name_or_path: a name from :func:`jpose.inference.list_pretrained` or a bundle directory.
 
     Returns:
-      :class:`Predictor` (``predict(pose2d_norm, confidence[, frame_scale])``; shapes and units
-      in :mod:`jpose.inference.bundles`).
+      :class:`Predictor` (``predict(pose2d_norm, confidence[, frame_scale])``).
 
     Raises:
       BundleError: unknown name (the shipped ones are listed), not a bundle, checksum mismatch.

@@ -128,3 +128,13 @@ def test_formula_docstrings_cite_a_source(module):
         and not any(c in (inspect.getdoc(fn) or "").lower() for c in cues)
     ]
     assert not missing, f"{module.__name__}: no paper/equation cited in {missing}"
+
+
+def test_inference_package_republishes_its_modules_public_names():
+    inference = importlib.import_module("jpose.inference")
+    subs = ("bundles", "keypoints", "lifting", "predictor")
+    want = {"pipelines"}.union(
+        *(importlib.import_module(f"jpose.inference.{m}").__all__ for m in subs)
+    )
+    assert set(inference.__all__) == want
+    assert all(hasattr(inference, name) for name in want)

@@ -305,6 +305,65 @@ def test_bbox_normalisation_needs_no_image_size(tmp_path):
     assert np.isfinite(res["pose3d_root_relative"]).all()
 
 
+def _echo(normalization, *, has_camera=False):
+    """A predictor whose ``pose3d`` is its normalised 2D input (z = 0), and with
+    ``has_camera`` a camera branch (focal 1, centre 0, translation (0, 0, 5))."""
+
+    def predict(x, c):
+        out = {"pose3d": jnp.concatenate([x, jnp.zeros_like(x[..., :1])], -1)}
+        if has_camera:
+            n = x.shape[0]
+            out.update(focal=jnp.ones((n, 2)), center=jnp.zeros((n, 2)),
+                       translation=jnp.tile(jnp.asarray([0.0, 0.0, 5.0]), (n, 1)))  # fmt: skip
+        return out
+
+    return inference.Predictor(experiment="echo", predict=predict, normalization=normalization,
+                               checkpoint={}, config=ml_collections.ConfigDict(),
+                               has_camera=has_camera)  # fmt: skip
+
+
+def test_missing_or_empty_boxes_fall_back_to_the_joints_tight_box(tmp_path):
+    """A 'bbox'-normalised model never sees 2D divided by an empty box: a COCO annotation without
+    'bbox' and a given box of size 0 are replaced by the tight box of the person's joints."""
+    dets, kp, _ = _coco_results(2)
+    sc = np.ones((2, 17), np.float32)
+    tight = tmp_path / "tight.npz"
+    np.savez(tight, keypoints=kp, scores=sc, layout="coco17")
+    want = inference.lift(_echo("bbox"), inference.load_keypoints(tight))["pose3d_root_relative"]
+    assert np.isfinite(want).all() and np.abs(want).max() < 3
+    empty = tmp_path / "empty.npz"
+    box = np.array([[kp[0, :, 0].min(), kp[0, :, 1].min(), 500.0, 700.0], [0, 0, 0, 0]])
+    np.savez(empty, keypoints=kp, scores=sc, layout="coco17", bbox=box)
+    res = inference.lift(_echo("bbox"), inference.load_keypoints(empty))
+    np.testing.assert_allclose(res["pose3d_root_relative"][1], want[1], atol=1e-6)
+    assert not np.allclose(res["pose3d_root_relative"][0], want[0])  # its own box is used
+    assert any("1 detections have an empty" in w for w in res["warnings"])
+    anns = {"images": [{"id": 1, "width": 1000, "height": 1000}], "annotations": [
+        {"id": i, "image_id": 1, "iscrowd": 0,
+         "keypoints": np.concatenate([kp[i], np.full((17, 1), 2.0)], -1).reshape(-1).tolist()}
+        for i in range(2)]}  # fmt: skip
+    (tmp_path / "gt.json").write_text(json.dumps(anns))
+    inp = inference.load_keypoints(tmp_path / "gt.json")
+    assert inp.bbox_px is None  # no boxes given: not boxes of size 0
+    got = inference.lift(_echo("bbox"), inp)["pose3d_root_relative"]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_output_arrays_are_float32_with_flagged_people(tmp_path):
+    rel, cam = _poses(3)
+    px = _project(cam).astype(np.float32)
+    px[2] = px[2, :1]  # one point: a degenerate 2D extent, flagged
+    f = tmp_path / "kp.npz"
+    np.savez(f, keypoints=px, layout="h36m17", image_size=SIZE)
+    res = inference.lift(_echo("vp", has_camera=True), inference.load_keypoints(f),
+                         intrinsics_px={"focal": FOCAL, "center": CENTER})  # fmt: skip
+    assert res["valid"].tolist() == [True, True, False]
+    for key in ("pose3d_root_relative", "pose3d_absolute", "translation",
+                "translation_camera_branch", "focal_px", "center_px"):  # fmt: skip
+        assert res[key].dtype == np.float32, key
+        assert np.isnan(res[key][2]).all() and np.isfinite(res[key][:2]).all(), key
+
+
 # -------------------------------------------------------------------------------------- bad input
 
 

@@ -110,6 +110,7 @@ def test_lifter_leading_axes_modes_and_jit(tiny_lifter):
     out, stats = model.apply(variables, x, train=False)  # eager
     assert out.shape == (2, 3, 4, 3)
     assert stats is variables["batch_stats"]
+    np.testing.assert_array_equal(model.bind_eval(variables)(x), out)  # the inference shortcut
     # leading axes are batch axes: eval mode equals the flat evaluation; jit equals eager
     flat, _ = _jit_apply(model)(variables, x.reshape(6, 5, 2))
     np.testing.assert_allclose(out.reshape(6, 4, 3), flat, rtol=1e-5, atol=1e-6)

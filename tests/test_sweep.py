@@ -152,3 +152,27 @@ def test_write_report(tmp_path):
 
 def test_checkout_label_outside_a_checkout(tmp_path):
     assert sweep.checkout_label(tmp_path) == "unknown"
+
+
+def test_head_state_lists_every_changed_file_in_porcelain_form(tmp_path):
+    """Each uncommitted change is one ``XY path`` line; the first keeps its leading space."""
+    import shutil
+    import subprocess
+
+    from jpose._git import head_state
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("x = 2\n")
+    head, dirty = head_state(tmp_path, short=True)
+    assert head and dirty == [" M a.py", " M b.py"]

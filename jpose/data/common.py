@@ -24,11 +24,15 @@ import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from jpose import skeleton
+
+if TYPE_CHECKING:
+    from jpose.camera import Camera
 
 __all__ = [
     "LOGGER",
@@ -526,21 +530,26 @@ class PoseDataset:
 def camera_dataset(
     name: str,
     pose2d_px: np.ndarray,
-    camera: Any = None,
+    camera: Camera | None = None,
     *,
     normalization: str,
-    focal: Any = None,
-    center: Any = None,
-    image_size: Any = None,
+    focal: ArrayLike | None = None,
+    center: ArrayLike | None = None,
+    image_size: ArrayLike | None = None,
     rotation: np.ndarray | None = None,
     translation: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     pose3d_cam: np.ndarray | None = None,
     labels: Mapping[str, np.ndarray] | None = None,
 ) -> PoseDataset:
-    """A :class:`PoseDataset` of pixels ``[N, J, 2]`` seen by ``camera`` (a
-    :class:`jpose.camera.Camera` of batch ``(N,)``) or by ``focal``, ``center``, ``image_size``
-    (``[N, 2]`` or a shared ``[2]``) and optional extrinsics; ``confidence`` defaults to ones."""
+    """A :class:`PoseDataset` of pixels ``pose2d_px [N, J, 2]``, normalised by ``normalization``.
+
+    The camera is either ``camera`` (a :class:`jpose.camera.Camera` of batch ``(N,)``; its
+    intrinsics, image size and extrinsics replace ``focal`` .. ``translation``) or ``focal``,
+    ``center``, ``image_size`` (pixels, ``[N, 2]`` or a shared ``[2]``) with optional
+    ``rotation [N, 3, 3]`` / ``translation [N, 3]`` (metres, world -> camera). ``confidence
+    [N, J]`` defaults to ones; ``pose3d_cam [N, J, 3]`` (metres, camera frame) and ``labels``
+    (per-example arrays) are stored as given."""
     if camera is not None:
         focal, center, image_size, rotation, translation = (
             np.asarray(getattr(camera, f), np.float32)

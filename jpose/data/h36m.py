@@ -401,10 +401,11 @@ def load_h36m(
         )
     if not chunks:
         raise DataFormatError(f"h36m: no sequences selected for subjects {subjects} ({counts})")
-    subj, action, seq, cam_i, frames, p3, kp = zip(*chunks)
+    subj, action, seq, chunk_cam, frames, p3, kp = zip(*chunks)
     lens = [len(f) for f in frames]
-    which = np.repeat([list(cams_used).index(k) for k in zip(subj, cam_i)], lens)
-    cam_i = np.repeat(cam_i, lens).astype(np.int32)
+    # each chunk's (subject, camera) position in cams_used, repeated over its frames
+    which = np.repeat([list(cams_used).index(k) for k in zip(subj, chunk_cam)], lens)
+    cam_i = np.repeat(chunk_cam, lens).astype(np.int32)
     cams = jax.tree.map(lambda *f: np.stack(f).astype(np.float32)[which], *cams_used.values())
     pose3d = conf = None
     if pos3d is not None:

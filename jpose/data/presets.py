@@ -100,7 +100,7 @@ def load_preset(
         normalization=norm,
         cameras_per=cmu_cameras_per,
     )
-    actions = tuple(cmu_actions_3d) or None  # a cross-domain split: these actions train
+    actions = tuple(cmu_actions_3d or ()) or None  # a cross-domain split: these actions train
     out = {
         "train_3d": pairs(split="train", seed=seed, actions=actions),
         "test": pairs(split="test", seed=seed + 1, exclude_actions=actions or ()),

@@ -118,8 +118,10 @@ def load_splits(data: Mapping[str, Any]) -> dict[str, PoseDataset]:
         )
         parts = [wild2d(w.coco_train)] if w.get("coco_train") else []
         if w.get("mpii"):
-            # one normalisation for every split: without image sizes the MPII file could only be
-            # person-box normalised, which is refused next to image-normalised Human3.6M
+            # one normalisation for every split: the shared MPII file has no image sizes, so it
+            # can be image/vp-normalised like the Human3.6M inputs only with the sizes given
+            # (wild2d.mpii_image_sizes); a person-box normalised MPII mixed with image-normalised
+            # Human3.6M is refused, never relabelled
             sizes = _image_sizes_json(w.get("mpii_image_sizes") or "")
             if not sizes:
                 raise ValueError(

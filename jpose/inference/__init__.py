@@ -139,11 +139,95 @@ spaced frame numbers and a valid pose in every frame. BVH has one length per bon
 lifted bone lengths vary along a track, a warning gives the resulting joint-position error.
 """
 
-# the public names of the submodules, republished here (each module's __all__)
-from jpose.inference import bundles, keypoints, lifting, pipelines, predictor
-from jpose.inference.bundles import *  # noqa: F403
-from jpose.inference.keypoints import *  # noqa: F403
-from jpose.inference.lifting import *  # noqa: F403
-from jpose.inference.predictor import *  # noqa: F403
+from jpose.inference import pipelines
+from jpose.inference.bundles import (
+    BUNDLE_FILE,
+    PRETRAINED_DIR,
+    SHA256_FILE,
+    WEIGHTS_FILE,
+    BundleError,
+    bundle_variables,
+    flatten_variables,
+    is_bundle,
+    list_pretrained,
+    pretrained_descriptions,
+    pretrained_path,
+    read_bundle_info,
+    read_weights,
+    resolve_bundle,
+    sha256_file,
+    unflatten_variables,
+    verify_bundle,
+    write_bundle_weights,
+    write_weights,
+)
+from jpose.inference.keypoints import KeypointInput, load_keypoints, resolve_layout
+from jpose.inference.lifting import (
+    MAX_POSE_M,
+    MIN_JOINTS,
+    lift,
+    person_validity,
+    smooth_poses,
+    tracks_for_smoothing,
+    write_bvh_files,
+    write_output,
+)
+from jpose.inference.predictor import (
+    BUILTIN_METHODS,
+    Predictor,
+    load_predictor,
+    load_pretrained,
+    method_target,
+    read_config,
+    read_model_info,
+    recording_restores,
+    register_method,
+    registered_methods,
+    restore_variables,
+)
 
-__all__ = ["pipelines", *bundles.__all__, *keypoints.__all__, *lifting.__all__, *predictor.__all__]
+# the public names of the submodules (tests/test_api.py checks the list against them)
+__all__ = [
+    "BUILTIN_METHODS",
+    "BUNDLE_FILE",
+    "BundleError",
+    "KeypointInput",
+    "MAX_POSE_M",
+    "MIN_JOINTS",
+    "PRETRAINED_DIR",
+    "Predictor",
+    "SHA256_FILE",
+    "WEIGHTS_FILE",
+    "bundle_variables",
+    "flatten_variables",
+    "is_bundle",
+    "lift",
+    "list_pretrained",
+    "load_keypoints",
+    "load_predictor",
+    "load_pretrained",
+    "method_target",
+    "person_validity",
+    "pipelines",
+    "pretrained_descriptions",
+    "pretrained_path",
+    "read_bundle_info",
+    "read_config",
+    "read_model_info",
+    "read_weights",
+    "recording_restores",
+    "register_method",
+    "registered_methods",
+    "resolve_bundle",
+    "resolve_layout",
+    "restore_variables",
+    "sha256_file",
+    "smooth_poses",
+    "tracks_for_smoothing",
+    "unflatten_variables",
+    "verify_bundle",
+    "write_bundle_weights",
+    "write_bvh_files",
+    "write_output",
+    "write_weights",
+]

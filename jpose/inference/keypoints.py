@@ -265,7 +265,9 @@ def _from_coco_annotations(raw: Mapping, path: str) -> dict[str, Any]:
         "image_id": [a["image_id"] for a in anns],
         "track_id": [a["track_id"] for a in anns] if all("track_id" in a for a in anns) else None,
         "score": np.asarray([a.get("score", np.nan) for a in anns], np.float64),
-        "bbox": np.asarray([a.get("bbox", [0, 0, 0, 0]) for a in anns], np.float64),
+        "bbox": np.asarray([a["bbox"] for a in anns], np.float64)
+        if all(len(a.get("bbox") or ()) == 4 for a in anns)
+        else None,
         "default_layout": "coco17" if kp.shape[1] == 17 else None,
         "sizes": _image_sizes_from_annotations(raw),
     }

@@ -250,9 +250,16 @@ def lift(
         raise ValueError(f"min_joints must be in 1..{out_layout.num_joints}, got {min_joints}")
     reasons = person_validity(kp, scores, conf, image_size_px=size, min_joints=int(min_joints))
     _refuse_if_none_valid(reasons, inp.source)
-    bbox = None
-    if mode == "bbox":
-        bbox = inp.bbox_px if inp.bbox_px is not None else tight_boxes(kp, scores > 0)
+    bbox, box_note = None, ""
+    if mode == "bbox":  # a missing or empty given box (max side <= 0): the joints' tight box
+        bbox = tight_boxes(kp, scores > 0)
+        if inp.bbox_px is not None:
+            given = np.asarray(inp.bbox_px, np.float32)
+            usable = np.isfinite(given).all(-1) & (given[:, 2:].max(-1) > 0)
+            bbox = np.where(usable[:, None], given, bbox)
+            if not usable.all():
+                box_note = (f"{int((~usable).sum())} detections have an empty or non-finite "
+                            "box: normalised by the tight box of their joints")  # fmt: skip
     with np.errstate(all="ignore"):  # flagged people may overflow; they are zeroed below
         norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
     keep = (conf[..., None] > 0) & (reasons == "")[:, None, None] & np.isfinite(norm)
@@ -304,7 +311,7 @@ def lift(
         "input_file": inp.source,
         "absolute_source": None,
         "smooth_sigma": float(smooth_sigma),
-        "warnings": [],
+        "warnings": [box_note] if box_note else [],
         "unfinished": predictor.unfinished,
     }
     if predictor.unfinished:
@@ -360,7 +367,8 @@ def lift(
                     result[key], inp.image_id, inp.track_id, sigma=smooth_sigma
                 )
     _blank_invalid(result, reasons)  # smoothing fills gaps from neighbours: blank them again
-    for key in ("pose3d_root_relative", "pose3d_absolute", "translation", "focal_px", "center_px"):
+    for key in ("pose3d_root_relative", "pose3d_absolute", "translation",
+                "translation_camera_branch", "focal_px", "center_px"):  # fmt: skip
         if key in result:
             result[key] = np.asarray(result[key], np.float32)
     result["valid"] = reasons == ""

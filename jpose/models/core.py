@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -189,6 +190,14 @@ class Model:
             return out, updates["batch_stats"]
         out = module.apply(full, *inputs, train=train, rngs=rngs)
         return out, batch_stats
+
+    def bind_eval(self, variables: dict[str, PyTree]) -> Callable[..., Any]:
+        """``f(*inputs, key=None) -> output`` in evaluation mode (convenience for inference)."""
+
+        def f(*inputs: Any, key: jax.Array | None = None) -> Any:
+            return self.apply(variables, *inputs, train=False, key=key)[0]
+
+        return f
 
 
 def ordered_pmean(tree: PyTree, axis_name: str) -> PyTree:

@@ -503,7 +503,10 @@ def unfinished_reason(
             return f"stage '{name}' did not finish (stopped {at} of {rec.get('num_steps')} steps)"
     planned = list(planned_stages)
     done = [n for n in planned if n in stages]
-    later = planned[planned.index(done[-1]) + 1 :] if done else ([] if stages else planned)
+    if done:
+        later = planned[planned.index(done[-1]) + 1 :]
+    else:  # no planned stage recorded: all remain unless the record holds other stages
+        later = [] if stages else planned
     missing = [n for n in later if n not in stages]
     if missing:
         return f"stage '{missing[0]}' never started (finished: {', '.join(stages) or 'none'})"

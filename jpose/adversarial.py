@@ -61,10 +61,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _reduce_parts(x: Array, part_axis: int | None) -> Array:
-    return x if part_axis is None else jnp.mean(x, axis=part_axis)
-
-
 def lsgan_loss(outputs: ArrayLike, *, target: float, part_axis: int | None = None) -> Array:
     """Least-squares GAN term ``1/2 (D(x) - target)^2``, averaged over discriminator parts.
 
@@ -82,8 +78,8 @@ def lsgan_loss(outputs: ArrayLike, *, target: float, part_axis: int | None = Non
     Returns:
       ``[...]`` per-example loss (unitless), without ``part_axis`` when one is given.
     """
-    outputs = jnp.asarray(outputs)
-    return _reduce_parts(0.5 * jnp.square(outputs - target), part_axis)
+    loss = 0.5 * jnp.square(jnp.asarray(outputs) - target)
+    return loss if part_axis is None else jnp.mean(loss, axis=part_axis)
 
 
 def lsgan_discriminator_loss(
@@ -244,19 +240,6 @@ class FakeHistory:
         return int(jax.tree.leaves(self.items)[0].shape[0])
 
 
-def _leading(items: Any) -> int:
-    leaves = jax.tree.leaves(items)
-    if not leaves:
-        raise ValueError("items must contain at least one array")
-    n = leaves[0].shape[0] if leaves[0].ndim else None
-    if n is None or any(x.ndim == 0 or x.shape[0] != n for x in leaves):
-        raise ValueError(
-            "every array of items must have the same leading batch size, got shapes "
-            f"{[x.shape for x in leaves]}"
-        )
-    return int(n)
-
-
 def history_init(example: Any, *, capacity: int) -> FakeHistory:
     """An empty history able to hold ``capacity`` samples shaped like one ``example``.
 
@@ -277,14 +260,23 @@ def history_init(example: Any, *, capacity: int) -> FakeHistory:
 
 
 def _check_compatible(history: FakeHistory, items: Any) -> int:
-    n = _leading(items)
+    """The leading batch size of ``items``, checked against the history's item shapes."""
+    leaves = jax.tree.leaves(items)
+    if not leaves:
+        raise ValueError("items must contain at least one array")
+    n = leaves[0].shape[0] if leaves[0].ndim else None
+    if n is None or any(x.ndim == 0 or x.shape[0] != n for x in leaves):
+        raise ValueError(
+            "every array of items must have the same leading batch size, got shapes "
+            f"{[x.shape for x in leaves]}"
+        )
     h_def, i_def = jax.tree.structure(history.items), jax.tree.structure(items)
     if h_def != i_def:
         raise ValueError(f"items structure {i_def} differs from the history's {h_def}")
     for h, x in zip(jax.tree.leaves(history.items), jax.tree.leaves(items)):
         if h.shape[1:] != x.shape[1:]:
             raise ValueError(f"item shape {x.shape[1:]} differs from the history's {h.shape[1:]}")
-    return n
+    return int(n)
 
 
 def _scan_items(history: FakeHistory, items: Any, key: Array, swap_probability: float | None):

@@ -41,7 +41,7 @@ from jax.typing import ArrayLike
 
 from jpose import camera as _camera
 from jpose import losses as _losses
-from jpose.geometry import axis_angle_to_matrix, rotate_points, safe_normalize
+from jpose.geometry import _check_last, axis_angle_to_matrix, rotate_points, safe_normalize
 from jpose.kinematics import bone_directions, bone_lengths, pose_from_bones
 from jpose.skeleton import Layout, check_points, get_layout
 
@@ -205,9 +205,7 @@ def rotate_translate(
     Returns:
       ``[..., J, 3]`` transformed pose.
     """
-    pose = jnp.asarray(pose)
-    if pose.ndim < 2 or pose.shape[-1] != 3:
-        raise ValueError(f"pose must have shape [..., J, 3], got {pose.shape}")
+    pose = _check_last(pose, 3, "pose", min_ndim=2)
     axis_angle = jnp.asarray(axis_angle, pose.dtype)
     translation = jnp.asarray(translation, pose.dtype)
     if axis_angle.shape[-1:] != (3,) or translation.shape[-1:] != (3,):
@@ -255,9 +253,7 @@ def reproject(
     Returns:
       ``(uv [..., J, 2], valid [...])``: pixels (or normalised screen units) and a boolean mask.
     """
-    pose = jnp.asarray(pose)
-    if pose.ndim < 2 or pose.shape[-1] != 3:
-        raise ValueError(f"pose must have shape [..., J, 3], got {pose.shape}")
+    pose = _check_last(pose, 3, "pose", min_ndim=2)
     uv = _camera.project(pose, camera, distortion=distortion, min_depth=min_depth)
     size = jnp.asarray(camera.image_size, uv.dtype)
     width, height = size[..., 0], size[..., 1]

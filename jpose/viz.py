@@ -114,6 +114,17 @@ def _check_poses(
     return arr
 
 
+def _plot_limbs(ax: Any, coords: Sequence[Any], lay: skeleton.Layout, drawn: Any, color: Any,
+                label: Any, **style: Any) -> None:  # fmt: skip
+    """A line per bone between two ``drawn`` joints through the ``[J]`` coordinate arrays, in
+    side colours unless ``color``; ``label`` goes to the first bone's line."""
+    for i, ((a, b), side) in enumerate(zip(lay.bones, bone_sides(lay))):
+        if drawn[a] and drawn[b]:
+            line_label = label if i == 0 else None
+            ax.plot(*(c[[a, b]] for c in coords), color=color or SIDE_COLORS[side],
+                    label=line_label, linewidth=2, **style)  # fmt: skip
+
+
 def plot_skeleton_2d(
     ax: Any,
     pose2d: Any,
@@ -142,18 +153,8 @@ def plot_skeleton_2d(
     lay = skeleton.get_layout(layout)
     p = _check_pose(pose2d, 2, lay, "pose2d")
     conf = np.ones(lay.num_joints) if confidence is None else np.asarray(confidence, float)
-    for i, ((a, b), side) in enumerate(zip(lay.bones, bone_sides(lay))):
-        if conf[a] <= min_confidence or conf[b] <= min_confidence:
-            continue
-        ax.plot(
-            p[[a, b], 0],
-            p[[a, b], 1],
-            color=color or SIDE_COLORS[side],
-            alpha=alpha,
-            linestyle=linestyle,
-            linewidth=2,
-            label=label if i == 0 else None,
-        )
+    drawn = ~(conf <= min_confidence)
+    _plot_limbs(ax, (p[:, 0], p[:, 1]), lay, drawn, color, label, alpha=alpha, linestyle=linestyle)
     ok = conf > min_confidence
     ax.scatter(p[ok, 0], p[ok, 1], s=6 + 14 * np.clip(conf[ok], 0, 1), c=color or "k", alpha=alpha)
     if not ax.yaxis_inverted():
@@ -188,17 +189,8 @@ def plot_skeleton_3d(
     lay = skeleton.get_layout(layout)
     p = _check_pose(pose3d, 3, lay, "pose3d")
     x, y, z = p[:, 0], p[:, 2], -p[:, 1]
-    for i, ((a, b), side) in enumerate(zip(lay.bones, bone_sides(lay))):
-        ax.plot(
-            x[[a, b]],
-            y[[a, b]],
-            z[[a, b]],
-            color=color or SIDE_COLORS[side],
-            alpha=alpha,
-            linestyle=linestyle,
-            linewidth=2,
-            label=label if i == 0 else None,
-        )
+    drawn = np.ones(lay.num_joints, bool)
+    _plot_limbs(ax, (x, y, z), lay, drawn, color, label, alpha=alpha, linestyle=linestyle)
     if radius is not None:
         r = lay.root
         ax.set_xlim(x[r] - radius, x[r] + radius)
@@ -207,6 +199,14 @@ def plot_skeleton_3d(
     ax.set_xlabel("x")
     ax.set_ylabel("z (depth)")
     ax.set_zlabel("-y (up)")
+
+
+def _finish(fig: Any, title: str | None) -> Any:
+    """``fig`` with its ``title`` (if any), tightly laid out."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def _rows(arrays: Sequence[Any], max_rows: int) -> int:
@@ -260,10 +260,7 @@ def figure_2d_comparison(
         ax.set_title(f"sample {i}", fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def _image_array(image: Any) -> np.ndarray:
@@ -422,10 +419,7 @@ def figure_poses_3d(
         ax.set_title(t, fontsize=9)
         ax.view_init(elev=15, azim=-75)
         ax.tick_params(labelsize=6)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def figure_sample_grid(
@@ -498,10 +492,7 @@ def figure_sample_grid(
             setter("")
         if k == 0:
             ax.legend(fontsize=6, loc="upper left")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def figure_reprojection(
@@ -555,10 +546,7 @@ def figure_reprojection(
         ax.set_title("re-projected (predicted camera)" if i == 0 else "", fontsize=9)
         if i == 0:
             ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -600,24 +588,21 @@ def default_curve_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list
     val_keys: dict[str, None] = {}
     for r in records:
         target = val_keys if r.get("split") == "val" else keys
-        for k, v in r.items():
-            if k in ("step", "split", "time", "stage") or not isinstance(v, int | float):
-                continue
-            target[k] = None
+        skip = ("step", "split", "time", "stage")
+        target.update(
+            {k: None for k, v in r.items() if k not in skip and isinstance(v, int | float)}
+        )
+    aug = [k for k in keys if "/aug_" in k or k.startswith("aug/")]
     groups = {
         "losses": [k for k in keys if k.endswith("/loss")],
         "discriminator accuracy (GAN health, 0.5 = balanced)": [
             k for k in keys if "acc" in k.split("/")[-1]
         ],
         "augmented poses (ratios, 1 - cos, valid fraction)": [
-            k
-            for k in keys
-            if ("/aug_" in k or k.startswith("aug/")) and not k.endswith(("_deg", "_depth"))
+            k for k in aug if not k.endswith(("_deg", "_depth"))
         ],
         "augmented poses: rotation (deg), root depth (m)": [
-            k
-            for k in keys
-            if ("/aug_" in k or k.startswith("aug/")) and k.endswith(("_deg", "_depth"))
+            k for k in aug if k.endswith(("_deg", "_depth"))
         ],
         "validation": list(val_keys),
         "throughput (samples/s)": [k for k in keys if k == "throughput/samples_per_s"],
@@ -684,10 +669,7 @@ def figure_training_curves(
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(groups) :]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def _cube_limits(points: np.ndarray) -> tuple[np.ndarray, float]:

@@ -14,19 +14,6 @@ Conventions (every function in this module):
 * Every loss is finite, with finite gradients, for logits as large as ``+-1e4`` in float32.
 * Units: scores and losses are unitless; the history buffer stores whatever pytree it is given
   (jpose stores poses in metres and 2D in normalised image units).
-
-Functions:
-
-* LS-GAN (Mao et al. ICCV 2017) as used by PoseAug (Gong et al. CVPR 2021) and CameraPose
-  (Yang et al. WACV 2023, eqs. 12-15): :func:`lsgan_loss`, :func:`lsgan_discriminator_loss`,
-  :func:`lsgan_generator_loss`.
-* Standard GAN (Goodfellow et al. 2014) as used by Drover et al. (ECCV-W 2018, eq. 4), from
-  logits through log-sigmoid: :func:`gan_real_loss`, :func:`gan_fake_loss`,
-  :func:`gan_discriminator_loss`, :func:`gan_generator_loss` (saturating, the literal minimax) and
-  :func:`gan_generator_loss_non_saturating`.
-* Shrivastava et al. (CVPR 2017) history of generated samples with PoseAug's query semantics, as
-  fixed-size device arrays: :class:`FakeHistory`, :func:`history_init`, :func:`history_push`,
-  :func:`history_sample`, :func:`history_query`.
 """
 
 from __future__ import annotations
@@ -56,9 +43,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# LS-GAN
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------- LS-GAN
 
 
 def lsgan_loss(outputs: ArrayLike, *, target: float, part_axis: int | None = None) -> Array:
@@ -138,9 +123,7 @@ def lsgan_generator_loss(
     return lsgan_loss(fake_outputs, target=target, part_axis=part_axis)
 
 
-# --------------------------------------------------------------------------------------------
-# Standard GAN from logits
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------- Standard GAN from logits
 
 
 def gan_real_loss(logits: ArrayLike) -> Array:
@@ -217,9 +200,7 @@ def gan_generator_loss_non_saturating(fake_logits: ArrayLike) -> Array:
     return gan_real_loss(fake_logits)
 
 
-# --------------------------------------------------------------------------------------------
-# Fake-sample history buffer
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------- Fake-sample history buffer
 
 
 @struct.dataclass

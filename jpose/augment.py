@@ -12,10 +12,9 @@ sec. 3.3), predicts three sets of parameters from a 3D pose; the pure functions 
 4. :func:`reproject`: the camera projection that turns the augmented 3D pose into its 2D input.
 
 :func:`poseaug_augment` chains BA -> BL -> RT on a batch and projects the result with the
-sample's own pinhole intrinsics (CameraPose's augmentation of its 2D-3D pairs, Sec. 3.3).
-
-and the range losses that stop the generator collapsing to the identity
-(:func:`bone_angle_range_loss`, :func:`bone_length_range_loss`).
+sample's own pinhole intrinsics (CameraPose's augmentation of its 2D-3D pairs, Sec. 3.3). The
+range losses (:func:`bone_angle_range_loss`, :func:`bone_length_range_loss`) stop the generator
+collapsing to the identity.
 
 :func:`detection_noise` turns ground-truth 2D into simulated detections with per-joint
 confidences (the 2D-input model shared by CameraPose's refinement network and Li et al.'s

@@ -219,9 +219,7 @@ def _np_quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Rigid transforms
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- Rigid transforms
 
 
 def transform_points(points: jax.Array, rotation: jax.Array, translation: jax.Array) -> jax.Array:
@@ -258,10 +256,7 @@ def invert_transform(rotation: jax.Array, translation: jax.Array) -> tuple[jax.A
 
 
 def compose_transforms(
-    rotation_2: jax.Array,
-    translation_2: jax.Array,
-    rotation_1: jax.Array,
-    translation_1: jax.Array,
+    rotation_2: jax.Array, translation_2: jax.Array, rotation_1: jax.Array, translation_1: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Composition ``X -> R2 (R1 X + t1) + t2`` = ``(R2 R1, R2 t1 + t2)`` (first 1, then 2).
 
@@ -332,9 +327,7 @@ def relative_transform(cam_a: Camera, cam_b: Camera) -> tuple[jax.Array, jax.Arr
     return r_ab, t_ab
 
 
-# --------------------------------------------------------------------------------------------
-# Projection
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------- Projection
 
 
 def intrinsics_matrix(focal: jax.Array, center: jax.Array) -> jax.Array:
@@ -483,11 +476,7 @@ def distort_h36m(xy: jax.Array, *, radial: jax.Array, tangential: jax.Array) -> 
 
 
 def project(
-    points_cam: jax.Array,
-    camera: Camera,
-    *,
-    distortion: str = "none",
-    min_depth: float = 1e-3,
+    points_cam: jax.Array, camera: Camera, *, distortion: str = "none", min_depth: float = 1e-3
 ) -> jax.Array:
     """Project camera-frame points to pixels with the camera's intrinsics.
 
@@ -583,9 +572,7 @@ def image_coordinates(
     return (uv_norm + offset) * w / 2.0
 
 
-# --------------------------------------------------------------------------------------------
-# Human3.6M cameras (data in jpose/_h36m_cameras.py, from VideoPose3D common/h36m_dataset.py)
-# --------------------------------------------------------------------------------------------
+# ---- Human3.6M cameras (data in jpose/_h36m_cameras.py, from VideoPose3D common/h36m_dataset.py)
 
 H36M_SUBJECTS: tuple[str, ...] = tuple(_h36m_cameras.H36M_EXTRINSICS)
 H36M_SUBJECTS_WITH_CAMERAS: tuple[str, ...] = tuple(
@@ -658,9 +645,7 @@ def h36m_cameras(subject: str) -> Camera:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *cams)
 
 
-# --------------------------------------------------------------------------------------------
-# Root translation from a root-relative pose and its pixels (known intrinsics)
-# --------------------------------------------------------------------------------------------
+# --------------- Root translation from a root-relative pose and its pixels (known intrinsics)
 
 
 def solve_root_translation(

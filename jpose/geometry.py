@@ -95,9 +95,7 @@ def _safe_div(num: jax.Array, den: jax.Array, *, eps: float, fill: float = 0.0) 
     return jnp.where(ok, num / den_safe, fill)
 
 
-# --------------------------------------------------------------------------------------------
-# Norms and centring
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------- Norms and centring
 
 
 def safe_norm(
@@ -174,9 +172,7 @@ def rotate_points(points: jax.Array, rotation: jax.Array) -> jax.Array:
     return points @ jnp.swapaxes(rotation, -1, -2)
 
 
-# --------------------------------------------------------------------------------------------
-# Rotations (jaxlie for exp/log/quaternion<->matrix)
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------- Rotations (jaxlie for exp/log/quaternion<->matrix)
 
 
 def axis_angle_to_matrix(axis_angle: jax.Array) -> jax.Array:
@@ -386,9 +382,7 @@ def random_rotation(
     return r_ro @ r_el @ r_az
 
 
-# --------------------------------------------------------------------------------------------
-# Procrustes
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------- Procrustes
 
 
 def _rotation_factors(m: jax.Array, reflection: bool):
@@ -411,7 +405,10 @@ def _procrustes_rotation(m: jax.Array, reflection: bool) -> jax.Array:
     (:func:`horn_rotation`); the JVP rule (and so every gradient) uses the SVD.
     """
     if not reflection and _use_horn(m.dtype):
-        return _horn_rotation_array(m)
+        flat = m.reshape(-1, 9)
+        rot = _horn_rotation_lists([[flat[:, 3 * a + b] for b in range(3)] for a in range(3)])
+        rot = jnp.stack([rot[a][b] for a in range(3) for b in range(3)], axis=-1)
+        return rot.reshape(*m.shape[:-2], 3, 3)
     u, _, vpt = _rotation_factors(m, reflection)
     return u @ vpt
 
@@ -528,9 +525,7 @@ def procrustes_align(
     return s[..., None, None] * (pred @ jnp.swapaxes(rot, -1, -2)) + t[..., None, :]
 
 
-# --------------------------------------------------------------------------------------------
-# Fast 3x3 rotation fit (Horn's quaternion method, QCP eigenvalue, Jacobi fallback)
-# --------------------------------------------------------------------------------------------
+# ---------- Fast 3x3 rotation fit (Horn's quaternion method, QCP eigenvalue, Jacobi fallback)
 
 # Newton iterations on the characteristic quartic (from an upper bound; monotone convergence).
 _QCP_NEWTON_STEPS = 12
@@ -705,14 +700,6 @@ def _horn_rotation_lists(m):
     return jax.lax.cond(jnp.any(bad), with_fallback, lambda: rot)
 
 
-def _horn_rotation_array(m: jax.Array) -> jax.Array:
-    """:func:`_horn_rotation_lists` for ``m [..., 3, 3]`` arrays."""
-    shape = m.shape[:-2]
-    flat = m.reshape(-1, 9)
-    rot = _horn_rotation_lists([[flat[:, 3 * a + b] for b in range(3)] for a in range(3)])
-    return jnp.stack([rot[a][b] for a in range(3) for b in range(3)], axis=-1).reshape(*shape, 3, 3)
-
-
 def _use_horn(dtype) -> bool:
     # float64 callers (x64 tests, reference computations) keep the LAPACK SVD.
     return jnp.finfo(dtype).bits <= 32
@@ -746,11 +733,7 @@ def horn_rotation(cov: jax.Array) -> jax.Array:
 
 
 def procrustes_residuals(
-    pred: jax.Array,
-    target: jax.Array,
-    *,
-    scale: bool = True,
-    weights: jax.Array | None = None,
+    pred: jax.Array, target: jax.Array, *, scale: bool = True, weights: jax.Array | None = None
 ) -> jax.Array:
     """Per-joint distances ``|s R pred_j + t - target_j|`` after the optimal similarity fit.
 
@@ -865,9 +848,7 @@ def fused_procrustes_supported(num_joints: int, dtype: Any) -> bool:
     return num_joints <= _FUSED_MAX_JOINTS and _use_horn(jnp.result_type(dtype, jnp.float32))
 
 
-# --------------------------------------------------------------------------------------------
-# Scale normalisations
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------- Scale normalisations
 
 
 def optimal_scale(pred: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> jax.Array:

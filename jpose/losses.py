@@ -93,9 +93,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------ Helpers
 
 
 def _safe_div(num: Array, den: Array, *, fill: float = 0.0) -> Array:
@@ -115,9 +113,7 @@ def _sq_dist(a: Array, b: Array) -> Array:
     return jnp.sum(jnp.square(a - b), axis=-1)
 
 
-# --------------------------------------------------------------------------------------------
-# CameraPose (Yang et al. WACV 2023)
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------- CameraPose (Yang et al. WACV 2023)
 
 
 def martinez_loss(pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None = None) -> Array:
@@ -132,7 +128,7 @@ def martinez_loss(pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None =
       The loss is applied to the network's raw output for every joint, the root (target 0)
       included, not to ``pred - pred[root]``: subtracting the predicted root inside the loss
       adds the root's error to every joint and sends the sum of all joints' gradients into the
-      root output (jpose issue 17). Evaluation makes the prediction root-relative afterwards.
+      root output. Evaluation makes the prediction root-relative afterwards.
 
     Args:
       pred: ``[..., J, 3]`` predicted pose (metres).
@@ -178,11 +174,7 @@ def camerapose_normalize_confidence(confidence: ArrayLike) -> Array:
 
 
 def camerapose_refinement_loss(
-    refined: ArrayLike,
-    keypoints_2d: ArrayLike,
-    confidence: ArrayLike,
-    *,
-    normalize: bool = True,
+    refined: ArrayLike, keypoints_2d: ArrayLike, confidence: ArrayLike, *, normalize: bool = True
 ) -> Array:
     """Confidence-weighted refinement loss of CameraPose eq. 4, per example.
 
@@ -397,9 +389,7 @@ def camerapose_loss_2d(
     return lambda_ref * jnp.asarray(refinement) + lambda_2d * jnp.asarray(reprojection)
 
 
-# --------------------------------------------------------------------------------------------
-# Zhou et al. ICCV 2017
-# --------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------- Zhou et al. ICCV 2017
 
 
 def render_gaussian_heatmaps(
@@ -650,9 +640,7 @@ def zhou_loss_weights(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Drover et al. ECCV-W 2018
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------ Drover et al. ECCV-W 2018
 
 DROVER_ELEVATION_RANGE = (0.0, math.radians(20.0))
 """Elevation range of Drover et al.'s random projections (sec. 3.1: 0-20 degrees), radians."""
@@ -741,11 +729,7 @@ def drover_rotate(points_3d: ArrayLike, rotation: ArrayLike, *, distance: float 
 
 
 def drover_random_projection(
-    points_3d: ArrayLike,
-    rotation: ArrayLike,
-    *,
-    distance: float = 10.0,
-    min_depth: float = 1.0,
+    points_3d: ArrayLike, rotation: ArrayLike, *, distance: float = 10.0, min_depth: float = 1.0
 ) -> Array:
     """Random projection layer of Drover et al. (sec. 3): rotate about ``[0, 0, d]``, project.
 
@@ -803,9 +787,7 @@ def drover_normalize_2d(
     return centred * factor[..., None, None]
 
 
-# --------------------------------------------------------------------------------------------
-# Li et al. AAAI 2020
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------ Li et al. AAAI 2020
 
 
 def li_reprojection_loss(
@@ -959,9 +941,7 @@ def li_total_loss(
     return jnp.asarray(reprojection) + weight * jnp.asarray(transform_reprojection)
 
 
-# --------------------------------------------------------------------------------------------
-# WSP (Qiu et al.)
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- WSP (Qiu et al.)
 
 
 def wsp_relative_depth_labels(

@@ -80,9 +80,7 @@ __all__ = [
     "format_table",
 ]
 
-# --------------------------------------------------------------------------------------------
-# Units
-# --------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------- Units
 
 M_TO_MM: float = 1000.0
 """Multiply a length in metres by this to get millimetres (the unit papers report)."""
@@ -108,9 +106,7 @@ def to_mm(value_m: Any) -> Any:
     return value_m * M_TO_MM
 
 
-# --------------------------------------------------------------------------------------------
-# Shape checks (static: fine under jit)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------ Shape checks (static: fine under jit)
 
 
 def _check_poses(pred: Any, target: Any, *, name: str) -> tuple[jax.Array, jax.Array]:
@@ -151,22 +147,7 @@ def _weighted_joint_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.where(total > 0, jnp.sum(weights * values, axis=-1) / safe_total, 0.0)
 
 
-def _joint_subset(joints: Sequence[int] | np.ndarray | None, num_joints: int, *, name: str):
-    if joints is None:
-        return None
-    idx = np.asarray(joints)
-    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or idx.size == 0:
-        raise ValueError(
-            f"{name}: expected joints as a non-empty 1-D sequence of ints, got {joints}"
-        )
-    if np.any(idx < -num_joints) or np.any(idx >= num_joints):
-        raise ValueError(f"{name}: joint indices must lie in [0, {num_joints}), got {idx.tolist()}")
-    return idx
-
-
-# --------------------------------------------------------------------------------------------
-# Position errors
-# --------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------- Position errors
 
 
 def mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
@@ -318,11 +299,7 @@ def n_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
 
 
 def mpjve(
-    pred: jax.Array,
-    target: jax.Array,
-    *,
-    axis: int = -3,
-    mask: jax.Array | None = None,
+    pred: jax.Array, target: jax.Array, *, axis: int = -3, mask: jax.Array | None = None
 ) -> jax.Array:
     """Mean per-joint velocity error (MPJVE).
 
@@ -364,9 +341,7 @@ def mpjve(
     return _weighted_joint_mean(geometry.safe_norm(vel_pred - vel_target, axis=-1), w_vel)
 
 
-# --------------------------------------------------------------------------------------------
-# PCK / AUC (MPI-INF-3DHP)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------- PCK / AUC (MPI-INF-3DHP)
 
 
 def _pck_curve(
@@ -380,10 +355,18 @@ def _pck_curve(
 ) -> jax.Array:
     """Fraction of joints with error < each threshold: [..., len(thresholds)]."""
     pred, target = _check_poses(pred, target, name=name)
-    idx = _joint_subset(joints, pred.shape[-2], name=name)
     err = jnp.linalg.norm(pred - target, axis=-1)  # not differentiated: step function
     weights = _joint_weights(mask, pred.shape[:-1], name=name)
-    if idx is not None:
+    if joints is not None:
+        idx, num_joints = np.asarray(joints), pred.shape[-2]
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or idx.size == 0:
+            raise ValueError(
+                f"{name}: expected joints as a non-empty 1-D sequence of ints, got {joints}"
+            )
+        if np.any(idx < -num_joints) or np.any(idx >= num_joints):
+            raise ValueError(
+                f"{name}: joint indices must lie in [0, {num_joints}), got {idx.tolist()}"
+            )
         err = jnp.take(err, idx, axis=-1)
         weights = jnp.take(weights, idx, axis=-1)
     thr = jnp.asarray(thresholds, dtype=err.dtype)
@@ -454,9 +437,7 @@ def auc3d(
     return jnp.mean(curve, axis=-1)
 
 
-# --------------------------------------------------------------------------------------------
-# Dataset protocols: joint subsets, Zhou et al.'s 3DHP post-processing, known global scale
-# --------------------------------------------------------------------------------------------
+# ---- Dataset protocols: joint subsets, Zhou et al.'s 3DHP post-processing, known global scale
 
 MPI3DHP_EVAL14_JOINTS = (
     "Head", "Thorax", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
@@ -532,9 +513,7 @@ def limb_length_scale(
     return jnp.where(ok, tgt_len / jnp.where(ok, pred_len, 1.0), 1.0)
 
 
-# --------------------------------------------------------------------------------------------
-# Geometric validity (Zhou et al. 2017)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------ Geometric validity (Zhou et al. 2017)
 
 
 def symmetric_bone_length_difference(
@@ -606,17 +585,11 @@ def symmetry_table(
     return row
 
 
-# --------------------------------------------------------------------------------------------
-# Relative-depth classification (WSP) -- batch statistics, scalar outputs
-# --------------------------------------------------------------------------------------------
+# -------------------- Relative-depth classification (WSP) -- batch statistics, scalar outputs
 
 
 def _classification_inputs(
-    scores: jax.Array,
-    labels: jax.Array,
-    mask: jax.Array | None,
-    *,
-    name: str,
+    scores: jax.Array, labels: jax.Array, mask: jax.Array | None, *, name: str
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     scores = jnp.asarray(scores)
     labels = jnp.asarray(labels)
@@ -630,15 +603,6 @@ def _classification_inputs(
     else:
         valid = _broadcast_mask(mask, scores.shape, name=name, shape=str(scores.shape)).astype(bool)
     return scores, labels.astype(bool), valid
-
-
-def _predicted_positive(scores: jax.Array, *, from_logits: bool, threshold: float) -> jax.Array:
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"expected a probability threshold in (0, 1), got {threshold}")
-    if from_logits:
-        # sigmoid(x) > t  <=>  x > logit(t); avoids rounding of sigmoid for large |x|.
-        return scores > math.log(threshold) - math.log1p(-threshold)
-    return scores > threshold
 
 
 def binary_confusion_counts(
@@ -665,7 +629,10 @@ def binary_confusion_counts(
       dict with scalar float32 counts ``tp``, ``fp``, ``tn``, ``fn``.
     """
     scores, labels, valid = _classification_inputs(scores, labels, mask, name="confusion")
-    pos = _predicted_positive(scores, from_logits=from_logits, threshold=threshold)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"expected a probability threshold in (0, 1), got {threshold}")
+    # sigmoid(x) > t  <=>  x > logit(t); avoids rounding of sigmoid for large |x|.
+    pos = scores > (math.log(threshold) - math.log1p(-threshold) if from_logits else threshold)
 
     def count(x: jax.Array) -> jax.Array:
         return jnp.sum(x & valid, dtype=jnp.float32)
@@ -701,12 +668,7 @@ def binary_accuracy(
     return _ratio(c["tp"] + c["tn"], c["tp"] + c["tn"] + c["fp"] + c["fn"])
 
 
-def roc_auc(
-    scores: jax.Array,
-    labels: jax.Array,
-    *,
-    mask: jax.Array | None = None,
-) -> jax.Array:
+def roc_auc(scores: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
     """Area under the ROC curve as the Mann-Whitney rank statistic (WSP, [Qiu] Sec. 4).
 
     ``AUC = (#{(p, n): s_p > s_n} + 0.5 #{(p, n): s_p == s_n}) / (N_pos N_neg)`` over all pairs of
@@ -783,21 +745,7 @@ def relative_depth_metrics(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Host-side aggregation (numpy)
-# --------------------------------------------------------------------------------------------
-
-
-def _values_and_groups(values: Any, groups: Any, *, name: str) -> tuple[np.ndarray, np.ndarray]:
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"{name}: expected 1-D per-example values [N], got shape {values.shape}")
-    groups = np.asarray(groups)
-    if groups.shape != values.shape:
-        raise ValueError(
-            f"{name}: expected one group label per value, shape {values.shape}, got {groups.shape}"
-        )
-    return values, groups
+# -------------------------------------------------------------- Host-side aggregation (numpy)
 
 
 def frame_wise_mean(values: Any) -> float:
@@ -823,7 +771,16 @@ def per_group(values: Any, groups: Any) -> dict[Hashable, float]:
     Returns:
       ``{group: mean}`` with groups in order of first appearance; Python scalars as keys.
     """
-    values, groups = _values_and_groups(values, groups, name="per_group")
+    values, groups = np.asarray(values, dtype=np.float64), np.asarray(groups)
+    if values.ndim != 1:
+        raise ValueError(
+            f"per_group: expected 1-D per-example values [N], got shape {values.shape}"
+        )
+    if groups.shape != values.shape:
+        raise ValueError(
+            f"per_group: expected one group label per value, shape {values.shape}, "
+            f"got {groups.shape}"
+        )
     keys, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     sums = np.bincount(inverse, weights=values, minlength=len(keys))

@@ -147,12 +147,6 @@ def _null_vector(a: jax.Array) -> jax.Array:
     return vt[..., -1, :]
 
 
-def _rank2(f: jax.Array) -> jax.Array:
-    u, s, vt = jnp.linalg.svd(f)
-    s = s.at[..., 2].set(0.0)
-    return (u * s[..., None, :]) @ vt
-
-
 def fundamental_eight_point(
     points_a: jax.Array, points_b: jax.Array, weights: jax.Array | None = None
 ) -> jax.Array:
@@ -176,7 +170,8 @@ def fundamental_eight_point(
     ta, tb = hartley_normalization(pa, w), hartley_normalization(pb, w)
     xa, xb = _homogeneous(_apply_h(ta, pa)), _homogeneous(_apply_h(tb, pb))
     a = (xb[..., :, None] * xa[..., None, :]).reshape(*xa.shape[:-1], 9) * w[..., None]
-    f = _rank2(_null_vector(a).reshape(*a.shape[:-2], 3, 3))
+    u, s, vt = jnp.linalg.svd(_null_vector(a).reshape(*a.shape[:-2], 3, 3))
+    f = (u * s.at[..., 2].set(0.0)[..., None, :]) @ vt  # rank 2
     f = jnp.swapaxes(tb, -1, -2) @ f @ ta
     return f / jnp.linalg.norm(f, axis=(-2, -1), keepdims=True)
 
@@ -498,9 +493,7 @@ def direction_angle_error(direction: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.arctan2(cross, jnp.sum(a * b, -1))
 
 
-# ------------------------------------------------------------------------------------------------
-# Multi-view training groups
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------- Multi-view training groups
 
 
 def view_pairs(num_views: int, *, ordered: bool = False) -> np.ndarray:

@@ -516,11 +516,7 @@ OPENPOSE18 = Layout(
     joint_names=_OPENPOSE18_NAMES,
     parents=_parents_by_name(
         _OPENPOSE18_NAMES,
-        {
-            "neck": None,
-            "nose": "neck",
-            **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="neck"),
-        },
+        {"neck": None, "nose": "neck", **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="neck")},
     ),
     symmetric_pairs=_lr_pairs(_OPENPOSE18_NAMES),
 )
@@ -635,10 +631,7 @@ _CONVERSION_RULES: dict[tuple[str, str], Rule] = {
         "Head": "head_top",
     },
     ("h36m17", "h36m16"): {n: n for n in _H36M16_NAMES},
-    ("h36m16", "h36m17"): {
-        **{n: n for n in _H36M16_NAMES},
-        "Neck/Nose": _mid("Thorax", "Head"),
-    },
+    ("h36m16", "h36m17"): {**{n: n for n in _H36M16_NAMES}, "Neck/Nose": _mid("Thorax", "Head")},
     ("h36m32", "h36m17"): {n: n for n in _H36M17_NAMES},
     ("mpi3dhp28", "mpi3dhp17"): {n: n for n in _MPI3DHP17_NAMES},
     ("mpi3dhp17", "h36m17"): {
@@ -709,11 +702,7 @@ def _conversion(source: Layout, target: Layout) -> tuple[np.ndarray, np.ndarray]
 
 
 def convert_layout(
-    points: Any,
-    confidence: Any | None = None,
-    *,
-    source: str | Layout,
-    target: str | Layout,
+    points: Any, confidence: Any | None = None, *, source: str | Layout, target: str | Layout
 ) -> tuple[Any, Any]:
     """Convert ``[..., Js, D]`` points (and ``[..., Js]`` confidences) to another layout.
 

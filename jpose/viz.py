@@ -12,18 +12,6 @@ drawn with the vertical axis up. Limbs are coloured by side: the person's **left
 take ``[N, J, ...]`` arrays and draw the first ``max_rows`` of them.
 
 Functions return a ``matplotlib.figure.Figure``; :func:`save_figure` writes a PNG and closes it.
-
-Contents:
-
-- :func:`plot_skeleton_2d`, :func:`plot_skeleton_3d`: draw one skeleton on an axes.
-- :func:`figure_2d_comparison`: several 2D versions of the same samples overlaid.
-- :func:`figure_2d_on_image`: 2D skeleton(s) over an image or a blank canvas of the image size.
-- :func:`figure_poses_3d`: predicted 3D poses over the ground truth (the first samples).
-- :func:`figure_sample_grid`: a seeded random grid of predictions vs ground truth with errors.
-- :func:`figure_reprojection`: input 2D, lifted 3D and its re-projection (CameraPose Fig. 8).
-- :func:`read_metrics`, :func:`default_curve_groups`, :func:`figure_training_curves`: curves.
-- :func:`animate_sequence`: a 3D sequence (optionally beside its 2D input) as GIF or MP4.
-- :func:`save_figure`: write a PNG and close the figure.
 """
 
 from __future__ import annotations
@@ -234,8 +222,6 @@ def figure_2d_comparison(
       max_rows: number of samples (panels).
       title: figure title.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     names = list(poses)
@@ -311,9 +297,6 @@ def figure_2d_on_image(
       confidence: optional ``[J]`` (one pose) or ``[N, J]`` confidences (marker size; joints with
         confidence 0 and their limbs are hidden).
       title: axes title.
-
-    Returns:
-      The figure.
 
     Raises:
       ValueError: wrong shapes, a bad ``image_size``, or neither ``image`` nor ``image_size``
@@ -399,8 +382,6 @@ def figure_poses_3d(
       title: figure title.
       errors_mm: optional ``[N]`` per-sample errors shown in the panel titles.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     n = _rows([pred] if target is None else [pred, target], max_rows)
@@ -450,9 +431,6 @@ def figure_sample_grid(
       cols: panels per row.
       labels: optional ``N`` strings (e.g. the action) shown in the panel titles.
       title: figure title.
-
-    Returns:
-      The figure.
 
     Raises:
       ValueError: mismatched shapes or lengths, ``num < 1`` or ``cols < 1``.
@@ -519,8 +497,6 @@ def figure_reprojection(
       max_rows: number of samples.
       title: figure title.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     n = _rows([input2d, pose3d, reprojected2d], max_rows)
@@ -627,8 +603,6 @@ def figure_training_curves(
       log_scale_losses: log y axis on the ``losses`` panel (when all values are positive).
       title: figure title.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     groups = dict(default_curve_groups(records) if groups is None else groups)

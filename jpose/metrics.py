@@ -220,7 +220,7 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     singular value when ``det(R) < 0``) [Martinez17, protocol #2; Pavllo19, ``common/loss.py``].
     The alignment is that of :func:`jpose.geometry.procrustes_align` (``scale=True,
     reflection=False``), evaluated by the fused :func:`jpose.geometry.procrustes_residuals`
-    (closed-form rotation, no aligned pose materialised; float64 and J > 32 fall back to the
+    (closed-form rotation, no aligned pose materialised; float64 and J > 64 fall back to the
     SVD path); with a mask the alignment is the weighted Procrustes fit on the same weights.
 
     Args:

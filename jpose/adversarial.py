@@ -14,19 +14,6 @@ Conventions (every function in this module):
 * Every loss is finite, with finite gradients, for logits as large as ``+-1e4`` in float32.
 * Units: scores and losses are unitless; the history buffer stores whatever pytree it is given
   (jpose stores poses in metres and 2D in normalised image units).
-
-Functions:
-
-* LS-GAN (Mao et al. ICCV 2017) as used by PoseAug (Gong et al. CVPR 2021) and CameraPose
-  (Yang et al. WACV 2023, eqs. 12-15): :func:`lsgan_loss`, :func:`lsgan_discriminator_loss`,
-  :func:`lsgan_generator_loss`.
-* Standard GAN (Goodfellow et al. 2014) as used by Drover et al. (ECCV-W 2018, eq. 4), from
-  logits through log-sigmoid: :func:`gan_real_loss`, :func:`gan_fake_loss`,
-  :func:`gan_discriminator_loss`, :func:`gan_generator_loss` (saturating, the literal minimax) and
-  :func:`gan_generator_loss_non_saturating`.
-* Shrivastava et al. (CVPR 2017) history of generated samples with PoseAug's query semantics, as
-  fixed-size device arrays: :class:`FakeHistory`, :func:`history_init`, :func:`history_push`,
-  :func:`history_sample`, :func:`history_query`.
 """
 
 from __future__ import annotations
@@ -56,13 +43,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# LS-GAN
-# --------------------------------------------------------------------------------------------
-
-
-def _reduce_parts(x: Array, part_axis: int | None) -> Array:
-    return x if part_axis is None else jnp.mean(x, axis=part_axis)
+# ------------------------------------------------------------------------------------- LS-GAN
 
 
 def lsgan_loss(outputs: ArrayLike, *, target: float, part_axis: int | None = None) -> Array:
@@ -82,8 +63,8 @@ def lsgan_loss(outputs: ArrayLike, *, target: float, part_axis: int | None = Non
     Returns:
       ``[...]`` per-example loss (unitless), without ``part_axis`` when one is given.
     """
-    outputs = jnp.asarray(outputs)
-    return _reduce_parts(0.5 * jnp.square(outputs - target), part_axis)
+    loss = 0.5 * jnp.square(jnp.asarray(outputs) - target)
+    return loss if part_axis is None else jnp.mean(loss, axis=part_axis)
 
 
 def lsgan_discriminator_loss(
@@ -142,9 +123,7 @@ def lsgan_generator_loss(
     return lsgan_loss(fake_outputs, target=target, part_axis=part_axis)
 
 
-# --------------------------------------------------------------------------------------------
-# Standard GAN from logits
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------- Standard GAN from logits
 
 
 def gan_real_loss(logits: ArrayLike) -> Array:
@@ -221,9 +200,7 @@ def gan_generator_loss_non_saturating(fake_logits: ArrayLike) -> Array:
     return gan_real_loss(fake_logits)
 
 
-# --------------------------------------------------------------------------------------------
-# Fake-sample history buffer
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------- Fake-sample history buffer
 
 
 @struct.dataclass
@@ -242,19 +219,6 @@ class FakeHistory:
     def capacity(self) -> int:
         """Number of slots (static)."""
         return int(jax.tree.leaves(self.items)[0].shape[0])
-
-
-def _leading(items: Any) -> int:
-    leaves = jax.tree.leaves(items)
-    if not leaves:
-        raise ValueError("items must contain at least one array")
-    n = leaves[0].shape[0] if leaves[0].ndim else None
-    if n is None or any(x.ndim == 0 or x.shape[0] != n for x in leaves):
-        raise ValueError(
-            "every array of items must have the same leading batch size, got shapes "
-            f"{[x.shape for x in leaves]}"
-        )
-    return int(n)
 
 
 def history_init(example: Any, *, capacity: int) -> FakeHistory:
@@ -277,14 +241,23 @@ def history_init(example: Any, *, capacity: int) -> FakeHistory:
 
 
 def _check_compatible(history: FakeHistory, items: Any) -> int:
-    n = _leading(items)
+    """The leading batch size of ``items``, checked against the history's item shapes."""
+    leaves = jax.tree.leaves(items)
+    if not leaves:
+        raise ValueError("items must contain at least one array")
+    n = leaves[0].shape[0] if leaves[0].ndim else None
+    if n is None or any(x.ndim == 0 or x.shape[0] != n for x in leaves):
+        raise ValueError(
+            "every array of items must have the same leading batch size, got shapes "
+            f"{[x.shape for x in leaves]}"
+        )
     h_def, i_def = jax.tree.structure(history.items), jax.tree.structure(items)
     if h_def != i_def:
         raise ValueError(f"items structure {i_def} differs from the history's {h_def}")
     for h, x in zip(jax.tree.leaves(history.items), jax.tree.leaves(items)):
         if h.shape[1:] != x.shape[1:]:
             raise ValueError(f"item shape {x.shape[1:]} differs from the history's {h.shape[1:]}")
-    return n
+    return int(n)
 
 
 def _scan_items(history: FakeHistory, items: Any, key: Array, swap_probability: float | None):

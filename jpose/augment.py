@@ -12,10 +12,9 @@ sec. 3.3), predicts three sets of parameters from a 3D pose; the pure functions 
 4. :func:`reproject`: the camera projection that turns the augmented 3D pose into its 2D input.
 
 :func:`poseaug_augment` chains BA -> BL -> RT on a batch and projects the result with the
-sample's own pinhole intrinsics (CameraPose's augmentation of its 2D-3D pairs, Sec. 3.3).
-
-and the range losses that stop the generator collapsing to the identity
-(:func:`bone_angle_range_loss`, :func:`bone_length_range_loss`).
+sample's own pinhole intrinsics (CameraPose's augmentation of its 2D-3D pairs, Sec. 3.3). The
+range losses (:func:`bone_angle_range_loss`, :func:`bone_length_range_loss`) stop the generator
+collapsing to the identity.
 
 :func:`detection_noise` turns ground-truth 2D into simulated detections with per-joint
 confidences (the 2D-input model shared by CameraPose's refinement network and Li et al.'s
@@ -41,7 +40,7 @@ from jax.typing import ArrayLike
 
 from jpose import camera as _camera
 from jpose import losses as _losses
-from jpose.geometry import axis_angle_to_matrix, rotate_points, safe_normalize
+from jpose.geometry import _check_last, axis_angle_to_matrix, rotate_points, safe_normalize
 from jpose.kinematics import bone_directions, bone_lengths, pose_from_bones
 from jpose.skeleton import Layout, check_points, get_layout
 
@@ -205,9 +204,7 @@ def rotate_translate(
     Returns:
       ``[..., J, 3]`` transformed pose.
     """
-    pose = jnp.asarray(pose)
-    if pose.ndim < 2 or pose.shape[-1] != 3:
-        raise ValueError(f"pose must have shape [..., J, 3], got {pose.shape}")
+    pose = _check_last(pose, 3, "pose", min_ndim=2)
     axis_angle = jnp.asarray(axis_angle, pose.dtype)
     translation = jnp.asarray(translation, pose.dtype)
     if axis_angle.shape[-1:] != (3,) or translation.shape[-1:] != (3,):
@@ -255,9 +252,7 @@ def reproject(
     Returns:
       ``(uv [..., J, 2], valid [...])``: pixels (or normalised screen units) and a boolean mask.
     """
-    pose = jnp.asarray(pose)
-    if pose.ndim < 2 or pose.shape[-1] != 3:
-        raise ValueError(f"pose must have shape [..., J, 3], got {pose.shape}")
+    pose = _check_last(pose, 3, "pose", min_ndim=2)
     uv = _camera.project(pose, camera, distortion=distortion, min_depth=min_depth)
     size = jnp.asarray(camera.image_size, uv.dtype)
     width, height = size[..., 0], size[..., 1]

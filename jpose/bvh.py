@@ -351,8 +351,7 @@ def _branch_plan(lay: skeleton.Layout, rest: np.ndarray) -> dict[int, tuple[int,
         ]
         candidates += [("child", c) for c in kids if c != primary]
         for spec in candidates:
-            v2 = rest[spec[1]] - rest[spec[2]] if spec[0] == "pair" else rest[spec[1]]
-            if _triad(rest[primary], v2)[1] > 1e-3:
+            if _triad(rest[primary], _second(rest, spec))[1] > 1e-3:
                 plan[j] = (primary, spec)
                 break
         else:
@@ -390,21 +389,6 @@ def _build_nodes(lay: skeleton.Layout, plan: dict[int, tuple[int, Any]]) -> list
 # ------------------------------------------------------------------------------------------ fit
 
 
-def _check_sequence(p: np.ndarray, lay: skeleton.Layout) -> None:
-    if p.ndim != 3 or p.shape[1:] != (lay.num_joints, 3) or p.shape[0] == 0:
-        raise ValueError(
-            f"positions_m: expected shape [T, {lay.num_joints}, 3] (T >= 1) for layout "
-            f"{lay.name}, got {p.shape}"
-        )
-    bad = ~np.isfinite(p).all(-1)
-    if bad.any():
-        t, j = (int(v[0]) for v in np.nonzero(bad))
-        raise ValueError(
-            f"positions_m: non-finite values (NaN/inf) in {int(bad.any(-1).sum())} frames, first "
-            f"frame {t} joint {lay.joint_names[j]}; BVH needs a finite pose in every frame"
-        )
-
-
 def fit_bvh(
     positions_m: Any,
     *,
@@ -433,7 +417,18 @@ def fit_bvh(
     """
     lay = skeleton.get_layout(layout)
     p = np.asarray(positions_m, np.float64)
-    _check_sequence(p, lay)
+    if p.ndim != 3 or p.shape[1:] != (lay.num_joints, 3) or p.shape[0] == 0:
+        raise ValueError(
+            f"positions_m: expected shape [T, {lay.num_joints}, 3] (T >= 1) for layout "
+            f"{lay.name}, got {p.shape}"
+        )
+    bad = ~np.isfinite(p).all(-1)
+    if bad.any():
+        t, j = (int(v[0]) for v in np.nonzero(bad))
+        raise ValueError(
+            f"positions_m: non-finite values (NaN/inf) in {int(bad.any(-1).sum())} frames, first "
+            f"frame {t} joint {lay.joint_names[j]}; BVH needs a finite pose in every frame"
+        )
     if not (np.isfinite(fps) and fps > 0) or not (
         np.isfinite(units_per_metre) and units_per_metre > 0
     ):
@@ -472,31 +467,28 @@ def fit_bvh(
     eye = np.broadcast_to(np.eye(3), (t, 3, 3))
     for node in nodes:
         parent_world = eye if node.parent < 0 else world[node.parent]
-        if node.kind == "end":
+        j = node.joint
+        kids = [c for c in range(lay.num_joints) if lay.parents[c] == j] if j >= 0 else []
+        if node.kind == "link" or len(kids) == 1:  # orient the one bone
+            c = node.child if node.kind == "link" else kids[0]
+            b = np.einsum("tji,tj->ti", parent_world, direction[:, c])
+            rot = _min_rotation(rest_dir[c], b)
+        elif kids:
+            primary, spec = plan[j]
+            f_rest, _ = _triad(rest_dir[primary], _second(rest_dir, spec))
+            f_obs, sine = _triad(direction[:, primary], _second(direction, spec))
+            if sine.min() < _MIN_SINE:
+                f, names = int(np.argmin(sine)), lay.joint_names
+                second = f"child {names[spec[1]]}"
+                if spec[0] == "pair":
+                    second = f"{names[spec[1]]} - {names[spec[2]]}"
+                raise ValueError(
+                    f"joint {names[j]}: its frame directions (child {names[primary]} and "
+                    f"{second}) are parallel in frame {f}: its twist is undefined"
+                )
+            rot = np.swapaxes(parent_world, 1, 2) @ (f_obs @ f_rest.T)
+        else:  # end sites and leaves
             rot = eye
-        elif node.kind == "link":
-            b = np.einsum("tji,tj->ti", parent_world, direction[:, node.child])
-            rot = _min_rotation(rest_dir[node.child], b)
-        else:
-            j = node.joint
-            kids = [c for c in range(lay.num_joints) if lay.parents[c] == j]
-            if not kids:
-                rot = eye
-            elif len(kids) == 1:
-                b = np.einsum("tji,tj->ti", parent_world, direction[:, kids[0]])
-                rot = _min_rotation(rest_dir[kids[0]], b)
-            else:
-                primary, spec = plan[j]
-                f_rest, _ = _triad(rest_dir[primary], _second(rest_dir, spec))
-                f_obs, sine = _triad(direction[:, primary], _second(direction, spec))
-                if sine.min() < _MIN_SINE:
-                    f = int(np.argmin(sine))
-                    raise ValueError(
-                        f"joint {lay.joint_names[j]}: its frame directions (child "
-                        f"{lay.joint_names[primary]} and {_spec_name(lay, spec)}) are parallel "
-                        f"in frame {f}: its twist is undefined"
-                    )
-                rot = np.swapaxes(parent_world, 1, 2) @ (f_obs @ f_rest.T)
         local.append(np.asarray(rot))
         world.append(np.asarray(parent_world @ rot))
 
@@ -542,12 +534,6 @@ def _second(d: np.ndarray, spec: tuple[Any, ...]) -> np.ndarray:
     if spec[0] == "pair":
         return d[..., spec[1], :] - d[..., spec[2], :]
     return d[..., spec[1], :]
-
-
-def _spec_name(lay: skeleton.Layout, spec: tuple[Any, ...]) -> str:
-    if spec[0] == "pair":
-        return f"{lay.joint_names[spec[1]]} - {lay.joint_names[spec[2]]}"
-    return f"child {lay.joint_names[spec[1]]}"
 
 
 # ------------------------------------------------------------------------- forward kinematics

@@ -25,6 +25,7 @@ import numpy as np
 from flax import struct
 
 from jpose import _h36m_cameras
+from jpose.geometry import _check_joints, _check_last, _check_matrix
 
 __all__ = [
     "Camera",
@@ -56,29 +57,19 @@ __all__ = [
 DISTORTIONS = ("none", "opencv", "h36m")
 
 
-def _check_last(x, size: int, name: str, *, min_ndim: int = 1) -> jax.Array:
-    x = jnp.asarray(x)
-    if x.ndim < min_ndim or x.shape[-1] != size:
-        expected = "[..., " + ("J, " if min_ndim > 1 else "") + f"{size}]"
-        raise ValueError(f"{name} must have shape {expected}, got {x.shape}")
-    return x
-
-
-def _check_image_side(x, name: str) -> None:
-    """Concrete image sizes must be finite and positive (traced ones are not checked)."""
-    if isinstance(x, jax.core.Tracer):
-        return
-    arr = np.asarray(x, np.float64)
-    if not np.all(np.isfinite(arr) & (arr > 0)):
-        bad = arr[~(np.isfinite(arr) & (arr > 0))].reshape(-1)[0]
-        raise ValueError(f"image {name} must be finite and positive pixels, got {bad}")
-
-
-def _check_matrix(m, name: str) -> jax.Array:
-    m = jnp.asarray(m)
-    if m.ndim < 2 or m.shape[-2:] != (3, 3):
-        raise ValueError(f"{name} must have shape [..., 3, 3], got {m.shape}")
-    return m
+def _screen_offset(uv, width, height, name: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Checked ``uv [..., 2]``, ``w [..., 1]`` and the offset ``[1, h / w]`` of the screen
+    normalisation; concrete image sizes must be finite and positive (traced ones are not
+    checked)."""
+    for side, x in (("width", width), ("height", height)):
+        arr = None if isinstance(x, jax.core.Tracer) else np.asarray(x, np.float64)
+        if arr is not None and not np.all(np.isfinite(arr) & (arr > 0)):
+            bad = arr[~(np.isfinite(arr) & (arr > 0))].reshape(-1)[0]
+            raise ValueError(f"image {side} must be finite and positive pixels, got {bad}")
+    uv = _check_last(uv, 2, name)
+    w = jnp.asarray(width, uv.dtype)[..., None]
+    h = jnp.asarray(height, uv.dtype)[..., None]
+    return uv, w, jnp.concatenate([jnp.ones_like(h), h / w], axis=-1)
 
 
 def _per_point(x: jax.Array) -> jax.Array:
@@ -136,32 +127,22 @@ class Camera:
         Returns:
           A :class:`Camera` whose fields are broadcast to a common batch shape.
         """
-        focal = jnp.asarray(focal, dtype)
-        if focal.ndim == 0:
-            focal = jnp.stack([focal, focal], axis=-1)
-        center = _check_last(jnp.asarray(center, dtype), 2, "center")
-        fields = {"focal": _check_last(focal, 2, "focal"), "center": center}
-        fields["rotation"] = (
-            jnp.eye(3, dtype=dtype)
-            if rotation is None
-            else _check_matrix(jnp.asarray(rotation, dtype), "rotation")
-        )
-        defaults = {
-            "translation": (translation, 3),
-            "radial": (radial, 3),
-            "tangential": (tangential, 2),
+        focal, center = jnp.asarray(focal, dtype), jnp.asarray(center, dtype)
+        fields = {
+            "focal": jnp.stack([focal, focal], axis=-1) if focal.ndim == 0 else focal,
+            "center": center,
+            "rotation": jnp.eye(3, dtype=dtype) if rotation is None else rotation,
+            "translation": jnp.zeros(3, dtype) if translation is None else translation,
+            "radial": jnp.zeros(3, dtype) if radial is None else radial,
+            "tangential": jnp.zeros(2, dtype) if tangential is None else tangential,
+            "image_size": 2.0 * center if image_size is None else image_size,
         }
-        for name, (value, size) in defaults.items():
-            fields[name] = (
-                jnp.zeros(size, dtype)
-                if value is None
-                else _check_last(jnp.asarray(value, dtype), size, name)
+        sizes = {"translation": 3, "radial": 3, "tangential": 2}  # the others: 2 (or 3 x 3)
+        for k, v in fields.items():
+            v = jnp.asarray(v, dtype)
+            fields[k] = (
+                _check_matrix(v, k) if k == "rotation" else _check_last(v, sizes.get(k, 2), k)
             )
-        fields["image_size"] = (
-            2.0 * center
-            if image_size is None
-            else _check_last(jnp.asarray(image_size, dtype), 2, "image_size")
-        )
         batch = jnp.broadcast_shapes(
             *(v.shape[:-2] if k == "rotation" else v.shape[:-1] for k, v in fields.items())
         )
@@ -238,9 +219,7 @@ def _np_quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Rigid transforms
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- Rigid transforms
 
 
 def transform_points(points: jax.Array, rotation: jax.Array, translation: jax.Array) -> jax.Array:
@@ -277,10 +256,7 @@ def invert_transform(rotation: jax.Array, translation: jax.Array) -> tuple[jax.A
 
 
 def compose_transforms(
-    rotation_2: jax.Array,
-    translation_2: jax.Array,
-    rotation_1: jax.Array,
-    translation_1: jax.Array,
+    rotation_2: jax.Array, translation_2: jax.Array, rotation_1: jax.Array, translation_1: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Composition ``X -> R2 (R1 X + t1) + t2`` = ``(R2 R1, R2 t1 + t2)`` (first 1, then 2).
 
@@ -351,9 +327,7 @@ def relative_transform(cam_a: Camera, cam_b: Camera) -> tuple[jax.Array, jax.Arr
     return r_ab, t_ab
 
 
-# --------------------------------------------------------------------------------------------
-# Projection
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------- Projection
 
 
 def intrinsics_matrix(focal: jax.Array, center: jax.Array) -> jax.Array:
@@ -379,10 +353,6 @@ def intrinsics_matrix(focal: jax.Array, center: jax.Array) -> jax.Array:
     return jnp.stack(rows, axis=-2)
 
 
-def _safe_depth(z: jax.Array, min_depth: float) -> jax.Array:
-    return jnp.maximum(z, min_depth)
-
-
 def project_unit_focal(points: jax.Array, *, min_depth: float = 1e-3) -> jax.Array:
     """Perspective projection with unit focal length and no offset: ``(x / z, y / z)``.
 
@@ -397,7 +367,7 @@ def project_unit_focal(points: jax.Array, *, min_depth: float = 1e-3) -> jax.Arr
       ``[..., J, 2]`` normalised image coordinates (unitless).
     """
     points = _check_last(points, 3, "points", min_ndim=2)
-    return points[..., :2] / _safe_depth(points[..., 2:], min_depth)
+    return points[..., :2] / jnp.maximum(points[..., 2:], min_depth)
 
 
 def project_pinhole(
@@ -448,8 +418,15 @@ def project_weak_perspective(
     focal = _check_last(focal, 2, "focal")
     center = _check_last(center, 2, "center")
     z_ref = jnp.mean(points[..., 2], axis=-1) if depth is None else jnp.asarray(depth)
-    z_ref = _safe_depth(z_ref, min_depth)[..., None, None]
+    z_ref = jnp.maximum(z_ref, min_depth)[..., None, None]
     return _per_point(focal) * points[..., :2] / z_ref + _per_point(center)
+
+
+def _distortion_inputs(xy, radial, tangential) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Checked ``xy [..., J, 2]`` and the coefficients ``[..., 1, 3]``, ``[..., 1, 2]``."""
+    xy = _check_last(xy, 2, "xy", min_ndim=2)
+    k = _per_point(_check_last(radial, 3, "radial"))
+    return xy, k, _per_point(_check_last(tangential, 2, "tangential"))
 
 
 def distort_opencv(xy: jax.Array, *, radial: jax.Array, tangential: jax.Array) -> jax.Array:
@@ -466,9 +443,7 @@ def distort_opencv(xy: jax.Array, *, radial: jax.Array, tangential: jax.Array) -
     Returns:
       ``[..., J, 2]`` distorted normalised coordinates.
     """
-    xy = _check_last(xy, 2, "xy", min_ndim=2)
-    k = _per_point(_check_last(radial, 3, "radial"))
-    p = _per_point(_check_last(tangential, 2, "tangential"))
+    xy, k, p = _distortion_inputs(xy, radial, tangential)
     x, y = xy[..., 0], xy[..., 1]
     r2 = x * x + y * y
     rad = 1.0 + k[..., 0] * r2 + k[..., 1] * r2**2 + k[..., 2] * r2**3
@@ -492,9 +467,7 @@ def distort_h36m(xy: jax.Array, *, radial: jax.Array, tangential: jax.Array) -> 
     Returns:
       ``[..., J, 2]`` distorted normalised coordinates.
     """
-    xy = _check_last(xy, 2, "xy", min_ndim=2)
-    k = _per_point(_check_last(radial, 3, "radial"))
-    p = _per_point(_check_last(tangential, 2, "tangential"))
+    xy, k, p = _distortion_inputs(xy, radial, tangential)
     xx = jnp.clip(xy, -1.0, 1.0)
     r2 = jnp.sum(xx * xx, axis=-1, keepdims=True)
     rad = 1.0 + k[..., 0:1] * r2 + k[..., 1:2] * r2**2 + k[..., 2:3] * r2**3
@@ -503,11 +476,7 @@ def distort_h36m(xy: jax.Array, *, radial: jax.Array, tangential: jax.Array) -> 
 
 
 def project(
-    points_cam: jax.Array,
-    camera: Camera,
-    *,
-    distortion: str = "none",
-    min_depth: float = 1e-3,
+    points_cam: jax.Array, camera: Camera, *, distortion: str = "none", min_depth: float = 1e-3
 ) -> jax.Array:
     """Project camera-frame points to pixels with the camera's intrinsics.
 
@@ -555,9 +524,7 @@ def back_project(
     uv = _check_last(uv, 2, "uv", min_ndim=2)
     focal = _check_last(focal, 2, "focal")
     center = _check_last(center, 2, "center")
-    depth = jnp.asarray(depth)
-    if depth.shape[-1:] != uv.shape[-2:-1]:
-        raise ValueError(f"depth must have shape [..., J] with J={uv.shape[-2]}, got {depth.shape}")
+    depth = _check_joints(depth, uv.shape[-2], "depth")
     xy = (uv - _per_point(center)) / _per_point(focal) * depth[..., None]
     return jnp.concatenate([xy, jnp.broadcast_to(depth[..., None], xy.shape[:-1] + (1,))], -1)
 
@@ -581,12 +548,7 @@ def normalize_screen(
       ValueError: a (concrete) width or height that is not finite and positive; traced sizes
         are not checked (a zero there gives inf / NaN).
     """
-    _check_image_side(width, "width")
-    _check_image_side(height, "height")
-    uv_px = _check_last(uv_px, 2, "uv_px")
-    w = jnp.asarray(width, uv_px.dtype)[..., None]
-    h = jnp.asarray(height, uv_px.dtype)[..., None]
-    offset = jnp.concatenate([jnp.ones_like(h), h / w], axis=-1)
+    uv_px, w, offset = _screen_offset(uv_px, width, height, "uv_px")
     return uv_px / w * 2.0 - offset
 
 
@@ -606,18 +568,11 @@ def image_coordinates(
     Raises:
       ValueError: a (concrete) width or height that is not finite and positive.
     """
-    _check_image_side(width, "width")
-    _check_image_side(height, "height")
-    uv_norm = _check_last(uv_norm, 2, "uv_norm")
-    w = jnp.asarray(width, uv_norm.dtype)[..., None]
-    h = jnp.asarray(height, uv_norm.dtype)[..., None]
-    offset = jnp.concatenate([jnp.ones_like(h), h / w], axis=-1)
+    uv_norm, w, offset = _screen_offset(uv_norm, width, height, "uv_norm")
     return (uv_norm + offset) * w / 2.0
 
 
-# --------------------------------------------------------------------------------------------
-# Human3.6M cameras (data in jpose/_h36m_cameras.py, from VideoPose3D common/h36m_dataset.py)
-# --------------------------------------------------------------------------------------------
+# ---- Human3.6M cameras (data in jpose/_h36m_cameras.py, from VideoPose3D common/h36m_dataset.py)
 
 H36M_SUBJECTS: tuple[str, ...] = tuple(_h36m_cameras.H36M_EXTRINSICS)
 H36M_SUBJECTS_WITH_CAMERAS: tuple[str, ...] = tuple(
@@ -690,9 +645,7 @@ def h36m_cameras(subject: str) -> Camera:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *cams)
 
 
-# --------------------------------------------------------------------------------------------
-# Root translation from a root-relative pose and its pixels (known intrinsics)
-# --------------------------------------------------------------------------------------------
+# --------------- Root translation from a root-relative pose and its pixels (known intrinsics)
 
 
 def solve_root_translation(

@@ -74,6 +74,13 @@ def _check_last(x: jax.Array, size: int, name: str, *, min_ndim: int = 1) -> jax
     return x
 
 
+def _check_joints(x: jax.Array, num_joints: int, name: str) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.ndim < 1 or x.shape[-1] != num_joints:
+        raise ValueError(f"{name} must have shape [..., J] with J={num_joints}, got {x.shape}")
+    return x
+
+
 def _check_matrix(m: jax.Array, name: str) -> jax.Array:
     m = jnp.asarray(m)
     if m.ndim < 2 or m.shape[-2:] != (3, 3):
@@ -88,9 +95,7 @@ def _safe_div(num: jax.Array, den: jax.Array, *, eps: float, fill: float = 0.0) 
     return jnp.where(ok, num / den_safe, fill)
 
 
-# --------------------------------------------------------------------------------------------
-# Norms and centring
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------- Norms and centring
 
 
 def safe_norm(
@@ -167,9 +172,7 @@ def rotate_points(points: jax.Array, rotation: jax.Array) -> jax.Array:
     return points @ jnp.swapaxes(rotation, -1, -2)
 
 
-# --------------------------------------------------------------------------------------------
-# Rotations (jaxlie for exp/log/quaternion<->matrix)
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------- Rotations (jaxlie for exp/log/quaternion<->matrix)
 
 
 def axis_angle_to_matrix(axis_angle: jax.Array) -> jax.Array:
@@ -371,23 +374,15 @@ def random_rotation(
     """
     if up_axis not in _UP_AXES:
         raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-    shape = tuple(shape)
-    vertical, tilt, roll = _UP_AXES[up_axis]
-    k_az, k_el, k_ro = jax.random.split(key, 3)
-
-    def sample(k, rng):
-        lo, hi = rng
-        return jax.random.uniform(k, shape, minval=lo, maxval=hi)
-
-    r_az = elementary_rotation(sample(k_az, azimuth_range), axis=vertical)
-    r_el = elementary_rotation(sample(k_el, elevation_range), axis=tilt)
-    r_ro = elementary_rotation(sample(k_ro, roll_range), axis=roll)
+    ranges = (azimuth_range, elevation_range, roll_range)
+    r_az, r_el, r_ro = (
+        elementary_rotation(jax.random.uniform(k, tuple(shape), minval=lo, maxval=hi), axis=axis)
+        for k, (lo, hi), axis in zip(jax.random.split(key, 3), ranges, _UP_AXES[up_axis])
+    )
     return r_ro @ r_el @ r_az
 
 
-# --------------------------------------------------------------------------------------------
-# Procrustes
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------- Procrustes
 
 
 def _rotation_factors(m: jax.Array, reflection: bool):
@@ -410,7 +405,10 @@ def _procrustes_rotation(m: jax.Array, reflection: bool) -> jax.Array:
     (:func:`horn_rotation`); the JVP rule (and so every gradient) uses the SVD.
     """
     if not reflection and _use_horn(m.dtype):
-        return _horn_rotation_array(m)
+        flat = m.reshape(-1, 9)
+        rot = _horn_rotation_lists([[flat[:, 3 * a + b] for b in range(3)] for a in range(3)])
+        rot = jnp.stack([rot[a][b] for a in range(3) for b in range(3)], axis=-1)
+        return rot.reshape(*m.shape[:-2], 3, 3)
     u, _, vpt = _rotation_factors(m, reflection)
     return u @ vpt
 
@@ -429,6 +427,22 @@ def _procrustes_rotation_jvp(reflection, primals, tangents):
     inv = jnp.where(ok, 1.0 / jnp.where(ok, den, 1.0), 0.0)
     omega = (x - jnp.swapaxes(x, -1, -2)) * inv
     return r, u @ omega @ vpt
+
+
+def _procrustes_inputs(pred, target, weights) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """Checked ``pred``, ``target`` ``[..., J, 3]`` and ``weights`` (``None`` or ``[..., J]``)
+    in their common floating dtype."""
+    pred = _check_last(pred, 3, "pred", min_ndim=2)
+    target = _check_last(target, 3, "target", min_ndim=2)
+    if pred.shape[-2] != target.shape[-2]:
+        raise ValueError(
+            f"pred and target must have the same number of joints J in [..., J, 3], got "
+            f"{pred.shape} and {target.shape}"
+        )
+    dtype = jnp.result_type(pred, target, jnp.float32)
+    if weights is not None:
+        weights = _check_joints(jnp.asarray(weights, dtype), pred.shape[-2], "weights")
+    return pred.astype(dtype), target.astype(dtype), weights
 
 
 def procrustes_transform(
@@ -461,24 +475,10 @@ def procrustes_transform(
     Returns:
       ``(R [..., 3, 3], s [...], t [..., 3])`` with ``aligned = s * pred @ R^T + t``.
     """
-    pred = _check_last(pred, 3, "pred", min_ndim=2)
-    target = _check_last(target, 3, "target", min_ndim=2)
-    if pred.shape[-2] != target.shape[-2]:
-        raise ValueError(
-            f"pred and target must have the same number of joints J in [..., J, 3], got "
-            f"{pred.shape} and {target.shape}"
-        )
-    dtype = jnp.result_type(pred, target, jnp.float32)
-    pred = pred.astype(dtype)
-    target = target.astype(dtype)
-    if weights is None:
+    pred, target, w = _procrustes_inputs(pred, target, weights)
+    dtype = pred.dtype
+    if w is None:
         w = jnp.ones(pred.shape[-2], dtype)
-    else:
-        w = jnp.asarray(weights, dtype)
-        if w.ndim < 1 or w.shape[-1] != pred.shape[-2]:
-            raise ValueError(
-                f"weights must have shape [..., J] with J={pred.shape[-2]}, got {w.shape}"
-            )
     wsum = jnp.sum(w, axis=-1)
     wn = _safe_div(w, wsum[..., None], eps=0.0)[..., None]  # [..., J, 1] normalised weights
     mu_x = jnp.sum(wn * pred, axis=-2)
@@ -525,9 +525,7 @@ def procrustes_align(
     return s[..., None, None] * (pred @ jnp.swapaxes(rot, -1, -2)) + t[..., None, :]
 
 
-# --------------------------------------------------------------------------------------------
-# Fast 3x3 rotation fit (Horn's quaternion method, QCP eigenvalue, Jacobi fallback)
-# --------------------------------------------------------------------------------------------
+# ---------- Fast 3x3 rotation fit (Horn's quaternion method, QCP eigenvalue, Jacobi fallback)
 
 # Newton iterations on the characteristic quartic (from an upper bound; monotone convergence).
 _QCP_NEWTON_STEPS = 12
@@ -588,7 +586,6 @@ def _quaternion_components_to_matrix(w, x, y, z):
 
 def _jacobi_rotation_lists(m):
     """Top eigenvector of Horn's matrix by cyclic Jacobi (robust fallback); R as nested lists."""
-    a = _horn_matrix(m)
     one, zero = jnp.ones_like(m[0][0]), jnp.zeros_like(m[0][0])
     v = [[one if i == j else zero for j in range(4)] for i in range(4)]
 
@@ -667,14 +664,12 @@ def _horn_rotation_lists(m):
         + minor2(0, 1, 2, 3) * minor2(2, 3, 0, 1)
     )
     lam = jnp.full_like(f2, math.sqrt(3.0))
-    for _ in range(_QCP_NEWTON_STEPS):
+    for step in range(_QCP_NEWTON_STEPS + 1):  # the last pass only evaluates p(lam), p'(lam)
         l2 = lam * lam
         p = (l2 + c2) * l2 + c1 * lam + c0
         dp = (4.0 * l2 + 2.0 * c2) * lam + c1
-        lam = lam - p / jnp.where(dp != 0, dp, 1.0)
-    l2 = lam * lam
-    p = (l2 + c2) * l2 + c1 * lam + c0
-    dp = (4.0 * l2 + 2.0 * c2) * lam + c1
+        if step < _QCP_NEWTON_STEPS:
+            lam = lam - p / jnp.where(dp != 0, dp, 1.0)
     a = [[kk[i][j] - (lam if i == j else 0.0) for j in range(4)] for i in range(4)]
 
     def cofactor(i, j):
@@ -703,14 +698,6 @@ def _horn_rotation_lists(m):
         return [[jnp.where(bad, robust[i][j], rot[i][j]) for j in range(3)] for i in range(3)]
 
     return jax.lax.cond(jnp.any(bad), with_fallback, lambda: rot)
-
-
-def _horn_rotation_array(m: jax.Array) -> jax.Array:
-    """:func:`_horn_rotation_lists` for ``m [..., 3, 3]`` arrays."""
-    shape = m.shape[:-2]
-    flat = m.reshape(-1, 9)
-    rot = _horn_rotation_lists([[flat[:, 3 * a + b] for b in range(3)] for a in range(3)])
-    return jnp.stack([rot[a][b] for a in range(3) for b in range(3)], axis=-1).reshape(*shape, 3, 3)
 
 
 def _use_horn(dtype) -> bool:
@@ -746,11 +733,7 @@ def horn_rotation(cov: jax.Array) -> jax.Array:
 
 
 def procrustes_residuals(
-    pred: jax.Array,
-    target: jax.Array,
-    *,
-    scale: bool = True,
-    weights: jax.Array | None = None,
+    pred: jax.Array, target: jax.Array, *, scale: bool = True, weights: jax.Array | None = None
 ) -> jax.Array:
     """Per-joint distances ``|s R pred_j + t - target_j|`` after the optimal similarity fit.
 
@@ -769,28 +752,18 @@ def procrustes_residuals(
     Returns:
       ``[..., J]`` distances (metres); finite values and gradients on degenerate inputs.
     """
-    pred = _check_last(jnp.asarray(pred), 3, "pred", min_ndim=2)
-    target = _check_last(jnp.asarray(target), 3, "target", min_ndim=2)
-    if pred.shape[-2] != target.shape[-2]:
-        raise ValueError(
-            f"pred and target must have the same number of joints J in [..., J, 3], got "
-            f"{pred.shape} and {target.shape}"
-        )
-    dtype = jnp.result_type(pred, target, jnp.float32)
-    num_joints = pred.shape[-2]
+    pred, target, w = _procrustes_inputs(pred, target, weights)
+    dtype, num_joints = pred.dtype, pred.shape[-2]
     batch = jnp.broadcast_shapes(pred.shape[:-2], target.shape[:-2])
-    if weights is not None:
-        w = jnp.asarray(weights, dtype)
-        if w.ndim < 1 or w.shape[-1] != num_joints:
-            raise ValueError(f"weights must have shape [..., J] with J={num_joints}, got {w.shape}")
+    if w is not None:
         batch = jnp.broadcast_shapes(batch, w.shape[:-1])
     if num_joints > _FUSED_MAX_JOINTS or not _use_horn(dtype):
-        aligned = procrustes_align(pred, target, scale=scale, weights=weights)
-        return safe_norm(aligned - jnp.asarray(target, aligned.dtype), axis=-1)
+        aligned = procrustes_align(pred, target, scale=scale, weights=w)
+        return safe_norm(aligned - target, axis=-1)
     shape = (*batch, num_joints, 3)
-    x = jnp.broadcast_to(pred.astype(dtype), shape).reshape(-1, num_joints, 3)
-    y = jnp.broadcast_to(target.astype(dtype), shape).reshape(-1, num_joints, 3)
-    if weights is None:
+    x = jnp.broadcast_to(pred, shape).reshape(-1, num_joints, 3)
+    y = jnp.broadcast_to(target, shape).reshape(-1, num_joints, 3)
+    if w is None:
         wj = [None] * num_joints
     else:
         wb = jnp.broadcast_to(w, (*batch, num_joints)).reshape(-1, num_joints)
@@ -800,10 +773,7 @@ def procrustes_residuals(
         terms = [fn(j) if wj[j] is None else wj[j] * fn(j) for j in range(num_joints)]
         return _sum_list(terms)
 
-    if weights is None:
-        total = jnp.full(x.shape[:1], float(num_joints), dtype)
-    else:
-        total = _sum_list(wj)
+    total = jnp.full(x.shape[:1], float(num_joints), dtype) if w is None else _sum_list(wj)
     inv_total = _safe_div(jnp.ones_like(total), total, eps=0.0)
 
     def fit(rescale: bool, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -878,9 +848,7 @@ def fused_procrustes_supported(num_joints: int, dtype: Any) -> bool:
     return num_joints <= _FUSED_MAX_JOINTS and _use_horn(jnp.result_type(dtype, jnp.float32))
 
 
-# --------------------------------------------------------------------------------------------
-# Scale normalisations
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------- Scale normalisations
 
 
 def optimal_scale(pred: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> jax.Array:

@@ -42,7 +42,7 @@ from jpose.camera import (
     project_unit_focal,
     transform_points,
 )
-from jpose.geometry import random_rotation, rotate_points, safe_norm
+from jpose.geometry import _check_joints, _check_last, random_rotation, rotate_points, safe_norm
 from jpose.kinematics import bone_length_ratios, rescale_to_sum_of_bone_lengths
 from jpose.skeleton import ZHOU_GROUPS, Layout, check_points, get_layout
 
@@ -93,24 +93,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _check_last(x: ArrayLike, size: int, name: str, *, min_ndim: int = 1) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim < min_ndim or x.shape[-1] != size:
-        expected = "[..., " + ("J, " if min_ndim > 1 else "") + f"{size}]"
-        raise ValueError(f"{name} must have shape {expected}, got {x.shape}")
-    return x
-
-
-def _check_joints(x: ArrayLike, num_joints: int, name: str) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim < 1 or x.shape[-1] != num_joints:
-        raise ValueError(f"{name} must have shape [..., J] with J={num_joints}, got {x.shape}")
-    return x
+# ------------------------------------------------------------------------------------ Helpers
 
 
 def _safe_div(num: Array, den: Array, *, fill: float = 0.0) -> Array:
@@ -130,9 +113,7 @@ def _sq_dist(a: Array, b: Array) -> Array:
     return jnp.sum(jnp.square(a - b), axis=-1)
 
 
-# --------------------------------------------------------------------------------------------
-# CameraPose (Yang et al. WACV 2023)
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------- CameraPose (Yang et al. WACV 2023)
 
 
 def martinez_loss(pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None = None) -> Array:
@@ -147,7 +128,7 @@ def martinez_loss(pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None =
       The loss is applied to the network's raw output for every joint, the root (target 0)
       included, not to ``pred - pred[root]``: subtracting the predicted root inside the loss
       adds the root's error to every joint and sends the sum of all joints' gradients into the
-      root output (jpose issue 17). Evaluation makes the prediction root-relative afterwards.
+      root output. Evaluation makes the prediction root-relative afterwards.
 
     Args:
       pred: ``[..., J, 3]`` predicted pose (metres).
@@ -193,11 +174,7 @@ def camerapose_normalize_confidence(confidence: ArrayLike) -> Array:
 
 
 def camerapose_refinement_loss(
-    refined: ArrayLike,
-    keypoints_2d: ArrayLike,
-    confidence: ArrayLike,
-    *,
-    normalize: bool = True,
+    refined: ArrayLike, keypoints_2d: ArrayLike, confidence: ArrayLike, *, normalize: bool = True
 ) -> Array:
     """Confidence-weighted refinement loss of CameraPose eq. 4, per example.
 
@@ -412,9 +389,7 @@ def camerapose_loss_2d(
     return lambda_ref * jnp.asarray(refinement) + lambda_2d * jnp.asarray(reprojection)
 
 
-# --------------------------------------------------------------------------------------------
-# Zhou et al. ICCV 2017
-# --------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------- Zhou et al. ICCV 2017
 
 
 def render_gaussian_heatmaps(
@@ -485,14 +460,6 @@ def zhou_heatmap_loss(
     return loss
 
 
-def _bone_visibility(visibility: ArrayLike | None, lay: Layout, threshold: float) -> Array | None:
-    if visibility is None:
-        return None
-    v = _check_joints(visibility, lay.num_joints, "visibility")
-    vis = (v > threshold) if v.dtype != jnp.bool_ else v
-    return vis[..., lay.bones[:, 0]] & vis[..., lay.bones[:, 1]]
-
-
 def zhou_geometric_loss(
     pose: ArrayLike,
     canonical_lengths: ArrayLike,
@@ -532,14 +499,16 @@ def zhou_geometric_loss(
     lay = get_layout(layout)
     check_points(pose, lay, name="pose")
     ratios = bone_length_ratios(pose, canonical_lengths, layout=lay)
-    bone_vis = _bone_visibility(visibility, lay, threshold)
+    if visibility is not None:
+        v = _check_joints(visibility, lay.num_joints, "visibility")
+        vis = (v > threshold) if v.dtype != jnp.bool_ else v
+        bone_vis = vis[..., lay.bones[:, 0]] & vis[..., lay.bones[:, 1]]
     total = jnp.zeros(ratios.shape[:-1], ratios.dtype)
     for group in groups:
         idx = lay.bone_set(group)
         r = ratios[..., idx]
-        if bone_vis is None:
-            m = jnp.ones_like(r)
-        else:
+        m = jnp.ones_like(r)
+        if visibility is not None:
             m = jnp.broadcast_to(bone_vis[..., idx].astype(r.dtype), r.shape)
         n = jnp.sum(m, axis=-1)
         mean = _safe_div(jnp.sum(m * r, axis=-1), n)
@@ -671,9 +640,7 @@ def zhou_loss_weights(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Drover et al. ECCV-W 2018
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------ Drover et al. ECCV-W 2018
 
 DROVER_ELEVATION_RANGE = (0.0, math.radians(20.0))
 """Elevation range of Drover et al.'s random projections (sec. 3.1: 0-20 degrees), radians."""
@@ -762,11 +729,7 @@ def drover_rotate(points_3d: ArrayLike, rotation: ArrayLike, *, distance: float 
 
 
 def drover_random_projection(
-    points_3d: ArrayLike,
-    rotation: ArrayLike,
-    *,
-    distance: float = 10.0,
-    min_depth: float = 1.0,
+    points_3d: ArrayLike, rotation: ArrayLike, *, distance: float = 10.0, min_depth: float = 1.0
 ) -> Array:
     """Random projection layer of Drover et al. (sec. 3): rotate about ``[0, 0, d]``, project.
 
@@ -824,19 +787,7 @@ def drover_normalize_2d(
     return centred * factor[..., None, None]
 
 
-# --------------------------------------------------------------------------------------------
-# Li et al. AAAI 2020
-# --------------------------------------------------------------------------------------------
-
-
-def _check_views(points: Array, keypoints: Array, confidence: Array) -> None:
-    if points.ndim < 3 or keypoints.ndim < 3 or points.shape[-3] != 2 or keypoints.shape[-3] != 2:
-        raise ValueError(
-            "expected two views stacked on axis -3: points [..., 2, J, 3], keypoints "
-            f"[..., 2, J, 2]; got {points.shape} and {keypoints.shape}"
-        )
-    if confidence.shape[-2:] != keypoints.shape[-3:-1]:
-        raise ValueError(f"confidence must be [..., 2, J], got {confidence.shape}")
+# ------------------------------------------------------------------------ Li et al. AAAI 2020
 
 
 def li_reprojection_loss(
@@ -918,7 +869,13 @@ def li_transform_reprojection_loss(
     pts = _check_last(points_3d, 3, "points_3d", min_ndim=3)
     kp = _check_last(keypoints_2d, 2, "keypoints_2d", min_ndim=3)
     w = jnp.asarray(confidence)
-    _check_views(pts, kp, w)
+    if pts.ndim < 3 or kp.ndim < 3 or pts.shape[-3] != 2 or kp.shape[-3] != 2:
+        raise ValueError(
+            "expected two views stacked on axis -3: points [..., 2, J, 3], keypoints "
+            f"[..., 2, J, 2]; got {pts.shape} and {kp.shape}"
+        )
+    if w.shape[-2:] != kp.shape[-3:-1]:
+        raise ValueError(f"confidence must be [..., 2, J], got {w.shape}")
     focal, center = jnp.asarray(focal), jnp.asarray(center)
     for name, x in (("focal", focal), ("center", center)):
         if x.ndim < 2 or x.shape[-2:] != (2, 2):
@@ -984,9 +941,7 @@ def li_total_loss(
     return jnp.asarray(reprojection) + weight * jnp.asarray(transform_reprojection)
 
 
-# --------------------------------------------------------------------------------------------
-# WSP (Qiu et al.)
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------- WSP (Qiu et al.)
 
 
 def wsp_relative_depth_labels(
@@ -1195,14 +1150,15 @@ def soft_argmax_3d(heatmaps: ArrayLike) -> Array:
         raise ValueError(f"heatmaps must have shape [..., J, D, H, W], got {hm.shape}")
     d, h, w = hm.shape[-3:]
     prob = jax.nn.softmax(hm.reshape(*hm.shape[:-3], -1), axis=-1).reshape(hm.shape)
-    dtype = prob.dtype
-    px = jnp.sum(prob, axis=(-3, -2))  # [..., J, W]
-    py = jnp.sum(prob, axis=(-3, -1))  # [..., J, H]
-    pz = jnp.sum(prob, axis=(-2, -1))  # [..., J, D]
-    cx = jnp.sum(px * jnp.arange(w, dtype=dtype), axis=-1)
-    cy = jnp.sum(py * jnp.arange(h, dtype=dtype), axis=-1)
-    cz = jnp.sum(pz * jnp.arange(d, dtype=dtype), axis=-1)
-    return jnp.stack([cx, cy, cz], axis=-1)
+    # marginals [..., J, W], [..., J, H], [..., J, D] times the voxel coordinate
+    marginals = (((-3, -2), w), ((-3, -1), h), ((-2, -1), d))
+    return jnp.stack(
+        [
+            jnp.sum(jnp.sum(prob, axis) * jnp.arange(n, dtype=prob.dtype), -1)
+            for axis, n in marginals
+        ],
+        axis=-1,
+    )
 
 
 def wsp_coordinate_loss(

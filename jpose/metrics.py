@@ -38,6 +38,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -79,9 +80,7 @@ __all__ = [
     "format_table",
 ]
 
-# --------------------------------------------------------------------------------------------
-# Units
-# --------------------------------------------------------------------------------------------
+# -------------------------------------------------------------------------------------- Units
 
 M_TO_MM: float = 1000.0
 """Multiply a length in metres by this to get millimetres (the unit papers report)."""
@@ -107,35 +106,37 @@ def to_mm(value_m: Any) -> Any:
     return value_m * M_TO_MM
 
 
-# --------------------------------------------------------------------------------------------
-# Shape checks (static: fine under jit)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------ Shape checks (static: fine under jit)
 
 
-def _check_poses(pred: jax.Array, target: jax.Array, *, name: str) -> None:
+def _check_poses(pred: Any, target: Any, *, name: str) -> tuple[jax.Array, jax.Array]:
+    pred, target = jnp.asarray(pred), jnp.asarray(target)
     if pred.ndim < 2 or pred.shape[-1] != 3:
         raise ValueError(f"{name}: expected pred of shape [..., J, 3], got {pred.shape}")
     if target.shape != pred.shape:
         raise ValueError(
             f"{name}: expected target of the same shape as pred {pred.shape}, got {target.shape}"
         )
+    return pred, target
 
 
 def _joint_weights(mask: Any, joint_shape: tuple[int, ...], *, name: str) -> jax.Array:
     """Broadcasts an optional joint mask/weights to ``joint_shape`` ([..., J]) as float."""
     if mask is None:
         return jnp.ones(joint_shape, dtype=jnp.float32)
+    shape = f"[..., J] = {tuple(joint_shape)}"
+    return _broadcast_mask(mask, joint_shape, name=name, shape=shape).astype(jnp.float32)
+
+
+def _broadcast_mask(mask: Any, to: tuple[int, ...], *, name: str, shape: str) -> jax.Array:
     mask = jnp.asarray(mask)
     try:
-        shape = np.broadcast_shapes(mask.shape, joint_shape)
+        ok = np.broadcast_shapes(mask.shape, to) == tuple(to)
     except ValueError:
-        shape = None
-    if shape != tuple(joint_shape):
-        raise ValueError(
-            f"{name}: expected mask broadcastable to [..., J] = {tuple(joint_shape)}, "
-            f"got {mask.shape}"
-        )
-    return jnp.broadcast_to(mask.astype(jnp.float32), joint_shape)
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected mask broadcastable to {shape}, got {mask.shape}")
+    return jnp.broadcast_to(mask, to)
 
 
 def _weighted_joint_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
@@ -146,27 +147,7 @@ def _weighted_joint_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
     return jnp.where(total > 0, jnp.sum(weights * values, axis=-1) / safe_total, 0.0)
 
 
-def _joint_subset(joints: Sequence[int] | np.ndarray | None, num_joints: int, *, name: str):
-    if joints is None:
-        return None
-    idx = np.asarray(joints)
-    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or idx.size == 0:
-        raise ValueError(
-            f"{name}: expected joints as a non-empty 1-D sequence of ints, got {joints}"
-        )
-    if np.any(idx < -num_joints) or np.any(idx >= num_joints):
-        raise ValueError(f"{name}: joint indices must lie in [0, {num_joints}), got {idx.tolist()}")
-    return idx
-
-
-# --------------------------------------------------------------------------------------------
-# Position errors
-# --------------------------------------------------------------------------------------------
-
-
-def _per_joint_error(pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Euclidean distance per joint [..., J] with a gradient that is finite at zero."""
-    return geometry.safe_norm(pred - target, axis=-1)
+# ---------------------------------------------------------------------------- Position errors
 
 
 def mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
@@ -184,10 +165,9 @@ def mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None) 
     Returns:
       ``[...]`` per-example (weighted) mean joint distance in metres (0 where the mask is empty).
     """
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    _check_poses(pred, target, name="mpjpe")
+    pred, target = _check_poses(pred, target, name="mpjpe")
     weights = _joint_weights(mask, pred.shape[:-1], name="mpjpe")
-    return _weighted_joint_mean(_per_joint_error(pred, target), weights)
+    return _weighted_joint_mean(geometry.safe_norm(pred - target, axis=-1), weights)
 
 
 def pckh(
@@ -240,7 +220,7 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     singular value when ``det(R) < 0``) [Martinez17, protocol #2; Pavllo19, ``common/loss.py``].
     The alignment is that of :func:`jpose.geometry.procrustes_align` (``scale=True,
     reflection=False``), evaluated by the fused :func:`jpose.geometry.procrustes_residuals`
-    (closed-form rotation, no aligned pose materialised; float64 and J > 32 fall back to the
+    (closed-form rotation, no aligned pose materialised; float64 and J > 64 fall back to the
     SVD path); with a mask the alignment is the weighted Procrustes fit on the same weights.
 
     Args:
@@ -252,24 +232,22 @@ def p_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     Returns:
       ``[...]`` per-example P-MPJPE in metres.
     """
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    _check_poses(pred, target, name="p_mpjpe")
+    pred, target = _check_poses(pred, target, name="p_mpjpe")
     weights = None if mask is None else _joint_weights(mask, pred.shape[:-1], name="p_mpjpe")
     if geometry.fused_procrustes_supported(pred.shape[-2], jnp.result_type(pred, target)):
         # the fused path shifts and scales each pose itself (overflow-safe at any scale)
         residuals = geometry.procrustes_residuals(pred, target, scale=True, weights=weights)
-        if weights is None:
-            return jnp.mean(residuals, axis=-1)
-        return _weighted_joint_mean(residuals, weights)
-    # Centre and scale before any square (poses far from the origin or at 1e19 m would lose
-    # every digit or overflow in float32): the alignment is invariant to a translation of either
-    # pose and to the scale of ``pred``, and the error is linear in the scale of ``target``.
-    pred = pred - jnp.mean(pred, axis=-2, keepdims=True)
-    target = target - jnp.mean(target, axis=-2, keepdims=True)
-    pred = pred / _pose_scale(pred)
-    t_scale = _pose_scale(target)
-    residuals = geometry.procrustes_residuals(pred, target / t_scale, scale=True, weights=weights)
-    residuals = residuals * t_scale[..., 0]
+    else:
+        # Centre and scale before any square (poses far from the origin or at 1e19 m would lose
+        # every digit or overflow in float32): the alignment is invariant to a translation of
+        # either pose and to the scale of ``pred``, and the error is linear in the scale of
+        # ``target``.
+        pred = pred - jnp.mean(pred, axis=-2, keepdims=True)
+        target = target - jnp.mean(target, axis=-2, keepdims=True)
+        pred = pred / _pose_scale(pred)
+        t_scale = _pose_scale(target)
+        residuals = geometry.procrustes_residuals(pred, target / t_scale, weights=weights)
+        residuals = residuals * t_scale[..., 0]
     if weights is None:
         return jnp.mean(residuals, axis=-1)
     return _weighted_joint_mean(residuals, weights)
@@ -302,16 +280,11 @@ def n_mpjpe(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None = None
     Returns:
       ``[...]`` per-example N-MPJPE in metres.
     """
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    _check_poses(pred, target, name="n_mpjpe")
+    pred, target = _check_poses(pred, target, name="n_mpjpe")
     # scale before any square (1e19 m would overflow float32): the error does not depend on the
     # scale of ``pred`` (it is fitted) and is linear in the scale of ``target``
     t_scale = _pose_scale(target)
     pred, target = pred / _pose_scale(pred), target / t_scale
-    return t_scale[..., 0, 0] * _n_mpjpe_unit(pred, target, mask=mask)
-
-
-def _n_mpjpe_unit(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None) -> jax.Array:
     if mask is None:
         weights = jnp.ones(pred.shape[:-1], dtype=jnp.float32)
         scale = geometry.optimal_scale(pred, target)
@@ -319,19 +292,14 @@ def _n_mpjpe_unit(pred: jax.Array, target: jax.Array, *, mask: jax.Array | None)
         weights = _joint_weights(mask, pred.shape[:-1], name="n_mpjpe")
         root_w = jnp.sqrt(jax.lax.stop_gradient(weights)).astype(pred.dtype)[..., None]
         scale = geometry.optimal_scale(pred * root_w, target * root_w)
-    scaled = scale[..., None, None] * pred
-    diff = scaled - target  # per-example power-of-two scale: no underflow in the squares
-    d_scale = _pose_scale(diff)
-    return _weighted_joint_mean(geometry.safe_norm(diff / d_scale, axis=-1) * d_scale[..., 0],
-                                weights)  # fmt: skip
+    diff = scale[..., None, None] * pred - target
+    d_scale = _pose_scale(diff)  # per-example power of two: no underflow in the squares
+    error = geometry.safe_norm(diff / d_scale, axis=-1) * d_scale[..., 0]
+    return t_scale[..., 0, 0] * _weighted_joint_mean(error, weights)
 
 
 def mpjve(
-    pred: jax.Array,
-    target: jax.Array,
-    *,
-    axis: int = -3,
-    mask: jax.Array | None = None,
+    pred: jax.Array, target: jax.Array, *, axis: int = -3, mask: jax.Array | None = None
 ) -> jax.Array:
     """Mean per-joint velocity error (MPJVE).
 
@@ -351,8 +319,7 @@ def mpjve(
       Per-example, per-step errors in metres per frame: ``pred.shape[:-2]`` with the time axis
       shortened to ``T - 1``.
     """
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    _check_poses(pred, target, name="mpjve")
+    pred, target = _check_poses(pred, target, name="mpjve")
     ndim = pred.ndim
     if not -ndim <= axis < ndim:
         raise ValueError(f"mpjve: expected a time axis in [-{ndim}, {ndim}), got axis={axis}")
@@ -371,12 +338,10 @@ def mpjve(
     w_vel = jax.lax.slice_in_dim(weights, 0, n - 1, axis=time_axis) * jax.lax.slice_in_dim(
         weights, 1, n, axis=time_axis
     )
-    return _weighted_joint_mean(_per_joint_error(vel_pred, vel_target), w_vel)
+    return _weighted_joint_mean(geometry.safe_norm(vel_pred - vel_target, axis=-1), w_vel)
 
 
-# --------------------------------------------------------------------------------------------
-# PCK / AUC (MPI-INF-3DHP)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------- PCK / AUC (MPI-INF-3DHP)
 
 
 def _pck_curve(
@@ -389,12 +354,19 @@ def _pck_curve(
     name: str,
 ) -> jax.Array:
     """Fraction of joints with error < each threshold: [..., len(thresholds)]."""
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    _check_poses(pred, target, name=name)
-    idx = _joint_subset(joints, pred.shape[-2], name=name)
+    pred, target = _check_poses(pred, target, name=name)
     err = jnp.linalg.norm(pred - target, axis=-1)  # not differentiated: step function
     weights = _joint_weights(mask, pred.shape[:-1], name=name)
-    if idx is not None:
+    if joints is not None:
+        idx, num_joints = np.asarray(joints), pred.shape[-2]
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or idx.size == 0:
+            raise ValueError(
+                f"{name}: expected joints as a non-empty 1-D sequence of ints, got {joints}"
+            )
+        if np.any(idx < -num_joints) or np.any(idx >= num_joints):
+            raise ValueError(
+                f"{name}: joint indices must lie in [0, {num_joints}), got {idx.tolist()}"
+            )
         err = jnp.take(err, idx, axis=-1)
         weights = jnp.take(weights, idx, axis=-1)
     thr = jnp.asarray(thresholds, dtype=err.dtype)
@@ -465,9 +437,7 @@ def auc3d(
     return jnp.mean(curve, axis=-1)
 
 
-# --------------------------------------------------------------------------------------------
-# Dataset protocols: joint subsets, Zhou et al.'s 3DHP post-processing, known global scale
-# --------------------------------------------------------------------------------------------
+# ---- Dataset protocols: joint subsets, Zhou et al.'s 3DHP post-processing, known global scale
 
 MPI3DHP_EVAL14_JOINTS = (
     "Head", "Thorax", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
@@ -488,8 +458,7 @@ joint -- and the pelvis, whose SMPL definition (below the hip line) differs from
 def joint_indices(names: Sequence[str], *, layout: str | skeleton.Layout = "h36m17") -> np.ndarray:
     """Indices ``[K]`` of the named joints in ``layout`` (e.g. :data:`MPI3DHP_EVAL14_JOINTS`,
     the 14 joints of [Mehta17, Sec. 5])."""
-    lay = skeleton.get_layout(layout)
-    return np.asarray([lay.index(n) for n in names], dtype=np.int32)
+    return skeleton.get_layout(layout).indices(names)
 
 
 def move_hips_towards_neck(
@@ -511,7 +480,7 @@ def move_hips_towards_neck(
     """
     lay = skeleton.get_layout(layout)
     pose = jnp.asarray(pose)
-    moved = np.asarray([lay.index(n) for n in ("Hip", "LHip", "RHip")])
+    moved = lay.indices(("Hip", "LHip", "RHip"))
     neck = pose[..., lay.index("Thorax"), None, :]
     return pose.at[..., moved, :].add(ratio * (neck - pose[..., moved, :]))
 
@@ -536,8 +505,7 @@ def limb_length_scale(
       ``[...]`` scale factors (1 where the prediction has zero-length limbs).
     """
     lay = skeleton.get_layout(layout)
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
-    _check_poses(pred, target, name="limb_length_scale")
+    pred, target = _check_poses(pred, target, name="limb_length_scale")
     bones = np.concatenate([lay.bone_set("zhou_arms"), lay.bone_set("zhou_legs")])
     pred_len = jnp.take(kinematics.bone_lengths(pred, layout=lay), bones, axis=-1).sum(-1)
     tgt_len = jnp.take(kinematics.bone_lengths(target, layout=lay), bones, axis=-1).sum(-1)
@@ -545,9 +513,7 @@ def limb_length_scale(
     return jnp.where(ok, tgt_len / jnp.where(ok, pred_len, 1.0), 1.0)
 
 
-# --------------------------------------------------------------------------------------------
-# Geometric validity (Zhou et al. 2017)
-# --------------------------------------------------------------------------------------------
+# ------------------------------------------------------ Geometric validity (Zhou et al. 2017)
 
 
 def symmetric_bone_length_difference(
@@ -593,16 +559,6 @@ _SYMMETRIC_BONE_NAMES = {
 }
 
 
-def _symmetric_pair_names(layout: skeleton.Layout) -> list[str]:
-    """A name per symmetric bone pair: Zhou et al.'s bone names for Human3.6M-17's limbs (child
-    joint without its L/R prefix), else the left bone's child joint."""
-    names = []
-    for left, _ in layout.symmetric_bone_pairs:
-        child = layout.bone_names[left]
-        names.append(_SYMMETRIC_BONE_NAMES.get(child[1:], child))
-    return names
-
-
 def symmetry_table(
     poses: Any, *, layout: str | skeleton.Layout = "h36m17", scale: float = 1.0
 ) -> dict[str, float]:
@@ -620,22 +576,20 @@ def symmetry_table(
     """
     layout = skeleton.get_layout(layout)
     diff = np.asarray(symmetric_bone_length_difference(jnp.asarray(poses), layout=layout))
-    row = {n: float(v) * scale for n, v in zip(_symmetric_pair_names(layout), diff.mean(0))}
+    # a pair is named by Zhou et al.'s bone names for Human3.6M-17's limbs (child joint without
+    # its L/R prefix), else by the left bone's child joint
+    lefts = [layout.bone_names[left] for left, _ in layout.symmetric_bone_pairs]
+    names = [_SYMMETRIC_BONE_NAMES.get(child[1:], child) for child in lefts]
+    row = {n: float(v) * scale for n, v in zip(names, diff.mean(0))}
     row["mean"] = float(diff.mean()) * scale
     return row
 
 
-# --------------------------------------------------------------------------------------------
-# Relative-depth classification (WSP) -- batch statistics, scalar outputs
-# --------------------------------------------------------------------------------------------
+# -------------------- Relative-depth classification (WSP) -- batch statistics, scalar outputs
 
 
 def _classification_inputs(
-    scores: jax.Array,
-    labels: jax.Array,
-    mask: jax.Array | None,
-    *,
-    name: str,
+    scores: jax.Array, labels: jax.Array, mask: jax.Array | None, *, name: str
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     scores = jnp.asarray(scores)
     labels = jnp.asarray(labels)
@@ -647,26 +601,8 @@ def _classification_inputs(
     if mask is None:
         valid = jnp.ones(scores.shape, dtype=bool)
     else:
-        mask = jnp.asarray(mask)
-        try:
-            ok = np.broadcast_shapes(mask.shape, scores.shape) == scores.shape
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"{name}: expected mask broadcastable to {scores.shape}, got {mask.shape}"
-            )
-        valid = jnp.broadcast_to(mask.astype(bool), scores.shape)
+        valid = _broadcast_mask(mask, scores.shape, name=name, shape=str(scores.shape)).astype(bool)
     return scores, labels.astype(bool), valid
-
-
-def _predicted_positive(scores: jax.Array, *, from_logits: bool, threshold: float) -> jax.Array:
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"expected a probability threshold in (0, 1), got {threshold}")
-    if from_logits:
-        # sigmoid(x) > t  <=>  x > logit(t); avoids rounding of sigmoid for large |x|.
-        return scores > math.log(threshold) - math.log1p(-threshold)
-    return scores > threshold
 
 
 def binary_confusion_counts(
@@ -693,7 +629,10 @@ def binary_confusion_counts(
       dict with scalar float32 counts ``tp``, ``fp``, ``tn``, ``fn``.
     """
     scores, labels, valid = _classification_inputs(scores, labels, mask, name="confusion")
-    pos = _predicted_positive(scores, from_logits=from_logits, threshold=threshold)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"expected a probability threshold in (0, 1), got {threshold}")
+    # sigmoid(x) > t  <=>  x > logit(t); avoids rounding of sigmoid for large |x|.
+    pos = scores > (math.log(threshold) - math.log1p(-threshold) if from_logits else threshold)
 
     def count(x: jax.Array) -> jax.Array:
         return jnp.sum(x & valid, dtype=jnp.float32)
@@ -706,9 +645,8 @@ def binary_confusion_counts(
     }
 
 
-def _ratio(num: jax.Array, den: jax.Array) -> jax.Array:
-    """num / den, 0 where den == 0 (scikit-learn's zero_division=0 convention)."""
-    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+# num / den of counts, 0 where den == 0 (scikit-learn's zero_division=0 convention)
+_ratio = functools.partial(geometry._safe_div, eps=0.0)
 
 
 def binary_accuracy(
@@ -730,12 +668,7 @@ def binary_accuracy(
     return _ratio(c["tp"] + c["tn"], c["tp"] + c["tn"] + c["fp"] + c["fn"])
 
 
-def roc_auc(
-    scores: jax.Array,
-    labels: jax.Array,
-    *,
-    mask: jax.Array | None = None,
-) -> jax.Array:
+def roc_auc(scores: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
     """Area under the ROC curve as the Mann-Whitney rank statistic (WSP, [Qiu] Sec. 4).
 
     ``AUC = (#{(p, n): s_p > s_n} + 0.5 #{(p, n): s_p == s_n}) / (N_pos N_neg)`` over all pairs of
@@ -812,21 +745,7 @@ def relative_depth_metrics(
     }
 
 
-# --------------------------------------------------------------------------------------------
-# Host-side aggregation (numpy)
-# --------------------------------------------------------------------------------------------
-
-
-def _values_and_groups(values: Any, groups: Any, *, name: str) -> tuple[np.ndarray, np.ndarray]:
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"{name}: expected 1-D per-example values [N], got shape {values.shape}")
-    groups = np.asarray(groups)
-    if groups.shape != values.shape:
-        raise ValueError(
-            f"{name}: expected one group label per value, shape {values.shape}, got {groups.shape}"
-        )
-    return values, groups
+# -------------------------------------------------------------- Host-side aggregation (numpy)
 
 
 def frame_wise_mean(values: Any) -> float:
@@ -852,7 +771,16 @@ def per_group(values: Any, groups: Any) -> dict[Hashable, float]:
     Returns:
       ``{group: mean}`` with groups in order of first appearance; Python scalars as keys.
     """
-    values, groups = _values_and_groups(values, groups, name="per_group")
+    values, groups = np.asarray(values, dtype=np.float64), np.asarray(groups)
+    if values.ndim != 1:
+        raise ValueError(
+            f"per_group: expected 1-D per-example values [N], got shape {values.shape}"
+        )
+    if groups.shape != values.shape:
+        raise ValueError(
+            f"per_group: expected one group label per value, shape {values.shape}, "
+            f"got {groups.shape}"
+        )
     keys, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     sums = np.bincount(inverse, weights=values, minlength=len(keys))

@@ -33,12 +33,14 @@ noise-free data needs float64 (``with jax.enable_x64(True):`` and float64 inputs
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jpose.camera import intrinsics_matrix
 from jpose.geometry import _check_matrix
 
 __all__ = [
@@ -88,6 +90,13 @@ def _check_points(x: jax.Array, name: str) -> jax.Array:
     return x
 
 
+def _check_pair(points_a: jax.Array, points_b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    pa, pb = _check_points(points_a, "points_a"), _check_points(points_b, "points_b")
+    if pa.shape != pb.shape:
+        raise ValueError(f"points_a {pa.shape} and points_b {pb.shape} must match")
+    return pa, pb
+
+
 def _weights(points: jax.Array, mask: jax.Array | None) -> jax.Array:
     if mask is None:
         return jnp.ones(points.shape[:-1], points.dtype)
@@ -119,14 +128,8 @@ def hartley_normalization(points: jax.Array, mask: jax.Array | None = None) -> j
     d = jnp.sqrt(jnp.sum((points - centroid[..., None, :]) ** 2, -1) + 1e-30)
     mean_d = jnp.sum(w * d, -1) / wsum[..., 0]
     s = jnp.sqrt(2.0) / jnp.maximum(mean_d, 1e-12)
-    zero = jnp.zeros_like(s)
-    one = jnp.ones_like(s)
-    rows = [
-        jnp.stack([s, zero, -s * centroid[..., 0]], -1),
-        jnp.stack([zero, s, -s * centroid[..., 1]], -1),
-        jnp.stack([zero, zero, one], -1),
-    ]
-    return jnp.stack(rows, -2)
+    # [[s, 0, -s cx], [0, s, -s cy], [0, 0, 1]]: an intrinsics matrix in form
+    return intrinsics_matrix(jnp.stack([s, s], -1), -s[..., None] * centroid)
 
 
 def _apply_h(t: jax.Array, points: jax.Array) -> jax.Array:
@@ -142,12 +145,6 @@ def _null_vector(a: jax.Array) -> jax.Array:
         a = jnp.pad(a, pad)
     _, _, vt = jnp.linalg.svd(a, full_matrices=False)
     return vt[..., -1, :]
-
-
-def _rank2(f: jax.Array) -> jax.Array:
-    u, s, vt = jnp.linalg.svd(f)
-    s = s.at[..., 2].set(0.0)
-    return (u * s[..., None, :]) @ vt
 
 
 def fundamental_eight_point(
@@ -168,15 +165,13 @@ def fundamental_eight_point(
     Returns:
       ``F [..., 3, 3]`` with ``x_b^T F x_a = 0``.
     """
-    pa = _check_points(points_a, "points_a")
-    pb = _check_points(points_b, "points_b")
-    if pa.shape != pb.shape:
-        raise ValueError(f"points_a {pa.shape} and points_b {pb.shape} must match")
+    pa, pb = _check_pair(points_a, points_b)
     w = _weights(pa, weights)
     ta, tb = hartley_normalization(pa, w), hartley_normalization(pb, w)
     xa, xb = _homogeneous(_apply_h(ta, pa)), _homogeneous(_apply_h(tb, pb))
     a = (xb[..., :, None] * xa[..., None, :]).reshape(*xa.shape[:-1], 9) * w[..., None]
-    f = _rank2(_null_vector(a).reshape(*a.shape[:-2], 3, 3))
+    u, s, vt = jnp.linalg.svd(_null_vector(a).reshape(*a.shape[:-2], 3, 3))
+    f = (u * s.at[..., 2].set(0.0)[..., None, :]) @ vt  # rank 2
     f = jnp.swapaxes(tb, -1, -2) @ f @ ta
     return f / jnp.linalg.norm(f, axis=(-2, -1), keepdims=True)
 
@@ -263,10 +258,7 @@ def ransac_fundamental(
     Returns:
       ``(F [..., 3, 3], inliers [..., N] bool)``.
     """
-    pa = _check_points(points_a, "points_a")
-    pb = _check_points(points_b, "points_b")
-    if pa.shape != pb.shape:
-        raise ValueError(f"points_a {pa.shape} and points_b {pb.shape} must match")
+    pa, pb = _check_pair(points_a, points_b)
     w = _weights(pa, mask)
     lead = pa.shape[:-2]
     n = pa.shape[-2]
@@ -274,18 +266,12 @@ def ransac_fundamental(
         raise ValueError(f"the eight-point algorithm needs N >= 8 correspondences, got {n}")
     size = int(np.prod(lead)) if lead else 1
     keys = jax.random.split(key, size)
-
-    def one(a, b, ww, k):
-        return _ransac_single(
-            a,
-            b,
-            ww,
-            k,
-            num_hypotheses=num_hypotheses,
-            threshold_px=threshold_px,
-            refine_steps=refine_steps,
-        )
-
+    one = functools.partial(
+        _ransac_single,
+        num_hypotheses=num_hypotheses,
+        threshold_px=threshold_px,
+        refine_steps=refine_steps,
+    )
     f, inl = jax.vmap(one)(pa.reshape(size, n, 2), pb.reshape(size, n, 2), w.reshape(size, n), keys)
     return f.reshape(*lead, 3, 3), inl.reshape(*lead, n)
 
@@ -507,9 +493,7 @@ def direction_angle_error(direction: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.arctan2(cross, jnp.sum(a * b, -1))
 
 
-# ------------------------------------------------------------------------------------------------
-# Multi-view training groups
-# ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------- Multi-view training groups
 
 
 def view_pairs(num_views: int, *, ordered: bool = False) -> np.ndarray:

@@ -310,10 +310,6 @@ _H36M17_NAMES = (
     "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax", "Neck/Nose",
     "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
 )  # fmt: skip
-_H36M_PAIRS = (
-    ("LHip", "RHip"), ("LKnee", "RKnee"), ("LFoot", "RFoot"),
-    ("LShoulder", "RShoulder"), ("LElbow", "RElbow"), ("LWrist", "RWrist"),
-)  # fmt: skip
 
 
 def _h36m_bone_sets(head_chain: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -336,14 +332,28 @@ def _parents_by_name(names: Sequence[str], parent_of: Mapping[str, str | None]) 
     return tuple(-1 if parent_of[n] is None else list(names).index(parent_of[n]) for n in names)
 
 
-def _limb_parents(side: str) -> dict[str, str]:
-    """Arm and leg chains of one side (``"left"`` / ``"right"``), snake_case names."""
-    return {
-        f"{side}_elbow": f"{side}_shoulder",
-        f"{side}_wrist": f"{side}_elbow",
-        f"{side}_knee": f"{side}_hip",
-        f"{side}_ankle": f"{side}_knee",
-    }
+# Arm and leg chains and the face of the snake_case layouts, for :func:`_sides`.
+_LIMBS = {
+    "elbow": "{side}_shoulder",
+    "wrist": "{side}_elbow",
+    "knee": "{side}_hip",
+    "ankle": "{side}_knee",
+}
+_FACE = {"eye": "nose", "ear": "{side}_eye"}
+
+
+def _sides(**parent_of: str) -> dict[str, str]:
+    """``{"left_<joint>": parent, "right_<joint>": parent}`` for each ``joint=parent``
+    (snake_case names; ``{side}`` in a parent stands for the side)."""
+    return {f"{s}_{j}": p.format(side=s) for s in ("left", "right") for j, p in parent_of.items()}
+
+
+def _lr_pairs(names: Sequence[str], left: str = "left_", right: str = "right_"):
+    return tuple(
+        (n, right + n[len(left) :])
+        for n in names
+        if n.startswith(left) and right + n[len(left) :] in names
+    )
 
 
 H36M17 = Layout(
@@ -351,7 +361,7 @@ H36M17 = Layout(
     joint_names=_H36M17_NAMES,
     # VideoPose3D's 17-joint skeleton (shoulders re-wired to the thorax).
     parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
-    symmetric_pairs=_H36M_PAIRS,
+    symmetric_pairs=_lr_pairs(_H36M17_NAMES, "L", "R"),
     bone_sets=_h36m_bone_sets(("Neck/Nose", "Head")),
 )
 
@@ -369,7 +379,7 @@ H36M16 = Layout(
             "Head": "Thorax",
         },
     ),
-    symmetric_pairs=_H36M_PAIRS,
+    symmetric_pairs=_lr_pairs(_H36M16_NAMES, "L", "R"),
     bone_sets=_h36m_bone_sets(("Head",)),
 )
 
@@ -383,48 +393,15 @@ _H36M32_NAMES = (
     "RShoulderAnchor", "RShoulder", "RElbow", "RWrist", "RThumb", "RThumbSite", "RWristEnd",
     "RWristEndSite",
 )  # fmt: skip
+_H36M32_PARENTS = (
+    -1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19, 22, 12, 24,
+    25, 26, 27, 28, 27, 30,
+)  # fmt: skip
 H36M32 = Layout(
     name="h36m32",
     joint_names=_H36M32_NAMES,
-    parents=(
-        -1,
-        0,
-        1,
-        2,
-        3,
-        4,
-        0,
-        6,
-        7,
-        8,
-        9,
-        0,
-        11,
-        12,
-        13,
-        14,
-        12,
-        16,
-        17,
-        18,
-        19,
-        20,
-        19,
-        22,
-        12,
-        24,
-        25,
-        26,
-        27,
-        28,
-        27,
-        30,
-    ),  # fmt: skip
-    symmetric_pairs=tuple(
-        (a, "R" + a[1:])
-        for a in _H36M32_NAMES
-        if a.startswith("L") and "R" + a[1:] in _H36M32_NAMES
-    ),
+    parents=_H36M32_PARENTS,
+    symmetric_pairs=_lr_pairs(_H36M32_NAMES, "L", "R"),
 )
 
 _COCO17_NAMES = (
@@ -432,16 +409,6 @@ _COCO17_NAMES = (
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
-
-
-def _lr_pairs(names: Sequence[str], left: str = "left_", right: str = "right_"):
-    return tuple(
-        (n, right + n[len(left) :])
-        for n in names
-        if n.startswith(left) and right + n[len(left) :] in names
-    )
-
-
 COCO17 = Layout(
     name="coco17",
     joint_names=_COCO17_NAMES,
@@ -449,20 +416,8 @@ COCO17 = Layout(
     # under the shoulders (the torso sides).
     parents=_parents_by_name(
         _COCO17_NAMES,
-        {
-            "nose": None,
-            "left_eye": "nose",
-            "right_eye": "nose",
-            "left_ear": "left_eye",
-            "right_ear": "right_eye",
-            "left_shoulder": "nose",
-            "right_shoulder": "nose",
-            **_limb_parents("left"),
-            **_limb_parents("right"),
-            "left_hip": "left_shoulder",
-            "right_hip": "right_shoulder",
-        },
-    ),  # fmt: skip
+        {"nose": None, **_sides(**_LIMBS, **_FACE, shoulder="nose", hip="{side}_shoulder")},
+    ),
     symmetric_pairs=_lr_pairs(_COCO17_NAMES),
     bone_sets=(
         ("zhou_arms", ("left_elbow", "left_wrist", "right_elbow", "right_wrist")),
@@ -482,17 +437,12 @@ MPII16 = Layout(
         _MPII16_NAMES,
         {
             "pelvis": None,
-            "right_hip": "pelvis",
-            "left_hip": "pelvis",
             "thorax": "pelvis",
             "upper_neck": "thorax",
             "head_top": "upper_neck",
-            "right_shoulder": "thorax",
-            **_limb_parents("right"),
-            "left_shoulder": "thorax",
-            **_limb_parents("left"),
+            **_sides(**_LIMBS, shoulder="thorax", hip="pelvis"),
         },
-    ),  # fmt: skip
+    ),
     symmetric_pairs=_lr_pairs(_MPII16_NAMES),
     bone_sets=(
         ("zhou_arms", ("left_elbow", "left_wrist", "right_elbow", "right_wrist")),
@@ -511,39 +461,14 @@ _MPI3DHP28_NAMES = (
     "left_ankle", "left_foot", "left_toe", "right_hip", "right_knee", "right_ankle", "right_foot",
     "right_toe",
 )  # fmt: skip
+_MPI3DHP28_PARENTS = (
+    2, 0, 3, 4, -1, 1, 5, 6, 5, 8, 9, 10, 11, 5, 13, 14, 15, 16, 4, 18, 19, 20, 21, 4, 23, 24, 25,
+    26,
+)  # fmt: skip
 MPI3DHP28 = Layout(
     name="mpi3dhp28",
     joint_names=_MPI3DHP28_NAMES,
-    parents=(
-        2,
-        0,
-        3,
-        4,
-        -1,
-        1,
-        5,
-        6,
-        5,
-        8,
-        9,
-        10,
-        11,
-        5,
-        13,
-        14,
-        15,
-        16,
-        4,
-        18,
-        19,
-        20,
-        21,
-        4,
-        23,
-        24,
-        25,
-        26,
-    ),  # fmt: skip
+    parents=_MPI3DHP28_PARENTS,
     symmetric_pairs=_lr_pairs(_MPI3DHP28_NAMES),
 )
 _MPI3DHP17_NAMES = (
@@ -562,14 +487,9 @@ MPI3DHP17 = Layout(
             "neck": "spine",
             "head": "neck",
             "head_top": "head",
-            "right_shoulder": "neck",
-            **_limb_parents("right"),
-            "left_shoulder": "neck",
-            **_limb_parents("left"),
-            "right_hip": "pelvis",
-            "left_hip": "pelvis",
+            **_sides(**_LIMBS, shoulder="neck", hip="pelvis"),
         },
-    ),  # fmt: skip
+    ),
     symmetric_pairs=_lr_pairs(_MPI3DHP17_NAMES),
 )
 
@@ -596,21 +516,8 @@ OPENPOSE18 = Layout(
     joint_names=_OPENPOSE18_NAMES,
     parents=_parents_by_name(
         _OPENPOSE18_NAMES,
-        {
-            "neck": None,
-            "nose": "neck",
-            "right_shoulder": "neck",
-            **_limb_parents("right"),
-            "left_shoulder": "neck",
-            **_limb_parents("left"),
-            "right_hip": "neck",
-            "left_hip": "neck",
-            "right_eye": "nose",
-            "left_eye": "nose",
-            "right_ear": "right_eye",
-            "left_ear": "left_eye",
-        },
-    ),  # fmt: skip
+        {"neck": None, "nose": "neck", **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="neck")},
+    ),
     symmetric_pairs=_lr_pairs(_OPENPOSE18_NAMES),
 )
 
@@ -626,8 +533,6 @@ _BODY25_NAMES = (
     "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
     "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
 )  # fmt: skip
-
-
 BODY25 = Layout(
     name="body25",
     joint_names=_BODY25_NAMES,
@@ -637,22 +542,8 @@ BODY25 = Layout(
             "mid_hip": None,
             "neck": "mid_hip",
             "nose": "neck",
-            "right_eye": "nose",
-            "left_eye": "nose",
-            "right_ear": "right_eye",
-            "left_ear": "left_eye",
-            "right_shoulder": "neck",
-            "left_shoulder": "neck",
-            "right_hip": "mid_hip",
-            "left_hip": "mid_hip",
-            **_limb_parents("left"),
-            **_limb_parents("right"),
-            "left_big_toe": "left_ankle",
-            "left_small_toe": "left_big_toe",
-            "left_heel": "left_ankle",
-            "right_big_toe": "right_ankle",
-            "right_small_toe": "right_big_toe",
-            "right_heel": "right_ankle",
+            **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="mid_hip"),
+            **_sides(big_toe="{side}_ankle", small_toe="{side}_big_toe", heel="{side}_ankle"),
         },
     ),
     symmetric_pairs=_lr_pairs(_BODY25_NAMES),
@@ -679,22 +570,8 @@ HALPE26 = Layout(
             "neck": "hip",
             "head": "neck",
             "nose": "neck",
-            "left_eye": "nose",
-            "right_eye": "nose",
-            "left_ear": "left_eye",
-            "right_ear": "right_eye",
-            "left_shoulder": "neck",
-            "right_shoulder": "neck",
-            "left_hip": "hip",
-            "right_hip": "hip",
-            **_limb_parents("left"),
-            **_limb_parents("right"),
-            "left_heel": "left_ankle",
-            "right_heel": "right_ankle",
-            "left_big_toe": "left_heel",
-            "right_big_toe": "right_heel",
-            "left_small_toe": "left_heel",
-            "right_small_toe": "right_heel",
+            **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="hip"),
+            **_sides(heel="{side}_ankle", big_toe="{side}_heel", small_toe="{side}_heel"),
         },
     ),
     symmetric_pairs=_lr_pairs(_HALPE26_NAMES),
@@ -754,10 +631,7 @@ _CONVERSION_RULES: dict[tuple[str, str], Rule] = {
         "Head": "head_top",
     },
     ("h36m17", "h36m16"): {n: n for n in _H36M16_NAMES},
-    ("h36m16", "h36m17"): {
-        **{n: n for n in _H36M16_NAMES},
-        "Neck/Nose": _mid("Thorax", "Head"),
-    },
+    ("h36m16", "h36m17"): {**{n: n for n in _H36M16_NAMES}, "Neck/Nose": _mid("Thorax", "Head")},
     ("h36m32", "h36m17"): {n: n for n in _H36M17_NAMES},
     ("mpi3dhp28", "mpi3dhp17"): {n: n for n in _MPI3DHP17_NAMES},
     ("mpi3dhp17", "h36m17"): {
@@ -828,11 +702,7 @@ def _conversion(source: Layout, target: Layout) -> tuple[np.ndarray, np.ndarray]
 
 
 def convert_layout(
-    points: Any,
-    confidence: Any | None = None,
-    *,
-    source: str | Layout,
-    target: str | Layout,
+    points: Any, confidence: Any | None = None, *, source: str | Layout, target: str | Layout
 ) -> tuple[Any, Any]:
     """Convert ``[..., Js, D]`` points (and ``[..., Js]`` confidences) to another layout.
 

@@ -12,18 +12,6 @@ drawn with the vertical axis up. Limbs are coloured by side: the person's **left
 take ``[N, J, ...]`` arrays and draw the first ``max_rows`` of them.
 
 Functions return a ``matplotlib.figure.Figure``; :func:`save_figure` writes a PNG and closes it.
-
-Contents:
-
-- :func:`plot_skeleton_2d`, :func:`plot_skeleton_3d`: draw one skeleton on an axes.
-- :func:`figure_2d_comparison`: several 2D versions of the same samples overlaid.
-- :func:`figure_2d_on_image`: 2D skeleton(s) over an image or a blank canvas of the image size.
-- :func:`figure_poses_3d`: predicted 3D poses over the ground truth (the first samples).
-- :func:`figure_sample_grid`: a seeded random grid of predictions vs ground truth with errors.
-- :func:`figure_reprojection`: input 2D, lifted 3D and its re-projection (CameraPose Fig. 8).
-- :func:`read_metrics`, :func:`default_curve_groups`, :func:`figure_training_curves`: curves.
-- :func:`animate_sequence`: a 3D sequence (optionally beside its 2D input) as GIF or MP4.
-- :func:`save_figure`: write a PNG and close the figure.
 """
 
 from __future__ import annotations
@@ -114,6 +102,17 @@ def _check_poses(
     return arr
 
 
+def _plot_limbs(ax: Any, coords: Sequence[Any], lay: skeleton.Layout, drawn: Any, color: Any,
+                label: Any, **style: Any) -> None:  # fmt: skip
+    """A line per bone between two ``drawn`` joints through the ``[J]`` coordinate arrays, in
+    side colours unless ``color``; ``label`` goes to the first bone's line."""
+    for i, ((a, b), side) in enumerate(zip(lay.bones, bone_sides(lay))):
+        if drawn[a] and drawn[b]:
+            line_label = label if i == 0 else None
+            ax.plot(*(c[[a, b]] for c in coords), color=color or SIDE_COLORS[side],
+                    label=line_label, linewidth=2, **style)  # fmt: skip
+
+
 def plot_skeleton_2d(
     ax: Any,
     pose2d: Any,
@@ -142,18 +141,8 @@ def plot_skeleton_2d(
     lay = skeleton.get_layout(layout)
     p = _check_pose(pose2d, 2, lay, "pose2d")
     conf = np.ones(lay.num_joints) if confidence is None else np.asarray(confidence, float)
-    for i, ((a, b), side) in enumerate(zip(lay.bones, bone_sides(lay))):
-        if conf[a] <= min_confidence or conf[b] <= min_confidence:
-            continue
-        ax.plot(
-            p[[a, b], 0],
-            p[[a, b], 1],
-            color=color or SIDE_COLORS[side],
-            alpha=alpha,
-            linestyle=linestyle,
-            linewidth=2,
-            label=label if i == 0 else None,
-        )
+    drawn = ~(conf <= min_confidence)
+    _plot_limbs(ax, (p[:, 0], p[:, 1]), lay, drawn, color, label, alpha=alpha, linestyle=linestyle)
     ok = conf > min_confidence
     ax.scatter(p[ok, 0], p[ok, 1], s=6 + 14 * np.clip(conf[ok], 0, 1), c=color or "k", alpha=alpha)
     if not ax.yaxis_inverted():
@@ -188,17 +177,8 @@ def plot_skeleton_3d(
     lay = skeleton.get_layout(layout)
     p = _check_pose(pose3d, 3, lay, "pose3d")
     x, y, z = p[:, 0], p[:, 2], -p[:, 1]
-    for i, ((a, b), side) in enumerate(zip(lay.bones, bone_sides(lay))):
-        ax.plot(
-            x[[a, b]],
-            y[[a, b]],
-            z[[a, b]],
-            color=color or SIDE_COLORS[side],
-            alpha=alpha,
-            linestyle=linestyle,
-            linewidth=2,
-            label=label if i == 0 else None,
-        )
+    drawn = np.ones(lay.num_joints, bool)
+    _plot_limbs(ax, (x, y, z), lay, drawn, color, label, alpha=alpha, linestyle=linestyle)
     if radius is not None:
         r = lay.root
         ax.set_xlim(x[r] - radius, x[r] + radius)
@@ -207,6 +187,14 @@ def plot_skeleton_3d(
     ax.set_xlabel("x")
     ax.set_ylabel("z (depth)")
     ax.set_zlabel("-y (up)")
+
+
+def _finish(fig: Any, title: str | None) -> Any:
+    """``fig`` with its ``title`` (if any), tightly laid out."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def _rows(arrays: Sequence[Any], max_rows: int) -> int:
@@ -234,8 +222,6 @@ def figure_2d_comparison(
       max_rows: number of samples (panels).
       title: figure title.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     names = list(poses)
@@ -260,10 +246,7 @@ def figure_2d_comparison(
         ax.set_title(f"sample {i}", fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="best")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def _image_array(image: Any) -> np.ndarray:
@@ -314,9 +297,6 @@ def figure_2d_on_image(
       confidence: optional ``[J]`` (one pose) or ``[N, J]`` confidences (marker size; joints with
         confidence 0 and their limbs are hidden).
       title: axes title.
-
-    Returns:
-      The figure.
 
     Raises:
       ValueError: wrong shapes, a bad ``image_size``, or neither ``image`` nor ``image_size``
@@ -402,8 +382,6 @@ def figure_poses_3d(
       title: figure title.
       errors_mm: optional ``[N]`` per-sample errors shown in the panel titles.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     n = _rows([pred] if target is None else [pred, target], max_rows)
@@ -422,10 +400,7 @@ def figure_poses_3d(
         ax.set_title(t, fontsize=9)
         ax.view_init(elev=15, azim=-75)
         ax.tick_params(labelsize=6)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def figure_sample_grid(
@@ -456,9 +431,6 @@ def figure_sample_grid(
       cols: panels per row.
       labels: optional ``N`` strings (e.g. the action) shown in the panel titles.
       title: figure title.
-
-    Returns:
-      The figure.
 
     Raises:
       ValueError: mismatched shapes or lengths, ``num < 1`` or ``cols < 1``.
@@ -498,10 +470,7 @@ def figure_sample_grid(
             setter("")
         if k == 0:
             ax.legend(fontsize=6, loc="upper left")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def figure_reprojection(
@@ -528,8 +497,6 @@ def figure_reprojection(
       max_rows: number of samples.
       title: figure title.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     n = _rows([input2d, pose3d, reprojected2d], max_rows)
@@ -555,10 +522,7 @@ def figure_reprojection(
         ax.set_title("re-projected (predicted camera)" if i == 0 else "", fontsize=9)
         if i == 0:
             ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -600,24 +564,21 @@ def default_curve_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list
     val_keys: dict[str, None] = {}
     for r in records:
         target = val_keys if r.get("split") == "val" else keys
-        for k, v in r.items():
-            if k in ("step", "split", "time", "stage") or not isinstance(v, int | float):
-                continue
-            target[k] = None
+        skip = ("step", "split", "time", "stage")
+        target.update(
+            {k: None for k, v in r.items() if k not in skip and isinstance(v, int | float)}
+        )
+    aug = [k for k in keys if "/aug_" in k or k.startswith("aug/")]
     groups = {
         "losses": [k for k in keys if k.endswith("/loss")],
         "discriminator accuracy (GAN health, 0.5 = balanced)": [
             k for k in keys if "acc" in k.split("/")[-1]
         ],
         "augmented poses (ratios, 1 - cos, valid fraction)": [
-            k
-            for k in keys
-            if ("/aug_" in k or k.startswith("aug/")) and not k.endswith(("_deg", "_depth"))
+            k for k in aug if not k.endswith(("_deg", "_depth"))
         ],
         "augmented poses: rotation (deg), root depth (m)": [
-            k
-            for k in keys
-            if ("/aug_" in k or k.startswith("aug/")) and k.endswith(("_deg", "_depth"))
+            k for k in aug if k.endswith(("_deg", "_depth"))
         ],
         "validation": list(val_keys),
         "throughput (samples/s)": [k for k in keys if k == "throughput/samples_per_s"],
@@ -642,8 +603,6 @@ def figure_training_curves(
       log_scale_losses: log y axis on the ``losses`` panel (when all values are positive).
       title: figure title.
 
-    Returns:
-      The figure.
     """
     plt = pyplot()
     groups = dict(default_curve_groups(records) if groups is None else groups)
@@ -684,10 +643,7 @@ def figure_training_curves(
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(groups) :]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def _cube_limits(points: np.ndarray) -> tuple[np.ndarray, float]:

@@ -139,6 +139,8 @@ def test_mpi3dhp_zhou_protocol(workdir, predictor, mpi_root):  # noqa: F811
     rows = record["tables"]["mpi3dhp_test: 3DPCK / AUC by scene, Zhou et al. protocol (%)"]
     assert record["header"]["options"]["mpi3dhp_protocol"] == "zhou"
     ds = evaluate.load_eval_datasets("mpi3dhp", predictor, **kw)["mpi3dhp_test"]
+    with pytest.raises(ValueError, match="unknown 3DHP protocol 'auto'"):
+        evaluate.evaluate_predictor(predictor, {"mpi3dhp_test": ds}, mpi3dhp_protocol="auto")
     pred = np.asarray(predictor.predict(ds.pose2d_norm, ds.confidence)["pose3d"], np.float64)
     tgt = ds.pose3d_root_relative.astype(np.float64)
     ix = skeleton.H36M17.index

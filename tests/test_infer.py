@@ -337,7 +337,7 @@ def test_missing_or_empty_boxes_fall_back_to_the_joints_tight_box(tmp_path):
     res = inference.lift(_echo("bbox"), inference.load_keypoints(empty))
     np.testing.assert_allclose(res["pose3d_root_relative"][1], want[1], atol=1e-6)
     assert not np.allclose(res["pose3d_root_relative"][0], want[0])  # its own box is used
-    assert any("1 detections have an empty" in w for w in res["warnings"])
+    assert "1 detection without a usable box (missing, empty" in res["warnings"][0]
     anns = {"images": [{"id": 1, "width": 1000, "height": 1000}], "annotations": [
         {"id": i, "image_id": 1, "iscrowd": 0,
          "keypoints": np.concatenate([kp[i], np.full((17, 1), 2.0)], -1).reshape(-1).tolist()}
@@ -347,6 +347,16 @@ def test_missing_or_empty_boxes_fall_back_to_the_joints_tight_box(tmp_path):
     assert inp.bbox_px is None  # no boxes given: not boxes of size 0
     got = inference.lift(_echo("bbox"), inp)["pose3d_root_relative"]
     np.testing.assert_allclose(got, want, atol=1e-6)
+    anns["annotations"][0]["bbox"] = box[0].tolist()  # one box given: kept for that person only
+    (tmp_path / "gt.json").write_text(json.dumps(anns))
+    inp = inference.load_keypoints(tmp_path / "gt.json")
+    assert np.isnan(inp.bbox_px[1]).all() and np.isfinite(inp.bbox_px[0]).all()
+    np.testing.assert_allclose(inference.lift(_echo("bbox"), inp)["pose3d_root_relative"],
+                               res["pose3d_root_relative"], atol=1e-6)  # fmt: skip
+    anns["annotations"][1]["bbox"] = 5
+    (tmp_path / "gt.json").write_text(json.dumps(anns))
+    with pytest.raises(ValueError, match=r"gt.json: entry \[1\] box must be \[x, y, w, h\]"):
+        inference.load_keypoints(tmp_path / "gt.json")
 
 
 def test_output_arrays_are_float32_with_flagged_people(tmp_path):

@@ -266,6 +266,10 @@ def evaluate_predictor(
       extra tables ``{title: {row: {column: value}}}`` (per subject for Human3.6M, PCK / AUC by
       scene for MPI-INF-3DHP, PA-MPJPE for 3DPW).
     """
+    if mpi3dhp_protocol not in ("standard", "zhou"):
+        raise ValueError(
+            f"unknown 3DHP protocol {mpi3dhp_protocol!r}; expected 'standard' or 'zhou'"
+        )
     if flip:
         lift = flip_augmented(predictor.predict, predictor.layout)
     else:
@@ -519,10 +523,12 @@ def write_evaluation_figures(
                     title=f"{split}: input 2D, lifted 3D, re-projection with the predicted camera",
                 )  # fmt: skip
         # the animation: consecutive examples of the first sequence seen by the first camera
-        seq, cam = (np.asarray(ds.labels.get(k, np.zeros(len(ds)))) for k in ("sequence", "camera"))
-        seq = np.flatnonzero((seq == seq[0]) & (cam == cam[0]))[:animation_frames]
-        if len(seq) > 1:
-            anims.append((split, pred[seq], ds.pose2d_norm[seq]))
+        sequence, camera = (np.asarray(ds.labels.get(k, np.zeros(len(ds))))
+                            for k in ("sequence", "camera"))  # fmt: skip
+        first = (sequence == sequence[0]) & (camera == camera[0])
+        frames = np.flatnonzero(first)[:animation_frames]
+        if len(frames) > 1:
+            anims.append((split, pred[frames], ds.pose2d_norm[frames]))
     if (workdir / "metrics.jsonl").is_file():
         figs["training_curves"] = functools.partial(
             reports.training_curves_figure, workdir, title=f"{predictor.experiment} training"

@@ -331,9 +331,13 @@ def export_bundle(
             model_info = {**model_info, "pipeline": dict(predictor.pipeline)}
         (tmp / "model.json").write_text(json.dumps(model_info, indent=2, sort_keys=True) + "\n")
         run_status = rundir.read_status(wd) or {}
-        status = {k: run_status.get(k) for k in ("started", "finished_at")}  # keys sorted below
-        status.update(finished=True, stages=run_status.get("stages", {}),
-                      exported=time.strftime("%Y-%m-%dT%H:%M:%S"))  # fmt: skip
+        status = {
+            "finished": True,
+            "stages": run_status.get("stages", {}),
+            "started": run_status.get("started"),
+            "finished_at": run_status.get("finished_at"),
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         (tmp / rundir.STATUS_FILE).write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
         fields = {k: getattr(predictor, k) for k in _CARD_FIELDS}
         info = {
@@ -454,6 +458,7 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
     """``MODEL_CARD.md`` from the card record (:func:`export_bundle`)."""
     w, ev, tr = card["weights"], card["evaluation"], card["training_results"]
     commit, wall, name, camera = card["commit"], card["wall_time"], card["name"], card["has_camera"]
+    coco = ", and COCO annotations" if camera else ""
     output = (
         "; the camera branch also predicts the root translation (absolute 3D) and the intrinsics."
         if camera
@@ -478,11 +483,13 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
                                (tr.get("splits"), "training run results.json"))
         for row in _table(numbers, label)
     )  # fmt: skip
-    after = (
-        "Root translation error: distance between the camera branch's root translation "
-        "(absolute 3D) and the true camera-frame pelvis position, mm (not in the run's "
-        "results.json).\n\n" * camera
-    )
+    after = ""
+    if camera:
+        after = (
+            "Root translation error: distance between the camera branch's root translation "
+            "(absolute 3D) and the true camera-frame pelvis position, mm (not in the run's "
+            "results.json).\n\n"
+        )
     if ev.get("not_measured"):
         after += f"Not measured here: {ev['not_measured']}\n\n"
     if tr.get("max_abs_difference_bundle_float32_mm") is not None:
@@ -514,7 +521,7 @@ predictor = load_pretrained("{name}")
 other layouts), normalised `{card["normalization"]}` from pixels and the image size.
 - Output: camera-frame 3D in metres (x right, y down, z forward), root-relative at the \
 pelvis{output}
-- Trained on ground-truth 2D (projections of mocap 3D{", and COCO annotations" * camera}); \
+- Trained on ground-truth 2D (projections of mocap 3D{coco}); \
 detector outputs are noisier than its training inputs, expect larger errors.
 
 ## Training data and licences

@@ -149,6 +149,20 @@ def _keypoint_row(values: Any, where: str, rows: Sequence[np.ndarray], *, hint: 
     return kp
 
 
+def _boxes(boxes: list, path: str) -> np.ndarray | None:
+    """``[N, 4]`` (x, y, w, h) pixels of per-person entries, NaN where one has none (lifting then
+    uses that person's tight box); None when no entry has a box."""
+    if all(b is None for b in boxes):
+        return None
+    out = np.full((len(boxes), 4), np.nan)
+    for i, b in enumerate(boxes):
+        try:
+            out[i] = np.nan if b is None else np.asarray(b, np.float64).reshape(4)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: entry [{i}] box must be [x, y, w, h], got {b!r}") from None
+    return out
+
+
 def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
     if not raw:
         raise ValueError(f"{path}: empty input: the COCO results list has no detections")
@@ -171,14 +185,13 @@ def _from_coco_results(raw: list, path: str) -> dict[str, Any]:
     has_track = [t is not None for t in track_id]
     if any(has_track) and not all(has_track):
         raise ValueError(f"{path}: 'track_id' is given for some detections but not all")
-    has_box = all(b is not None and len(b) == 4 for b in bbox)
     return {
         "keypoints": kp[..., :2],
         "scores": kp[..., 2],
         "image_id": image_id,
         "track_id": track_id if all(has_track) else None,
         "score": np.asarray(score, np.float64),
-        "bbox": np.asarray(bbox, np.float64) if has_box else None,
+        "bbox": _boxes(bbox, path),
         "default_layout": "coco17" if kp.shape[1] == 17 else None,
     }
 
@@ -265,9 +278,7 @@ def _from_coco_annotations(raw: Mapping, path: str) -> dict[str, Any]:
         "image_id": [a["image_id"] for a in anns],
         "track_id": [a["track_id"] for a in anns] if all("track_id" in a for a in anns) else None,
         "score": np.asarray([a.get("score", np.nan) for a in anns], np.float64),
-        "bbox": np.asarray([a["bbox"] for a in anns], np.float64)
-        if all(len(a.get("bbox") or ()) == 4 for a in anns)
-        else None,
+        "bbox": _boxes([a.get("bbox") for a in anns], path),
         "default_layout": "coco17" if kp.shape[1] == 17 else None,
         "sizes": _image_sizes_from_annotations(raw),
     }
@@ -436,8 +447,9 @@ def load_keypoints(
             f"{path}: image sizes must be positive (width, height) pixels, got "
             f"{size[known & ~(size > 0).all(-1)][0].tolist()}"
         )
-    person = np.asarray(parsed.get("score", np.full(n, np.nan)), np.float64)  # default below
-    person = np.where(np.isfinite(person), person, scores.mean(-1))
+    person = parsed.get("score")  # a parser stores None when the file has no person scores
+    person = np.full(n, np.nan) if person is None else np.asarray(person, np.float64)
+    person = np.where(np.isfinite(person), person, scores.mean(-1))  # default: the joints' mean
     return KeypointInput(
         keypoints_px=kp.astype(np.float32),
         scores=scores.astype(np.float32),

@@ -257,9 +257,11 @@ def lift(
             given = np.asarray(inp.bbox_px, np.float32)
             usable = np.isfinite(given).all(-1) & (given[:, 2:].max(-1) > 0)
             bbox = np.where(usable[:, None], given, bbox)
-            if not usable.all():
-                box_note = (f"{int((~usable).sum())} detections have an empty or non-finite "
-                            "box: normalised by the tight box of their joints")  # fmt: skip
+            replaced = int((~usable & (reasons == "")).sum())  # flagged people are not lifted
+            if replaced:
+                people = f"{replaced} detection" + ("s" if replaced > 1 else "")
+                box_note = (f"{people} without a usable box (missing, empty or non-finite): "
+                            "normalised by the tight box of the joints")  # fmt: skip
     with np.errstate(all="ignore"):  # flagged people may overflow; they are zeroed below
         norm = normalize_2d(pts, mode=mode, image_size=size, bbox=bbox)
     keep = (conf[..., None] > 0) & (reasons == "")[:, None, None] & np.isfinite(norm)

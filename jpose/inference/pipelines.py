@@ -160,7 +160,8 @@ def load_pipeline(
     nets = {n: build_network(s) for n, s in spec["networks"].items()}
     fields = dict(spec["predictor"])
     options = spec.get("options", {})
-    if kind == "drover":  # every stage is one seed's generator: their 3D is averaged
+    if kind == "drover":  # every stage is one seed's generator: their 3D is averaged; the
+        # predictor is complete here (no ``variables``), the branches below are the other kinds
         predict, steps = _drover_predict(workdir, spec["stages"], nets["gen"], options, step)
     else:
         variables, steps = restore_variables(workdir, spec["stages"], list(nets), step=step)

@@ -67,8 +67,9 @@ def _screen_offset(uv, width, height, name: str) -> tuple[jax.Array, jax.Array, 
             bad = arr[~(np.isfinite(arr) & (arr > 0))].reshape(-1)[0]
             raise ValueError(f"image {side} must be finite and positive pixels, got {bad}")
     uv = _check_last(uv, 2, name)
-    w = jnp.asarray(width, uv.dtype)[..., None]
-    h = jnp.asarray(height, uv.dtype)[..., None]
+    # width and height broadcast against each other (e.g. [N, 1] widths with one height)
+    w, h = jnp.broadcast_arrays(jnp.asarray(width, uv.dtype), jnp.asarray(height, uv.dtype))
+    w, h = w[..., None], h[..., None]
     return uv, w, jnp.concatenate([jnp.ones_like(h), h / w], axis=-1)
 
 

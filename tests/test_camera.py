@@ -245,6 +245,11 @@ def test_normalize_screen_and_image_coordinates():
     np.testing.assert_allclose(
         cam.image_coordinates(ref, width=w, height=h), uvb, rtol=1e-5, atol=1e-4
     )
+    # per-image widths with one shared height ("like width": each broadcasts on its own)
+    shared = np.stack([np.ones_like(w), 1002.0 / w], -1)
+    ref = uvb / w[..., None] * 2 - shared
+    np.testing.assert_allclose(cam.normalize_screen(uvb, width=w, height=1002.0), ref, atol=1e-6)
+    np.testing.assert_allclose(cam.image_coordinates(ref, width=w, height=1002.0), uvb, atol=1e-4)
 
 
 def test_projection_rotation_invariance():

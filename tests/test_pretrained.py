@@ -19,7 +19,7 @@ from experiments import export
 from jpose import inference, skeleton
 from jpose.inference import cli as inference_cli
 from jpose.inference import evaluate
-from jpose.inference.export import export_bundle, root_translation_errors
+from jpose.inference.export import export_bundle, model_card_markdown, root_translation_errors
 
 SHIPPED = ("camerapose_cmu_coco", "lifter_cmu")
 MAX_BUNDLE_BYTES = 10_000_000
@@ -135,6 +135,7 @@ def test_bundle_checksum_card_and_inference_networks_only(name):
         assert w["max_abs_difference_float16_mm"] <= TOLERANCE_MM
     # the card's training-data section names the licences
     text = (path / "MODEL_CARD.md").read_text()
+    assert text == model_card_markdown(card)  # the shipped text is the card's, as exported now
     assert "mocap.cs.cmu.edu" in text and "NSF EIA-0196217" in text
     assert ("CC BY 4.0" in text) == name.startswith("camerapose")
     assert card["training_command"].startswith("python -m experiments.")

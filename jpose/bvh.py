@@ -467,28 +467,33 @@ def fit_bvh(
     eye = np.broadcast_to(np.eye(3), (t, 3, 3))
     for node in nodes:
         parent_world = eye if node.parent < 0 else world[node.parent]
-        j = node.joint
-        kids = [c for c in range(lay.num_joints) if lay.parents[c] == j] if j >= 0 else []
-        if node.kind == "link" or len(kids) == 1:  # orient the one bone
-            c = node.child if node.kind == "link" else kids[0]
-            b = np.einsum("tji,tj->ti", parent_world, direction[:, c])
-            rot = _min_rotation(rest_dir[c], b)
-        elif kids:
-            primary, spec = plan[j]
-            f_rest, _ = _triad(rest_dir[primary], _second(rest_dir, spec))
-            f_obs, sine = _triad(direction[:, primary], _second(direction, spec))
-            if sine.min() < _MIN_SINE:
-                f, names = int(np.argmin(sine)), lay.joint_names
-                second = f"child {names[spec[1]]}"
-                if spec[0] == "pair":
-                    second = f"{names[spec[1]]} - {names[spec[2]]}"
-                raise ValueError(
-                    f"joint {names[j]}: its frame directions (child {names[primary]} and "
-                    f"{second}) are parallel in frame {f}: its twist is undefined"
-                )
-            rot = np.swapaxes(parent_world, 1, 2) @ (f_obs @ f_rest.T)
-        else:  # end sites and leaves
+        if node.kind == "end":
             rot = eye
+        elif node.kind == "link":  # orient its one bone
+            b = np.einsum("tji,tj->ti", parent_world, direction[:, node.child])
+            rot = _min_rotation(rest_dir[node.child], b)
+        else:
+            j = node.joint
+            kids = [c for c in range(lay.num_joints) if lay.parents[c] == j]
+            if not kids:  # a leaf
+                rot = eye
+            elif len(kids) == 1:  # orient its one bone
+                b = np.einsum("tji,tj->ti", parent_world, direction[:, kids[0]])
+                rot = _min_rotation(rest_dir[kids[0]], b)
+            else:
+                primary, spec = plan[j]
+                f_rest, _ = _triad(rest_dir[primary], _second(rest_dir, spec))
+                f_obs, sine = _triad(direction[:, primary], _second(direction, spec))
+                if sine.min() < _MIN_SINE:
+                    f, names = int(np.argmin(sine)), lay.joint_names
+                    second = f"child {names[spec[1]]}"
+                    if spec[0] == "pair":
+                        second = f"{names[spec[1]]} - {names[spec[2]]}"
+                    raise ValueError(
+                        f"joint {names[j]}: its frame directions (child {names[primary]} and "
+                        f"{second}) are parallel in frame {f}: its twist is undefined"
+                    )
+                rot = np.swapaxes(parent_world, 1, 2) @ (f_obs @ f_rest.T)
         local.append(np.asarray(rot))
         world.append(np.asarray(parent_world @ rot))
 

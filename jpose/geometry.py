@@ -664,12 +664,14 @@ def _horn_rotation_lists(m):
         + minor2(0, 1, 2, 3) * minor2(2, 3, 0, 1)
     )
     lam = jnp.full_like(f2, math.sqrt(3.0))
-    for step in range(_QCP_NEWTON_STEPS + 1):  # the last pass only evaluates p(lam), p'(lam)
+    for _ in range(_QCP_NEWTON_STEPS):
         l2 = lam * lam
         p = (l2 + c2) * l2 + c1 * lam + c0
         dp = (4.0 * l2 + 2.0 * c2) * lam + c1
-        if step < _QCP_NEWTON_STEPS:
-            lam = lam - p / jnp.where(dp != 0, dp, 1.0)
+        lam = lam - p / jnp.where(dp != 0, dp, 1.0)
+    l2 = lam * lam
+    p = (l2 + c2) * l2 + c1 * lam + c0
+    dp = (4.0 * l2 + 2.0 * c2) * lam + c1
     a = [[kk[i][j] - (lam if i == j else 0.0) for j in range(4)] for i in range(4)]
 
     def cofactor(i, j):

@@ -128,7 +128,7 @@ def martinez_loss(pred: ArrayLike, target: ArrayLike, *, std: ArrayLike | None =
       The loss is applied to the network's raw output for every joint, the root (target 0)
       included, not to ``pred - pred[root]``: subtracting the predicted root inside the loss
       adds the root's error to every joint and sends the sum of all joints' gradients into the
-      root output. Evaluation makes the prediction root-relative afterwards.
+      root output (jpose issue 17). Evaluation makes the prediction root-relative afterwards.
 
     Args:
       pred: ``[..., J, 3]`` predicted pose (metres).
@@ -499,6 +499,7 @@ def zhou_geometric_loss(
     lay = get_layout(layout)
     check_points(pose, lay, name="pose")
     ratios = bone_length_ratios(pose, canonical_lengths, layout=lay)
+    bone_vis = None  # [..., B]: both end joints visible
     if visibility is not None:
         v = _check_joints(visibility, lay.num_joints, "visibility")
         vis = (v > threshold) if v.dtype != jnp.bool_ else v
@@ -507,8 +508,9 @@ def zhou_geometric_loss(
     for group in groups:
         idx = lay.bone_set(group)
         r = ratios[..., idx]
-        m = jnp.ones_like(r)
-        if visibility is not None:
+        if bone_vis is None:
+            m = jnp.ones_like(r)
+        else:
             m = jnp.broadcast_to(bone_vis[..., idx].astype(r.dtype), r.shape)
         n = jnp.sum(m, axis=-1)
         mean = _safe_div(jnp.sum(m * r, axis=-1), n)
@@ -1150,15 +1152,14 @@ def soft_argmax_3d(heatmaps: ArrayLike) -> Array:
         raise ValueError(f"heatmaps must have shape [..., J, D, H, W], got {hm.shape}")
     d, h, w = hm.shape[-3:]
     prob = jax.nn.softmax(hm.reshape(*hm.shape[:-3], -1), axis=-1).reshape(hm.shape)
-    # marginals [..., J, W], [..., J, H], [..., J, D] times the voxel coordinate
-    marginals = (((-3, -2), w), ((-3, -1), h), ((-2, -1), d))
-    return jnp.stack(
-        [
-            jnp.sum(jnp.sum(prob, axis) * jnp.arange(n, dtype=prob.dtype), -1)
-            for axis, n in marginals
-        ],
-        axis=-1,
-    )
+    dtype = prob.dtype
+    px = jnp.sum(prob, axis=(-3, -2))  # [..., J, W]
+    py = jnp.sum(prob, axis=(-3, -1))  # [..., J, H]
+    pz = jnp.sum(prob, axis=(-2, -1))  # [..., J, D]
+    cx = jnp.sum(px * jnp.arange(w, dtype=dtype), axis=-1)
+    cy = jnp.sum(py * jnp.arange(h, dtype=dtype), axis=-1)
+    cz = jnp.sum(pz * jnp.arange(d, dtype=dtype), axis=-1)
+    return jnp.stack([cx, cy, cz], axis=-1)
 
 
 def wsp_coordinate_loss(

@@ -38,7 +38,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -645,8 +644,9 @@ def binary_confusion_counts(
     }
 
 
-# num / den of counts, 0 where den == 0 (scikit-learn's zero_division=0 convention)
-_ratio = functools.partial(geometry._safe_div, eps=0.0)
+def _ratio(num: jax.Array, den: jax.Array) -> jax.Array:
+    """num / den, 0 where den == 0 (scikit-learn's zero_division=0 convention)."""
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
 
 def binary_accuracy(

@@ -332,20 +332,14 @@ def _parents_by_name(names: Sequence[str], parent_of: Mapping[str, str | None]) 
     return tuple(-1 if parent_of[n] is None else list(names).index(parent_of[n]) for n in names)
 
 
-# Arm and leg chains and the face of the snake_case layouts, for :func:`_sides`.
-_LIMBS = {
-    "elbow": "{side}_shoulder",
-    "wrist": "{side}_elbow",
-    "knee": "{side}_hip",
-    "ankle": "{side}_knee",
-}
-_FACE = {"eye": "nose", "ear": "{side}_eye"}
-
-
-def _sides(**parent_of: str) -> dict[str, str]:
-    """``{"left_<joint>": parent, "right_<joint>": parent}`` for each ``joint=parent``
-    (snake_case names; ``{side}`` in a parent stands for the side)."""
-    return {f"{s}_{j}": p.format(side=s) for s in ("left", "right") for j, p in parent_of.items()}
+def _limb_parents(side: str) -> dict[str, str]:
+    """Arm and leg chains of one side (``"left"`` / ``"right"``), snake_case names."""
+    return {
+        f"{side}_elbow": f"{side}_shoulder",
+        f"{side}_wrist": f"{side}_elbow",
+        f"{side}_knee": f"{side}_hip",
+        f"{side}_ankle": f"{side}_knee",
+    }
 
 
 def _lr_pairs(names: Sequence[str], left: str = "left_", right: str = "right_"):
@@ -416,8 +410,20 @@ COCO17 = Layout(
     # under the shoulders (the torso sides).
     parents=_parents_by_name(
         _COCO17_NAMES,
-        {"nose": None, **_sides(**_LIMBS, **_FACE, shoulder="nose", hip="{side}_shoulder")},
-    ),
+        {
+            "nose": None,
+            "left_eye": "nose",
+            "right_eye": "nose",
+            "left_ear": "left_eye",
+            "right_ear": "right_eye",
+            "left_shoulder": "nose",
+            "right_shoulder": "nose",
+            **_limb_parents("left"),
+            **_limb_parents("right"),
+            "left_hip": "left_shoulder",
+            "right_hip": "right_shoulder",
+        },
+    ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_COCO17_NAMES),
     bone_sets=(
         ("zhou_arms", ("left_elbow", "left_wrist", "right_elbow", "right_wrist")),
@@ -437,12 +443,17 @@ MPII16 = Layout(
         _MPII16_NAMES,
         {
             "pelvis": None,
+            "right_hip": "pelvis",
+            "left_hip": "pelvis",
             "thorax": "pelvis",
             "upper_neck": "thorax",
             "head_top": "upper_neck",
-            **_sides(**_LIMBS, shoulder="thorax", hip="pelvis"),
+            "right_shoulder": "thorax",
+            **_limb_parents("right"),
+            "left_shoulder": "thorax",
+            **_limb_parents("left"),
         },
-    ),
+    ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_MPII16_NAMES),
     bone_sets=(
         ("zhou_arms", ("left_elbow", "left_wrist", "right_elbow", "right_wrist")),
@@ -487,9 +498,14 @@ MPI3DHP17 = Layout(
             "neck": "spine",
             "head": "neck",
             "head_top": "head",
-            **_sides(**_LIMBS, shoulder="neck", hip="pelvis"),
+            "right_shoulder": "neck",
+            **_limb_parents("right"),
+            "left_shoulder": "neck",
+            **_limb_parents("left"),
+            "right_hip": "pelvis",
+            "left_hip": "pelvis",
         },
-    ),
+    ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_MPI3DHP17_NAMES),
 )
 
@@ -516,8 +532,21 @@ OPENPOSE18 = Layout(
     joint_names=_OPENPOSE18_NAMES,
     parents=_parents_by_name(
         _OPENPOSE18_NAMES,
-        {"neck": None, "nose": "neck", **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="neck")},
-    ),
+        {
+            "neck": None,
+            "nose": "neck",
+            "right_shoulder": "neck",
+            **_limb_parents("right"),
+            "left_shoulder": "neck",
+            **_limb_parents("left"),
+            "right_hip": "neck",
+            "left_hip": "neck",
+            "right_eye": "nose",
+            "left_eye": "nose",
+            "right_ear": "right_eye",
+            "left_ear": "left_eye",
+        },
+    ),  # fmt: skip
     symmetric_pairs=_lr_pairs(_OPENPOSE18_NAMES),
 )
 
@@ -542,8 +571,22 @@ BODY25 = Layout(
             "mid_hip": None,
             "neck": "mid_hip",
             "nose": "neck",
-            **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="mid_hip"),
-            **_sides(big_toe="{side}_ankle", small_toe="{side}_big_toe", heel="{side}_ankle"),
+            "right_eye": "nose",
+            "left_eye": "nose",
+            "right_ear": "right_eye",
+            "left_ear": "left_eye",
+            "right_shoulder": "neck",
+            "left_shoulder": "neck",
+            "right_hip": "mid_hip",
+            "left_hip": "mid_hip",
+            **_limb_parents("left"),
+            **_limb_parents("right"),
+            "left_big_toe": "left_ankle",
+            "left_small_toe": "left_big_toe",
+            "left_heel": "left_ankle",
+            "right_big_toe": "right_ankle",
+            "right_small_toe": "right_big_toe",
+            "right_heel": "right_ankle",
         },
     ),
     symmetric_pairs=_lr_pairs(_BODY25_NAMES),
@@ -570,8 +613,22 @@ HALPE26 = Layout(
             "neck": "hip",
             "head": "neck",
             "nose": "neck",
-            **_sides(**_LIMBS, **_FACE, shoulder="neck", hip="hip"),
-            **_sides(heel="{side}_ankle", big_toe="{side}_heel", small_toe="{side}_heel"),
+            "left_eye": "nose",
+            "right_eye": "nose",
+            "left_ear": "left_eye",
+            "right_ear": "right_eye",
+            "left_shoulder": "neck",
+            "right_shoulder": "neck",
+            "left_hip": "hip",
+            "right_hip": "hip",
+            **_limb_parents("left"),
+            **_limb_parents("right"),
+            "left_heel": "left_ankle",
+            "right_heel": "right_ankle",
+            "left_big_toe": "left_heel",
+            "right_big_toe": "right_heel",
+            "left_small_toe": "left_heel",
+            "right_small_toe": "right_heel",
         },
     ),
     symmetric_pairs=_lr_pairs(_HALPE26_NAMES),

@@ -141,7 +141,7 @@ def plot_skeleton_2d(
     lay = skeleton.get_layout(layout)
     p = _check_pose(pose2d, 2, lay, "pose2d")
     conf = np.ones(lay.num_joints) if confidence is None else np.asarray(confidence, float)
-    drawn = ~(conf <= min_confidence)
+    drawn = ~(conf <= min_confidence)  # a NaN confidence draws its limbs (NaN <= t is False)
     _plot_limbs(ax, (p[:, 0], p[:, 1]), lay, drawn, color, label, alpha=alpha, linestyle=linestyle)
     ok = conf > min_confidence
     ax.scatter(p[ok, 0], p[ok, 1], s=6 + 14 * np.clip(conf[ok], 0, 1), c=color or "k", alpha=alpha)
@@ -221,7 +221,6 @@ def figure_2d_comparison(
       confidence: optional ``[N, J]`` confidences of the first entry (marker size).
       max_rows: number of samples (panels).
       title: figure title.
-
     """
     plt = pyplot()
     names = list(poses)
@@ -381,7 +380,6 @@ def figure_poses_3d(
       max_rows: number of panels.
       title: figure title.
       errors_mm: optional ``[N]`` per-sample errors shown in the panel titles.
-
     """
     plt = pyplot()
     n = _rows([pred] if target is None else [pred, target], max_rows)
@@ -496,7 +494,6 @@ def figure_reprojection(
       confidence: optional ``[N, J]`` (joints with confidence 0 hidden in the input panel).
       max_rows: number of samples.
       title: figure title.
-
     """
     plt = pyplot()
     n = _rows([input2d, pose3d, reprojected2d], max_rows)
@@ -602,7 +599,6 @@ def figure_training_curves(
       groups: ``{panel title: [metric keys]}`` (default :func:`default_curve_groups`).
       log_scale_losses: log y axis on the ``losses`` panel (when all values are positive).
       title: figure title.
-
     """
     plt = pyplot()
     groups = dict(default_curve_groups(records) if groups is None else groups)

@@ -80,4 +80,5 @@ def assert_run_timings(results, stages):
         assert info["steps"] >= 0 and 0 <= info["wall_s"] < 3600
     t = results["timings"]
     assert 0 <= t["train_wall_s"] <= t["total_wall_s"] < 3600
-    assert t["train_wall_s"] >= sum(i["wall_s"] for i in results["stages"].values()) - 0.01
+    rounded = sum(i["wall_s"] for i in results["stages"].values())  # each to 0.01 s
+    assert t["train_wall_s"] >= rounded - 0.005 * len(results["stages"]) - 1e-9
